@@ -1,0 +1,111 @@
+// Durable records of the data model (see DESIGN.md). Plain structs: the scheduler owns
+// the live copies; the Store persists and reads them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace flowmesh::state {
+
+enum class TaskState { kPending, kDispatched, kCancelling, kDone, kFailed, kCancelled };
+
+std::string_view TaskStateName(TaskState s);            // "PENDING", …
+std::optional<TaskState> ParseTaskState(std::string_view name);
+inline bool IsTerminal(TaskState s) {
+  return s == TaskState::kDone || s == TaskState::kFailed || s == TaskState::kCancelled;
+}
+
+inline constexpr const char* kDefaultOrg = "org-default";
+inline constexpr const char* kDefaultOwner = "usr-admin";
+
+struct WorkflowRecord {
+  std::string workflow_id;
+  std::string name;
+  std::string org_id = kDefaultOrg;
+  std::string owner_id = kDefaultOwner;
+  std::string format = "native";  // native | n8n
+  std::string source_text;        // the submitted document, verbatim
+  double submitted_at = 0;
+  double updated_at = 0;
+  std::string status = "PENDING";  // derived; stored for listing and filtering
+  std::vector<std::string> task_ids;
+};
+
+struct TaskRecord {
+  std::string task_id;
+  std::string workflow_id;
+  std::string org_id = kDefaultOrg;
+  std::string owner_id = kDefaultOwner;
+  std::string supplier_id;
+  std::string task_name;        // "<metadata.name>:<node>"
+  std::string graph_node_name;  // "<node>"
+  std::string task_type;
+  std::string category = "other";  // inference | training | other
+  TaskState status = TaskState::kPending;
+  std::string assigned_worker;
+  double submitted_at = 0;
+  double dispatched_ts = 0;  // 0: not set (null in JSON)
+  double started_ts = 0;
+  double finished_ts = 0;
+  int attempts = 0;
+  int max_attempts = 3;
+  std::vector<std::string> failed_workers;
+  std::vector<std::string> depends_on;  // task ids
+  std::vector<std::string> dependents;  // task ids
+  std::string last_error;
+  std::string error;
+  std::string spec_json;           // merged task spec (JSON object text)
+  std::string latest_update_json;  // last TASK_UPDATE payload ("{}" when none)
+  std::string result_digest;       // CAS digest of the result JSON, when DONE
+  std::string usages_json = "[]";  // [{started_at, finished_at, runtime_sec, hardware, cost_per_hour, total_cost, status}]
+};
+
+// One entry of the append-only event log; `cursor` orders all events of the server.
+struct EventRecord {
+  int64_t cursor = 0;
+  std::string workflow_id;
+  std::string task_id;
+  double ts = 0;
+  std::string type;  // TASK_SUBMITTED, TASK_LOG, …
+  std::string json;  // the full event object
+};
+
+struct WorkerRecord {
+  std::string worker_id;
+  std::string node_id;
+  std::string name;
+  std::string status;      // IDLE | BUSY | DOWN
+  std::string info_json;   // advertised capabilities (WorkerInfo as JSON)
+  double registered_at = 0;
+  double last_seen = 0;
+  bool cordoned = false;
+};
+
+struct NodeRecord {
+  std::string node_id;
+  std::string alias;
+  std::string info_json;
+  double registered_at = 0;
+  double last_seen = 0;
+};
+
+struct ResultRecord {
+  std::string task_id;
+  std::string digest;  // SHA-256 of the result JSON blob in the CAS
+  int64_t size = 0;
+  std::string worker_id;
+  std::string metadata_json = "{}";
+  double received_at = 0;
+};
+
+struct ResultFileRecord {
+  std::string task_id;
+  std::string path;    // sanitised relative path
+  std::string digest;
+  int64_t size = 0;
+};
+
+}  // namespace flowmesh::state

@@ -1,0 +1,100 @@
+// The durable store: SQLite in WAL mode, the source of truth on the root node.
+//
+// Writes go through one writer thread. Callers enqueue write operations; the writer
+// drains everything queued into a single transaction (group commit), commits with
+// synchronous=FULL, then runs each operation's completion callback on the writer thread.
+// Reads use a separate connection per calling thread (WAL readers never block the writer).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "state/records.h"
+
+namespace flowmesh::state {
+
+// What a write operation may do inside the group transaction.
+class WriteTxn {
+ public:
+  virtual ~WriteTxn() = default;
+  virtual Status PutWorkflow(const WorkflowRecord& w) = 0;  // insert or replace
+  virtual Status PutTask(const TaskRecord& t) = 0;          // insert or replace
+  virtual Status AppendEvent(const EventRecord& e) = 0;     // cursor chosen by the caller
+  virtual Status PutWorker(const WorkerRecord& w) = 0;
+  virtual Status PutNode(const NodeRecord& n) = 0;
+  virtual Status PutResult(const ResultRecord& r) = 0;
+  virtual Status PutResultFile(const ResultFileRecord& f) = 0;
+  virtual Status PutSetting(const std::string& key, const std::string& value) = 0;
+};
+
+struct StoreConfig {
+  std::string path;             // SQLite database file
+  bool synchronous_full = true;
+  int max_batch = 4096;         // operations per group transaction
+};
+
+struct TaskFilter {
+  std::string workflow_id, status, task_type, category, assigned_worker, graph_node_name,
+      org_id;
+  int limit = 0;  // 0: no limit
+};
+
+struct WorkflowFilter {
+  std::string status, name, org_id;
+  int limit = 0;
+};
+
+struct EventQuery {
+  std::string workflow_id;  // exactly one of workflow_id / task_id
+  std::string task_id;
+  int64_t after = 0;        // cursor > after (0: from the start)
+  int64_t before = 0;       // cursor < before (0: no bound)
+  int limit = 500;
+  bool newest_first = false;  // with `before` and no `after`: the page just before it
+};
+
+class Store {
+ public:
+  using WriteOp = std::function<Status(WriteTxn&)>;
+  using Done = std::function<void(const Status&)>;
+
+  static Result<std::unique_ptr<Store>> Open(const StoreConfig& config);
+  virtual ~Store() = default;  // Drains queued writes, then stops the writer.
+
+  // Queues a write; `done` (optional) runs on the writer thread once the transaction
+  // holding it has committed (OK) or failed (the whole batch is then retried op by op,
+  // so one bad op fails alone).
+  virtual void Write(WriteOp op, Done done = nullptr) = 0;
+  // Queues a write and blocks until it is durable.
+  virtual Status WriteSync(WriteOp op) = 0;
+  // Blocks until everything queued so far is committed.
+  virtual void Flush() = 0;
+
+  // Reads (any thread).
+  virtual Result<WorkflowRecord> GetWorkflow(const std::string& id) = 0;
+  virtual Result<std::vector<WorkflowRecord>> ListWorkflows(const WorkflowFilter& f) = 0;
+  virtual Result<TaskRecord> GetTask(const std::string& id) = 0;
+  virtual Result<std::vector<TaskRecord>> ListTasks(const TaskFilter& f) = 0;
+  virtual Result<std::vector<EventRecord>> ReadEvents(const EventQuery& q) = 0;
+  virtual Result<int64_t> MaxEventCursor() = 0;
+  virtual Result<std::vector<WorkerRecord>> ListWorkers() = 0;
+  virtual Result<WorkerRecord> GetWorker(const std::string& id) = 0;
+  virtual Result<std::vector<NodeRecord>> ListNodes() = 0;
+  virtual Result<NodeRecord> GetNode(const std::string& id) = 0;
+  virtual Result<ResultRecord> GetResult(const std::string& task_id) = 0;
+  virtual Result<std::vector<ResultFileRecord>> ListResultFiles(const std::string& task_id) = 0;
+  virtual Result<std::string> GetSetting(const std::string& key) = 0;  // NotFound if unset
+
+  // Everything not terminal, for rehydration at start-up: workflows whose status is not
+  // DONE/FAILED/CANCELLED and all of their tasks.
+  virtual Result<std::vector<WorkflowRecord>> LoadActiveWorkflows() = 0;
+
+  // Counters for /metrics.
+  virtual uint64_t transactions_committed() const = 0;
+  virtual uint64_t operations_committed() const = 0;
+};
+
+}  // namespace flowmesh::state
