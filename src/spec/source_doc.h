@@ -1,0 +1,62 @@
+// SourceDoc: a YAML/JSON document converted to nlohmann::json, remembering where in the
+// text every node came from, so that later validation can point at line:column.
+// Paths look like `spec.graph.nodes[2].dependsOn[0]`; the root is "".
+// A SourceDoc is immutable after LoadYaml and safe to read from any thread.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+#include "spec/workflow.h"
+
+namespace flowmesh::spec {
+
+struct Mark {
+  int line = 0;    // 1-based; 0 when unknown
+  int column = 0;  // 1-based; 0 when unknown
+};
+
+// Limits that keep hostile input from exhausting the stack or memory.
+struct LoadLimits {
+  size_t max_bytes = 16 * 1024 * 1024;
+  int max_depth = 128;         // nesting of mappings/sequences
+  size_t max_nodes = 1000000;  // after alias expansion
+};
+
+class SourceDoc {
+ public:
+  const nlohmann::json& root() const { return root_; }
+
+  // Where the value at `path` starts; walks up to the nearest located ancestor.
+  Mark ValueMark(std::string_view path) const;
+  // Where the key of the mapping entry at `path` starts (falls back to ValueMark).
+  Mark KeyMark(std::string_view path) const;
+  bool Has(std::string_view path) const { return values_.count(std::string(path)) > 0; }
+
+ private:
+  friend class YamlConverter;
+  friend Result<SourceDoc> LoadYaml(std::string_view, const LoadLimits&, std::vector<SpecError>*);
+  nlohmann::json root_;
+  std::unordered_map<std::string, Mark> values_;
+  std::unordered_map<std::string, Mark> keys_;
+};
+
+// Parses `text` as one YAML document (JSON is YAML). Problems (malformed YAML, duplicate
+// keys, non-scalar keys, limits) are appended to `errors`; the result is an error status
+// when the document could not be converted at all or any problem was found.
+Result<SourceDoc> LoadYaml(std::string_view text, const LoadLimits& limits,
+                           std::vector<SpecError>* errors);
+
+// Path helpers: JoinKey("spec", "graph") == "spec.graph"; JoinIndex("a", 2) == "a[2]".
+std::string JoinKey(std::string_view parent, std::string_view key);
+std::string JoinIndex(std::string_view parent, size_t index);
+// "a.b[2].c" -> "a.b[2]"; "a[2]" -> "a"; "a" -> "".
+std::string ParentPath(std::string_view path);
+
+}  // namespace flowmesh::spec

@@ -1,0 +1,768 @@
+#include "spec/workflow.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <optional>
+#include <set>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+
+#include "spec/diagnostics.h"
+#include "spec/source_doc.h"
+
+namespace flowmesh::spec {
+
+using nlohmann::json;
+
+std::string SpecError::ToString() const {
+  std::string out = path;
+  if (line > 0) {
+    if (!out.empty()) out += ' ';
+    out += "(line " + std::to_string(line) + ", column " + std::to_string(column) + ")";
+  }
+  if (!out.empty()) out += ": ";
+  out += message;
+  return out;
+}
+
+json SpecError::ToJson() const {
+  return json{{"path", path}, {"line", line}, {"column", column}, {"message", message}};
+}
+
+const std::vector<std::string>& KnownTaskTypes() {
+  static const std::vector<std::string> kTypes = {
+      "echo", "data_profiling", "api",    "inference", "embedding", "rag",    "agent", "sft",
+      "lora_sft", "dpo",       "ppo",    "diffusion", "ssh",       "python", "serve"};
+  return kTypes;
+}
+
+std::string CategoryForTaskType(const std::string& task_type) {
+  if (task_type == "inference" || task_type == "embedding") return "inference";
+  if (task_type == "sft" || task_type == "lora_sft" || task_type == "dpo" || task_type == "ppo") {
+    return "training";
+  }
+  return "other";
+}
+
+namespace {
+
+constexpr std::string_view kApiVersion = "flowmesh/v1";
+constexpr std::string_view kKind = "Workflow";
+constexpr size_t kMaxNameLength = 128;
+
+const std::vector<std::string>& RootKeys() {
+  static const std::vector<std::string> kKeys = {"apiVersion", "kind", "metadata", "spec"};
+  return kKeys;
+}
+
+const std::vector<std::string>& EntryKeys() {
+  static const std::vector<std::string> kKeys = {"name", "dependsOn", "spec"};
+  return kKeys;
+}
+
+std::string Join(const std::vector<std::string>& items, std::string_view sep) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += sep;
+    out += items[i];
+  }
+  return out;
+}
+
+std::string Quote(const json& value) {
+  std::string text = value.is_string() ? value.get<std::string>() : value.dump();
+  if (text.size() > 64) text = text.substr(0, 61) + "...";
+  return "'" + text + "'";
+}
+
+bool IsNodeNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_';
+}
+
+// Node names end up in task names (`<workflow>:<node>`) and in `${node.path}` references,
+// so they may not hold ':' or '.'.
+bool IsValidNodeName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxNameLength || !IsNodeNameChar(name[0])) return false;
+  return std::all_of(name.begin(), name.end(), IsNodeNameChar);
+}
+
+bool IsValidWorkflowName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxNameLength || !IsNodeNameChar(name[0])) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) { return IsNodeNameChar(c) || c == '.'; });
+}
+
+// Objects merge recursively; anything else in `over` replaces what is in `base`.
+void DeepMerge(json* base, const json& over) {
+  if (!base->is_object() || !over.is_object()) {
+    *base = over;
+    return;
+  }
+  for (auto it = over.begin(); it != over.end(); ++it) {
+    auto existing = base->find(it.key());
+    if (existing != base->end() && existing->is_object() && it->is_object()) {
+      DeepMerge(&*existing, *it);
+    } else {
+      (*base)[it.key()] = *it;
+    }
+  }
+}
+
+bool IsInteger(const json& v) { return v.is_number_integer() || v.is_number_unsigned(); }
+
+bool IsPositiveNumber(const json& v) {
+  if (IsInteger(v)) return v.is_number_unsigned() || v.get<int64_t>() > 0;
+  if (v.is_number_float()) return std::isfinite(v.get<double>()) && v.get<double>() > 0;
+  return false;
+}
+
+// "16Gi", "512Mi", "1.5G", "1024" (bytes).
+bool IsMemoryQuantity(const json& v) {
+  if (v.is_number()) return IsPositiveNumber(v);
+  if (!v.is_string()) return false;
+  const std::string& s = v.get_ref<const std::string&>();
+  size_t i = 0, digits = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++digits;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++digits;
+  }
+  if (digits == 0) return false;
+  static const std::set<std::string> kUnits = {"",  "K",  "M",  "G",  "T",  "P",  "Ki", "Mi",
+                                               "Gi", "Ti", "Pi", "k", "KB", "MB", "GB", "TB"};
+  return kUnits.count(s.substr(i)) > 0;
+}
+
+// One stage / graph node (or the single task) while it is being parsed.
+struct Node {
+  std::string name;
+  bool has_name = false;       // name is a string (valid or not)
+  size_t index = 0;            // document order
+  std::string path;            // the entry ("spec.graph.nodes[2]"; "spec" for a single task)
+  std::string spec_path;       // the node's own spec ("" when it has none)
+  std::string deps_path;       // the dependsOn list that declared its dependencies
+  std::vector<std::string> deps;
+  std::vector<std::string> dep_paths;
+  json spec = json::object();  // merged
+  bool duplicate = false;
+};
+
+// A `${stage.path}` reference found in a string value.
+struct Reference {
+  std::string stage;
+  std::string text;
+};
+
+std::vector<Reference> FindReferences(const std::string& s) {
+  std::vector<Reference> refs;
+  size_t pos = 0;
+  while ((pos = s.find("${", pos)) != std::string::npos) {
+    size_t end = s.find('}', pos + 2);
+    if (end == std::string::npos) break;
+    std::string_view inner(s.data() + pos + 2, end - pos - 2);
+    size_t dot = inner.find('.');
+    // `${HOME}` and other dot-less forms are left alone (shell variables in commands).
+    if (dot != std::string_view::npos && dot > 0 && IsValidNodeName(inner.substr(0, dot))) {
+      refs.push_back(Reference{std::string(inner.substr(0, dot)), s.substr(pos, end - pos + 1)});
+    }
+    pos = end + 1;
+  }
+  return refs;
+}
+
+// Parses and validates one native document. Single-threaded, one use.
+class NativeParser {
+ public:
+  NativeParser(const SourceDoc& doc, Diagnostics* diag) : doc_(doc), root_(doc.root()), diag_(diag) {}
+
+  std::optional<WorkflowDef> Parse() {
+    if (!root_.is_object()) {
+      diag_->Add("", "a workflow must be a mapping with apiVersion, kind, metadata and spec");
+      return std::nullopt;
+    }
+    CheckRootKeys();
+    WorkflowDef def;
+    ParseMetadata(&def);
+    if (!CollectNodes()) return std::nullopt;
+    std::map<std::string, size_t> by_name = IndexNames();
+    CheckDependencies(by_name);
+    for (Node& node : nodes_) {
+      if (!node.duplicate) ValidateTaskSpec(node, by_name);
+    }
+    std::vector<size_t> order = TopologicalOrder(by_name);
+    if (!diag_->empty()) return std::nullopt;
+    for (size_t i : order) def.tasks.push_back(MakeTask(nodes_[i], def.name));
+    return def;
+  }
+
+ private:
+  void CheckRootKeys() {
+    for (auto it = root_.begin(); it != root_.end(); ++it) {
+      if (std::find(RootKeys().begin(), RootKeys().end(), it.key()) != RootKeys().end()) continue;
+      diag_->AddAtKey(it.key(), "unknown key '" + it.key() + "'" + DidYouMean(it.key(), RootKeys()) +
+                                     "; allowed: " + Join(RootKeys(), ", "));
+    }
+    CheckConstant("apiVersion", kApiVersion);
+    CheckConstant("kind", kKind);
+  }
+
+  void CheckConstant(const std::string& key, std::string_view expected) {
+    auto it = root_.find(key);
+    if (it == root_.end()) {
+      diag_->Add("", "missing " + key + " (expected '" + std::string(expected) + "')");
+    } else if (!it->is_string() || it->get_ref<const std::string&>() != expected) {
+      diag_->Add(key, "unsupported " + key + " " + Quote(*it) + " (expected '" +
+                          std::string(expected) + "')");
+    }
+  }
+
+  void ParseMetadata(WorkflowDef* def) {
+    auto it = root_.find("metadata");
+    if (it == root_.end()) {
+      diag_->Add("", "missing metadata (metadata.name is required)");
+      return;
+    }
+    if (!it->is_object()) {
+      diag_->Add("metadata", "metadata must be a mapping");
+      return;
+    }
+    def->metadata = *it;
+    auto name = it->find("name");
+    if (name == it->end() || name->is_null()) {
+      diag_->Add("metadata", "missing metadata.name");
+    } else if (!name->is_string()) {
+      diag_->Add("metadata.name", "metadata.name must be a string");
+    } else if (!IsValidWorkflowName(name->get_ref<const std::string&>())) {
+      diag_->Add("metadata.name",
+                 "invalid workflow name " + Quote(*name) +
+                     ": use 1-128 letters, digits, '-', '_' or '.', starting with a letter or digit");
+    } else {
+      def->name = name->get<std::string>();
+    }
+    auto owner = it->find("owner");
+    if (owner != it->end() && !owner->is_string() && !owner->is_null()) {
+      diag_->Add("metadata.owner", "metadata.owner must be a string");
+    }
+    auto annotations = it->find("annotations");
+    if (annotations != it->end() && !annotations->is_object() && !annotations->is_null()) {
+      diag_->Add("metadata.annotations", "metadata.annotations must be a mapping");
+    }
+  }
+
+  // Fills nodes_ from whichever shape `spec` has. False when there is nothing to validate.
+  bool CollectNodes() {
+    auto it = root_.find("spec");
+    if (it == root_.end() || it->is_null()) {
+      diag_->Add("", "missing spec");
+      return false;
+    }
+    if (!it->is_object()) {
+      diag_->Add("spec", "spec must be a mapping");
+      return false;
+    }
+    const json& spec = *it;
+    bool has_stages = spec.contains("stages");
+    bool has_graph = spec.contains("graph");
+    if (has_stages && has_graph) {
+      diag_->AddAtKey("spec.graph", "spec.stages and spec.graph cannot be combined");
+      return false;
+    }
+    if (!has_stages && !has_graph) {
+      Node node;
+      node.name = "main";
+      node.has_name = true;
+      node.path = "spec";
+      node.spec_path = "spec";
+      node.spec = spec;
+      ReadDependsOn(spec, "spec", &node);
+      nodes_.push_back(std::move(node));
+      return true;
+    }
+    // Everything else in the top-level spec is shared by every node.
+    for (auto kv = spec.begin(); kv != spec.end(); ++kv) {
+      if (kv.key() == "stages" || kv.key() == "graph") continue;
+      if (kv.key() == "dependsOn") {
+        diag_->AddAtKey("spec.dependsOn",
+                        "dependsOn belongs on a stage or graph node, not on the top-level spec");
+        continue;
+      }
+      shared_[kv.key()] = *kv;
+    }
+    std::string list_path;
+    const json* list = nullptr;
+    if (has_stages) {
+      list_path = "spec.stages";
+      list = &spec["stages"];
+    } else {
+      const json& graph = spec["graph"];
+      if (!graph.is_object()) {
+        diag_->Add("spec.graph", "spec.graph must be a mapping with a nodes list");
+        return false;
+      }
+      for (auto kv = graph.begin(); kv != graph.end(); ++kv) {
+        if (kv.key() != "nodes") {
+          diag_->AddAtKey("spec.graph." + kv.key(), "unknown key '" + kv.key() + "'" +
+                                                        DidYouMean(kv.key(), {"nodes"}) +
+                                                        "; spec.graph holds only nodes");
+        }
+      }
+      list_path = "spec.graph.nodes";
+      if (!graph.contains("nodes")) {
+        diag_->Add("spec.graph", "missing spec.graph.nodes");
+        return false;
+      }
+      list = &graph["nodes"];
+    }
+    if (!list->is_array()) {
+      diag_->Add(list_path, list_path + " must be a list");
+      return false;
+    }
+    if (list->empty()) {
+      diag_->Add(list_path, list_path + " is empty");
+      return false;
+    }
+    for (size_t i = 0; i < list->size(); ++i) {
+      std::string path = JoinIndex(list_path, i);
+      ReadEntry((*list)[i], path, i);
+      if (has_stages && nodes_.back().deps_path.empty() && i > 0 && nodes_[i - 1].has_name) {
+        // A stage without dependsOn runs after the one before it.
+        nodes_.back().deps.push_back(nodes_[i - 1].name);
+        nodes_.back().dep_paths.push_back(path);
+        nodes_.back().deps_path = path;
+      }
+    }
+    return true;
+  }
+
+  void ReadEntry(const json& entry, const std::string& path, size_t index) {
+    Node node;
+    node.index = index;
+    node.path = path;
+    node.spec = shared_;
+    if (!entry.is_object()) {
+      diag_->Add(path, "expected a mapping with name, dependsOn and spec");
+      nodes_.push_back(std::move(node));
+      return;
+    }
+    for (auto kv = entry.begin(); kv != entry.end(); ++kv) {
+      if (std::find(EntryKeys().begin(), EntryKeys().end(), kv.key()) != EntryKeys().end()) continue;
+      diag_->AddAtKey(JoinKey(path, kv.key()),
+                      "unknown key '" + kv.key() + "'" + DidYouMean(kv.key(), EntryKeys()) +
+                          "; a node holds name, dependsOn and spec (task fields go under spec)");
+    }
+    auto name = entry.find("name");
+    if (name == entry.end() || name->is_null()) {
+      diag_->Add(path, "missing name");
+    } else if (!name->is_string()) {
+      diag_->Add(JoinKey(path, "name"), "name must be a string");
+    } else {
+      node.name = name->get<std::string>();
+      node.has_name = true;
+      if (!IsValidNodeName(node.name)) {
+        diag_->Add(JoinKey(path, "name"),
+                   "invalid name " + Quote(*name) +
+                       ": use 1-128 letters, digits, '-' or '_', starting with a letter or digit");
+      }
+    }
+    ReadDependsOn(entry, path, &node);
+    auto spec = entry.find("spec");
+    if (spec != entry.end() && !spec->is_null()) {
+      node.spec_path = JoinKey(path, "spec");
+      if (!spec->is_object()) {
+        diag_->Add(node.spec_path, "spec must be a mapping");
+      } else {
+        ReadDependsOn(*spec, node.spec_path, &node);
+        DeepMerge(&node.spec, *spec);
+      }
+    }
+    nodes_.push_back(std::move(node));
+  }
+
+  // dependsOn may sit on the entry or inside its spec; both are honoured.
+  void ReadDependsOn(const json& holder, const std::string& holder_path, Node* node) {
+    auto it = holder.find("dependsOn");
+    if (it == holder.end()) return;
+    std::string path = JoinKey(holder_path, "dependsOn");
+    node->deps_path = path;
+    if (it->is_null()) return;
+    if (!it->is_array()) {
+      diag_->Add(path, "dependsOn must be a list of node names");
+      return;
+    }
+    for (size_t i = 0; i < it->size(); ++i) {
+      const json& dep = (*it)[i];
+      std::string dep_path = JoinIndex(path, i);
+      if (!dep.is_string() || dep.get_ref<const std::string&>().empty()) {
+        diag_->Add(dep_path, "dependsOn entries must be node names, got " + Quote(dep));
+        continue;
+      }
+      const std::string& name = dep.get_ref<const std::string&>();
+      if (std::find(node->deps.begin(), node->deps.end(), name) != node->deps.end()) continue;
+      node->deps.push_back(name);
+      node->dep_paths.push_back(dep_path);
+    }
+  }
+
+  std::map<std::string, size_t> IndexNames() {
+    std::map<std::string, size_t> by_name;
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      Node& node = nodes_[i];
+      if (!node.has_name) continue;
+      auto [it, inserted] = by_name.emplace(node.name, i);
+      if (!inserted) {
+        node.duplicate = true;
+        diag_->Add(JoinKey(node.path, "name"),
+                   "duplicate node name '" + node.name + "' (first used at " +
+                       nodes_[it->second].path + ")");
+      }
+    }
+    return by_name;
+  }
+
+  void CheckDependencies(const std::map<std::string, size_t>& by_name) {
+    std::vector<std::string> names;
+    for (const auto& [name, index] : by_name) names.push_back(name);
+    for (const Node& node : nodes_) {
+      for (size_t d = 0; d < node.deps.size(); ++d) {
+        const std::string& dep = node.deps[d];
+        if (node.has_name && dep == node.name) {
+          diag_->Add(node.dep_paths[d], "'" + node.name + "' depends on itself");
+        } else if (by_name.count(dep) == 0) {
+          diag_->Add(node.dep_paths[d],
+                     "unknown dependency '" + dep + "'" + DidYouMean(dep, names));
+        }
+      }
+    }
+  }
+
+  // Where `rel` (".resources.hardware.cpu") of a node's merged spec came from.
+  std::string Locate(const Node& node, const std::string& rel) const {
+    if (!node.spec_path.empty() && doc_.Has(node.spec_path + rel)) return node.spec_path + rel;
+    if (doc_.Has("spec" + rel)) return "spec" + rel;
+    return (node.spec_path.empty() ? node.path : node.spec_path) + rel;
+  }
+
+  void ValidateTaskSpec(const Node& node, const std::map<std::string, size_t>& by_name) {
+    const json& spec = node.spec;
+    if (!spec.is_object()) return;  // reported when the entry was read
+    std::string label = node.has_name ? "'" + node.name + "'" : node.path;
+    // taskType
+    auto type = spec.find("taskType");
+    if (type == spec.end() || type->is_null()) {
+      diag_->Add(node.spec_path.empty() ? node.path : node.spec_path,
+                 "missing taskType for " + label + "; known: " + Join(KnownTaskTypes(), ", "));
+    } else if (!type->is_string() ||
+               std::find(KnownTaskTypes().begin(), KnownTaskTypes().end(),
+                         type->get_ref<const std::string&>()) == KnownTaskTypes().end()) {
+      std::string word = type->is_string() ? type->get<std::string>() : type->dump();
+      diag_->Add(Locate(node, ".taskType"), "unknown taskType " + Quote(*type) +
+                                                DidYouMean(word, KnownTaskTypes()) +
+                                                "; known: " + Join(KnownTaskTypes(), ", "));
+    }
+    for (const char* key : {"max_attempts", "maxAttempts"}) {
+      auto it = spec.find(key);
+      if (it == spec.end()) continue;
+      bool ok = IsInteger(*it) && (it->is_number_unsigned() ? it->get<uint64_t>() <= 100
+                                                           : it->get<int64_t>() >= 1 &&
+                                                                 it->get<int64_t>() <= 100);
+      if (!ok) {
+        diag_->Add(Locate(node, std::string(".") + key),
+                   std::string(key) + " must be an integer from 1 to 100, got " + Quote(*it));
+      }
+    }
+    auto timeout = spec.find("timeoutSeconds");
+    if (timeout != spec.end() && !IsPositiveNumber(*timeout)) {
+      diag_->Add(Locate(node, ".timeoutSeconds"),
+                 "timeoutSeconds must be a number greater than 0, got " + Quote(*timeout));
+    }
+    ValidateResources(node);
+    ValidateCondition(node, by_name);
+    ValidateReferences(node, spec, "", by_name);
+  }
+
+  // A mapping at `rel` of the merged spec, or nullptr (reporting a wrong type).
+  const json* ObjectAt(const Node& node, const json& parent, const char* key,
+                       const std::string& rel) {
+    auto it = parent.find(key);
+    if (it == parent.end() || it->is_null()) return nullptr;
+    if (!it->is_object()) {
+      diag_->Add(Locate(node, rel), rel.substr(1) + " must be a mapping");
+      return nullptr;
+    }
+    return &*it;
+  }
+
+  void ValidateResources(const Node& node) {
+    const json* resources = ObjectAt(node, node.spec, "resources", ".resources");
+    if (resources == nullptr) return;
+    const json* hardware = ObjectAt(node, *resources, "hardware", ".resources.hardware");
+    if (hardware == nullptr) return;
+    auto cpu = hardware->find("cpu");
+    if (cpu != hardware->end() && !IsPositiveNumber(*cpu)) {
+      diag_->Add(Locate(node, ".resources.hardware.cpu"),
+                 "resources.hardware.cpu must be a number greater than 0, got " + Quote(*cpu));
+    }
+    auto memory = hardware->find("memory");
+    if (memory != hardware->end() && !IsMemoryQuantity(*memory)) {
+      diag_->Add(Locate(node, ".resources.hardware.memory"),
+                 "resources.hardware.memory must be a size like \"16Gi\" or \"512Mi\" or a "
+                 "number of bytes, got " +
+                     Quote(*memory));
+    }
+    const json* gpu = ObjectAt(node, *hardware, "gpu", ".resources.hardware.gpu");
+    if (gpu == nullptr) return;
+    auto count = gpu->find("count");
+    if (count != gpu->end() &&
+        !(count->is_number_unsigned() || (count->is_number_integer() && count->get<int64_t>() >= 0))) {
+      diag_->Add(Locate(node, ".resources.hardware.gpu.count"),
+                 "resources.hardware.gpu.count must be an integer >= 0, got " + Quote(*count));
+    }
+    auto gpu_memory = gpu->find("memory");
+    if (gpu_memory != gpu->end() && !IsMemoryQuantity(*gpu_memory)) {
+      diag_->Add(Locate(node, ".resources.hardware.gpu.memory"),
+                 "resources.hardware.gpu.memory must be a size like \"16Gi\", got " +
+                     Quote(*gpu_memory));
+    }
+  }
+
+  bool IsDependency(const Node& node, const std::string& name) const {
+    return std::find(node.deps.begin(), node.deps.end(), name) != node.deps.end();
+  }
+
+  void CheckUpstream(const Node& node, const std::string& name, const std::string& what,
+                     const std::string& path, const std::map<std::string, size_t>& by_name) {
+    if (IsDependency(node, name)) return;
+    std::string label = node.has_name ? "'" + node.name + "'" : node.path;
+    if (by_name.count(name) == 0) {
+      diag_->Add(path, what + " names unknown node '" + name + "'");
+    } else {
+      diag_->Add(path, what + " names '" + name + "', which is not a dependency of " + label +
+                           " (add it to dependsOn)");
+    }
+  }
+
+  void ValidateCondition(const Node& node, const std::map<std::string, size_t>& by_name) {
+    const json* condition = ObjectAt(node, node.spec, "condition", ".condition");
+    if (condition == nullptr) return;
+    auto target = condition->find("node");
+    if (target == condition->end() || target->is_null()) {
+      diag_->Add(Locate(node, ".condition"), "condition.node is required");
+    } else if (!target->is_string()) {
+      diag_->Add(Locate(node, ".condition.node"), "condition.node must be a node name");
+    } else {
+      CheckUpstream(node, target->get<std::string>(), "condition.node",
+                    Locate(node, ".condition.node"), by_name);
+    }
+    auto field = condition->find("field");
+    if (field != condition->end() && !field->is_string()) {
+      diag_->Add(Locate(node, ".condition.field"),
+                 "condition.field must be a dot path such as items.0.output");
+    }
+  }
+
+  // `${stage.path}` in any string, and `{node, path}` data references.
+  void ValidateReferences(const Node& node, const json& value, const std::string& rel,
+                          const std::map<std::string, size_t>& by_name) {
+    if (value.is_string()) {
+      for (const Reference& ref : FindReferences(value.get_ref<const std::string&>())) {
+        CheckUpstream(node, ref.stage, "reference " + ref.text, Locate(node, rel), by_name);
+      }
+    } else if (value.is_array()) {
+      for (size_t i = 0; i < value.size(); ++i) {
+        ValidateReferences(node, value[i], JoinIndex(rel, i), by_name);
+      }
+    } else if (value.is_object()) {
+      for (auto it = value.begin(); it != value.end(); ++it) {
+        ValidateReferences(node, *it, rel + "." + it.key(), by_name);
+      }
+    }
+    // Data rows taken from upstream results: data.items[i] = {node, path} and
+    // data.template.columns[i] = {label, node, path}.
+    if (rel == ".data" && value.is_object()) {
+      auto check_list = [&](const json* list, const std::string& list_rel) {
+        if (list == nullptr || !list->is_array()) return;
+        for (size_t i = 0; i < list->size(); ++i) {
+          const json& item = (*list)[i];
+          if (!item.is_object()) continue;
+          auto ref = item.find("node");
+          if (ref == item.end() || !ref->is_string()) continue;
+          std::string item_rel = JoinIndex(list_rel, i) + ".node";
+          CheckUpstream(node, ref->get<std::string>(), "data reference", Locate(node, item_rel),
+                        by_name);
+        }
+      };
+      auto items = value.find("items");
+      check_list(items == value.end() ? nullptr : &*items, ".data.items");
+      auto tmpl = value.find("template");
+      if (tmpl != value.end() && tmpl->is_object()) {
+        auto columns = tmpl->find("columns");
+        check_list(columns == tmpl->end() ? nullptr : &*columns, ".data.template.columns");
+      }
+    }
+  }
+
+  // Kahn's algorithm, taking ready nodes in document order. Nodes left over sit on or
+  // behind a cycle; each cycle is named.
+  std::vector<size_t> TopologicalOrder(const std::map<std::string, size_t>& by_name) {
+    size_t n = nodes_.size();
+    std::vector<std::vector<size_t>> deps(n), dependents(n);
+    std::vector<bool> in_graph(n, false);
+    for (size_t i = 0; i < n; ++i) {
+      const Node& node = nodes_[i];
+      if (!node.has_name || node.duplicate) continue;
+      in_graph[i] = true;
+      for (const std::string& dep : node.deps) {
+        auto it = by_name.find(dep);
+        if (it == by_name.end() || it->second == i) continue;
+        deps[i].push_back(it->second);
+        dependents[it->second].push_back(i);
+      }
+    }
+    std::vector<size_t> waiting(n, 0);
+    std::set<size_t> ready;
+    for (size_t i = 0; i < n; ++i) {
+      if (!in_graph[i]) continue;
+      waiting[i] = deps[i].size();
+      if (waiting[i] == 0) ready.insert(i);
+    }
+    std::vector<size_t> order;
+    std::vector<bool> done(n, false);
+    while (!ready.empty()) {
+      size_t i = *ready.begin();
+      ready.erase(ready.begin());
+      order.push_back(i);
+      done[i] = true;
+      for (size_t d : dependents[i]) {
+        if (--waiting[d] == 0) ready.insert(d);
+      }
+    }
+    std::vector<bool> left(n, false);
+    bool any_left = false;
+    for (size_t i = 0; i < n; ++i) {
+      left[i] = in_graph[i] && !done[i];
+      any_left = any_left || left[i];
+    }
+    if (any_left) ReportCycles(deps, left);
+    return order;
+  }
+
+  // Iterative DFS along dependency edges among `left`; every back edge closes a cycle.
+  void ReportCycles(const std::vector<std::vector<size_t>>& deps, const std::vector<bool>& left) {
+    constexpr size_t kMaxCycles = 20;
+    size_t n = deps.size(), reported = 0;
+    enum Color { kWhite, kGrey, kBlack };
+    std::vector<Color> color(n, kWhite);
+    std::vector<std::pair<size_t, size_t>> stack;  // node, next edge
+    for (size_t start = 0; start < n && reported < kMaxCycles; ++start) {
+      if (!left[start] || color[start] != kWhite) continue;
+      stack.push_back({start, 0});
+      color[start] = kGrey;
+      while (!stack.empty() && reported < kMaxCycles) {
+        auto& [v, edge] = stack.back();
+        if (edge == deps[v].size()) {
+          color[v] = kBlack;
+          stack.pop_back();
+          continue;
+        }
+        size_t w = deps[v][edge++];
+        if (!left[w]) continue;
+        if (color[w] == kWhite) {
+          color[w] = kGrey;
+          stack.push_back({w, 0});
+        } else if (color[w] == kGrey) {
+          std::vector<size_t> cycle;  // w ... v along dependsOn edges
+          size_t k = stack.size();
+          while (k > 0 && stack[k - 1].first != w) --k;
+          for (size_t j = k - 1; j < stack.size(); ++j) cycle.push_back(stack[j].first);
+          ReportCycle(cycle);
+          ++reported;
+        }
+      }
+      stack.clear();
+    }
+  }
+
+  // `cycle` follows dependsOn edges; it is named in run order ("a -> b": b waits on a),
+  // starting at the node that comes first in the document.
+  void ReportCycle(std::vector<size_t> cycle) {
+    std::reverse(cycle.begin(), cycle.end());
+    std::rotate(cycle.begin(), std::min_element(cycle.begin(), cycle.end()), cycle.end());
+    std::string text = "cycle: ";
+    for (size_t i : cycle) text += nodes_[i].name + " -> ";
+    text += nodes_[cycle.front()].name;
+    const Node& first = nodes_[cycle.front()];
+    diag_->Add(first.deps_path.empty() ? first.path : first.deps_path, text);
+  }
+
+  TaskDef MakeTask(const Node& node, const std::string& workflow_name) const {
+    TaskDef task;
+    task.node_name = node.name;
+    task.task_name = workflow_name + ":" + node.name;
+    task.task_type = node.spec.value("taskType", "");
+    task.category = CategoryForTaskType(task.task_type);
+    task.depends_on = node.deps;
+    task.spec = node.spec;
+    for (const char* key : {"maxAttempts", "max_attempts"}) {
+      auto it = node.spec.find(key);
+      if (it != node.spec.end()) task.max_attempts = static_cast<int>(it->get<int64_t>());
+    }
+    auto timeout = node.spec.find("timeoutSeconds");
+    if (timeout != node.spec.end()) task.timeout_seconds = timeout->get<double>();
+    return task;
+  }
+
+  const SourceDoc& doc_;
+  const json& root_;
+  Diagnostics* diag_;
+  json shared_ = json::object();  // top-level spec keys merged into every node
+  std::vector<Node> nodes_;
+};
+
+Status Fail(std::vector<SpecError> found, std::vector<SpecError>* errors) {
+  std::string message = std::to_string(found.size()) +
+                        (found.size() == 1 ? " problem" : " problems") + " in workflow";
+  if (!found.empty()) message += ": " + found.front().ToString();
+  if (errors != nullptr) {
+    for (SpecError& e : found) errors->push_back(std::move(e));
+  }
+  return InvalidArgument(std::move(message));
+}
+
+Result<WorkflowDef> ParseNative(const std::string& text, std::vector<SpecError>* errors) {
+  std::vector<SpecError> load_errors;
+  Result<SourceDoc> doc = LoadYaml(text, LoadLimits{}, &load_errors);
+  if (!doc.ok()) return Fail(std::move(load_errors), errors);
+  Diagnostics diag(&doc.value());
+  NativeParser parser(doc.value(), &diag);
+  std::optional<WorkflowDef> def = parser.Parse();
+  if (!diag.empty() || !def.has_value()) {
+    std::vector<SpecError> found = diag.Take();
+    if (found.empty()) found.push_back(SpecError{"", 0, 0, "workflow is invalid"});
+    return Fail(std::move(found), errors);
+  }
+  return std::move(*def);
+}
+
+}  // namespace
+
+Result<WorkflowDef> ParseWorkflow(const std::string& text, Format format,
+                                  std::vector<SpecError>* errors) {
+  try {
+    switch (format) {
+      case Format::kNative:
+        return ParseNative(text, errors);
+      case Format::kN8n:
+        return Fail({SpecError{"", 0, 0, "n8n import is not supported yet"}}, errors);
+    }
+    return Fail({SpecError{"", 0, 0, "unknown workflow format"}}, errors);
+  } catch (const std::exception& e) {
+    // Library code below us (yaml-cpp, json) may throw; never let it cross this boundary.
+    return Fail({SpecError{"", 0, 0, std::string("could not parse workflow: ") + e.what()}}, errors);
+  }
+}
+
+}  // namespace flowmesh::spec
