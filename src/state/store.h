@@ -3,7 +3,9 @@
 // Writes go through one writer thread. Callers enqueue write operations; the writer
 // drains everything queued into a single transaction (group commit), commits with
 // synchronous=FULL, then runs each operation's completion callback on the writer thread.
-// Reads use a separate connection per calling thread (WAL readers never block the writer).
+// Reads borrow a connection from a pool (one per concurrently reading thread), so any
+// thread can read while the writer writes (WAL readers never block the writer).
+// Listing order is first-insertion order (a put that updates a row keeps its place).
 #pragma once
 
 #include <functional>
@@ -22,7 +24,8 @@ class WriteTxn {
   virtual ~WriteTxn() = default;
   virtual Status PutWorkflow(const WorkflowRecord& w) = 0;  // insert or replace
   virtual Status PutTask(const TaskRecord& t) = 0;          // insert or replace
-  virtual Status AppendEvent(const EventRecord& e) = 0;     // cursor chosen by the caller
+  // Cursor chosen by the caller (a duplicate fails with AlreadyExists); 0: the next free one.
+  virtual Status AppendEvent(const EventRecord& e) = 0;
   virtual Status PutWorker(const WorkerRecord& w) = 0;
   virtual Status PutNode(const NodeRecord& n) = 0;
   virtual Status PutResult(const ResultRecord& r) = 0;
@@ -48,7 +51,7 @@ struct WorkflowFilter {
 };
 
 struct EventQuery {
-  std::string workflow_id;  // exactly one of workflow_id / task_id
+  std::string workflow_id;  // at most one of workflow_id / task_id (neither: all events)
   std::string task_id;
   int64_t after = 0;        // cursor > after (0: from the start)
   int64_t before = 0;       // cursor < before (0: no bound)
@@ -66,14 +69,17 @@ class Store {
 
   // Queues a write; `done` (optional) runs on the writer thread once the transaction
   // holding it has committed (OK) or failed (the whole batch is then retried op by op,
-  // so one bad op fails alone).
+  // so one bad op fails alone). Because of that retry an op may run more than once: it
+  // must only act through the WriteTxn. An op that returns an error has all its writes
+  // rolled back. Never call WriteSync/Flush from `done` (it runs on the writer thread).
   virtual void Write(WriteOp op, Done done = nullptr) = 0;
   // Queues a write and blocks until it is durable.
   virtual Status WriteSync(WriteOp op) = 0;
-  // Blocks until everything queued so far is committed.
+  // Blocks until everything queued so far is committed and its `done` has run.
   virtual void Flush() = 0;
 
-  // Reads (any thread).
+  // Reads (any thread). Workflow reads fill task_ids from the tasks table, in task
+  // insertion order.
   virtual Result<WorkflowRecord> GetWorkflow(const std::string& id) = 0;
   virtual Result<std::vector<WorkflowRecord>> ListWorkflows(const WorkflowFilter& f) = 0;
   virtual Result<TaskRecord> GetTask(const std::string& id) = 0;

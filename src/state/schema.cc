@@ -1,0 +1,165 @@
+#include "state/schema.h"
+
+#include <fmt/format.h>
+
+#include <array>
+
+namespace flowmesh::state {
+namespace {
+
+// Every table keeps an explicit `seq INTEGER PRIMARY KEY` where listing order matters:
+// upserts (ON CONFLICT DO UPDATE) keep it, so order is first-insertion order, and VACUUM
+// cannot renumber it. Vectors are JSON text.
+constexpr const char* kMigration1 = R"sql(
+CREATE TABLE orgs (
+  org_id     TEXT PRIMARY KEY,
+  name       TEXT NOT NULL,
+  created_at REAL NOT NULL DEFAULT 0
+);
+INSERT INTO orgs (org_id, name, created_at) VALUES ('org-default', 'default', 0);
+
+CREATE TABLE workflows (
+  seq          INTEGER PRIMARY KEY,
+  workflow_id  TEXT NOT NULL UNIQUE,
+  name         TEXT NOT NULL,
+  org_id       TEXT NOT NULL,
+  owner_id     TEXT NOT NULL,
+  format       TEXT NOT NULL,
+  source_text  TEXT NOT NULL,
+  submitted_at REAL NOT NULL,
+  updated_at   REAL NOT NULL,
+  status       TEXT NOT NULL
+);
+CREATE INDEX workflows_status ON workflows (status);
+
+CREATE TABLE tasks (
+  seq                INTEGER PRIMARY KEY,
+  task_id            TEXT NOT NULL UNIQUE,
+  workflow_id        TEXT NOT NULL,
+  org_id             TEXT NOT NULL,
+  owner_id           TEXT NOT NULL,
+  supplier_id        TEXT NOT NULL,
+  task_name          TEXT NOT NULL,
+  graph_node_name    TEXT NOT NULL,
+  task_type          TEXT NOT NULL,
+  category           TEXT NOT NULL,
+  status             TEXT NOT NULL,
+  assigned_worker    TEXT NOT NULL,
+  submitted_at       REAL NOT NULL,
+  dispatched_ts      REAL NOT NULL,
+  started_ts         REAL NOT NULL,
+  finished_ts        REAL NOT NULL,
+  attempts           INTEGER NOT NULL,
+  max_attempts       INTEGER NOT NULL,
+  failed_workers     TEXT NOT NULL,
+  depends_on         TEXT NOT NULL,
+  dependents         TEXT NOT NULL,
+  last_error         TEXT NOT NULL,
+  error              TEXT NOT NULL,
+  spec_json          TEXT NOT NULL,
+  latest_update_json TEXT NOT NULL,
+  result_digest      TEXT NOT NULL,
+  usages_json        TEXT NOT NULL
+);
+CREATE INDEX tasks_workflow ON tasks (workflow_id, seq);
+CREATE INDEX tasks_status ON tasks (status);
+
+CREATE TABLE events (
+  cursor      INTEGER PRIMARY KEY,
+  workflow_id TEXT NOT NULL,
+  task_id     TEXT NOT NULL,
+  ts          REAL NOT NULL,
+  type        TEXT NOT NULL,
+  json        TEXT NOT NULL
+);
+CREATE INDEX events_workflow ON events (workflow_id, cursor);
+CREATE INDEX events_task ON events (task_id, cursor);
+
+CREATE TABLE workers (
+  seq           INTEGER PRIMARY KEY,
+  worker_id     TEXT NOT NULL UNIQUE,
+  node_id       TEXT NOT NULL,
+  name          TEXT NOT NULL,
+  status        TEXT NOT NULL,
+  info_json     TEXT NOT NULL,
+  registered_at REAL NOT NULL,
+  last_seen     REAL NOT NULL,
+  cordoned      INTEGER NOT NULL
+);
+
+CREATE TABLE nodes (
+  seq           INTEGER PRIMARY KEY,
+  node_id       TEXT NOT NULL UNIQUE,
+  alias         TEXT NOT NULL,
+  info_json     TEXT NOT NULL,
+  registered_at REAL NOT NULL,
+  last_seen     REAL NOT NULL
+);
+
+CREATE TABLE results (
+  task_id       TEXT PRIMARY KEY,
+  digest        TEXT NOT NULL,
+  size          INTEGER NOT NULL,
+  worker_id     TEXT NOT NULL,
+  metadata_json TEXT NOT NULL,
+  received_at   REAL NOT NULL
+);
+
+CREATE TABLE result_files (
+  seq     INTEGER PRIMARY KEY,
+  task_id TEXT NOT NULL,
+  path    TEXT NOT NULL,
+  digest  TEXT NOT NULL,
+  size    INTEGER NOT NULL,
+  UNIQUE (task_id, path)
+);
+
+CREATE TABLE settings (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+)sql";
+
+constexpr std::array<const char*, 1> kMigrations = {kMigration1};
+
+Result<int> UserVersion(Connection& conn) {
+  FM_ASSIGN_OR_RETURN(Statement stmt, conn.Prepare("PRAGMA user_version"));
+  FM_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  return row ? stmt.Int(0) : 0;
+}
+
+}  // namespace
+
+int LatestSchemaVersion() { return static_cast<int>(kMigrations.size()); }
+
+Status ApplyMigrations(Connection& conn) {
+  // IMMEDIATE: two processes opening a fresh file must not both migrate it.
+  FM_RETURN_IF_ERROR(conn.Exec("BEGIN IMMEDIATE"));
+  auto migrate = [&]() -> Status {
+    FM_ASSIGN_OR_RETURN(int version, UserVersion(conn));
+    if (version > LatestSchemaVersion()) {
+      return FailedPrecondition(
+          fmt::format("database schema version {} is newer than this build's {}", version,
+                      LatestSchemaVersion()));
+    }
+    for (int v = version; v < LatestSchemaVersion(); ++v) {
+      Status s = conn.Exec(kMigrations[static_cast<size_t>(v)]);
+      if (!s.ok()) {
+        return Status(s.code(), fmt::format("migration {}: {}", v + 1, s.message()));
+      }
+    }
+    if (version != LatestSchemaVersion()) {
+      // PRAGMA takes no bound parameters; the value is our own integer.
+      FM_RETURN_IF_ERROR(conn.Exec(fmt::format("PRAGMA user_version={}", LatestSchemaVersion())));
+    }
+    return Status::Ok();
+  };
+  Status s = migrate();
+  if (!s.ok()) {
+    if (!conn.AutoCommit()) (void)conn.Exec("ROLLBACK");
+    return s;
+  }
+  return conn.Exec("COMMIT");
+}
+
+}  // namespace flowmesh::state
