@@ -1,0 +1,47 @@
+#include "executors/executor.h"
+
+#include "executors/data_profiling.h"
+#include "executors/echo.h"
+
+namespace flowmesh::executors {
+
+bool IsRetryable(const Status& status) {
+  switch (status.code()) {
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kFailedPrecondition:
+    case StatusCode::kUnimplemented:
+    case StatusCode::kCancelled:
+      return false;
+    default:
+      return true;
+  }
+}
+
+void ExecutorRegistry::Register(const std::string& task_type, ExecutorFactory factory) {
+  factories_[task_type] = std::move(factory);
+}
+
+Result<std::unique_ptr<Executor>> ExecutorRegistry::Create(const std::string& task_type) const {
+  auto it = factories_.find(task_type);
+  if (it == factories_.end()) {
+    return NotFound("no executor for task type '" + task_type + "' on this worker");
+  }
+  return it->second();
+}
+
+std::vector<std::string> ExecutorRegistry::RegisteredTaskTypes() const {
+  std::vector<std::string> types;
+  for (const auto& [type, factory] : factories_) types.push_back(type);
+  return types;
+}
+
+ExecutorRegistry BuiltinExecutors() {
+  ExecutorRegistry registry;
+  registry.Register("echo", [] { return std::make_unique<EchoExecutor>(); });
+  registry.Register("data_profiling", [] { return std::make_unique<DataProfilingExecutor>(); });
+  return registry;
+}
+
+std::vector<std::string> RegisteredTaskTypes() { return BuiltinExecutors().RegisteredTaskTypes(); }
+
+}  // namespace flowmesh::executors

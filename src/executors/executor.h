@@ -1,0 +1,65 @@
+// The executor interface: one implementation per task type family. An executor is
+// created per task attempt, runs on a worker pool thread and may block; it must check
+// `ctx.cancelled` regularly and return a Cancelled status once it is set.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace flowmesh::executors {
+
+// Everything one attempt needs. The callbacks are thread-safe and may be called from the
+// executor's thread (or threads it starts) until Run returns.
+struct TaskContext {
+  std::string task_id;
+  std::string workflow_id;
+  int attempt = 1;
+  std::string task_type;
+  nlohmann::json spec;                               // resolved task spec (object)
+  std::function<void(std::string line)> log;         // one log line (no trailing newline)
+  std::function<void(nlohmann::json update)> update;  // progress update (TASK_UPDATE)
+  const std::atomic<bool>& cancelled;                // set on interrupt, timeout or stop
+};
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  // Returns the result JSON, or an error: InvalidArgument/FailedPrecondition/Unimplemented
+  // are permanent (see IsRetryable), Cancelled when interrupted.
+  virtual Result<nlohmann::json> Run(TaskContext& ctx) = 0;
+};
+
+// Whether the scheduler may retry an attempt that failed with `status`.
+bool IsRetryable(const Status& status);
+
+using ExecutorFactory = std::function<std::unique_ptr<Executor>()>;
+
+// Maps task types to executor factories. Filled once at start-up, then read-only (reads
+// are safe from any thread).
+class ExecutorRegistry {
+ public:
+  void Register(const std::string& task_type, ExecutorFactory factory);
+  // NotFound (non-retryable on this worker is decided by the caller) for unknown types.
+  Result<std::unique_ptr<Executor>> Create(const std::string& task_type) const;
+  bool Has(const std::string& task_type) const { return factories_.count(task_type) > 0; }
+  // Sorted task types this registry can run.
+  std::vector<std::string> RegisteredTaskTypes() const;
+
+ private:
+  std::map<std::string, ExecutorFactory> factories_;
+};
+
+// A registry holding every built-in executor whose runtime is available here.
+ExecutorRegistry BuiltinExecutors();
+// BuiltinExecutors().RegisteredTaskTypes().
+std::vector<std::string> RegisteredTaskTypes();
+
+}  // namespace flowmesh::executors
