@@ -1,0 +1,208 @@
+#include "api/app.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "api/service.h"
+#include "cas/cas.h"
+#include "common/log.h"
+#include "common/process.h"
+#include "http/http.h"
+#include "scheduler/event_hub.h"
+#include "state/store.h"
+
+namespace flowmesh::api {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A live process whose command line is a flowmesh supervisor.
+bool IsSupervisorProcess(pid_t pid) {
+  if (pid <= 0 || ::kill(pid, 0) != 0) return false;
+  std::string cmdline = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
+  return cmdline.find("--role") != std::string::npos;
+}
+
+}  // namespace
+
+struct ServerApp::Impl {
+  ServerAppConfig config;
+  std::unique_ptr<state::Store> store;
+  std::unique_ptr<cas::BlobStore> blobs;
+  std::shared_ptr<bus::Bus> bus;
+  scheduler::EventHub hub;
+  std::unique_ptr<scheduler::Scheduler> sched;
+  std::unique_ptr<ApiService> api;
+  std::unique_ptr<http::Server> http;
+  std::unique_ptr<bus::StreamConsumer> events;
+  std::unique_ptr<bus::Subscriber> heartbeats;
+
+  // Supervisor child.
+  std::thread monitor;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stopping = false;  // guarded by mu
+  pid_t supervisor_pid = -1;  // guarded by mu
+
+  std::string pid_file() const { return config.state_dir + "/supervisor.pid"; }
+
+  Status SpawnSupervisor() {
+    SpawnOptions opts;
+    opts.argv = {config.supervisor_binary,
+                 "--role", "worker",
+                 "--root-url", "http://127.0.0.1:" + std::to_string(http->port()),
+                 "--redis-host", config.redis.host,
+                 "--redis-port", std::to_string(config.redis.port),
+                 "--state-dir", config.state_dir + "/supervisor",
+                 "--node-alias", "local",
+                 "--local",
+                 "--log-level", config.log_level};
+    if (!config.redis.password.empty()) {
+      opts.env["FLOWMESH_REDIS_PASSWORD"] = config.redis.password;
+    }
+    opts.log_file = config.log_dir + "/supervisor.log";
+    auto pid = Spawn(opts);
+    if (!pid.ok()) return pid.status();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      supervisor_pid = *pid;
+    }
+    std::ofstream(pid_file()) << *pid << "\n";
+    FM_LOG_INFO("started supervisor (pid {})", *pid);
+    return Status::Ok();
+  }
+
+  void Monitor() {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!stopping) {
+      cv.wait_for(lock, std::chrono::seconds(1));
+      if (stopping) break;
+      pid_t pid = supervisor_pid;
+      lock.unlock();
+      int status = 0;
+      bool gone = ReapIfExited(pid, &status) || !ProcessAlive(pid);
+      if (gone) {
+        FM_LOG_WARN("supervisor (pid {}) exited; restarting it", pid);
+        Status s = SpawnSupervisor();
+        if (!s.ok()) FM_LOG_ERROR("cannot restart the supervisor: {}", s.ToString());
+      }
+      lock.lock();
+    }
+  }
+};
+
+ServerApp::ServerApp(ServerAppConfig config) : impl_(std::make_unique<Impl>()) {
+  impl_->config = std::move(config);
+}
+
+ServerApp::~ServerApp() { Stop(); }
+
+Result<std::unique_ptr<ServerApp>> ServerApp::Create(ServerAppConfig config) {
+  if (config.state_dir.empty()) return InvalidArgument("state directory is required");
+  std::error_code ec;
+  fs::create_directories(config.state_dir, ec);
+  if (ec) return Internal("cannot create state directory " + config.state_dir + ": " + ec.message());
+  if (config.log_dir.empty()) config.log_dir = config.state_dir;
+  fs::create_directories(config.log_dir, ec);
+  return std::unique_ptr<ServerApp>(new ServerApp(std::move(config)));
+}
+
+Status ServerApp::Start() {
+  Impl& s = *impl_;
+  state::StoreConfig sc;
+  sc.path = s.config.state_dir + "/flowmesh.db";
+  FM_ASSIGN_OR_RETURN(s.store, state::Store::Open(sc));
+  s.blobs = std::make_unique<cas::BlobStore>(s.config.state_dir + "/cas");
+  FM_RETURN_IF_ERROR(s.blobs->Init());
+  s.bus = s.config.in_process_bus ? bus::MakeInProcessBus() : bus::MakeRedisBus(s.config.redis);
+
+  s.sched = std::make_unique<scheduler::Scheduler>(s.config.scheduler, s.store.get(), s.bus, &s.hub);
+  FM_RETURN_IF_ERROR(s.sched->Recover());
+  s.sched->Start();
+
+  ApiConfig ac;
+  ac.body_limit = s.config.body_limit;
+  s.api = std::make_unique<ApiService>(ac, s.store.get(), s.blobs.get(), s.sched.get(), &s.hub);
+  http::ServerConfig hc;
+  hc.address = s.config.host;
+  hc.port = s.config.port;
+  hc.threads = s.config.http_threads;
+  hc.body_limit = s.config.body_limit;
+  s.http = std::make_unique<http::Server>(hc, s.api->MakeRouter());
+  http::Server* http_server = s.http.get();
+  s.api->SetExtraMetrics([http_server] {
+    return nlohmann::json{{"http_open_connections", http_server->open_connections()}};
+  });
+  FM_RETURN_IF_ERROR(s.http->Start());
+
+  scheduler::Scheduler* sched = s.sched.get();
+  s.events = std::make_unique<bus::StreamConsumer>(
+      s.bus, bus::kEventsStream, "server", "server",
+      [sched](const std::vector<bus::Message>& batch) { sched->ApplyBusMessages(batch); });
+  s.events->Start();
+  auto on_heartbeat = [sched](const std::string&, const std::string& payload) {
+    sched->ApplyHeartbeat(payload);
+  };
+  s.heartbeats = s.config.in_process_bus
+                     ? bus::SubscribeInProcess(s.bus, {bus::kHeartbeatChannel}, on_heartbeat)
+                     : bus::SubscribeRedis(s.config.redis, {bus::kHeartbeatChannel}, on_heartbeat);
+  FM_LOG_INFO("flowmesh-server listening on http://{}:{}", s.config.host, s.http->port());
+
+  if (s.config.start_supervisor) {
+    pid_t previous = -1;
+    std::string text = ReadFile(s.pid_file());
+    if (!text.empty()) previous = static_cast<pid_t>(std::atol(text.c_str()));
+    if (IsSupervisorProcess(previous)) {
+      FM_LOG_INFO("adopting the running supervisor (pid {})", previous);
+      std::lock_guard<std::mutex> lock(s.mu);
+      s.supervisor_pid = previous;
+    } else {
+      FM_RETURN_IF_ERROR(s.SpawnSupervisor());
+    }
+    s.monitor = std::thread([&s] { s.Monitor(); });
+  }
+  return Status::Ok();
+}
+
+void ServerApp::Stop() {
+  Impl& s = *impl_;
+  pid_t supervisor = -1;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (s.stopping) return;
+    s.stopping = true;
+    supervisor = s.supervisor_pid;
+  }
+  s.cv.notify_all();
+  if (s.monitor.joinable()) s.monitor.join();
+  if (supervisor > 0) {
+    // The supervisor stops its workers on SIGTERM; give it time to do so.
+    TerminateProcess(supervisor, std::chrono::seconds(10));
+    std::error_code ec;
+    fs::remove(s.pid_file(), ec);
+  }
+  if (s.events) s.events->Stop();
+  if (s.heartbeats) s.heartbeats->Stop();
+  if (s.http) s.http->Stop();
+  if (s.sched) s.sched->Stop();
+  if (s.store) s.store->Flush();
+}
+
+int ServerApp::port() const { return impl_->http ? impl_->http->port() : 0; }
+
+}  // namespace flowmesh::api

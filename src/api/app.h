@@ -1,0 +1,47 @@
+// The root-node server process: wires the store, CAS, bus, scheduler, API and HTTP server
+// together, consumes the events stream and heartbeats, and keeps the local supervisor
+// child process running (adopting a live one left by a previous server process).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "bus/bus.h"
+#include "common/status.h"
+#include "scheduler/scheduler.h"
+
+namespace flowmesh::api {
+
+struct ServerAppConfig {
+  std::string host = "127.0.0.1";
+  int port = 8000;
+  std::string state_dir;            // database, CAS, supervisor state
+  std::string log_dir;              // supervisor.log goes here
+  int http_threads = 2;
+  size_t body_limit = 16 << 20;
+  bus::RedisConfig redis;
+  bool in_process_bus = false;      // single-process tests
+  bool start_supervisor = true;
+  std::string supervisor_binary;    // flowmesh-server path (runs --role worker)
+  std::string log_level = "info";
+  scheduler::SchedulerConfig scheduler;
+};
+
+class ServerApp {
+ public:
+  static Result<std::unique_ptr<ServerApp>> Create(ServerAppConfig config);
+  ~ServerApp();
+  ServerApp(const ServerApp&) = delete;
+  ServerApp& operator=(const ServerApp&) = delete;
+
+  Status Start();
+  void Stop();
+  int port() const;
+
+ private:
+  explicit ServerApp(ServerAppConfig config);
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace flowmesh::api

@@ -1,0 +1,51 @@
+// The REST API of /api/v1 (see shared/API.md): builds the router whose handlers read
+// the store and the CAS directly and send every state change to the scheduler.
+// Handlers run on HTTP io threads and never block on the scheduler: changes use async
+// responders completed from the scheduler or the store's writer thread.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "cas/cas.h"
+#include "http/http.h"
+#include "scheduler/event_hub.h"
+#include "scheduler/scheduler.h"
+#include "state/store.h"
+
+namespace flowmesh::api {
+
+struct ApiConfig {
+  std::string version = "0.1.0";
+  size_t body_limit = 16 << 20;
+};
+
+class ApiService {
+ public:
+  ApiService(ApiConfig config, state::Store* store, cas::BlobStore* blobs,
+             scheduler::Scheduler* scheduler, scheduler::EventHub* hub);
+
+  std::shared_ptr<http::Router> MakeRouter();
+
+  // Counters shown by /metrics; the app adds server-level gauges.
+  void SetExtraMetrics(std::function<nlohmann::json()> extra) { extra_metrics_ = std::move(extra); }
+
+ private:
+  void AddWorkflowRoutes(http::Router& r);
+  void AddTaskRoutes(http::Router& r);
+  void AddResultRoutes(http::Router& r);
+  void AddWorkerRoutes(http::Router& r);
+  void AddSystemRoutes(http::Router& r);
+  void AddLogRoutes(http::Router& r, const std::string& kind);
+
+  nlohmann::json MetricsJson() const;
+
+  ApiConfig config_;
+  state::Store* store_;
+  cas::BlobStore* blobs_;
+  scheduler::Scheduler* scheduler_;
+  scheduler::EventHub* hub_;
+  std::function<nlohmann::json()> extra_metrics_;
+};
+
+}  // namespace flowmesh::api

@@ -1,0 +1,141 @@
+// flowmesh-server: the root-node server (API, scheduler, state), or with --role worker
+// a supervisor alone for another node.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+
+#include <atomic>
+#include <filesystem>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "api/app.h"
+#include "common/log.h"
+#include "common/process.h"
+#include "supervisor/supervisor.h"
+
+namespace {
+
+std::string Env(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : fallback;
+}
+
+int EnvInt(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::atoi(v) : fallback;
+}
+
+// Blocks SIGTERM/SIGINT in every thread and returns once one arrives.
+int WaitForSignal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Block termination signals before any thread starts so only WaitForSignal sees them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  CLI::App app{"flowmesh-server: the FlowMesh API server and scheduler"};
+  std::string role = "server";
+  std::string home = Env("FLOWMESH_HOME", Env("HOME", "/root") + "/.flowmesh");
+  flowmesh::api::ServerAppConfig cfg;
+  cfg.host = Env("FLOWMESH_HOST", "127.0.0.1");
+  cfg.port = EnvInt("FLOWMESH_PORT", 8000);
+  cfg.state_dir = Env("FLOWMESH_STATE_DIR", home + "/state");
+  cfg.redis.host = Env("FLOWMESH_REDIS_HOST", "127.0.0.1");
+  cfg.redis.port = EnvInt("FLOWMESH_REDIS_PORT", 6379);
+  cfg.redis.password = Env("FLOWMESH_REDIS_PASSWORD", "");
+  std::string log_level = Env("FLOWMESH_LOG_LEVEL", "info");
+  std::string log_file = Env("FLOWMESH_LOG_FILE", "");
+  double grace = cfg.scheduler.worker_grace_s;
+  size_t body_limit_mb = 16;
+  bool no_supervisor = false;
+  // Supervisor role.
+  std::string root_url = Env("FLOWMESH_ROOT_URL", "");
+  std::string node_alias = Env("FLOWMESH_NODE_ALIAS", "");
+  std::string grpc_address = Env("FLOWMESH_GRPC_ADDRESS", "127.0.0.1:0");
+  std::string worker_token = Env("FLOWMESH_WORKER_TOKEN", "");
+  bool local = false;
+
+  app.add_option("--role", role, "server | worker (a supervisor for this node)")
+      ->check(CLI::IsMember({"server", "worker"}));
+  app.add_option("--host", cfg.host, "address to listen on (FLOWMESH_HOST)");
+  app.add_option("--port", cfg.port, "HTTP port, 0 for any free one (FLOWMESH_PORT)");
+  app.add_option("--state-dir", cfg.state_dir, "state directory (FLOWMESH_STATE_DIR)");
+  app.add_option("--redis-host", cfg.redis.host, "Redis host (FLOWMESH_REDIS_HOST)");
+  app.add_option("--redis-port", cfg.redis.port, "Redis port (FLOWMESH_REDIS_PORT)");
+  app.add_option("--redis-password", cfg.redis.password, "Redis password (FLOWMESH_REDIS_PASSWORD)");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error (FLOWMESH_LOG_LEVEL)");
+  app.add_option("--log-file", log_file, "append logs here instead of stderr (FLOWMESH_LOG_FILE)");
+  app.add_option("--http-threads", cfg.http_threads, "HTTP io threads");
+  app.add_option("--body-limit-mb", body_limit_mb, "largest accepted request body, MiB");
+  app.add_option("--worker-grace", grace, "seconds of silence before a worker is declared dead");
+  app.add_flag("--no-supervisor", no_supervisor, "do not start the local supervisor");
+  app.add_option("--root-url", root_url, "[worker role] the root server's URL (FLOWMESH_ROOT_URL)");
+  app.add_option("--node-alias", node_alias, "[worker role] this node's alias");
+  app.add_option("--grpc-address", grpc_address, "[worker role] gRPC listen address for workers");
+  app.add_option("--worker-token", worker_token, "[worker role] token workers must present");
+  app.add_flag("--local", local, "[worker role] this is the root node's own supervisor");
+  CLI11_PARSE(app, argc, argv);
+
+  flowmesh::InitLogging(role == "server" ? "server" : "supervisor", log_level, log_file);
+
+  if (role == "worker") {
+    if (root_url.empty()) {
+      std::cerr << "flowmesh-server --role worker needs --root-url (the root server's URL)\n";
+      return 2;
+    }
+    flowmesh::supervisor::SupervisorConfig sc;
+    sc.root_url = root_url;
+    sc.redis = cfg.redis;
+    sc.node_alias = node_alias.empty() ? "node" : node_alias;
+    sc.local = local;
+    sc.grpc_address = grpc_address;
+    sc.state_dir = cfg.state_dir;
+    sc.worker_binary = flowmesh::ExecutableDir() + "/flowmesh-worker";
+    sc.worker_token = worker_token;
+    std::atomic<bool> stop{false};
+    std::thread waiter([&stop] {
+      WaitForSignal();
+      stop = true;
+    });
+    waiter.detach();
+    return flowmesh::supervisor::RunSupervisor(sc, nullptr, &stop);
+  }
+
+  cfg.log_level = log_level;
+  cfg.body_limit = body_limit_mb << 20;
+  cfg.scheduler.worker_grace_s = grace;
+  cfg.start_supervisor = !no_supervisor;
+  cfg.supervisor_binary = flowmesh::ExecutableDir() + "/flowmesh-server";
+  if (!log_file.empty()) cfg.log_dir = std::filesystem::path(log_file).parent_path().string();
+  auto server = flowmesh::api::ServerApp::Create(cfg);
+  if (!server.ok()) {
+    std::cerr << "flowmesh-server: " << server.status().message() << "\n";
+    return 1;
+  }
+  flowmesh::Status s = (*server)->Start();
+  if (!s.ok()) {
+    FM_LOG_ERROR("cannot start: {}", s.ToString());
+    std::cerr << "flowmesh-server: cannot start: " << s.message() << "\n";
+    return 1;
+  }
+  int sig = WaitForSignal();
+  FM_LOG_INFO("signal {} received; shutting down", sig);
+  (*server)->Stop();
+  return 0;
+}

@@ -1,0 +1,1175 @@
+#include "scheduler/scheduler.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <deque>
+#include <future>
+#include <map>
+#include <random>
+#include <set>
+#include <unordered_map>
+
+#include "common/clock.h"
+#include "common/ids.h"
+#include "common/log.h"
+
+namespace flowmesh::scheduler {
+
+using nlohmann::json;
+using state::TaskState;
+
+namespace {
+
+json NullIfZero(double v) { return v == 0 ? json(nullptr) : json(v); }
+
+double MemoryToMb(const json& v) {
+  if (v.is_number()) return v.get<double>() / (1024.0 * 1024.0);
+  if (!v.is_string()) return 0;
+  std::string s = v.get<std::string>();
+  double n = 0;
+  size_t pos = 0;
+  try {
+    n = std::stod(s, &pos);
+  } catch (...) {
+    return 0;
+  }
+  std::string unit = s.substr(pos);
+  if (unit == "Gi" || unit == "G" || unit == "GB") return n * 1024;
+  if (unit == "Mi" || unit == "M" || unit == "MB") return n;
+  if (unit == "Ki" || unit == "K" || unit == "KB") return n / 1024;
+  if (unit == "Ti" || unit == "T") return n * 1024 * 1024;
+  return n / (1024.0 * 1024.0);
+}
+
+// What a task asks of a worker.
+struct Demand {
+  double cpu = 0;
+  double memory_mb = 0;
+  int gpus = 0;
+};
+
+Demand DemandOf(const json& spec) {
+  Demand d;
+  auto hw = spec.find("resources");
+  if (hw == spec.end() || !hw->is_object()) return d;
+  auto h = hw->find("hardware");
+  if (h == hw->end() || !h->is_object()) return d;
+  if (auto c = h->find("cpu"); c != h->end() && c->is_number()) d.cpu = c->get<double>();
+  if (auto m = h->find("memory"); m != h->end()) d.memory_mb = MemoryToMb(*m);
+  if (auto g = h->find("gpu"); g != h->end() && g->is_object()) {
+    if (auto n = g->find("count"); n != g->end() && n->is_number_integer()) d.gpus = n->get<int>();
+  }
+  return d;
+}
+
+}  // namespace
+
+struct Scheduler::Impl {
+  struct Task {
+    state::TaskRecord rec;
+    int unmet = 0;
+    EventLoop::TimerId retry_timer = 0;
+    double attempt_started = 0;
+  };
+  struct Workflow {
+    state::WorkflowRecord rec;
+    bool durable = false;
+    int terminal = 0;
+  };
+  struct Worker {
+    std::string id, node_id, name, alias, worker_type;
+    json info;
+    std::set<std::string> task_types;
+    int slots = 1;
+    double cpu = 0, memory_mb = 0;
+    int gpus = 0;
+    double cost_per_hour = 0;
+    bool alive = false;
+    bool cordoned = false;
+    double registered_at = 0;
+    double last_seen_wall = 0;
+    int64_t last_seen_mono = 0;
+    std::set<std::string> running;  // task ids
+    double used_cpu = 0, used_memory_mb = 0;
+    int used_gpus = 0;
+  };
+  struct Node {
+    state::NodeRecord rec;
+    bool local = false;
+    json stack_workers = json::array();
+  };
+  struct PendingCommand {
+    JsonCallback done;
+    EventLoop::TimerId timer = 0;
+    std::string kind, name;
+  };
+
+  SchedulerConfig config;
+  state::Store* store;
+  std::shared_ptr<bus::Bus> bus;
+  EventHub* hub;
+  EventLoop loop{"scheduler"};
+
+  // Loop-owned state.
+  int64_t next_cursor = 0;
+  std::unordered_map<std::string, Task> tasks;
+  std::unordered_map<std::string, Workflow> workflows;
+  std::map<std::string, Worker> workers;
+  std::map<std::string, Node> nodes;
+  std::string local_node;
+  std::deque<std::string> ready;
+  bool dispatch_needed = false;
+  std::map<std::string, std::vector<std::string>> outgoing;  // stream -> payloads
+  EventLoop::TimerId flush_retry_timer = 0;
+  std::map<std::string, PendingCommand> commands;
+  std::vector<std::function<void()>> waiting_for_local_node;
+  std::mt19937_64 rng{std::random_device{}()};
+
+  // Counters (read by Metrics from any thread).
+  std::atomic<uint64_t> submitted_workflows{0}, submitted_tasks{0}, dispatched{0},
+      succeeded{0}, failed{0}, cancelled{0}, retried{0}, workers_lost{0}, bus_messages{0};
+
+  // Snapshots for the API.
+  mutable std::mutex snap_mu;
+  json workers_snapshot = json::array();  // guarded by snap_mu
+  json stack_snapshot = json::array();    // guarded by snap_mu
+  std::string local_node_snapshot;        // guarded by snap_mu
+
+  Impl(SchedulerConfig c, state::Store* s, std::shared_ptr<bus::Bus> b, EventHub* h)
+      : config(c), store(s), bus(std::move(b)), hub(h) {}
+
+  // ---- persistence and events ----
+
+  void PersistTask(const Task& t) {
+    store->Write([rec = t.rec](state::WriteTxn& txn) { return txn.PutTask(rec); });
+  }
+
+  void PersistWorkflow(const Workflow& w) {
+    store->Write([rec = w.rec](state::WriteTxn& txn) { return txn.PutWorkflow(rec); });
+  }
+
+  state::EventRecord MakeEvent(const std::string& type, const std::string& workflow_id,
+                               const std::string& task_id, const std::string& worker_id,
+                               const std::string& status, const std::string& error,
+                               bool retryable, json payload) {
+    state::EventRecord e;
+    e.cursor = ++next_cursor;
+    e.workflow_id = workflow_id;
+    e.task_id = task_id;
+    e.ts = WallSeconds();
+    e.type = type;
+    json j = {{"type", type},       {"ts", e.ts},
+              {"workflow_id", workflow_id}, {"task_id", task_id.empty() ? json(nullptr) : json(task_id)},
+              {"worker_id", worker_id.empty() ? json(nullptr) : json(worker_id)},
+              {"status", status.empty() ? json(nullptr) : json(status)},
+              {"error", error.empty() ? json(nullptr) : json(error)},
+              {"retryable", retryable},
+              {"payload", payload.is_null() ? json::object() : std::move(payload)}};
+    e.json = j.dump(-1, ' ', false, json::error_handler_t::replace);
+    return e;
+  }
+
+  void EmitEvent(state::EventRecord e) {
+    store->Write([e](state::WriteTxn& txn) { return txn.AppendEvent(e); },
+                 [this, e](const Status& s) {
+                   if (s.ok()) hub->Publish(e);
+                 });
+  }
+
+  void Emit(const std::string& type, const Task& t, const std::string& error = "",
+            bool retryable = false, json payload = nullptr) {
+    EmitEvent(MakeEvent(type, t.rec.workflow_id, t.rec.task_id, t.rec.assigned_worker,
+                        std::string(state::TaskStateName(t.rec.status)), error, retryable,
+                        std::move(payload)));
+  }
+
+  void Send(const std::string& stream, json message) {
+    outgoing[stream].push_back(message.dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+
+  // Runs after each batch of loop closures: dispatch, then flush outgoing messages.
+  void AfterBatch() {
+    if (dispatch_needed) {
+      dispatch_needed = false;
+      TryDispatch();
+    }
+    FlushOutgoing();
+  }
+
+  void FlushOutgoing() {
+    if (outgoing.empty() || flush_retry_timer != 0) return;
+    for (auto it = outgoing.begin(); it != outgoing.end();) {
+      Status s = bus->AppendBatch(it->first, it->second);
+      if (!s.ok()) {
+        FM_LOG_WARN("bus append to {} failed ({}); retrying", it->first, s.ToString());
+        flush_retry_timer = loop.PostDelayed(std::chrono::milliseconds(200), [this] {
+          flush_retry_timer = 0;
+          FlushOutgoing();
+        });
+        return;
+      }
+      it = outgoing.erase(it);
+    }
+  }
+
+  // ---- workflows and tasks ----
+
+  static std::string WorkflowStatus(const std::vector<const state::TaskRecord*>& ts) {
+    bool any_dispatched = false, any_pending = false, any_cancelled = false;
+    for (const auto* t : ts) {
+      switch (t->status) {
+        case TaskState::kFailed: return "FAILED";
+        case TaskState::kDispatched:
+        case TaskState::kCancelling: any_dispatched = true; break;
+        case TaskState::kPending: any_pending = true; break;
+        case TaskState::kCancelled: any_cancelled = true; break;
+        case TaskState::kDone: break;
+      }
+    }
+    if (any_dispatched) return "DISPATCHED";
+    if (any_pending) return "PENDING";
+    if (any_cancelled) return "CANCELLED";
+    return "DONE";
+  }
+
+  void RefreshWorkflow(const std::string& workflow_id) {
+    auto wit = workflows.find(workflow_id);
+    if (wit == workflows.end()) return;
+    Workflow& wf = wit->second;
+    std::vector<const state::TaskRecord*> recs;
+    int terminal = 0;
+    for (const auto& id : wf.rec.task_ids) {
+      auto t = tasks.find(id);
+      if (t == tasks.end()) continue;
+      recs.push_back(&t->second.rec);
+      if (state::IsTerminal(t->second.rec.status)) ++terminal;
+    }
+    std::string status = WorkflowStatus(recs);
+    bool all_terminal = terminal == static_cast<int>(wf.rec.task_ids.size());
+    if (status != wf.rec.status || all_terminal) {
+      wf.rec.status = status;
+      wf.rec.updated_at = WallSeconds();
+      PersistWorkflow(wf);
+    }
+    if (!all_terminal) return;
+    EmitEvent(MakeEvent("LOG_STREAM_CLOSED", workflow_id, "", "", status, "", false,
+                        json{{"workflow_status", status}}));
+    // The workflow is finished and durable: drop it from memory.
+    for (const auto& id : wf.rec.task_ids) tasks.erase(id);
+    workflows.erase(wit);
+  }
+
+  json TaskSummary(const Task& t) const {
+    json waiting = json::array();
+    for (const auto& dep : t.rec.depends_on) {
+      auto d = tasks.find(dep);
+      if (d != tasks.end() && d->second.rec.status != TaskState::kDone) waiting.push_back(dep);
+    }
+    json load = 1;
+    if (auto r = json::parse(t.rec.spec_json, nullptr, false); r.is_object()) {
+      if (auto res = r.find("resources"); res != r.end() && res->is_object()) {
+        if (auto l = res->find("estimatedLoad"); l != res->end()) load = *l;
+      }
+    }
+    return {{"task_id", t.rec.task_id},
+            {"status", state::TaskStateName(t.rec.status)},
+            {"assigned_worker", t.rec.assigned_worker.empty() ? json(nullptr) : json(t.rec.assigned_worker)},
+            {"topic", nullptr},
+            {"waiting_on", waiting},
+            {"depends_on", t.rec.depends_on},
+            {"attempts", t.rec.attempts},
+            {"max_attempts", t.rec.max_attempts},
+            {"graph_node_name", t.rec.graph_node_name},
+            {"load", load}};
+  }
+
+  void DoSubmit(SubmitRequest req, JsonCallback done) {
+    Workflow wf;
+    wf.rec.workflow_id = NewId("wfl");
+    wf.rec.name = req.def.name;
+    wf.rec.org_id = req.org_id;
+    wf.rec.owner_id = req.owner_id;
+    wf.rec.format = req.format;
+    wf.rec.source_text = std::move(req.source_text);
+    wf.rec.submitted_at = WallSeconds();
+    wf.rec.updated_at = wf.rec.submitted_at;
+    wf.rec.status = "PENDING";
+    std::unordered_map<std::string, std::string> id_of;
+    for (const auto& def : req.def.tasks) id_of[def.node_name] = NewId("tsk");
+    std::vector<state::TaskRecord> recs;
+    for (const auto& def : req.def.tasks) {
+      state::TaskRecord r;
+      r.task_id = id_of[def.node_name];
+      r.workflow_id = wf.rec.workflow_id;
+      r.org_id = req.org_id;
+      r.owner_id = req.owner_id;
+      r.task_name = def.task_name;
+      r.graph_node_name = def.node_name;
+      r.task_type = def.task_type;
+      r.category = def.category;
+      r.submitted_at = wf.rec.submitted_at;
+      r.max_attempts = def.max_attempts;
+      r.spec_json = def.spec.dump();
+      r.latest_update_json = "{}";
+      for (const auto& dep : def.depends_on) r.depends_on.push_back(id_of[dep]);
+      wf.rec.task_ids.push_back(r.task_id);
+      recs.push_back(std::move(r));
+    }
+    for (auto& r : recs) {
+      for (const auto& dep : r.depends_on) {
+        for (auto& other : recs) {
+          if (other.task_id == dep) other.dependents.push_back(r.task_id);
+        }
+      }
+    }
+    std::vector<state::EventRecord> events;
+    for (auto& r : recs) {
+      events.push_back(MakeEvent("TASK_SUBMITTED", r.workflow_id, r.task_id, "", "PENDING", "",
+                                 false, json{{"graph_node_name", r.graph_node_name}}));
+      Task t;
+      t.rec = r;
+      t.unmet = static_cast<int>(r.depends_on.size());
+      tasks.emplace(r.task_id, std::move(t));
+    }
+    std::string wf_id = wf.rec.workflow_id;
+    state::WorkflowRecord wf_rec = wf.rec;
+    workflows.emplace(wf_id, std::move(wf));
+    submitted_workflows++;
+    submitted_tasks += recs.size();
+    store->Write(
+        [wf_rec, recs = std::move(recs), events](state::WriteTxn& txn) -> Status {
+          FM_RETURN_IF_ERROR(txn.PutWorkflow(wf_rec));
+          for (const auto& r : recs) FM_RETURN_IF_ERROR(txn.PutTask(r));
+          for (const auto& e : events) FM_RETURN_IF_ERROR(txn.AppendEvent(e));
+          return Status::Ok();
+        },
+        [this, wf_id, events, done = std::move(done)](const Status& s) {
+          if (s.ok()) {
+            for (const auto& e : events) hub->Publish(e);
+          }
+          loop.Post([this, wf_id, s, done] { OnSubmitDurable(wf_id, s, done); });
+        });
+  }
+
+  void OnSubmitDurable(const std::string& wf_id, const Status& s, const JsonCallback& done) {
+    auto wit = workflows.find(wf_id);
+    if (wit == workflows.end()) {
+      done(Internal("workflow vanished before it was stored"));
+      return;
+    }
+    if (!s.ok()) {
+      for (const auto& id : wit->second.rec.task_ids) tasks.erase(id);
+      workflows.erase(wit);
+      FM_LOG_ERROR("storing workflow {} failed: {}", wf_id, s.ToString());
+      done(Status(StatusCode::kUnavailable, "could not store the workflow: " + s.message()));
+      return;
+    }
+    wit->second.durable = true;
+    json summaries = json::array();
+    for (const auto& id : wit->second.rec.task_ids) {
+      Task& t = tasks.at(id);
+      summaries.push_back(TaskSummary(t));
+      if (t.unmet == 0 && t.rec.status == TaskState::kPending) ready.push_back(id);
+    }
+    dispatch_needed = true;
+    done(json{{"ok", true},
+              {"workflow_id", wf_id},
+              {"count", summaries.size()},
+              {"tasks", std::move(summaries)}});
+  }
+
+  // ---- dispatch ----
+
+  bool Fits(const Worker& w, const Task& t, const Demand& d) const {
+    if (!w.alive || w.cordoned) return false;
+    if (static_cast<int>(w.running.size()) >= w.slots) return false;
+    if (!w.task_types.count(t.rec.task_type)) return false;
+    if (d.cpu > 0 && w.cpu > 0 && w.used_cpu + d.cpu > w.cpu + 1e-9) return false;
+    if (d.memory_mb > 0 && w.memory_mb > 0 && w.used_memory_mb + d.memory_mb > w.memory_mb) return false;
+    if (d.gpus > 0 && w.used_gpus + d.gpus > w.gpus) return false;
+    return true;
+  }
+
+  Worker* PickWorker(const Task& t, const Demand& d) {
+    Worker* best = nullptr;
+    bool best_failed = true;
+    int best_free = -1;
+    for (auto& [id, w] : workers) {
+      if (!Fits(w, t, d)) continue;
+      bool failed_here = std::find(t.rec.failed_workers.begin(), t.rec.failed_workers.end(),
+                                   id) != t.rec.failed_workers.end();
+      int free = w.slots - static_cast<int>(w.running.size());
+      if (best == nullptr || (best_failed && !failed_here) ||
+          (best_failed == failed_here && free > best_free)) {
+        best = &w;
+        best_failed = failed_here;
+        best_free = free;
+      }
+    }
+    if (best != nullptr && best_failed) {
+      // Retry on a worker that has not failed the task when one exists anywhere in the
+      // fleet (busy or not): wait for it. Only when every capable worker has failed it
+      // do we reuse one, rather than wait forever.
+      for (auto& [id, w] : workers) {
+        if (!w.alive || w.cordoned || !w.task_types.count(t.rec.task_type)) continue;
+        if (std::find(t.rec.failed_workers.begin(), t.rec.failed_workers.end(), id) ==
+            t.rec.failed_workers.end()) {
+          return nullptr;
+        }
+      }
+    }
+    return best;
+  }
+
+  void TryDispatch() {
+    int free_slots = 0;
+    for (auto& [id, w] : workers) {
+      if (w.alive && !w.cordoned) free_slots += std::max(0, w.slots - static_cast<int>(w.running.size()));
+    }
+    if (free_slots == 0) return;
+    std::deque<std::string> skipped;
+    while (!ready.empty() && free_slots > 0) {
+      std::string id = std::move(ready.front());
+      ready.pop_front();
+      auto it = tasks.find(id);
+      if (it == tasks.end() || it->second.rec.status != TaskState::kPending ||
+          it->second.retry_timer != 0 || it->second.unmet > 0) {
+        continue;
+      }
+      Task& t = it->second;
+      json spec = json::parse(t.rec.spec_json, nullptr, false);
+      Demand d = DemandOf(spec);
+      Worker* w = PickWorker(t, d);
+      if (w == nullptr) {
+        skipped.push_back(std::move(id));
+        continue;
+      }
+      Assign(t, *w, d, std::move(spec));
+      --free_slots;
+    }
+    // Tasks that fit nowhere keep their place at the front of the queue.
+    while (!skipped.empty()) {
+      ready.push_front(std::move(skipped.back()));
+      skipped.pop_back();
+    }
+  }
+
+  void Assign(Task& t, Worker& w, const Demand& d, json spec) {
+    t.rec.status = TaskState::kDispatched;
+    t.rec.attempts += 1;
+    t.rec.assigned_worker = w.id;
+    t.rec.dispatched_ts = WallSeconds();
+    t.rec.started_ts = 0;
+    t.attempt_started = 0;
+    w.running.insert(t.rec.task_id);
+    w.used_cpu += d.cpu;
+    w.used_memory_mb += d.memory_mb;
+    w.used_gpus += d.gpus;
+    dispatched++;
+    PersistTask(t);
+    Emit("TASK_DISPATCHED", t, "", false, json{{"attempt", t.rec.attempts}});
+    double timeout = 0;
+    if (auto ts = spec.find("timeoutSeconds"); ts != spec.end() && ts->is_number()) {
+      timeout = ts->get<double>();
+    }
+    Send(bus::NodeStream(w.node_id),
+         json{{"kind", "dispatch"},
+              {"worker_id", w.id},
+              {"task_id", t.rec.task_id},
+              {"workflow_id", t.rec.workflow_id},
+              {"attempt", t.rec.attempts},
+              {"task_type", t.rec.task_type},
+              {"spec", std::move(spec)},
+              {"timeout_s", timeout}});
+    RefreshWorkersSnapshot();
+    RefreshWorkflow(t.rec.workflow_id);
+  }
+
+  void Release(Task& t) {
+    auto wit = workers.find(t.rec.assigned_worker);
+    if (wit == workers.end()) return;
+    Worker& w = wit->second;
+    if (w.running.erase(t.rec.task_id) > 0) {
+      Demand d = DemandOf(json::parse(t.rec.spec_json, nullptr, false));
+      w.used_cpu = std::max(0.0, w.used_cpu - d.cpu);
+      w.used_memory_mb = std::max(0.0, w.used_memory_mb - d.memory_mb);
+      w.used_gpus = std::max(0, w.used_gpus - d.gpus);
+      dispatch_needed = true;
+    }
+  }
+
+  void RecordUsage(Task& t, const std::string& status) {
+    auto wit = workers.find(t.rec.assigned_worker);
+    double started = t.rec.started_ts != 0 ? t.rec.started_ts : t.rec.dispatched_ts;
+    double finished = WallSeconds();
+    double cost_per_hour = wit != workers.end() ? wit->second.cost_per_hour : 0;
+    std::string hardware = wit != workers.end() ? wit->second.worker_type : "";
+    json usages = json::parse(t.rec.usages_json, nullptr, false);
+    if (!usages.is_array()) usages = json::array();
+    double runtime = std::max(0.0, finished - started);
+    usages.push_back({{"started_at", started},
+                      {"finished_at", finished},
+                      {"runtime_sec", runtime},
+                      {"hardware", hardware},
+                      {"cost_per_hour", cost_per_hour},
+                      {"total_cost", runtime / 3600.0 * cost_per_hour},
+                      {"status", status}});
+    t.rec.usages_json = usages.dump();
+  }
+
+  // Ends dependents of a task that cannot complete, transitively.
+  void Cascade(const Task& origin, TaskState to) {
+    std::vector<std::string> stack(origin.rec.dependents.begin(), origin.rec.dependents.end());
+    std::string why = (to == TaskState::kFailed ? "dependency failed: " : "dependency cancelled: ") +
+                      origin.rec.task_name;
+    while (!stack.empty()) {
+      std::string id = stack.back();
+      stack.pop_back();
+      auto it = tasks.find(id);
+      if (it == tasks.end()) continue;
+      Task& d = it->second;
+      if (d.rec.status != TaskState::kPending) continue;
+      if (d.retry_timer != 0) {
+        loop.CancelTimer(d.retry_timer);
+        d.retry_timer = 0;
+      }
+      d.rec.status = to;
+      d.rec.finished_ts = WallSeconds();
+      if (to == TaskState::kFailed) {
+        d.rec.error = why;
+        failed++;
+      } else {
+        cancelled++;
+      }
+      PersistTask(d);
+      Emit(to == TaskState::kFailed ? "TASK_FAILED" : "TASK_CANCELLED", d, d.rec.error);
+      stack.insert(stack.end(), d.rec.dependents.begin(), d.rec.dependents.end());
+    }
+  }
+
+  void Succeed(Task& t, const json& payload) {
+    Release(t);
+    RecordUsage(t, "DONE");
+    t.rec.status = TaskState::kDone;
+    t.rec.finished_ts = WallSeconds();
+    if (payload.is_object() && payload.contains("result_digest") &&
+        payload["result_digest"].is_string()) {
+      t.rec.result_digest = payload["result_digest"].get<std::string>();
+    }
+    succeeded++;
+    PersistTask(t);
+    Emit("TASK_SUCCEEDED", t, "", false, payload);
+    for (const auto& dep_id : t.rec.dependents) {
+      auto d = tasks.find(dep_id);
+      if (d == tasks.end()) continue;
+      if (--d->second.unmet == 0 && d->second.rec.status == TaskState::kPending) {
+        ready.push_back(dep_id);
+        dispatch_needed = true;
+      }
+    }
+    RefreshWorkflow(t.rec.workflow_id);
+  }
+
+  void Fail(Task& t, const std::string& error, bool retryable) {
+    Release(t);
+    if (t.rec.status == TaskState::kCancelling) {
+      Cancelled(t);
+      return;
+    }
+    RecordUsage(t, "FAILED");
+    t.rec.last_error = error;
+    std::string worker = t.rec.assigned_worker;
+    if (!worker.empty() && std::find(t.rec.failed_workers.begin(), t.rec.failed_workers.end(),
+                                     worker) == t.rec.failed_workers.end()) {
+      t.rec.failed_workers.push_back(worker);
+    }
+    if (retryable && t.rec.attempts < t.rec.max_attempts) {
+      t.rec.status = TaskState::kPending;
+      retried++;
+      double base = config.retry_backoff_base_s * std::pow(2.0, std::max(0, t.rec.attempts - 1));
+      double delay = std::min(config.retry_backoff_max_s, base);
+      delay *= std::uniform_real_distribution<double>(0.5, 1.0)(rng);  // jitter
+      PersistTask(t);
+      Emit("TASK_FAILED", t, error, true, json{{"attempt", t.rec.attempts}, {"retry_in_s", delay}});
+      t.rec.assigned_worker.clear();
+      std::string id = t.rec.task_id;
+      t.retry_timer = loop.PostDelayed(
+          std::chrono::microseconds(static_cast<int64_t>(delay * 1e6)), [this, id] {
+            auto it = tasks.find(id);
+            if (it == tasks.end()) return;
+            it->second.retry_timer = 0;
+            if (it->second.rec.status != TaskState::kPending) return;
+            ready.push_back(id);
+            dispatch_needed = true;
+          });
+      RefreshWorkflow(t.rec.workflow_id);
+      return;
+    }
+    t.rec.status = TaskState::kFailed;
+    t.rec.error = error;
+    t.rec.finished_ts = WallSeconds();
+    failed++;
+    PersistTask(t);
+    Emit("TASK_FAILED", t, error, false, json{{"attempt", t.rec.attempts}});
+    Cascade(t, TaskState::kFailed);
+    RefreshWorkflow(t.rec.workflow_id);
+  }
+
+  void Cancelled(Task& t) {
+    Release(t);
+    if (t.rec.dispatched_ts != 0 && t.rec.status == TaskState::kCancelling) RecordUsage(t, "CANCELLED");
+    t.rec.status = TaskState::kCancelled;
+    t.rec.finished_ts = WallSeconds();
+    cancelled++;
+    PersistTask(t);
+    Emit("TASK_CANCELLED", t);
+    Cascade(t, TaskState::kCancelled);
+    RefreshWorkflow(t.rec.workflow_id);
+  }
+
+  // ---- bus messages ----
+
+  void OnTaskEvent(const json& m) {
+    std::string task_id = m.value("task_id", "");
+    auto it = tasks.find(task_id);
+    if (it == tasks.end()) return;  // finished and dropped, or unknown: nothing to do
+    Task& t = it->second;
+    int attempt = m.value("attempt", 0);
+    std::string type = m.value("type", "");
+    std::string worker_id = m.value("worker_id", "");
+    // Idempotent per attempt: anything about another attempt, or from another worker, is stale.
+    if (attempt != t.rec.attempts || worker_id != t.rec.assigned_worker) return;
+    bool live = t.rec.status == TaskState::kDispatched || t.rec.status == TaskState::kCancelling;
+    if (!live) return;
+    json payload = m.contains("payload") && m["payload"].is_object() ? m["payload"] : json::object();
+    if (type == "TASK_STARTED") {
+      if (t.rec.started_ts != 0) return;
+      t.rec.started_ts = m.value("ts", WallSeconds());
+      PersistTask(t);
+      Emit("TASK_STARTED", t, "", false, payload);
+    } else if (type == "TASK_LOG") {
+      Emit("TASK_LOG", t, "", false, payload);
+    } else if (type == "TASK_UPDATE") {
+      t.rec.latest_update_json = payload.dump();
+      PersistTask(t);
+      Emit("TASK_UPDATE", t, "", false, payload);
+    } else if (type == "TASK_SUCCEEDED") {
+      Succeed(t, payload);
+    } else if (type == "TASK_FAILED") {
+      std::string error = m.value("error", "");
+      if (error.empty()) error = "task failed";
+      Fail(t, error, m.value("retryable", false));
+    } else if (type == "TASK_CANCELLED") {
+      if (t.rec.status == TaskState::kCancelling) {
+        Cancelled(t);
+      } else {
+        Fail(t, "cancelled by the worker", true);
+      }
+    }
+  }
+
+  void WorkerUp(const json& m) {
+    std::string id = m.value("worker_id", "");
+    if (id.empty()) return;
+    const json& info = m.contains("info") && m["info"].is_object() ? m["info"] : json::object();
+    Worker& w = workers[id];
+    bool was_alive = w.alive;
+    w.id = id;
+    w.node_id = m.value("node_id", "");
+    w.info = info;
+    w.name = info.value("name", "");
+    w.alias = info.value("alias", w.name);
+    w.worker_type = info.value("worker_type", "cpu");
+    w.task_types.clear();
+    if (info.contains("task_types") && info["task_types"].is_array()) {
+      for (const auto& tt : info["task_types"]) {
+        if (tt.is_string()) w.task_types.insert(tt.get<std::string>());
+      }
+    }
+    w.slots = std::max(1, info.value("slots", 1));
+    w.cpu = info.value("cpu_cores", 0.0);
+    w.memory_mb = info.value("memory_mb", 0.0);
+    w.gpus = info.contains("gpus") && info["gpus"].is_array() ? static_cast<int>(info["gpus"].size()) : 0;
+    w.cost_per_hour = info.value("cost_per_hour", 0.0);
+    w.alive = true;
+    if (w.registered_at == 0) w.registered_at = WallSeconds();
+    w.last_seen_wall = WallSeconds();
+    w.last_seen_mono = MonoMicros();
+    if (!was_alive) FM_LOG_INFO("worker {} ({}) up on node {}", id, w.name, w.node_id);
+    PersistWorker(w);
+    RefreshWorkersSnapshot();
+    dispatch_needed = true;
+  }
+
+  void PersistWorker(const Worker& w) {
+    state::WorkerRecord r;
+    r.worker_id = w.id;
+    r.node_id = w.node_id;
+    r.name = w.name;
+    r.status = !w.alive ? "DOWN" : (w.running.empty() ? "IDLE" : "BUSY");
+    r.info_json = w.info.dump();
+    r.registered_at = w.registered_at;
+    r.last_seen = w.last_seen_wall;
+    r.cordoned = w.cordoned;
+    store->Write([r](state::WriteTxn& txn) { return txn.PutWorker(r); });
+  }
+
+  void WorkerDown(const std::string& id, const std::string& reason) {
+    auto wit = workers.find(id);
+    if (wit == workers.end() || !wit->second.alive) return;
+    Worker& w = wit->second;
+    w.alive = false;
+    workers_lost++;
+    FM_LOG_WARN("worker {} ({}) down: {}", id, w.name, reason);
+    std::vector<std::string> running(w.running.begin(), w.running.end());
+    for (const auto& task_id : running) {
+      auto t = tasks.find(task_id);
+      if (t == tasks.end()) continue;
+      if (t->second.rec.status == TaskState::kCancelling) {
+        Cancelled(t->second);
+      } else if (t->second.rec.status == TaskState::kDispatched) {
+        Fail(t->second, "worker " + id + " lost: " + reason, true);
+      }
+    }
+    w.running.clear();
+    w.used_cpu = w.used_memory_mb = 0;
+    w.used_gpus = 0;
+    PersistWorker(w);
+    RefreshWorkersSnapshot();
+  }
+
+  void OnStackWorkers(const json& m) {
+    std::string node_id = m.value("node_id", "");
+    auto nit = nodes.find(node_id);
+    if (nit == nodes.end()) return;
+    nit->second.stack_workers = m.contains("workers") ? m["workers"] : json::array();
+    if (node_id == local_node) {
+      std::lock_guard<std::mutex> lock(snap_mu);
+      stack_snapshot = nit->second.stack_workers;
+    }
+  }
+
+  void OnCommandResult(const json& m) {
+    std::string id = m.value("command_id", "");
+    auto it = commands.find(id);
+    if (it == commands.end()) return;
+    PendingCommand cmd = std::move(it->second);
+    commands.erase(it);
+    loop.CancelTimer(cmd.timer);
+    if (!m.value("ok", false)) {
+      cmd.done(Status(StatusCode::kFailedPrecondition, m.value("detail", std::string("command failed"))));
+      return;
+    }
+    json record = json{{"name", cmd.name}};
+    auto nit = nodes.find(local_node);
+    if (nit != nodes.end()) {
+      for (const auto& w : nit->second.stack_workers) {
+        if (w.value("name", "") == cmd.name) record = w;
+      }
+    }
+    if (cmd.kind == "remove_worker") record["status"] = "REMOVED";
+    cmd.done(record);
+  }
+
+  void ApplyOne(const std::string& payload) {
+    json m = json::parse(payload, nullptr, false);
+    if (!m.is_object()) {
+      FM_LOG_WARN("dropping malformed bus message ({} bytes)", payload.size());
+      return;
+    }
+    bus_messages++;
+    std::string kind = m.value("kind", "");
+    try {
+      if (kind == "task_event") {
+        OnTaskEvent(m);
+      } else if (kind == "worker_up") {
+        WorkerUp(m);
+      } else if (kind == "worker_down") {
+        WorkerDown(m.value("worker_id", ""), m.value("reason", "worker stopped"));
+      } else if (kind == "stack_workers") {
+        OnStackWorkers(m);
+      } else if (kind == "command_result") {
+        OnCommandResult(m);
+      } else {
+        FM_LOG_WARN("dropping bus message of unknown kind '{}'", kind);
+      }
+    } catch (const json::exception& e) {
+      // A well-formed object with fields of the wrong types: drop it, keep serving.
+      FM_LOG_WARN("dropping bus message of kind '{}': {}", kind, e.what());
+    }
+  }
+
+  void OnHeartbeat(const json& m) {
+    if (!m.is_object() || !m.contains("workers") || !m["workers"].is_array()) return;
+    int64_t now = MonoMicros();
+    double wall = WallSeconds();
+    for (const auto& hw : m["workers"]) {
+      if (!hw.is_object()) continue;
+      auto it = workers.find(hw.value("worker_id", ""));
+      if (it == workers.end() || !it->second.alive) continue;
+      it->second.last_seen_mono = now;
+      it->second.last_seen_wall = wall;
+    }
+  }
+
+  void Watchdog() {
+    int64_t now = MonoMicros();
+    int64_t grace = static_cast<int64_t>(config.worker_grace_s * 1e6);
+    std::vector<std::string> dead;
+    for (auto& [id, w] : workers) {
+      if (w.alive && now - w.last_seen_mono > grace) dead.push_back(id);
+    }
+    for (const auto& id : dead) WorkerDown(id, "no heartbeat for " + std::to_string(config.worker_grace_s) + " s");
+    RefreshWorkersSnapshot();
+    loop.PostDelayed(std::chrono::microseconds(static_cast<int64_t>(config.watchdog_interval_s * 1e6)),
+                     [this] { Watchdog(); });
+  }
+
+  void RefreshWorkersSnapshot() {
+    json arr = json::array();
+    double wall = WallSeconds();
+    for (const auto& [id, w] : workers) {
+      json rec = w.info.is_object() ? w.info : json::object();
+      rec["worker_id"] = id;
+      rec["node_id"] = w.node_id;
+      rec["name"] = w.name;
+      rec["alias"] = w.alias;
+      rec["status"] = !w.alive ? "DOWN" : (w.running.empty() ? "IDLE" : "BUSY");
+      rec["cordoned"] = w.cordoned;
+      rec["stale"] = !w.alive || wall - w.last_seen_wall > config.worker_grace_s;
+      rec["last_seen"] = w.last_seen_wall;
+      rec["registered_at"] = w.registered_at;
+      rec["running_tasks"] = json(std::vector<std::string>(w.running.begin(), w.running.end()));
+      rec["free_slots"] = w.alive ? std::max(0, w.slots - static_cast<int>(w.running.size())) : 0;
+      arr.push_back(std::move(rec));
+    }
+    std::lock_guard<std::mutex> lock(snap_mu);
+    workers_snapshot = std::move(arr);
+  }
+
+  // ---- commands to the local supervisor ----
+
+  void SendLocalCommand(const std::string& kind, const std::string& name, json body,
+                        JsonCallback done) {
+    if (local_node.empty()) {
+      waiting_for_local_node.push_back([this, kind, name, body, done] {
+        SendLocalCommand(kind, name, body, done);
+      });
+      return;
+    }
+    std::string command_id = NewId("cmd");
+    json msg = {{"kind", kind}, {"command_id", command_id}, {"name", name}};
+    if (kind == "start_worker") msg["worker_config"] = body.value("worker_config", json::object());
+    PendingCommand cmd;
+    cmd.done = std::move(done);
+    cmd.kind = kind;
+    cmd.name = name;
+    cmd.timer = loop.PostDelayed(
+        std::chrono::microseconds(static_cast<int64_t>(config.command_timeout_s * 1e6)),
+        [this, command_id] {
+          auto it = commands.find(command_id);
+          if (it == commands.end()) return;
+          auto cb = std::move(it->second.done);
+          commands.erase(it);
+          cb(DeadlineExceeded("the node did not answer in time"));
+        });
+    commands.emplace(command_id, std::move(cmd));
+    Send(bus::NodeStream(local_node), std::move(msg));
+  }
+
+  std::string NextWorkerName(const std::string& type) {
+    std::set<std::string> taken;
+    auto nit = nodes.find(local_node);
+    if (nit != nodes.end()) {
+      for (const auto& w : nit->second.stack_workers) taken.insert(w.value("name", ""));
+    }
+    for (const auto& [id, c] : commands) taken.insert(c.name);
+    for (int i = 1;; ++i) {
+      std::string n = type + "-" + std::to_string(i);
+      if (!taken.count(n)) return n;
+    }
+  }
+};
+
+Scheduler::Scheduler(SchedulerConfig config, state::Store* store, std::shared_ptr<bus::Bus> bus,
+                     EventHub* hub)
+    : impl_(std::make_unique<Impl>(config, store, std::move(bus), hub)) {
+  impl_->loop.SetAfterBatch([this] { impl_->AfterBatch(); });
+}
+
+Scheduler::~Scheduler() { Stop(); }
+
+Status Scheduler::Recover() {
+  Impl& s = *impl_;
+  FM_ASSIGN_OR_RETURN(s.next_cursor, s.store->MaxEventCursor());
+  FM_ASSIGN_OR_RETURN(auto nodes, s.store->ListNodes());
+  for (auto& n : nodes) {
+    Impl::Node node;
+    node.rec = n;
+    json info = json::parse(n.info_json, nullptr, false);
+    node.local = info.is_object() && info.value("local", false);
+    if (node.local && (s.local_node.empty() || n.registered_at >= s.nodes[s.local_node].rec.registered_at)) {
+      s.local_node = n.node_id;
+    }
+    s.nodes[n.node_id] = std::move(node);
+  }
+  FM_ASSIGN_OR_RETURN(auto workers, s.store->ListWorkers());
+  int64_t now = MonoMicros();
+  for (auto& r : workers) {
+    if (r.status == "DOWN") continue;
+    Impl::Worker& w = s.workers[r.worker_id];
+    json info = json::parse(r.info_json, nullptr, false);
+    json up = {{"worker_id", r.worker_id}, {"node_id", r.node_id}, {"info", info.is_object() ? info : json::object()}};
+    s.WorkerUp(up);
+    w.cordoned = r.cordoned;
+    w.registered_at = r.registered_at;
+    w.last_seen_mono = now;  // the watchdog gives it a grace period to prove it is alive
+  }
+  FM_ASSIGN_OR_RETURN(auto active, s.store->LoadActiveWorkflows());
+  size_t n_tasks = 0;
+  for (auto& wr : active) {
+    state::TaskFilter f;
+    f.workflow_id = wr.workflow_id;
+    FM_ASSIGN_OR_RETURN(auto recs, s.store->ListTasks(f));
+    Impl::Workflow wf;
+    wf.rec = wr;
+    wf.durable = true;
+    for (auto& r : recs) {
+      Impl::Task t;
+      t.rec = std::move(r);
+      s.tasks[t.rec.task_id] = std::move(t);
+      ++n_tasks;
+    }
+    s.workflows[wr.workflow_id] = std::move(wf);
+  }
+  std::vector<std::string> lost, cancelling_lost;
+  for (auto& [wf_id, wf] : s.workflows) {
+    for (const auto& id : wf.rec.task_ids) {
+      auto it = s.tasks.find(id);
+      if (it == s.tasks.end()) continue;
+      Impl::Task& t = it->second;
+      for (const auto& dep : t.rec.depends_on) {
+        auto d = s.tasks.find(dep);
+        if (d != s.tasks.end() && d->second.rec.status != TaskState::kDone) ++t.unmet;
+      }
+      if (t.rec.status == TaskState::kPending && t.unmet == 0) s.ready.push_back(id);
+      if (t.rec.status == TaskState::kDispatched || t.rec.status == TaskState::kCancelling) {
+        auto w = s.workers.find(t.rec.assigned_worker);
+        if (w != s.workers.end() && w->second.alive) {
+          w->second.running.insert(id);
+        } else {
+          lost.push_back(id);
+        }
+      }
+    }
+  }
+  for (const auto& id : lost) {
+    Impl::Task& t = s.tasks.at(id);
+    if (t.rec.status == TaskState::kCancelling) {
+      s.Cancelled(t);
+    } else {
+      s.Fail(t, "worker " + t.rec.assigned_worker + " is gone after a server restart", true);
+    }
+  }
+  std::vector<std::string> wf_ids;
+  for (auto& [id, wf] : s.workflows) wf_ids.push_back(id);
+  for (const auto& id : wf_ids) s.RefreshWorkflow(id);
+  s.RefreshWorkersSnapshot();
+  {
+    std::lock_guard<std::mutex> lock(s.snap_mu);
+    s.local_node_snapshot = s.local_node;
+  }
+  s.dispatch_needed = true;
+  FM_LOG_INFO("recovered {} active workflows, {} tasks, {} workers, next cursor {}",
+              s.workflows.size(), n_tasks, s.workers.size(), s.next_cursor + 1);
+  return Status::Ok();
+}
+
+void Scheduler::Start() {
+  impl_->loop.Start();
+  impl_->loop.Post([this] { impl_->Watchdog(); });
+}
+
+void Scheduler::Stop() { impl_->loop.Stop(); }
+
+void Scheduler::Submit(SubmitRequest request, JsonCallback done) {
+  impl_->loop.Post([this, req = std::move(request), done = std::move(done)]() mutable {
+    impl_->DoSubmit(std::move(req), std::move(done));
+  });
+}
+
+void Scheduler::CancelWorkflow(const std::string& workflow_id, JsonCallback done) {
+  impl_->loop.Post([this, workflow_id, done = std::move(done)] {
+    Impl& s = *impl_;
+    auto wit = s.workflows.find(workflow_id);
+    if (wit == s.workflows.end()) {
+      auto rec = s.store->GetWorkflow(workflow_id);
+      if (!rec.ok()) {
+        done(rec.status());
+        return;
+      }
+      done(json{{"ok", true}, {"workflow_id", workflow_id}, {"status", rec->status},
+                {"cancelled", 0}, {"cancelling", 0}});
+      return;
+    }
+    int n_cancelled = 0, n_cancelling = 0;
+    std::vector<std::string> ids = wit->second.rec.task_ids;
+    for (const auto& id : ids) {
+      auto it = s.tasks.find(id);
+      if (it == s.tasks.end()) continue;
+      Impl::Task& t = it->second;
+      if (t.rec.status == TaskState::kPending) {
+        if (t.retry_timer != 0) {
+          s.loop.CancelTimer(t.retry_timer);
+          t.retry_timer = 0;
+        }
+        t.rec.status = TaskState::kCancelled;
+        t.rec.finished_ts = WallSeconds();
+        s.cancelled++;
+        s.PersistTask(t);
+        s.Emit("TASK_CANCELLED", t);
+        ++n_cancelled;
+      } else if (t.rec.status == TaskState::kDispatched) {
+        t.rec.status = TaskState::kCancelling;
+        s.PersistTask(t);
+        s.Emit("TASK_UPDATE", t, "", false, json{{"cancel_requested", true}});
+        auto w = s.workers.find(t.rec.assigned_worker);
+        if (w != s.workers.end()) {
+          s.Send(bus::NodeStream(w->second.node_id),
+                 json{{"kind", "interrupt"}, {"worker_id", w->first}, {"task_id", id},
+                      {"attempt", t.rec.attempts}});
+        }
+        ++n_cancelling;
+      }
+    }
+    std::string status = s.workflows.count(workflow_id) ? s.workflows[workflow_id].rec.status : "";
+    s.RefreshWorkflow(workflow_id);
+    auto again = s.workflows.find(workflow_id);
+    if (again != s.workflows.end()) status = again->second.rec.status;
+    else status = "CANCELLED";
+    done(json{{"ok", true}, {"workflow_id", workflow_id}, {"status", status},
+              {"cancelled", n_cancelled}, {"cancelling", n_cancelling}});
+  });
+}
+
+void Scheduler::SetCordon(const std::string& worker_id, bool cordoned, JsonCallback done) {
+  impl_->loop.Post([this, worker_id, cordoned, done = std::move(done)] {
+    Impl& s = *impl_;
+    auto it = s.workers.find(worker_id);
+    if (it == s.workers.end()) {
+      // Accept an alias as well as an id.
+      for (auto w = s.workers.begin(); w != s.workers.end(); ++w) {
+        if (w->second.alias == worker_id || w->second.name == worker_id) it = w;
+      }
+    }
+    if (it == s.workers.end()) {
+      done(NotFound("worker " + worker_id + " not found"));
+      return;
+    }
+    it->second.cordoned = cordoned;
+    s.PersistWorker(it->second);
+    s.RefreshWorkersSnapshot();
+    s.dispatch_needed = true;
+    done(json{{"ok", true}, {"worker_id", it->first}, {"cordoned", cordoned}});
+  });
+}
+
+void Scheduler::RegisterNode(json body, JsonCallback done) {
+  impl_->loop.Post([this, body = std::move(body), done = std::move(done)] {
+    Impl& s = *impl_;
+    std::string id = body.value("node_id", "");
+    if (id.rfind("nod-", 0) != 0) id = NewId("nod");
+    Impl::Node& node = s.nodes[id];
+    node.local = body.value("local", false);
+    node.rec.node_id = id;
+    node.rec.alias = body.value("alias", id);
+    node.rec.info_json = body.dump();
+    if (node.rec.registered_at == 0) node.rec.registered_at = WallSeconds();
+    node.rec.last_seen = WallSeconds();
+    state::NodeRecord rec = node.rec;
+    bool local = node.local;
+    s.store->Write([rec](state::WriteTxn& txn) { return txn.PutNode(rec); },
+                   [this, id, local, done](const Status& st) {
+                     impl_->loop.Post([this, id, local, st, done] {
+                       Impl& s = *impl_;
+                       if (!st.ok()) {
+                         done(st);
+                         return;
+                       }
+                       if (local) {
+                         s.local_node = id;
+                         {
+                           std::lock_guard<std::mutex> lock(s.snap_mu);
+                           s.local_node_snapshot = id;
+                         }
+                         auto waiting = std::move(s.waiting_for_local_node);
+                         s.waiting_for_local_node.clear();
+                         for (auto& fn : waiting) fn();
+                       }
+                       FM_LOG_INFO("node {} registered{}", id, local ? " (local)" : "");
+                       done(json{{"node_id", id}});
+                     });
+                   });
+  });
+}
+
+void Scheduler::StackWorkerCommand(const std::string& kind, const std::string& name,
+                                   json body, JsonCallback done) {
+  impl_->loop.Post([this, kind, name, body = std::move(body), done = std::move(done)]() mutable {
+    Impl& s = *impl_;
+    std::string target = name;
+    if (kind == "start_worker" && target.empty()) {
+      std::string type = body.value("worker_config", json::object()).value("worker_type", "cpu");
+      target = s.NextWorkerName(type);
+    }
+    s.SendLocalCommand(kind, target, std::move(body), std::move(done));
+  });
+}
+
+void Scheduler::ApplyBusMessages(const std::vector<bus::Message>& batch) {
+  std::promise<void> durable;
+  impl_->loop.Post([this, &batch, &durable] {
+    for (const auto& m : batch) impl_->ApplyOne(m.payload);
+    // Writes commit in order: once this empty op commits, everything above has too.
+    impl_->store->Write([](state::WriteTxn&) { return Status::Ok(); },
+                        [&durable](const Status&) { durable.set_value(); });
+  });
+  durable.get_future().wait();
+}
+
+void Scheduler::ApplyHeartbeat(const std::string& payload) {
+  json m = json::parse(payload, nullptr, false);
+  impl_->loop.Post([this, m = std::move(m)] { impl_->OnHeartbeat(m); });
+}
+
+json Scheduler::WorkersSnapshot() const {
+  std::lock_guard<std::mutex> lock(impl_->snap_mu);
+  return impl_->workers_snapshot;
+}
+
+json Scheduler::StackWorkersSnapshot() const {
+  std::lock_guard<std::mutex> lock(impl_->snap_mu);
+  return impl_->stack_snapshot;
+}
+
+std::string Scheduler::local_node_id() const {
+  std::lock_guard<std::mutex> lock(impl_->snap_mu);
+  return impl_->local_node_snapshot;
+}
+
+json Scheduler::Metrics() const {
+  const Impl& s = *impl_;
+  return {{"workflows_submitted_total", s.submitted_workflows.load()},
+          {"tasks_submitted_total", s.submitted_tasks.load()},
+          {"tasks_dispatched_total", s.dispatched.load()},
+          {"tasks_succeeded_total", s.succeeded.load()},
+          {"tasks_failed_total", s.failed.load()},
+          {"tasks_cancelled_total", s.cancelled.load()},
+          {"tasks_retried_total", s.retried.load()},
+          {"workers_lost_total", s.workers_lost.load()},
+          {"bus_messages_total", s.bus_messages.load()},
+          {"scheduler_queue_depth", s.loop.queued()}};
+}
+
+}  // namespace flowmesh::scheduler

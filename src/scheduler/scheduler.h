@@ -1,0 +1,87 @@
+// The scheduler: owns the in-memory task graph of every active workflow, the live view
+// of workers, and the ready queue. All of that state lives on one EventLoop thread;
+// the API and the bus consumer talk to it by posting closures.
+//
+// Durability: a submission is committed to the store before its reply is sent and
+// before any of its tasks is dispatched; later transitions are written behind through
+// the store's group commit, and each event is published to subscribers only once it is
+// committed. Bus messages are acknowledged only after the writes they caused commit.
+//
+// Dispatch (first cut): event-driven, FIFO over ready tasks, resource fit (task type,
+// free slots, cpu/memory/gpu requests) on a worker that has not failed the task.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "bus/bus.h"
+#include "common/event_loop.h"
+#include "common/status.h"
+#include "scheduler/event_hub.h"
+#include "spec/workflow.h"
+#include "state/store.h"
+
+namespace flowmesh::scheduler {
+
+struct SchedulerConfig {
+  double worker_grace_s = 5.0;        // silence after which a worker is declared dead
+  double watchdog_interval_s = 1.0;
+  double retry_backoff_base_s = 0.1;  // first retry delay; doubles per attempt, with jitter
+  double retry_backoff_max_s = 30.0;
+  double command_timeout_s = 15.0;    // supervisor commands (start/stop worker)
+};
+
+struct SubmitRequest {
+  spec::WorkflowDef def;
+  std::string source_text;
+  std::string format = "native";
+  std::string org_id = state::kDefaultOrg;
+  std::string owner_id = state::kDefaultOwner;
+};
+
+using JsonCallback = std::function<void(Result<nlohmann::json>)>;
+
+class Scheduler {
+ public:
+  Scheduler(SchedulerConfig config, state::Store* store, std::shared_ptr<bus::Bus> bus,
+            EventHub* hub);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Loads active workflows and known workers from the store. Call before Start().
+  Status Recover();
+  void Start();
+  void Stop();
+
+  // Replies (on some thread) with the 201 body once the workflow is durable.
+  void Submit(SubmitRequest request, JsonCallback done);
+  void CancelWorkflow(const std::string& workflow_id, JsonCallback done);
+  void SetCordon(const std::string& worker_id, bool cordoned, JsonCallback done);
+  void RegisterNode(nlohmann::json body, JsonCallback done);
+  // kind: start_worker (body: a worker init config) | start | stop | remove, on the local node.
+  void StackWorkerCommand(const std::string& kind, const std::string& name,
+                          nlohmann::json body, JsonCallback done);
+
+  // Applies a batch from the events stream; returns once its effects are durable, so the
+  // caller may acknowledge it. Called from the bus consumer thread.
+  void ApplyBusMessages(const std::vector<bus::Message>& batch);
+  void ApplyHeartbeat(const std::string& payload);
+
+  // Snapshots for the API (thread-safe copies, refreshed on each change).
+  nlohmann::json WorkersSnapshot() const;      // array of worker records
+  nlohmann::json StackWorkersSnapshot() const; // local node's worker processes
+  std::string local_node_id() const;
+  nlohmann::json Metrics() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace flowmesh::scheduler
