@@ -1,0 +1,69 @@
+#include "cli/context.h"
+
+#include <ostream>
+
+#include "cli/output.h"
+
+namespace flowmesh::cli {
+
+Context::Context(const Invocation& inv, const Environment& env, Streams streams,
+                 HomeLayout layout, Endpoint endpoint)
+    : inv(inv), env(env), io(streams), layout(std::move(layout)), endpoint(std::move(endpoint)) {}
+
+Context::~Context() = default;
+
+http::Client& Context::client() {
+  if (!client_) client_ = std::make_unique<http::Client>(endpoint.url);
+  return *client_;
+}
+
+http::Headers Context::Headers(http::Headers extra) const {
+  if (!endpoint.api_key.empty()) extra["Authorization"] = "Bearer " + endpoint.api_key;
+  return extra;
+}
+
+std::string Context::ApiPath(const std::string& path) {
+  if (path.rfind("/healthz", 0) == 0 || path.rfind("/api/", 0) == 0 ||
+      path.rfind("/metrics", 0) == 0) {
+    return path;
+  }
+  return "/api/v1" + (path.empty() || path[0] != '/' ? "/" + path : path);
+}
+
+int Context::ReportUnreachable(const Status& status) {
+  io.err << ConnectionErrorMessage(endpoint.url, status.message()) << "\n";
+  return kExitUnreachable;
+}
+
+void Context::PrintJson(const nlohmann::json& value) { io.out << value.dump(2) << "\n"; }
+
+Context::Reply Context::Call(const std::string& method, const std::string& path,
+                             const std::string& body, http::Headers extra,
+                             std::initializer_list<int> accept) {
+  Reply reply;
+  if (!body.empty() && extra.find("Content-Type") == extra.end()) {
+    extra["Content-Type"] = "application/json";
+  }
+  auto result = client().Request(method, ApiPath(path), body, Headers(std::move(extra)));
+  if (!result.ok()) {
+    reply.exit_code = ReportUnreachable(result.status());
+    return reply;
+  }
+  reply.response = std::move(result).value();
+  if (!reply.response.body.empty()) {
+    reply.json = nlohmann::json::parse(reply.response.body, nullptr, false);
+    if (reply.json.is_discarded()) reply.json = nullptr;
+  }
+  int code = reply.response.status;
+  bool accepted = code >= 200 && code < 300;
+  for (int a : accept) accepted = accepted || a == code;
+  if (!accepted) {
+    io.err << FormatHttpError(code, reply.response.body) << "\n";
+    reply.exit_code = kExitFailure;
+    return reply;
+  }
+  reply.ok = true;
+  return reply;
+}
+
+}  // namespace flowmesh::cli
