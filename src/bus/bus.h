@@ -52,6 +52,14 @@ class Bus {
 
   // Best-effort broadcast; lost if nobody listens.
   virtual Status Publish(const std::string& channel, const std::string& payload) = 0;
+
+  // Makes the next ReadGroup by `consumer` start again with every entry delivered to it
+  // but not acknowledged, as after a restart. (ReadGroup hands out each pending entry
+  // once per session, then only new ones.) StreamConsumer calls it when it starts and
+  // when a batch could not be applied or acknowledged. The default does nothing, for
+  // fakes that do not track pending entries.
+  virtual void RewindPending(const std::string& stream, const std::string& group,
+                             const std::string& consumer) {}
 };
 
 // Runs a consumer loop on its own thread: ReadGroup -> handler -> Ack, reconnecting
@@ -91,6 +99,9 @@ struct RedisConfig {
   int port = 6379;
   std::string password;  // AUTH when non-empty
   std::chrono::milliseconds connect_timeout{2000};
+  // Socket read/write timeout for commands (a blocking read adds its BLOCK time). A
+  // command that times out drops the connection, which is then re-established.
+  std::chrono::milliseconds command_timeout{5000};
 };
 
 // A Redis-backed bus. Keeps one command connection (guarded by a mutex; reconnects

@@ -1,0 +1,136 @@
+// StreamConsumer: the ReadGroup -> handler -> Ack loop on its own thread.
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "bus/bus.h"
+#include "common/log.h"
+
+namespace flowmesh::bus {
+namespace {
+constexpr std::chrono::milliseconds kMinBackoff{100};
+constexpr std::chrono::milliseconds kMaxBackoff{5000};
+// Short enough that Stop() is answered promptly while the stream is idle.
+constexpr std::chrono::milliseconds kReadBlock{500};
+}  // namespace
+
+struct StreamConsumer::Impl {
+  std::shared_ptr<Bus> bus;
+  std::string stream;
+  std::string group;
+  std::string consumer;
+  Handler handler;
+  int batch;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stopping = false;  // guarded by mu
+  std::thread thread;     // started/joined by the owner's thread only
+
+  // Waits `d` or until Stop(); returns false when stopping.
+  bool Sleep(std::chrono::milliseconds d) {
+    std::unique_lock<std::mutex> lock(mu);
+    return !cv.wait_for(lock, d, [this] { return stopping; });
+  }
+
+  bool Stopping() {
+    std::lock_guard<std::mutex> lock(mu);
+    return stopping;
+  }
+
+  // Waits out one failure: returns false when stopping; doubles the backoff.
+  bool Backoff(std::chrono::milliseconds* backoff) {
+    bool go_on = Sleep(*backoff);
+    *backoff = std::min(*backoff * 2, kMaxBackoff);
+    return go_on;
+  }
+
+  void Run() {
+    std::chrono::milliseconds backoff = kMinBackoff;
+    bool failing = false;  // logs one warning per outage
+    auto report = [&](const char* what, const Status& s) {
+      if (!failing) FM_LOG_WARN("bus: {} on {} (group {}) failed, retrying: {}", what, stream, group, s.ToString());
+      failing = true;
+    };
+    auto recovered = [&] {
+      if (failing) FM_LOG_INFO("bus: consumer {} on {} recovered", consumer, stream);
+      failing = false;
+      backoff = kMinBackoff;
+    };
+
+    // Entries a previous consumer loop with this name was handed but did not
+    // acknowledge come first.
+    bus->RewindPending(stream, group, consumer);
+    while (!Stopping()) {
+      Status ensured = bus->EnsureGroup(stream, group);
+      if (ensured.ok()) break;
+      report("creating the consumer group", ensured);
+      if (!Backoff(&backoff)) return;
+    }
+    while (!Stopping()) {
+      auto read = bus->ReadGroup(stream, group, consumer, batch, kReadBlock);
+      if (!read.ok()) {
+        report("reading", read.status());
+        if (!Backoff(&backoff)) return;
+        continue;
+      }
+      recovered();
+      const std::vector<Message>& messages = *read;
+      if (messages.empty()) continue;
+      try {
+        handler(messages);
+      } catch (const std::exception& e) {
+        // A programmer error in the handler; the batch stays pending and comes back.
+        FM_LOG_ERROR("bus: handler for {} failed, batch will be redelivered: {}", stream, e.what());
+        bus->RewindPending(stream, group, consumer);
+        if (!Backoff(&backoff)) return;
+        continue;
+      }
+      std::vector<std::string> ids;
+      ids.reserve(messages.size());
+      for (const auto& m : messages) ids.push_back(m.id);
+      while (true) {
+        Status acked = bus->Ack(stream, group, ids);
+        if (acked.ok()) break;
+        report("acknowledging", acked);
+        if (!Backoff(&backoff)) return;  // still pending: a later consumer gets them again
+      }
+    }
+  }
+};
+
+StreamConsumer::StreamConsumer(std::shared_ptr<Bus> bus, std::string stream, std::string group,
+                               std::string consumer, Handler handler, int batch)
+    : impl_(std::make_unique<Impl>()) {
+  FM_CHECK(bus != nullptr);
+  FM_CHECK(batch > 0);
+  impl_->bus = std::move(bus);
+  impl_->stream = std::move(stream);
+  impl_->group = std::move(group);
+  impl_->consumer = std::move(consumer);
+  impl_->handler = std::move(handler);
+  impl_->batch = batch;
+}
+
+StreamConsumer::~StreamConsumer() { Stop(); }
+
+void StreamConsumer::Start() {
+  if (impl_->thread.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stopping = false;
+  }
+  impl_->thread = std::thread([impl = impl_.get()] { impl->Run(); });
+}
+
+void StreamConsumer::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_all();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+}  // namespace flowmesh::bus
