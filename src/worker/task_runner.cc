@@ -1,0 +1,250 @@
+#include "worker/task_runner.h"
+
+#include <chrono>
+
+#include "common/clock.h"
+#include "common/log.h"
+
+namespace flowmesh::worker {
+
+using Clock = std::chrono::steady_clock;
+
+struct TaskRunner::Task {
+  Assignment assignment;
+  std::string key;
+  std::atomic<bool> cancelled{false};
+  std::atomic<bool> reported{false};
+  std::mutex emit_mu;  // orders progress events before the terminal one
+  Clock::time_point deadline = Clock::time_point::max();  // guarded by TaskRunner::mu_
+};
+
+namespace {
+
+std::string Key(const std::string& task_id, int attempt) {
+  return task_id + "#" + std::to_string(attempt);
+}
+
+std::string FormatSeconds(double s) {
+  std::string text = fmt::format("{:.3f}", s);
+  while (text.back() == '0') text.pop_back();
+  if (text.back() == '.') text.pop_back();
+  return text;
+}
+
+v1::TaskEvent MakeEvent(const Assignment& a, const std::string& type, const std::string& error,
+                        bool retryable, const nlohmann::json& payload) {
+  v1::TaskEvent event;
+  event.set_task_id(a.task_id);
+  event.set_attempt(a.attempt);
+  event.set_type(type);
+  event.set_ts(WallSeconds());
+  event.set_error(error);
+  event.set_retryable(retryable);
+  event.set_payload_json(payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  return event;
+}
+
+}  // namespace
+
+Result<Assignment> AssignmentFromProto(const v1::TaskAssignment& proto) {
+  Assignment a;
+  a.task_id = proto.task_id();
+  a.workflow_id = proto.workflow_id();
+  a.attempt = proto.attempt();
+  a.task_type = proto.task_type();
+  a.timeout_s = proto.timeout_s();
+  if (a.task_id.empty()) return InvalidArgument("assignment without task_id");
+  if (!proto.spec_json().empty()) {
+    a.spec = nlohmann::json::parse(proto.spec_json(), nullptr, /*allow_exceptions=*/false);
+    if (a.spec.is_discarded() || !a.spec.is_object()) {
+      return InvalidArgument("spec_json of task " + a.task_id + " is not a JSON object");
+    }
+  }
+  return a;
+}
+
+TaskRunner::TaskRunner(const executors::ExecutorRegistry* registry, int slots, EventSink sink,
+                       ResultUploader uploader)
+    : registry_(registry), sink_(std::move(sink)), uploader_(std::move(uploader)) {
+  if (slots < 1) slots = 1;
+  for (int i = 0; i < slots; ++i) pool_.emplace_back([this] { PoolLoop(); });
+  timer_ = std::thread([this] { TimerLoop(); });
+}
+
+TaskRunner::~TaskRunner() { StopAll("worker stopping"); }
+
+bool TaskRunner::Submit(Assignment assignment) {
+  auto task = std::make_shared<Task>();
+  task->key = Key(assignment.task_id, assignment.attempt);
+  task->assignment = std::move(assignment);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || tasks_.count(task->key) > 0) return false;
+    tasks_[task->key] = task;
+    queue_.push_back(task);
+  }
+  queue_cv_.notify_one();
+  return true;
+}
+
+void TaskRunner::Interrupt(const std::string& task_id, int attempt) {
+  std::shared_ptr<Task> task;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = tasks_.find(Key(task_id, attempt));
+    if (it == tasks_.end()) return;
+    task = it->second;
+  }
+  task->cancelled = true;
+  Finish(*task, "TASK_CANCELLED", "cancelled", false, nlohmann::json::object());
+}
+
+void TaskRunner::StopAll(const std::string& reason) {
+  std::lock_guard<std::mutex> stop_lock(stop_mu_);
+  if (stopped_) return;
+  stopped_ = true;
+  std::vector<std::shared_ptr<Task>> unfinished;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    for (auto& [key, task] : tasks_) unfinished.push_back(task);
+    queue_.clear();
+  }
+  queue_cv_.notify_all();
+  timer_cv_.notify_all();
+  for (auto& task : unfinished) {
+    task->cancelled = true;
+    Finish(*task, "TASK_FAILED", reason, true, nlohmann::json::object());
+  }
+  for (auto& t : pool_) t.join();
+  timer_.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  tasks_.clear();
+}
+
+std::vector<std::string> TaskRunner::ActiveTaskIds() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> ids;
+  for (const auto& [key, task] : tasks_) {
+    if (!task->reported.load()) ids.push_back(task->assignment.task_id);
+  }
+  return ids;
+}
+
+void TaskRunner::PoolLoop() {
+  for (;;) {
+    std::shared_ptr<Task> task;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      task = queue_.front();
+      queue_.pop_front();
+      if (task->assignment.timeout_s > 0) {
+        task->deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                            std::chrono::duration<double>(task->assignment.timeout_s));
+      }
+    }
+    timer_cv_.notify_all();
+    if (!task->reported.load()) Execute(task);
+    std::lock_guard<std::mutex> lock(mu_);
+    tasks_.erase(task->key);
+  }
+}
+
+void TaskRunner::TimerLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    auto next = Clock::time_point::max();
+    std::vector<std::shared_ptr<Task>> expired;
+    auto now = Clock::now();
+    for (auto& [key, task] : tasks_) {
+      if (task->reported.load()) continue;
+      if (task->deadline <= now) {
+        expired.push_back(task);
+      } else {
+        next = std::min(next, task->deadline);
+      }
+    }
+    if (!expired.empty()) {
+      lock.unlock();
+      for (auto& task : expired) {
+        task->cancelled = true;
+        Finish(*task, "TASK_FAILED",
+               "timed out after " + FormatSeconds(task->assignment.timeout_s) + "s", true,
+               nlohmann::json::object());
+      }
+      lock.lock();
+      continue;
+    }
+    if (next == Clock::time_point::max()) {
+      timer_cv_.wait(lock);
+    } else {
+      timer_cv_.wait_until(lock, next);
+    }
+  }
+}
+
+void TaskRunner::Execute(const std::shared_ptr<Task>& task) {
+  const Assignment& a = task->assignment;
+  auto executor = registry_->Create(a.task_type);
+  if (!executor.ok()) {
+    Finish(*task, "TASK_FAILED", executor.status().message(), false, nlohmann::json::object());
+    return;
+  }
+  Emit(*task, "TASK_STARTED", "", false, nlohmann::json::object());
+  executors::TaskContext ctx{
+      a.task_id,
+      a.workflow_id,
+      a.attempt,
+      a.task_type,
+      a.spec,
+      [this, task](std::string line) {
+        Emit(*task, "TASK_LOG", "", false, {{"line", std::move(line)}, {"stream", "stdout"}});
+      },
+      [this, task](nlohmann::json update) {
+        Emit(*task, "TASK_UPDATE", "", false,
+             update.is_object() ? update : nlohmann::json{{"value", update}});
+      },
+      task->cancelled};
+  int64_t start = MonoMicros();
+  Result<nlohmann::json> result = (*executor)->Run(ctx);
+  double duration = (MonoMicros() - start) / 1e6;
+  if (task->reported.load()) return;  // interrupted, timed out or stopped meanwhile
+  if (!result.ok()) {
+    if (result.status().code() == StatusCode::kCancelled || task->cancelled.load()) {
+      Finish(*task, "TASK_CANCELLED", result.status().message(), false, nlohmann::json::object());
+    } else {
+      Finish(*task, "TASK_FAILED", result.status().message(),
+             executors::IsRetryable(result.status()), nlohmann::json::object());
+    }
+    return;
+  }
+  nlohmann::json metadata = {{"executor", a.task_type}, {"duration_sec", duration}};
+  Result<std::string> digest = uploader_(a, metadata, *result);
+  if (!digest.ok()) {
+    FM_LOG_WARN("result upload for task {} attempt {} failed: {}", a.task_id, a.attempt,
+                digest.status().ToString());
+    Finish(*task, "TASK_FAILED", "result upload failed: " + digest.status().message(), true,
+           nlohmann::json::object());
+    return;
+  }
+  Finish(*task, "TASK_SUCCEEDED", "", false, {{"result_digest", *digest}});
+}
+
+void TaskRunner::Emit(Task& task, const std::string& type, const std::string& error,
+                      bool retryable, const nlohmann::json& payload) {
+  std::lock_guard<std::mutex> lock(task.emit_mu);
+  if (task.reported.load()) return;
+  sink_(MakeEvent(task.assignment, type, error, retryable, payload));
+}
+
+bool TaskRunner::Finish(Task& task, const std::string& type, const std::string& error,
+                        bool retryable, const nlohmann::json& payload) {
+  std::lock_guard<std::mutex> lock(task.emit_mu);
+  if (task.reported.exchange(true)) return false;
+  sink_(MakeEvent(task.assignment, type, error, retryable, payload));
+  return true;
+}
+
+}  // namespace flowmesh::worker

@@ -1,0 +1,62 @@
+// The worker runtime: registers with its supervisor over gRPC, holds one Connect stream,
+// runs assignments through a TaskRunner and streams events and heartbeats back. It keeps
+// no state across runs: when the stream is lost Run returns non-zero and the supervisor
+// starts a fresh process.
+//
+// Threads: Run() owns the stream reader; a heartbeat thread; the TaskRunner's pool.
+// Writes to the stream are serialised by a mutex. RequestStop may be called from any
+// thread (e.g. a signal-waiting thread).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "executors/executor.h"
+#include "worker/task_runner.h"
+
+namespace flowmesh::worker {
+
+struct WorkerConfig {
+  std::string supervisor = "127.0.0.1:50051";  // host:port of the supervisor's gRPC server
+  std::string name;                            // process name given by the supervisor
+  std::string alias;                           // defaults to name
+  std::string worker_type = "cpu";             // cpu | gpu
+  double cost_per_hour = 0;
+  int slots = 4;
+  std::vector<std::string> tags;
+  std::string cuda_devices;  // "0,1"; GPU workers only
+  std::string token;         // presented to the supervisor in Register
+  std::string api_token;     // Bearer token for result uploads to the server ("" = none)
+  std::chrono::milliseconds register_timeout{30000};
+  std::chrono::milliseconds upload_timeout{30000};
+};
+
+// Exit codes of Worker::Run.
+inline constexpr int kExitOk = 0;               // stopped on request
+inline constexpr int kExitStreamLost = 1;       // supervisor went away: restart me
+inline constexpr int kExitRegisterFailed = 2;   // never reached / rejected by the supervisor
+
+class Worker {
+ public:
+  Worker(WorkerConfig config, executors::ExecutorRegistry registry);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Registers, connects and serves until stopped or the stream is lost.
+  int Run();
+  // Graceful stop: fail running attempts (retryable), close the stream, make Run return 0.
+  void RequestStop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace flowmesh::worker
