@@ -12,6 +12,7 @@
 #include <future>
 #include <limits>
 #include <mutex>
+#include <span>
 #include <nlohmann/json.hpp>
 #include <string_view>
 #include <thread>
@@ -27,70 +28,74 @@ namespace {
 // ---------------------------------------------------------------------------------------
 // SQL text. Built once from column lists so SELECT order and the readers below agree.
 
-std::string Join(std::initializer_list<std::string_view> cols, std::string_view sep,
-                 std::string_view fmt_each = "{}") {
+using Columns = std::span<const std::string_view>;
+
+std::string Join(Columns cols, std::string_view sep) {
   std::string out;
   for (std::string_view c : cols) {
     if (!out.empty()) out += sep;
-    out += fmt::format(fmt::runtime(fmt_each), c);
+    out += c;
   }
   return out;
 }
 
 // INSERT … ON CONFLICT(key) DO UPDATE: unlike INSERT OR REPLACE it keeps the row's `seq`,
-// so listing order stays first-insertion order.
-std::string UpsertSql(std::string_view table, std::initializer_list<std::string_view> cols,
-                      std::string_view conflict) {
+// so listing order stays first-insertion order. Parameters are ?1.. in column order.
+std::string UpsertSql(std::string_view table, Columns cols, Columns keys) {
   std::string params;
-  for (size_t i = 1; i <= cols.size(); ++i) params += fmt::format("{}?{}", i > 1 ? "," : "", i);
   std::string updates;
-  for (std::string_view c : cols) {
-    bool is_key = false;
-    for (size_t pos = 0; pos <= conflict.size();) {
-      size_t end = std::min(conflict.find(',', pos), conflict.size());
-      is_key = is_key || conflict.substr(pos, end - pos) == c;
-      pos = end + 1;
-    }
-    if (is_key) continue;
-    updates += fmt::format("{}{}=excluded.{}", updates.empty() ? "" : ",", c, c);
+  for (size_t i = 0; i < cols.size(); ++i) {
+    params += fmt::format("{}?{}", i > 0 ? "," : "", i + 1);
+    if (std::find(keys.begin(), keys.end(), cols[i]) != keys.end()) continue;
+    updates += fmt::format("{}{}=excluded.{}", updates.empty() ? "" : ",", cols[i], cols[i]);
   }
   return fmt::format("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT({}) DO UPDATE SET {}", table,
-                     Join(cols, ","), params, conflict, updates);
+                     Join(cols, ","), params, Join(keys, ","), updates);
 }
 
-#define FM_WORKFLOW_COLS                                                                   \
-  {"workflow_id", "name", "org_id", "owner_id", "format", "source_text", "submitted_at", \
-   "updated_at", "status"}
-#define FM_TASK_COLS                                                                        \
-  {"task_id",        "workflow_id",   "org_id",       "owner_id",      "supplier_id",       \
-   "task_name",      "graph_node_name", "task_type",  "category",      "status",            \
-   "assigned_worker", "submitted_at", "dispatched_ts", "started_ts",   "finished_ts",       \
-   "attempts",       "max_attempts",  "failed_workers", "depends_on",  "dependents",        \
-   "last_error",     "error",         "spec_json",    "latest_update_json", "result_digest", \
-   "usages_json"}
-#define FM_WORKER_COLS                                                                 \
-  {"worker_id", "node_id", "name", "status", "info_json", "registered_at", "last_seen", \
-   "cordoned"}
-#define FM_NODE_COLS {"node_id", "alias", "info_json", "registered_at", "last_seen"}
-#define FM_RESULT_COLS \
-  {"task_id", "digest", "size", "worker_id", "metadata_json", "received_at"}
-#define FM_RESULT_FILE_COLS {"task_id", "path", "digest", "size"}
-#define FM_EVENT_COLS {"cursor", "workflow_id", "task_id", "ts", "type", "json"}
+// Column lists: SELECTs return these columns in this order, and the Read* codecs below
+// read them by position.
+constexpr auto kWorkflowCols = std::to_array<std::string_view>(
+    {"workflow_id", "name", "org_id", "owner_id", "format", "source_text", "submitted_at",
+     "updated_at", "status"});
+constexpr auto kTaskCols = std::to_array<std::string_view>(
+    {"task_id",       "workflow_id",     "org_id",        "owner_id",           "supplier_id",
+     "task_name",     "graph_node_name", "task_type",     "category",           "status",
+     "assigned_worker", "submitted_at",  "dispatched_ts", "started_ts",         "finished_ts",
+     "attempts",      "max_attempts",    "failed_workers", "depends_on",        "dependents",
+     "last_error",    "error",           "spec_json",     "latest_update_json", "result_digest",
+     "usages_json"});
+constexpr auto kWorkerCols = std::to_array<std::string_view>(
+    {"worker_id", "node_id", "name", "status", "info_json", "registered_at", "last_seen",
+     "cordoned"});
+constexpr auto kNodeCols = std::to_array<std::string_view>(
+    {"node_id", "alias", "info_json", "registered_at", "last_seen"});
+constexpr auto kResultCols = std::to_array<std::string_view>(
+    {"task_id", "digest", "size", "worker_id", "metadata_json", "received_at"});
+constexpr auto kResultFileCols =
+    std::to_array<std::string_view>({"task_id", "path", "digest", "size"});
+constexpr auto kEventCols =
+    std::to_array<std::string_view>({"cursor", "workflow_id", "task_id", "ts", "type", "json"});
+constexpr auto kSettingCols = std::to_array<std::string_view>({"key", "value"});
+
+constexpr std::string_view kTaskIdKey[] = {"task_id"};
 
 struct Sql {
-  std::string upsert_workflow = UpsertSql("workflows", FM_WORKFLOW_COLS, "workflow_id");
-  std::string upsert_task = UpsertSql("tasks", FM_TASK_COLS, "task_id");
-  std::string upsert_worker = UpsertSql("workers", FM_WORKER_COLS, "worker_id");
-  std::string upsert_node = UpsertSql("nodes", FM_NODE_COLS, "node_id");
-  std::string upsert_result = UpsertSql("results", FM_RESULT_COLS, "task_id");
-  std::string upsert_result_file = UpsertSql("result_files", FM_RESULT_FILE_COLS, "task_id,path");
-  std::string upsert_setting = UpsertSql("settings", {"key", "value"}, "key");
-  std::string insert_event =
-      "INSERT INTO events (cursor, workflow_id, task_id, ts, type, json) VALUES (?1,?2,?3,?4,?5,?6)";
+  std::string upsert_workflow =
+      UpsertSql("workflows", kWorkflowCols, Columns(kWorkflowCols).first(1));
+  std::string upsert_task = UpsertSql("tasks", kTaskCols, kTaskIdKey);
+  std::string upsert_worker = UpsertSql("workers", kWorkerCols, Columns(kWorkerCols).first(1));
+  std::string upsert_node = UpsertSql("nodes", kNodeCols, Columns(kNodeCols).first(1));
+  std::string upsert_result = UpsertSql("results", kResultCols, kTaskIdKey);
+  std::string upsert_result_file =
+      UpsertSql("result_files", kResultFileCols, Columns(kResultFileCols).first(2));
+  std::string upsert_setting = UpsertSql("settings", kSettingCols, Columns(kSettingCols).first(1));
+  std::string insert_event = fmt::format("INSERT INTO events ({}) VALUES (?1,?2,?3,?4,?5,?6)",
+                                         Join(kEventCols, ","));
 
-  std::string workflow_cols = Join(FM_WORKFLOW_COLS, ",");
-  std::string task_cols = Join(FM_TASK_COLS, ",");
-  std::string event_cols = Join(FM_EVENT_COLS, ",");
+  std::string workflow_cols = Join(kWorkflowCols, ",");
+  std::string task_cols = Join(kTaskCols, ",");
+  std::string event_cols = Join(kEventCols, ",");
 
   std::string get_workflow =
       fmt::format("SELECT {} FROM workflows WHERE workflow_id=?1", workflow_cols);
@@ -100,16 +105,16 @@ struct Sql {
   std::string task_ids_of_workflow = "SELECT task_id FROM tasks WHERE workflow_id=?1 ORDER BY seq";
   std::string get_task = fmt::format("SELECT {} FROM tasks WHERE task_id=?1", task_cols);
   std::string list_workers =
-      fmt::format("SELECT {} FROM workers ORDER BY seq", Join(FM_WORKER_COLS, ","));
+      fmt::format("SELECT {} FROM workers ORDER BY seq", Join(kWorkerCols, ","));
   std::string get_worker =
-      fmt::format("SELECT {} FROM workers WHERE worker_id=?1", Join(FM_WORKER_COLS, ","));
-  std::string list_nodes = fmt::format("SELECT {} FROM nodes ORDER BY seq", Join(FM_NODE_COLS, ","));
+      fmt::format("SELECT {} FROM workers WHERE worker_id=?1", Join(kWorkerCols, ","));
+  std::string list_nodes = fmt::format("SELECT {} FROM nodes ORDER BY seq", Join(kNodeCols, ","));
   std::string get_node =
-      fmt::format("SELECT {} FROM nodes WHERE node_id=?1", Join(FM_NODE_COLS, ","));
+      fmt::format("SELECT {} FROM nodes WHERE node_id=?1", Join(kNodeCols, ","));
   std::string get_result =
-      fmt::format("SELECT {} FROM results WHERE task_id=?1", Join(FM_RESULT_COLS, ","));
+      fmt::format("SELECT {} FROM results WHERE task_id=?1", Join(kResultCols, ","));
   std::string list_result_files = fmt::format(
-      "SELECT {} FROM result_files WHERE task_id=?1 ORDER BY seq", Join(FM_RESULT_FILE_COLS, ","));
+      "SELECT {} FROM result_files WHERE task_id=?1 ORDER BY seq", Join(kResultFileCols, ","));
   std::string get_setting = "SELECT value FROM settings WHERE key=?1";
   std::string max_cursor = "SELECT COALESCE(MAX(cursor), 0) FROM events";
 

@@ -299,8 +299,8 @@ TEST(StoreTest, RoundTripsOtherRecords) {
   auto setting = store->GetSetting("dedup_scope");
   ASSERT_TRUE(setting.ok());
   EXPECT_EQ(*setting, "tenant");
-  ASSERT_TRUE(store->WriteSync([](WriteTxn& txn) { return txn.PutSetting("dedup_scope", "global"); })
-                  .ok());
+  ASSERT_TRUE(
+      store->WriteSync([](WriteTxn& txn) { return txn.PutSetting("dedup_scope", "global"); }).ok());
   EXPECT_EQ(*store->GetSetting("dedup_scope"), "global");
 
   EventQuery q;
@@ -517,10 +517,11 @@ TEST(StoreTest, EventPaging) {
   EXPECT_EQ(store->ReadEvents(both).status().code(), StatusCode::kInvalidArgument);
 
   // A duplicate cursor fails; cursor 0 takes the next free one.
-  Status dup = store->WriteSync([](WriteTxn& txn) { return txn.AppendEvent(MakeEvent(5, "w", "t")); });
+  Status dup =
+      store->WriteSync([](WriteTxn& txn) { return txn.AppendEvent(MakeEvent(5, "w", "t")); });
   EXPECT_EQ(dup.code(), StatusCode::kAlreadyExists) << dup.ToString();
-  ASSERT_TRUE(store->WriteSync([](WriteTxn& txn) { return txn.AppendEvent(MakeEvent(0, "w", "t")); })
-                  .ok());
+  ASSERT_TRUE(
+      store->WriteSync([](WriteTxn& txn) { return txn.AppendEvent(MakeEvent(0, "w", "t")); }).ok());
   EXPECT_EQ(*store->MaxEventCursor(), 21);
 }
 
@@ -589,8 +590,8 @@ TEST(StoreTest, FailingOpInBatchFailsAlone) {
   testing::TempDir dir;
   auto store = OpenStore(dir / "state.db");
   ASSERT_NE(store, nullptr);
-  ASSERT_TRUE(store->WriteSync([](WriteTxn& txn) { return txn.AppendEvent(MakeEvent(1, "w", "t")); })
-                  .ok());
+  ASSERT_TRUE(
+      store->WriteSync([](WriteTxn& txn) { return txn.AppendEvent(MakeEvent(1, "w", "t")); }).ok());
 
   WriterGate gate;
   store->Write(gate.Op());
@@ -650,8 +651,9 @@ TEST(StoreTest, DurableAcrossReopen) {
   {
     auto store = OpenStore(path);
     ASSERT_NE(store, nullptr);
-    ASSERT_TRUE(store->WriteSync([](WriteTxn& txn) { return txn.PutWorkflow(MakeWorkflow("wfl-1")); })
-                    .ok());
+    Status put =
+        store->WriteSync([](WriteTxn& txn) { return txn.PutWorkflow(MakeWorkflow("wfl-1")); });
+    ASSERT_TRUE(put.ok()) << put.ToString();
     // Queued but not waited for: the destructor drains them.
     for (int i = 0; i < 200; ++i) {
       store->Write(
