@@ -22,7 +22,8 @@ namespace flowmesh::state {
 class WriteTxn {
  public:
   virtual ~WriteTxn() = default;
-  virtual Status PutWorkflow(const WorkflowRecord& w) = 0;  // insert or replace
+  // Insert or replace. w.task_ids is not stored: reads derive it from the tasks table.
+  virtual Status PutWorkflow(const WorkflowRecord& w) = 0;
   virtual Status PutTask(const TaskRecord& t) = 0;          // insert or replace
   // Cursor chosen by the caller (a duplicate fails with AlreadyExists); 0: the next free one.
   virtual Status AppendEvent(const EventRecord& e) = 0;
