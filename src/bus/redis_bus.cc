@@ -62,7 +62,7 @@ Status ErrorReplyStatus(const RedisConfig& config, std::string_view command, con
       StartsWith(text, "ERR invalid password") || StartsWith(text, "ERR AUTH")) {
     return Status(StatusCode::kUnauthenticated, message);
   }
-  if (StartsWith(text, "LOADING") || StartsWith(text, "BUSY") || StartsWith(text, "MASTERDOWN") ||
+  if (StartsWith(text, "LOADING") || StartsWith(text, "BUSY ") || StartsWith(text, "MASTERDOWN") ||
       StartsWith(text, "TRYAGAIN")) {
     return Unavailable(message);
   }
@@ -75,7 +75,9 @@ Status ErrorReplyStatus(const RedisConfig& config, std::string_view command, con
 Result<Context> Connect(const RedisConfig& config, milliseconds timeout) {
   Context ctx(redisConnectWithTimeout(config.host.c_str(), config.port,
                                       ToTimeval(config.connect_timeout)));
-  if (!ctx) return Unavailable(fmt::format("redis at {} unavailable: out of memory", Endpoint(config)));
+  if (!ctx) {
+    return Unavailable(fmt::format("redis at {} unavailable: out of memory", Endpoint(config)));
+  }
   if (ctx->err) {
     return Unavailable(fmt::format("redis at {} unavailable: {}", Endpoint(config), ctx->errstr));
   }
@@ -93,8 +95,8 @@ Result<Context> Connect(const RedisConfig& config, milliseconds timeout) {
     if (r->type == REDIS_REPLY_ERROR) {
       Status s = ErrorReplyStatus(config, "AUTH", r.get());
       // Any refused AUTH is an authentication problem, whatever the wording.
-      return s.code() == StatusCode::kUnavailable ? s
-                                                  : Status(StatusCode::kUnauthenticated, s.message());
+      if (s.code() == StatusCode::kUnavailable) return s;
+      return Status(StatusCode::kUnauthenticated, s.message());
     }
   }
   return ctx;
@@ -420,10 +422,10 @@ class RedisSubscriber : public Subscriber {
   RedisSubscriber(const RedisConfig& config, std::vector<std::string> channels, Handler handler)
       : config_(config), channels_(std::move(channels)), handler_(std::move(handler)) {
     thread_ = std::thread([this] { Run(); });
-    // Give the first SUBSCRIBE a chance to land so that messages published right after
-    // this returns are received; if Redis is down the thread keeps trying.
+    // Wait for the first attempt, so that messages published after this returns are
+    // received when Redis is up; if it is not, the thread keeps trying.
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, config_.connect_timeout, [this] { return subscribed_ || stopping_; });
+    cv_.wait(lock, [this] { return first_attempt_done_ || stopping_; });
   }
   ~RedisSubscriber() override { Stop(); }
 
@@ -453,8 +455,10 @@ class RedisSubscriber : public Subscriber {
       }
       auto connected = Connect(config_, config_.connect_timeout);
       // No read timeout while listening: Stop() unblocks the read by shutting the socket down.
-      if (connected.ok() && redisSetTimeout(connected->get(), ToTimeval(milliseconds(0))) != REDIS_OK) {
-        connected = Unavailable(fmt::format("redis at {}: cannot set socket timeout", Endpoint(config_)));
+      if (connected.ok() &&
+          redisSetTimeout(connected->get(), ToTimeval(milliseconds(0))) != REDIS_OK) {
+        connected = Unavailable(
+            fmt::format("redis at {}: cannot set socket timeout", Endpoint(config_)));
       }
       if (connected.ok()) {
         Context ctx = std::move(connected).value();
@@ -467,15 +471,19 @@ class RedisSubscriber : public Subscriber {
         {
           std::lock_guard<std::mutex> lock(mu_);
           ctx_ = nullptr;
-          subscribed_ = false;
           if (stopping_) return;
         }
-        if (!failing) FM_LOG_WARN("bus: subscription to redis at {} lost: {}", Endpoint(config_), s.ToString());
+        if (!failing) {
+          FM_LOG_WARN("bus: subscription to redis at {} lost: {}", Endpoint(config_),
+                      s.ToString());
+        }
       } else if (!failing) {
         FM_LOG_WARN("bus: cannot subscribe, retrying: {}", connected.status().ToString());
       }
       failing = true;
       std::unique_lock<std::mutex> lock(mu_);
+      first_attempt_done_ = true;
+      cv_.notify_all();
       if (cv_.wait_for(lock, backoff, [this] { return stopping_; })) return;
       backoff = std::min(backoff * 2, milliseconds(5000));
     }
@@ -512,7 +520,7 @@ class RedisSubscriber : public Subscriber {
           *failing = false;
           *backoff = milliseconds(100);
           std::lock_guard<std::mutex> lock(mu_);
-          subscribed_ = true;
+          first_attempt_done_ = true;
           cv_.notify_all();
         }
       } else if (kind == "message" && r->element[1]->type == REDIS_REPLY_STRING &&
@@ -532,7 +540,7 @@ class RedisSubscriber : public Subscriber {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;          // guarded by mu_
-  bool subscribed_ = false;        // guarded by mu_
+  bool first_attempt_done_ = false;  // guarded by mu_; subscribed, or failed once
   redisContext* ctx_ = nullptr;    // guarded by mu_; owned by the thread while listening
   std::thread thread_;
 };

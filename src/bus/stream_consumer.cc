@@ -50,7 +50,10 @@ struct StreamConsumer::Impl {
     std::chrono::milliseconds backoff = kMinBackoff;
     bool failing = false;  // logs one warning per outage
     auto report = [&](const char* what, const Status& s) {
-      if (!failing) FM_LOG_WARN("bus: {} on {} (group {}) failed, retrying: {}", what, stream, group, s.ToString());
+      if (!failing) {
+        FM_LOG_WARN("bus: {} on {} (group {}) failed, retrying: {}", what, stream, group,
+                    s.ToString());
+      }
       failing = true;
     };
     auto recovered = [&] {

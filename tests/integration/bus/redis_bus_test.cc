@@ -181,6 +181,24 @@ TEST_F(RedisBusTest, StreamConsumerSurvivesRedisRestart) {
   EXPECT_TRUE(pending->empty());
 }
 
+// A reconnect counts as a restart: what was handed out but not acknowledged comes again.
+TEST_F(RedisBusTest, PendingRedeliveredAfterReconnect) {
+  RedisServer server(RedisServerOptions{.password = "", .appendonly = true});
+  ASSERT_TRUE(server.Start().ok());
+  auto bus = MakeRedisBus(ConfigFor(server));
+  ASSERT_TRUE(bus->AppendBatch("s", Numbered("m", 3)).ok());
+  auto taken = bus->ReadGroup("s", "g", "c", 2, milliseconds(1000));
+  ASSERT_TRUE(taken.ok());
+  ASSERT_EQ(Payloads(*taken), (std::vector<std::string>{"m0", "m1"}));
+  ASSERT_TRUE(server.Restart().ok());
+  auto again = bus->ReadGroup("s", "g", "c", 10, milliseconds(1000));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(Payloads(*again), (std::vector<std::string>{"m0", "m1"}));
+  auto rest = bus->ReadGroup("s", "g", "c", 10, milliseconds(1000));
+  ASSERT_TRUE(rest.ok()) << rest.status().ToString();
+  EXPECT_EQ(Payloads(*rest), std::vector<std::string>{"m2"});
+}
+
 // Redis comes back empty (no persistence): the group is recreated and new entries flow.
 TEST_F(RedisBusTest, StreamConsumerRecreatesGroupAfterDataLoss) {
   RedisServer server;
@@ -220,9 +238,8 @@ TEST_F(RedisBusTest, SubscriberResubscribesAfterRestart) {
   ASSERT_TRUE(server.Start().ok());
   auto config = ConfigFor(server);
   Collector<std::string> got;
-  auto sub = SubscribeRedis(config, {kHeartbeatChannel}, [&](const std::string&, const std::string& p) {
-    got.Add(p);
-  });
+  auto sub = SubscribeRedis(config, {kHeartbeatChannel},
+                            [&](const std::string&, const std::string& p) { got.Add(p); });
   auto bus = MakeRedisBus(config);
   ASSERT_TRUE(bus->Publish(kHeartbeatChannel, "first").ok());
   ASSERT_TRUE(got.WaitForCount(1));
