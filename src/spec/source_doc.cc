@@ -1,5 +1,7 @@
 #include "spec/source_doc.h"
 
+#include <yaml-cpp/anchor.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
@@ -7,6 +9,8 @@
 #include <cstdint>
 #include <exception>
 #include <limits>
+#include <sstream>
+#include <unordered_map>
 
 namespace flowmesh::spec {
 namespace {
@@ -133,77 +137,200 @@ ScalarKind ResolvePlain(const std::string& s, nlohmann::json* out) {
 
 }  // namespace
 
-// Walks a yaml-cpp node tree into json, recording marks. Recursion is bounded by
-// limits.max_depth; alias expansion is bounded by limits.max_nodes.
-class YamlConverter {
+// Thrown inside LoadYaml only, to stop yaml-cpp's parser once input is known to be bad.
+struct StopParsing {};
+
+// Builds json straight from yaml-cpp's parse events, recording marks. Building from events
+// (instead of YAML::Load) lets every limit apply while parsing: some malformed inputs make
+// yaml-cpp emit nodes without end, and alias expansion is bounded here too.
+class YamlConverter : public YAML::EventHandler {
  public:
   YamlConverter(SourceDoc* doc, const LoadLimits& limits, std::vector<SpecError>* errors)
       : doc_(doc), limits_(limits), errors_(errors) {}
 
-  // Returns false when conversion had to stop (limits); errors are recorded either way.
-  bool Convert(const YAML::Node& node, const std::string& path, int depth, nlohmann::json* out) {
-    if (stopped_) return false;
-    Mark mark = FromYaml(node.Mark());
-    if (mark.line > 0) doc_->values_.emplace(path, mark);
-    if (++nodes_ > limits_.max_nodes) {
-      Stop(path, mark, "document too large: more than " + std::to_string(limits_.max_nodes) +
-                           " values (after alias expansion)");
-      return false;
-    }
-    switch (node.Type()) {
-      case YAML::NodeType::Undefined:
-      case YAML::NodeType::Null:
-        *out = nullptr;
-        return true;
-      case YAML::NodeType::Scalar:
-        ConvertScalar(node, path, mark, out);
-        return true;
-      case YAML::NodeType::Sequence: {
-        if (depth >= limits_.max_depth) return TooDeep(path, mark);
-        *out = nlohmann::json::array();
-        size_t i = 0;
-        for (const YAML::Node& child : node) {
-          nlohmann::json value;
-          if (!Convert(child, JoinIndex(path, i++), depth + 1, &value)) return false;
-          out->push_back(std::move(value));
-        }
-        return true;
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    Mark m = FromYaml(mark);
+    Tick(m);
+    if (AwaitingKey()) return BadKey(m);
+    std::string path;
+    if (!BeginNode(m, &path)) return;
+    Count(path, m, 1);
+    Emit(nullptr, anchor);
+  }
+
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    std::string path;
+    Mark m = FromYaml(mark);
+    Tick(m);
+    if (AwaitingKey()) return BadKey(m);
+    auto it = anchors_.find(anchor);
+    if (it == anchors_.end()) Stop("", m, "alias refers to an anchor that is not complete");
+    if (!BeginNode(m, &path)) return;
+    Count(path, m, it->second.second);
+    Emit(it->second.first, YAML::NullAnchor);
+  }
+
+  void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                const std::string& value) override {
+    Mark m = FromYaml(mark);
+    Tick(m);
+    if (AwaitingKey()) {
+      Frame& map = stack_.back();
+      map.key = value;
+      map.key_ok = true;
+      map.have_key = true;
+      std::string child = JoinKey(map.path, value);
+      if (map.value.contains(value)) {
+        Error(child, m, "duplicate key '" + value.substr(0, 128) + "'");
+        map.key_ok = false;
+      } else if (m.line > 0) {
+        map.key_mark = m;
+        doc_->keys_.emplace(child, m);
       }
-      case YAML::NodeType::Map: {
-        if (depth >= limits_.max_depth) return TooDeep(path, mark);
-        *out = nlohmann::json::object();
-        for (auto it = node.begin(); it != node.end(); ++it) {
-          const YAML::Node& key = it->first;
-          Mark key_mark = FromYaml(key.Mark());
-          if (!key.IsScalar()) {
-            Error(path, key_mark.line > 0 ? key_mark : mark, "mapping keys must be strings");
-            continue;
-          }
-          const std::string& name = key.Scalar();
-          std::string child_path = JoinKey(path, name);
-          if (out->contains(name)) {
-            Error(child_path, key_mark, "duplicate key '" + name + "'");
-            continue;
-          }
-          if (key_mark.line > 0) doc_->keys_.emplace(child_path, key_mark);
-          nlohmann::json value;
-          if (!Convert(it->second, child_path, depth + 1, &value)) return false;
-          // An empty value (`key:`) has no mark of its own: point at the key.
-          if (key_mark.line > 0) doc_->values_.emplace(child_path, key_mark);
-          (*out)[name] = std::move(value);
-        }
-        return true;
+      return;
+    }
+    std::string path;
+    if (!BeginNode(m, &path)) return;
+    nlohmann::json out;
+    ConvertScalar(value, tag, path, m, &out);
+    Emit(std::move(out), anchor);
+  }
+
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    Open(FromYaml(mark), anchor, nlohmann::json::array());
+  }
+  void OnSequenceEnd() override { Close(); }
+
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    Open(FromYaml(mark), anchor, nlohmann::json::object());
+  }
+  void OnMapEnd() override { Close(); }
+
+  nlohmann::json TakeRoot() { return std::move(root_); }
+
+ private:
+  struct Frame {
+    nlohmann::json value;
+    std::string path;
+    YAML::anchor_t anchor = YAML::NullAnchor;
+    size_t nodes = 1;       // values inside, for alias accounting
+    bool is_key = false;    // this collection is being used as a mapping key
+    bool have_key = false;  // (maps) a key was read, its value comes next
+    bool key_ok = false;    // (maps) that key is usable
+    std::string key;
+    Mark key_mark;
+  };
+
+  bool AwaitingKey() const {
+    return !stack_.empty() && !stack_.back().is_key && stack_.back().value.is_object() &&
+           !stack_.back().have_key;
+  }
+
+  // Some malformed inputs make yaml-cpp report events without end: bound them.
+  void Tick(Mark mark) {
+    if (++events_ > limits_.max_nodes * 4) Stop("", mark, "document too large");
+  }
+
+  // A null, alias or collection used as a mapping key; its value is dropped.
+  void BadKey(Mark mark) {
+    Frame& map = stack_.back();
+    map.have_key = true;
+    map.key_ok = false;
+    map.key = "?";
+    Error(map.path, mark, "mapping keys must be strings");
+  }
+
+  // Works out the path of the node starting at `mark`. False when the node is a
+  // non-scalar mapping key (reported once, when it ends).
+  bool BeginNode(Mark mark, std::string* path) {
+    if (stack_.empty()) {
+      *path = "";
+    } else {
+      const Frame& parent = stack_.back();
+      if (parent.is_key) return false;
+      if (parent.value.is_array()) {
+        *path = JoinIndex(parent.path, parent.value.size());
+      } else {
+        *path = JoinKey(parent.path, parent.key);
       }
     }
-    *out = nullptr;
+    if (mark.line > 0) {
+      doc_->values_.emplace(*path, mark);
+    } else if (!stack_.empty() && stack_.back().value.is_object()) {
+      // An empty value (`key:`) has no mark of its own: point at the key.
+      Mark key_mark = stack_.back().key_mark;
+      if (key_mark.line > 0) doc_->values_.emplace(*path, key_mark);
+    }
     return true;
   }
 
- private:
-  void ConvertScalar(const YAML::Node& node, const std::string& path, Mark mark,
-                     nlohmann::json* out) {
-    const std::string& text = node.Scalar();
-    const std::string& tag = node.Tag();
+  void Count(const std::string& path, Mark mark, size_t n) {
+    nodes_ += n;
+    if (nodes_ > limits_.max_nodes) {
+      Stop(path, mark, "document too large: more than " + std::to_string(limits_.max_nodes) +
+                           " values (after alias expansion)");
+    }
+    for (Frame& f : stack_) f.nodes += n;
+  }
+
+  void Open(Mark mark, YAML::anchor_t anchor, nlohmann::json empty) {
+    Frame frame;
+    frame.value = std::move(empty);
+    frame.anchor = anchor;
+    Tick(mark);
+    if (AwaitingKey()) {
+      BadKey(mark);
+      frame.is_key = true;
+    } else if (!stack_.empty() && stack_.back().is_key) {
+      frame.is_key = true;
+    } else if (!BeginNode(mark, &frame.path)) {
+      frame.is_key = true;
+    }
+    if (stack_.size() >= static_cast<size_t>(limits_.max_depth)) {
+      Stop(frame.path, mark, "nesting deeper than " + std::to_string(limits_.max_depth) + " levels");
+    }
+    Count(frame.path, mark, 1);
+    stack_.push_back(std::move(frame));
+  }
+
+  void Close() {
+    Frame frame = std::move(stack_.back());
+    stack_.pop_back();
+    if (frame.is_key) return;
+    if (frame.anchor != YAML::NullAnchor) anchors_[frame.anchor] = {frame.value, frame.nodes};
+    Place(std::move(frame.value));
+  }
+
+  void Emit(nlohmann::json value, YAML::anchor_t anchor) {
+    if (!stack_.empty() && stack_.back().is_key) return;
+    if (anchor != YAML::NullAnchor) anchors_[anchor] = {value, 1};
+    Place(std::move(value));
+  }
+
+  void Place(nlohmann::json value) {
+    if (stack_.empty()) {
+      root_ = std::move(value);
+      return;
+    }
+    Frame& parent = stack_.back();
+    if (parent.value.is_array()) {
+      parent.value.push_back(std::move(value));
+      return;
+    }
+    if (parent.key_ok) parent.value[parent.key] = std::move(value);
+    parent.have_key = false;
+    parent.key_ok = false;
+    parent.key_mark = {};
+  }
+
+  void ConvertScalar(const std::string& text, const std::string& tag, const std::string& path,
+                     Mark mark, nlohmann::json* out) {
+    Count(path, mark, 1);
     bool plain = tag == "?" || tag == "tag:yaml.org,2002:int" ||
                  tag == "tag:yaml.org,2002:float" || tag == "tag:yaml.org,2002:bool" ||
                  tag == "tag:yaml.org,2002:null";
@@ -224,14 +351,9 @@ class YamlConverter {
     }
   }
 
-  bool TooDeep(const std::string& path, Mark mark) {
-    Stop(path, mark, "nesting deeper than " + std::to_string(limits_.max_depth) + " levels");
-    return false;
-  }
-
-  void Stop(const std::string& path, Mark mark, std::string message) {
-    stopped_ = true;
+  [[noreturn]] void Stop(const std::string& path, Mark mark, std::string message) {
     Error(path, mark, std::move(message));
+    throw StopParsing{};
   }
 
   void Error(const std::string& path, Mark mark, std::string message) {
@@ -241,8 +363,31 @@ class YamlConverter {
   SourceDoc* doc_;
   LoadLimits limits_;
   std::vector<SpecError>* errors_;
+  std::vector<Frame> stack_;
+  std::unordered_map<YAML::anchor_t, std::pair<nlohmann::json, size_t>> anchors_;
+  nlohmann::json root_;
   size_t nodes_ = 0;
-  bool stopped_ = false;
+  size_t events_ = 0;
+};
+
+// Notes where a second document starts and stops the parser there.
+class SecondDocumentProbe : public YAML::EventHandler {
+ public:
+  Mark mark;
+  void OnDocumentStart(const YAML::Mark& m) override {
+    mark = FromYaml(m);
+    throw StopParsing{};
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
 };
 
 Mark SourceDoc::ValueMark(std::string_view path) const {
@@ -270,32 +415,35 @@ Result<SourceDoc> LoadYaml(std::string_view text, const LoadLimits& limits,
     return InvalidArgument(errors->back().message);
   }
   SourceDoc doc;
+  bool fatal = true;
   try {
-    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(text));
-    if (documents.size() > 1) {
-      // The second document starts where its first node is.
-      Mark second = FromYaml(documents[1].Mark());
-      errors->push_back(SpecError{"", second.line, second.column,
-                                  "expected one YAML document, found " +
-                                      std::to_string(documents.size())});
-      return InvalidArgument(errors->back().message);
-    }
-    if (documents.empty()) {
-      doc.root_ = nullptr;
+    std::string copy(text);
+    std::istringstream in(copy);
+    YAML::Parser parser(in);
+    YamlConverter converter(&doc, limits, errors);
+    if (!parser.HandleNextDocument(converter)) {
+      doc.root_ = nullptr;  // empty input
       return doc;
     }
-    size_t before = errors->size();
-    YamlConverter converter(&doc, limits, errors);
-    converter.Convert(documents[0], "", 0, &doc.root_);
-    if (errors->size() != before) return InvalidArgument(errors->back().message);
+    doc.root_ = converter.TakeRoot();
+    SecondDocumentProbe probe;
+    try {
+      parser.HandleNextDocument(probe);
+    } catch (const StopParsing&) {
+      errors->push_back(SpecError{"", probe.mark.line, probe.mark.column,
+                                  "expected one YAML document, found more"});
+      return InvalidArgument(errors->back().ToString());
+    }
+    fatal = false;
+  } catch (const StopParsing&) {
+    // The reason is already in `errors`.
   } catch (const YAML::Exception& e) {
     Mark mark = FromYaml(e.mark);
     errors->push_back(SpecError{"", mark.line, mark.column, "invalid YAML: " + e.msg});
-    return InvalidArgument(errors->back().ToString());
   } catch (const std::exception& e) {
     errors->push_back(SpecError{"", 0, 0, std::string("invalid YAML: ") + e.what()});
-    return InvalidArgument(errors->back().message);
   }
+  if (fatal) return InvalidArgument(errors->empty() ? "invalid YAML" : errors->back().ToString());
   return doc;
 }
 

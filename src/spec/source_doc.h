@@ -47,9 +47,10 @@ class SourceDoc {
   std::unordered_map<std::string, Mark> keys_;
 };
 
-// Parses `text` as one YAML document (JSON is YAML). Problems (malformed YAML, duplicate
-// keys, non-scalar keys, limits) are appended to `errors`; the result is an error status
-// when the document could not be converted at all or any problem was found.
+// Parses `text` as one YAML document (JSON is YAML). Malformed YAML, several documents
+// or a broken limit fail the load. Lesser problems (duplicate or non-string keys, numbers
+// out of range) are appended to `errors` while the document still loads, so that the
+// caller can go on validating and report everything at once.
 Result<SourceDoc> LoadYaml(std::string_view text, const LoadLimits& limits,
                            std::vector<SpecError>* errors);
 

@@ -737,6 +737,7 @@ Result<WorkflowDef> ParseNative(const std::string& text, std::vector<SpecError>*
   Result<SourceDoc> doc = LoadYaml(text, LoadLimits{}, &load_errors);
   if (!doc.ok()) return Fail(std::move(load_errors), errors);
   Diagnostics diag(&doc.value());
+  for (SpecError& e : load_errors) diag.AddAt(e.path, Mark{e.line, e.column}, e.message);
   NativeParser parser(doc.value(), &diag);
   std::optional<WorkflowDef> def = parser.Parse();
   if (!diag.empty() || !def.has_value()) {
