@@ -213,7 +213,7 @@ Result<ClientResponse> Client::Request(const std::string& method, const std::str
         for (const auto& field : res) {
           auto [it, inserted] =
               out.headers.emplace(std::string(field.name_string()), std::string(field.value()));
-          if (!inserted) it->second.append(", ").append(field.value());
+          if (!inserted) it->second.append(", ").append(std::string(field.value()));
         }
         out.body = std::move(res.body());
         if (!res.keep_alive()) im.Drop();

@@ -131,7 +131,9 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   Status Start();  // Binds and starts the io threads.
-  void Stop();     // Closes the listener and every connection (SSE streams see OnClose), joins.
+  // Closes the listener and every connection (SSE streams see OnClose), joins. Must not
+  // be called from a handler (an io thread).
+  void Stop();
   int port() const;
   size_t open_connections() const;
 
@@ -178,7 +180,9 @@ class Client {
 
   // Opens an SSE stream and calls `on_event` for each event until it returns false, the
   // server ends the stream, or an error occurs. Comments (keep-alives) are skipped.
-  // Uses its own connection. Returns the final status (OK when ended normally).
+  // Uses its own connection. The timeout bounds each wait for bytes, so it must exceed the
+  // server's keep-alive interval. Returns the final status (OK when ended normally or
+  // stopped by `on_event`; the server's error status when it refused the stream).
   Status StreamSse(const std::string& path, const Headers& headers,
                    const std::function<bool(const SseEvent&)>& on_event);
 

@@ -199,6 +199,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void ReadBody() {
     if (parser_->is_done()) return Dispatch();
+    stream_.expires_after(state_->config.idle_timeout);
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = shared_from_this()](error_code ec, size_t) {
                         if (ec) return self->OnReadError(ec);
@@ -234,7 +235,7 @@ class Session : public std::enable_shared_from_this<Session> {
     for (const auto& field : msg) {
       std::string name(field.name_string());
       auto [it, inserted] = r.headers.emplace(name, std::string(field.value()));
-      if (!inserted) it->second.append(", ").append(field.value());
+      if (!inserted) it->second.append(", ").append(std::string(field.value()));
     }
     r.body = std::move(msg.body());
     r.remote_address = remote_;
@@ -302,6 +303,8 @@ class Session : public std::enable_shared_from_this<Session> {
     res->result(r.status >= 100 && r.status <= 999 ? static_cast<unsigned>(r.status) : 500u);
     if (!r.content_type.empty()) res->set(bhttp::field::content_type, r.content_type);
     for (const auto& [name, value] : r.headers) res->set(name, value);
+    // These statuses carry no body; Beast refuses to frame one.
+    if (r.status < 200 || r.status == 204 || r.status == 304) r.body.clear();
     res->body() = std::move(r.body);
     bool close = force_close || !keep_alive_ || state_->stopped.load();
     res->keep_alive(!close);
@@ -630,6 +633,8 @@ Status Server::Start() {
 void Server::Stop() {
   Impl& im = *impl_;
   if (!im.started || im.stopped) return;
+  // From an io thread this would wait on itself.
+  FM_CHECK(!im.ioc.get_executor().running_in_this_thread());
   im.stopped = true;
   {
     std::unique_lock<std::shared_mutex> lock(im.state->post_mu);
