@@ -15,6 +15,13 @@ void Diagnostics::AddAtKey(const std::string& path, std::string message) {
 }
 
 void Diagnostics::AddAt(const std::string& path, Mark mark, std::string message) {
+  if (message.size() > kMaxMessage) message = message.substr(0, kMaxMessage - 3) + "...";
+  if (errors_.size() > kMaxErrors) return;
+  if (errors_.size() == kMaxErrors) {
+    errors_.push_back(SpecError{"", 0, 0,
+                                "too many problems; stopped after " + std::to_string(kMaxErrors)});
+    return;
+  }
   if (!seen_.emplace(path, message).second) return;
   errors_.push_back(SpecError{path, mark.line, mark.column, std::move(message)});
 }
@@ -50,6 +57,13 @@ std::string DidYouMean(std::string_view word, const std::vector<std::string>& ca
   const std::string* best = nullptr;
   size_t best_distance = SIZE_MAX;
   for (const std::string& candidate : candidates) {
+    // Cheap bound first: the distance is at least the difference in length.
+    size_t gap = word.size() > candidate.size() ? word.size() - candidate.size()
+                                                : candidate.size() - word.size();
+    if (gap > std::max<size_t>(2, std::max(word.size(), candidate.size()) / 3) ||
+        gap >= best_distance) {
+      continue;
+    }
     size_t d = EditDistance(word, candidate);
     if (d < best_distance) {
       best_distance = d;

@@ -25,9 +25,13 @@ class Diagnostics {
   void AddAt(const std::string& path, Mark mark, std::string message);
 
   bool empty() const { return errors_.empty(); }
+  bool full() const { return errors_.size() > kMaxErrors; }  // the cap note is in
   size_t size() const { return errors_.size(); }
   // Errors ordered by position in the document (unlocated ones last).
   std::vector<SpecError> Take();
+
+  static constexpr size_t kMaxErrors = 500;    // then one "too many problems" entry
+  static constexpr size_t kMaxMessage = 1000;  // user text is echoed in messages
 
  private:
   const SourceDoc* doc_;

@@ -191,6 +191,7 @@ class NativeParser {
     std::map<std::string, size_t> by_name = IndexNames();
     CheckDependencies(by_name);
     for (Node& node : nodes_) {
+      if (diag_->full()) break;
       if (!node.duplicate) ValidateTaskSpec(node, by_name);
     }
     std::vector<size_t> order = TopologicalOrder(by_name);
@@ -427,6 +428,7 @@ class NativeParser {
     std::vector<std::string> names;
     for (const auto& [name, index] : by_name) names.push_back(name);
     for (const Node& node : nodes_) {
+      if (diag_->full()) return;
       for (size_t d = 0; d < node.deps.size(); ++d) {
         const std::string& dep = node.deps[d];
         if (node.has_name && dep == node.name) {

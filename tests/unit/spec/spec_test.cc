@@ -729,7 +729,26 @@ TEST(SpecMalformed, HugeValuesAreBounded) {
   Parsed p = Parse("apiVersion: flowmesh/v1\nkind: Workflow\nmetadata: {name: " + name +
                    "}\nspec: {taskType: " + name + "}\n");
   ASSERT_FALSE(p.result.ok());
-  for (const SpecError& e : p.errors) EXPECT_LT(e.message.size(), 1000u) << e.message.size();
+  for (const SpecError& e : p.errors) EXPECT_LE(e.message.size(), 1000u) << e.message.size();
+
+  std::string long_dep(50000, 'd');
+  Parsed dep = Parse("apiVersion: flowmesh/v1\nkind: Workflow\nmetadata: {name: x}\n"
+                     "spec: {taskType: echo, stages: [{name: a, dependsOn: [" + long_dep + "]}]}\n");
+  ASSERT_FALSE(dep.errors.empty());
+  for (const SpecError& e : dep.errors) EXPECT_LE(e.message.size(), 1000u) << e.message.size();
+}
+
+TEST(SpecMalformed, ErrorCountIsCapped) {
+  std::string text = "apiVersion: flowmesh/v1\nkind: Workflow\nmetadata: {name: x}\n"
+                     "spec:\n  taskType: echo\n  graph:\n    nodes:\n";
+  for (int i = 0; i < 2000; ++i) {
+    text += "      - {name: n" + std::to_string(i) + ", dependsOn: [missing" + std::to_string(i) + "]}\n";
+  }
+  Parsed p = Parse(text);
+  ASSERT_FALSE(p.result.ok());
+  EXPECT_EQ(p.errors.size(), 501u);
+  EXPECT_THAT(p.errors.back().message, HasSubstr("too many problems"));
+  EXPECT_EQ(p.errors.front().path, "spec.graph.nodes[0].dependsOn[0]");
 }
 
 // ---------------------------------------------------------------------------------------
