@@ -18,8 +18,8 @@ void Diagnostics::AddAt(const std::string& path, Mark mark, std::string message)
   if (message.size() > kMaxMessage) message = message.substr(0, kMaxMessage - 3) + "...";
   if (errors_.size() > kMaxErrors) return;
   if (errors_.size() == kMaxErrors) {
-    errors_.push_back(SpecError{"", 0, 0,
-                                "too many problems; stopped after " + std::to_string(kMaxErrors)});
+    errors_.push_back(
+        SpecError{"", 0, 0, "too many problems; stopped after " + std::to_string(kMaxErrors)});
     return;
   }
   if (!seen_.emplace(path, message).second) return;

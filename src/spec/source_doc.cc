@@ -39,7 +39,8 @@ bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsOctal(char c) { return c >= '0' && c <= '7'; }
 bool IsHex(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
-// YAML 1.2 core-schema float syntax: [-+]? ( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?
+// YAML 1.2 core-schema float syntax: [-+]? ( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]?
+// [0-9]+ )?
 bool LooksLikeFloat(std::string_view s) {
   size_t i = 0;
   if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
@@ -272,8 +273,9 @@ class YamlConverter : public YAML::EventHandler {
   void Count(const std::string& path, Mark mark, size_t n) {
     nodes_ += n;
     if (nodes_ > limits_.max_nodes) {
-      Stop(path, mark, "document too large: more than " + std::to_string(limits_.max_nodes) +
-                           " values (after alias expansion)");
+      Stop(path, mark,
+           "document too large: more than " + std::to_string(limits_.max_nodes) +
+               " values (after alias expansion)");
     }
     for (Frame& f : stack_) f.nodes += n;
   }
@@ -292,7 +294,8 @@ class YamlConverter : public YAML::EventHandler {
       frame.is_key = true;
     }
     if (stack_.size() >= static_cast<size_t>(limits_.max_depth)) {
-      Stop(frame.path, mark, "nesting deeper than " + std::to_string(limits_.max_depth) + " levels");
+      Stop(frame.path, mark,
+           "nesting deeper than " + std::to_string(limits_.max_depth) + " levels");
     }
     Count(frame.path, mark, 1);
     stack_.push_back(std::move(frame));
@@ -331,9 +334,8 @@ class YamlConverter : public YAML::EventHandler {
   void ConvertScalar(const std::string& text, const std::string& tag, const std::string& path,
                      Mark mark, nlohmann::json* out) {
     Count(path, mark, 1);
-    bool plain = tag == "?" || tag == "tag:yaml.org,2002:int" ||
-                 tag == "tag:yaml.org,2002:float" || tag == "tag:yaml.org,2002:bool" ||
-                 tag == "tag:yaml.org,2002:null";
+    bool plain = tag == "?" || tag == "tag:yaml.org,2002:int" || tag == "tag:yaml.org,2002:float" ||
+                 tag == "tag:yaml.org,2002:bool" || tag == "tag:yaml.org,2002:null";
     if (!plain) {
       *out = text;  // quoted ("!"), !!str, or an application tag: keep the text
       return;
@@ -381,7 +383,8 @@ class SecondDocumentProbe : public YAML::EventHandler {
   void OnDocumentEnd() override {}
   void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
   void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
   void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
                        YAML::EmitterStyle::value) override {}
   void OnSequenceEnd() override {}

@@ -4,9 +4,8 @@
 // A SourceDoc is immutable after LoadYaml and safe to read from any thread.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstddef>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <unordered_map>

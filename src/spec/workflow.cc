@@ -35,8 +35,9 @@ json SpecError::ToJson() const {
 
 const std::vector<std::string>& KnownTaskTypes() {
   static const std::vector<std::string> kTypes = {
-      "echo", "data_profiling", "api",    "inference", "embedding", "rag",    "agent", "sft",
-      "lora_sft", "dpo",       "ppo",    "diffusion", "ssh",       "python", "serve"};
+      "echo", "data_profiling", "api", "inference", "embedding",
+      "rag",  "agent",          "sft", "lora_sft",  "dpo",
+      "ppo",  "diffusion",      "ssh", "python",    "serve"};
   return kTypes;
 }
 
@@ -93,7 +94,8 @@ bool IsValidNodeName(std::string_view name) {
 
 bool IsValidWorkflowName(std::string_view name) {
   if (name.empty() || name.size() > kMaxNameLength || !IsNodeNameChar(name[0])) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) { return IsNodeNameChar(c) || c == '.'; });
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return IsNodeNameChar(c) || c == '.'; });
 }
 
 // Objects merge recursively; anything else in `over` replaces what is in `base`.
@@ -132,7 +134,7 @@ bool IsMemoryQuantity(const json& v) {
     while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++digits;
   }
   if (digits == 0) return false;
-  static const std::set<std::string> kUnits = {"",  "K",  "M",  "G",  "T",  "P",  "Ki", "Mi",
+  static const std::set<std::string> kUnits = {"",   "K",  "M",  "G", "T",  "P",  "Ki", "Mi",
                                                "Gi", "Ti", "Pi", "k", "KB", "MB", "GB", "TB"};
   return kUnits.count(s.substr(i)) > 0;
 }
@@ -140,11 +142,11 @@ bool IsMemoryQuantity(const json& v) {
 // One stage / graph node (or the single task) while it is being parsed.
 struct Node {
   std::string name;
-  bool has_name = false;       // name is a string (valid or not)
-  size_t index = 0;            // document order
-  std::string path;            // the entry ("spec.graph.nodes[2]"; "spec" for a single task)
-  std::string spec_path;       // the node's own spec ("" when it has none)
-  std::string deps_path;       // the dependsOn list that declared its dependencies
+  bool has_name = false;  // name is a string (valid or not)
+  size_t index = 0;       // document order
+  std::string path;       // the entry ("spec.graph.nodes[2]"; "spec" for a single task)
+  std::string spec_path;  // the node's own spec ("" when it has none)
+  std::string deps_path;  // the dependsOn list that declared its dependencies
   std::vector<std::string> deps;
   std::vector<std::string> dep_paths;
   json spec = json::object();  // merged
@@ -177,7 +179,8 @@ std::vector<Reference> FindReferences(const std::string& s) {
 // Parses and validates one native document. Single-threaded, one use.
 class NativeParser {
  public:
-  NativeParser(const SourceDoc& doc, Diagnostics* diag) : doc_(doc), root_(doc.root()), diag_(diag) {}
+  NativeParser(const SourceDoc& doc, Diagnostics* diag)
+      : doc_(doc), root_(doc.root()), diag_(diag) {}
 
   std::optional<WorkflowDef> Parse() {
     if (!root_.is_object()) {
@@ -204,8 +207,9 @@ class NativeParser {
   void CheckRootKeys() {
     for (auto it = root_.begin(); it != root_.end(); ++it) {
       if (std::find(RootKeys().begin(), RootKeys().end(), it.key()) != RootKeys().end()) continue;
-      diag_->AddAtKey(it.key(), "unknown key '" + it.key() + "'" + DidYouMean(it.key(), RootKeys()) +
-                                     "; allowed: " + Join(RootKeys(), ", "));
+      diag_->AddAtKey(it.key(), "unknown key '" + it.key() + "'" +
+                                    DidYouMean(it.key(), RootKeys()) +
+                                    "; allowed: " + Join(RootKeys(), ", "));
     }
     CheckConstant("apiVersion", kApiVersion);
     CheckConstant("kind", kKind);
@@ -238,9 +242,10 @@ class NativeParser {
     } else if (!name->is_string()) {
       diag_->Add("metadata.name", "metadata.name must be a string");
     } else if (!IsValidWorkflowName(name->get_ref<const std::string&>())) {
-      diag_->Add("metadata.name",
-                 "invalid workflow name " + Quote(*name) +
-                     ": use 1-128 letters, digits, '-', '_' or '.', starting with a letter or digit");
+      diag_->Add(
+          "metadata.name",
+          "invalid workflow name " + Quote(*name) +
+              ": use 1-128 letters, digits, '-', '_' or '.', starting with a letter or digit");
     } else {
       def->name = name->get<std::string>();
     }
@@ -350,7 +355,8 @@ class NativeParser {
       return;
     }
     for (auto kv = entry.begin(); kv != entry.end(); ++kv) {
-      if (std::find(EntryKeys().begin(), EntryKeys().end(), kv.key()) != EntryKeys().end()) continue;
+      if (std::find(EntryKeys().begin(), EntryKeys().end(), kv.key()) != EntryKeys().end())
+        continue;
       diag_->AddAtKey(JoinKey(path, kv.key()),
                       "unknown key '" + kv.key() + "'" + DidYouMean(kv.key(), EntryKeys()) +
                           "; a node holds name, dependsOn and spec (task fields go under spec)");
@@ -416,9 +422,9 @@ class NativeParser {
       auto [it, inserted] = by_name.emplace(node.name, i);
       if (!inserted) {
         node.duplicate = true;
-        diag_->Add(JoinKey(node.path, "name"),
-                   "duplicate node name '" + node.name + "' (first used at " +
-                       nodes_[it->second].path + ")");
+        diag_->Add(JoinKey(node.path, "name"), "duplicate node name '" + node.name +
+                                                   "' (first used at " + nodes_[it->second].path +
+                                                   ")");
       }
     }
     return by_name;
@@ -468,9 +474,9 @@ class NativeParser {
     for (const char* key : {"max_attempts", "maxAttempts"}) {
       auto it = spec.find(key);
       if (it == spec.end()) continue;
-      bool ok = IsInteger(*it) && (it->is_number_unsigned() ? it->get<uint64_t>() <= 100
-                                                           : it->get<int64_t>() >= 1 &&
-                                                                 it->get<int64_t>() <= 100);
+      bool ok = IsInteger(*it) &&
+                (it->is_number_unsigned() ? it->get<uint64_t>() <= 100
+                                          : it->get<int64_t>() >= 1 && it->get<int64_t>() <= 100);
       if (!ok) {
         diag_->Add(Locate(node, std::string(".") + key),
                    std::string(key) + " must be an integer from 1 to 100, got " + Quote(*it));
@@ -518,16 +524,16 @@ class NativeParser {
     const json* gpu = ObjectAt(node, *hardware, "gpu", ".resources.hardware.gpu");
     if (gpu == nullptr) return;
     auto count = gpu->find("count");
-    if (count != gpu->end() &&
-        !(count->is_number_unsigned() || (count->is_number_integer() && count->get<int64_t>() >= 0))) {
+    if (count != gpu->end() && !(count->is_number_unsigned() ||
+                                 (count->is_number_integer() && count->get<int64_t>() >= 0))) {
       diag_->Add(Locate(node, ".resources.hardware.gpu.count"),
                  "resources.hardware.gpu.count must be an integer >= 0, got " + Quote(*count));
     }
     auto gpu_memory = gpu->find("memory");
     if (gpu_memory != gpu->end() && !IsMemoryQuantity(*gpu_memory)) {
-      diag_->Add(Locate(node, ".resources.hardware.gpu.memory"),
-                 "resources.hardware.gpu.memory must be a size like \"16Gi\", got " +
-                     Quote(*gpu_memory));
+      diag_->Add(
+          Locate(node, ".resources.hardware.gpu.memory"),
+          "resources.hardware.gpu.memory must be a size like \"16Gi\", got " + Quote(*gpu_memory));
     }
   }
 
@@ -764,7 +770,8 @@ Result<WorkflowDef> ParseWorkflow(const std::string& text, Format format,
     return Fail({SpecError{"", 0, 0, "unknown workflow format"}}, errors);
   } catch (const std::exception& e) {
     // Library code below us (yaml-cpp, json) may throw; never let it cross this boundary.
-    return Fail({SpecError{"", 0, 0, std::string("could not parse workflow: ") + e.what()}}, errors);
+    return Fail({SpecError{"", 0, 0, std::string("could not parse workflow: ") + e.what()}},
+                errors);
   }
 }
 

@@ -1,5 +1,3 @@
-#include "spec/workflow.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -9,6 +7,8 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "spec/workflow.h"
 
 namespace flowmesh::spec {
 namespace {
@@ -42,14 +42,14 @@ const SpecError* Find(const std::vector<SpecError>& errors, const std::string& p
   return nullptr;
 }
 
-#define EXPECT_ERROR_AT(parsed, path, text, want_line, want_column)                                   \
-  do {                                                                                      \
-    EXPECT_FALSE((parsed).result.ok());                                                     \
-    const SpecError* e_ = Find((parsed).errors, path, text);                                \
+#define EXPECT_ERROR_AT(parsed, path, text, want_line, want_column)                      \
+  do {                                                                                   \
+    EXPECT_FALSE((parsed).result.ok());                                                  \
+    const SpecError* e_ = Find((parsed).errors, path, text);                             \
     ASSERT_NE(e_, nullptr) << "no error at " << path << " containing '" << text << "'\n" \
-                           << Dump((parsed).errors);                                        \
-    EXPECT_EQ(e_->line, want_line) << e_->ToString();                                            \
-    EXPECT_EQ(e_->column, want_column) << e_->ToString();                                        \
+                           << Dump((parsed).errors);                                     \
+    EXPECT_EQ(e_->line, want_line) << e_->ToString();                                    \
+    EXPECT_EQ(e_->column, want_column) << e_->ToString();                                \
   } while (0)
 
 std::vector<std::string> NodeNames(const WorkflowDef& def) {
@@ -278,7 +278,8 @@ spec: {taskType: echo}
 zzzzzzzz: 1
 )");
   EXPECT_ERROR_AT(p, "zzzzzzzz", "unknown key 'zzzzzzzz'", 5, 1);
-  EXPECT_THAT(Find(p.errors, "zzzzzzzz", "unknown")->message, ::testing::Not(HasSubstr("did you mean")));
+  EXPECT_THAT(Find(p.errors, "zzzzzzzz", "unknown")->message,
+              ::testing::Not(HasSubstr("did you mean")));
 }
 
 TEST(SpecErrors, ApiVersionKindAndMetadata) {
@@ -607,7 +608,8 @@ spec:
   for (size_t i = 1; i < p.errors.size(); ++i) {
     EXPECT_LE(p.errors[i - 1].line, p.errors[i].line) << Dump(p.errors);
   }
-  EXPECT_THAT(p.result.status().message(), HasSubstr(std::to_string(p.errors.size()) + " problems"));
+  EXPECT_THAT(p.result.status().message(),
+              HasSubstr(std::to_string(p.errors.size()) + " problems"));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -683,7 +685,8 @@ TEST(SpecMalformed, DeepNestingIsACleanError) {
     EXPECT_FALSE(p.errors.empty());
   }
   // Deep but well-formed: parses in yaml-cpp, rejected by our own depth limit.
-  std::string text = "apiVersion: flowmesh/v1\nkind: Workflow\nmetadata: {name: d}\nspec: {taskType: echo, x: ";
+  std::string text =
+      "apiVersion: flowmesh/v1\nkind: Workflow\nmetadata: {name: d}\nspec: {taskType: echo, x: ";
   for (int i = 0; i < 500; ++i) text += "[";
   for (int i = 0; i < 500; ++i) text += "]";
   text += "}\n";
@@ -732,17 +735,21 @@ TEST(SpecMalformed, HugeValuesAreBounded) {
   for (const SpecError& e : p.errors) EXPECT_LE(e.message.size(), 1000u) << e.message.size();
 
   std::string long_dep(50000, 'd');
-  Parsed dep = Parse("apiVersion: flowmesh/v1\nkind: Workflow\nmetadata: {name: x}\n"
-                     "spec: {taskType: echo, stages: [{name: a, dependsOn: [" + long_dep + "]}]}\n");
+  Parsed dep = Parse(
+      "apiVersion: flowmesh/v1\nkind: Workflow\nmetadata: {name: x}\n"
+      "spec: {taskType: echo, stages: [{name: a, dependsOn: [" +
+      long_dep + "]}]}\n");
   ASSERT_FALSE(dep.errors.empty());
   for (const SpecError& e : dep.errors) EXPECT_LE(e.message.size(), 1000u) << e.message.size();
 }
 
 TEST(SpecMalformed, ErrorCountIsCapped) {
-  std::string text = "apiVersion: flowmesh/v1\nkind: Workflow\nmetadata: {name: x}\n"
-                     "spec:\n  taskType: echo\n  graph:\n    nodes:\n";
+  std::string text =
+      "apiVersion: flowmesh/v1\nkind: Workflow\nmetadata: {name: x}\n"
+      "spec:\n  taskType: echo\n  graph:\n    nodes:\n";
   for (int i = 0; i < 2000; ++i) {
-    text += "      - {name: n" + std::to_string(i) + ", dependsOn: [missing" + std::to_string(i) + "]}\n";
+    text += "      - {name: n" + std::to_string(i) + ", dependsOn: [missing" + std::to_string(i) +
+            "]}\n";
   }
   Parsed p = Parse(text);
   ASSERT_FALSE(p.result.ok());
@@ -756,7 +763,8 @@ TEST(SpecMalformed, ErrorCountIsCapped) {
 
 TEST(SpecErrorFormat, ToStringAndToJson) {
   SpecError e{"spec.graph.nodes[2].dependsOn[0]", 14, 9, "unknown dependency 'x'"};
-  EXPECT_EQ(e.ToString(), "spec.graph.nodes[2].dependsOn[0] (line 14, column 9): unknown dependency 'x'");
+  EXPECT_EQ(e.ToString(),
+            "spec.graph.nodes[2].dependsOn[0] (line 14, column 9): unknown dependency 'x'");
   EXPECT_EQ(e.ToJson(), (nlohmann::json{{"path", "spec.graph.nodes[2].dependsOn[0]"},
                                         {"line", 14},
                                         {"column", 9},
@@ -782,7 +790,8 @@ TEST(SpecTypes, KnownTypesAndCategories) {
   EXPECT_EQ(KnownTaskTypes().size(), 15u);
   EXPECT_EQ(CategoryForTaskType("inference"), "inference");
   EXPECT_EQ(CategoryForTaskType("embedding"), "inference");
-  for (const char* t : {"sft", "lora_sft", "dpo", "ppo"}) EXPECT_EQ(CategoryForTaskType(t), "training");
+  for (const char* t : {"sft", "lora_sft", "dpo", "ppo"})
+    EXPECT_EQ(CategoryForTaskType(t), "training");
   for (const char* t : {"echo", "rag", "agent", "api", "serve", "python"}) {
     EXPECT_EQ(CategoryForTaskType(t), "other");
   }
