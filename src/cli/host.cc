@@ -116,6 +116,36 @@ std::vector<pid_t> Descendants(pid_t root) {
   return out;
 }
 
+std::vector<pid_t> ProcessesWithEnv(const std::string& entry) {
+  std::vector<pid_t> out;
+  DIR* dir = ::opendir("/proc");
+  if (dir == nullptr) return out;
+  // Never this process or its ancestors (the shell that runs `stack down` may carry it).
+  std::set<pid_t> excluded;
+  auto parents = ParentMap();
+  for (pid_t p = ::getpid(); p > 0 && excluded.insert(p).second;) {
+    auto it = parents.find(p);
+    p = it == parents.end() ? 0 : it->second;
+  }
+  while (dirent* e = ::readdir(dir)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || pid <= 0) continue;
+    if (excluded.count(static_cast<pid_t>(pid))) continue;
+    std::ifstream in(std::string("/proc/") + e->d_name + "/environ", std::ios::binary);
+    if (!in) continue;  // another user's process
+    std::string var;
+    while (std::getline(in, var, '\0')) {
+      if (var == entry) {
+        if (ProcessAlive(static_cast<pid_t>(pid))) out.push_back(static_cast<pid_t>(pid));
+        break;
+      }
+    }
+  }
+  ::closedir(dir);
+  return out;
+}
+
 bool PortInUse(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;

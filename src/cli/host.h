@@ -27,6 +27,11 @@ bool ProcessMatches(pid_t pid, const std::string& needle);
 // All live descendants of `pid` (children first), from /proc.
 std::vector<pid_t> Descendants(pid_t pid);
 
+// Live processes (other than this one) whose environment holds `entry` ("KEY=value").
+// `stack up` marks everything it starts with FLOWMESH_STACK_HOME=<home>; children inherit
+// it, so `stack down` finds what a crashed server left behind.
+std::vector<pid_t> ProcessesWithEnv(const std::string& entry);
+
 // True when something listens on (or holds) 127.0.0.1:port.
 bool PortInUse(int port);
 

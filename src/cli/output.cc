@@ -183,7 +183,7 @@ std::string FormatRecord(const nlohmann::json& record) {
     bool time_field = v.is_number() && (k == "ts" || k.find("_at") != std::string::npos ||
                                         k.find("_ts") != std::string::npos);
     std::string value = time_field ? FormatTimestamp(v) : DisplayValue(v);
-    out += k + ":" + std::string(width - k.size() + 1, ' ') + value + "\n";
+    out += k + ":" + (value.empty() ? "" : std::string(width - k.size() + 1, ' ') + value) + "\n";
   }
   return out;
 }

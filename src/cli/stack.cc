@@ -137,9 +137,26 @@ pid_t RunningPid(const HomeLayout& layout, const Component& c) {
   return ProcessMatches(pid, c.needle) ? pid : 0;
 }
 
+std::string RedisPortFile(const HomeLayout& layout) { return layout.RunDir() + "/redis.port"; }
+
 void RemoveRunFiles(const HomeLayout& layout, const Component& c) {
   std::error_code ec;
   fs::remove(layout.PidFile(c.name), ec);
+  if (&c == &kRedis) fs::remove(RedisPortFile(layout), ec);
+}
+
+// Stops whatever still carries this stack's marker (workers or a supervisor orphaned by a
+// crashed server). Returns how many processes were found.
+size_t SweepMarked(const HomeLayout& layout) {
+  auto pids = ProcessesWithEnv("FLOWMESH_STACK_HOME=" + layout.home);
+  for (pid_t pid : pids) ::kill(pid, SIGTERM);
+  for (pid_t pid : pids) {
+    if (!WaitGone(pid, std::chrono::milliseconds(3000))) {
+      ::kill(pid, SIGKILL);
+      WaitGone(pid, std::chrono::milliseconds(2000));
+    }
+  }
+  return pids.size();
 }
 
 }  // namespace
@@ -206,6 +223,7 @@ int StackUp(Context& ctx) {
     so.argv = {redis_bin, "--bind", "127.0.0.1", "--port", std::to_string(redis_port),
                "--dir", ctx.layout.RedisDir(), "--daemonize", "no", "--protected-mode", "yes"};
     so.log_file = ctx.layout.LogFile("redis");
+    so.env = {{"FLOWMESH_STACK_HOME", ctx.layout.home}};
     auto pid = Spawn(so);
     if (!pid.ok()) {
       err << "error: cannot start redis-server: " << pid.status().message() << "\n";
@@ -221,6 +239,9 @@ int StackUp(Context& ctx) {
     }
     st = WritePidFile(ctx.layout.PidFile("redis"), redis_pid);
     if (!st.ok()) err << "warning: " << st.message() << "\n";
+    std::ofstream(RedisPortFile(ctx.layout), std::ios::trunc) << redis_port << "\n";
+  } else if (pid_t recorded = ReadPidFile(RedisPortFile(ctx.layout)); recorded > 0) {
+    redis_port = static_cast<int>(recorded);  // reuse the running redis on its own port
   }
 
   auto fail = [&](const std::string& message, pid_t server) {
@@ -249,7 +270,9 @@ int StackUp(Context& ctx) {
   so.argv = {server_bin,     "--port",       std::to_string(port),      "--state-dir",
              ctx.layout.StateDir(), "--redis-host", "127.0.0.1", "--redis-port",
              std::to_string(redis_port)};
-  so.env = {{"FLOWMESH_HOME", ctx.layout.home}, {"FLOWMESH_LOG_DIR", ctx.layout.LogDir()}};
+  so.env = {{"FLOWMESH_HOME", ctx.layout.home},
+            {"FLOWMESH_LOG_DIR", ctx.layout.LogDir()},
+            {"FLOWMESH_STACK_HOME", ctx.layout.home}};
   so.log_file = ctx.layout.LogFile("server");
   auto spawned = Spawn(so);
   if (!spawned.ok()) return fail("cannot start flowmesh-server: " + spawned.status().message(), 0);
@@ -298,6 +321,9 @@ int StackDown(Context& ctx) {
                            : fmt::format("pid {} or a child survived", pid);
     }
     RemoveRunFiles(ctx.layout, *c);
+  }
+  if (size_t left = SweepMarked(ctx.layout); left > 0) {
+    report["leftovers"] = fmt::format("stopped {} leftover process(es)", left);
   }
   std::error_code ec;
   fs::remove(ctx.layout.ServerUrlFile(), ec);

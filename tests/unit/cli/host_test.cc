@@ -92,5 +92,23 @@ TEST(ProcessTest, DescendantsAndMatchSeeASpawnedChild) {
   EXPECT_FALSE(ProcessMatches(*pid, "sleep"));
 }
 
+TEST(ProcessTest, ProcessesWithEnvFindsMarkedProcessesOnly) {
+  testing::TempDir dir;
+  std::string marker = "FLOWMESH_STACK_HOME=" + dir.path();
+  SpawnOptions marked;
+  marked.argv = {"/bin/sleep", "30"};
+  marked.env = {{"FLOWMESH_STACK_HOME", dir.path()}};
+  SpawnOptions unmarked;
+  unmarked.argv = {"/bin/sleep", "30"};
+  auto a = Spawn(marked);
+  auto b = Spawn(unmarked);
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto found = ProcessesWithEnv(marker);
+  EXPECT_EQ(found, std::vector<pid_t>{*a});
+  TerminateProcess(*a, std::chrono::milliseconds(2000));
+  TerminateProcess(*b, std::chrono::milliseconds(2000));
+  EXPECT_TRUE(ProcessesWithEnv(marker).empty());
+}
+
 }  // namespace
 }  // namespace flowmesh::cli
