@@ -427,6 +427,7 @@ TEST_F(HttpServerTest, SseKeepAliveCommentsAndHeadersOnTheWire) {
   });
   ServerConfig config;
   config.sse_keepalive = 1s;
+  config.idle_timeout = 1s;  // must not apply to SSE streams
   StartServer(config);
   int fd = RawConnect(server_->port());
   ASSERT_GE(fd, 0);
@@ -444,6 +445,21 @@ TEST_F(HttpServerTest, SseKeepAliveCommentsAndHeadersOnTheWire) {
   EXPECT_NE(got.find("X-Accel-Buffering: no\r\n"), std::string::npos);
   EXPECT_NE(got.find("id: 1\nevent: log\ndata: first\n\n"), std::string::npos);
   EXPECT_LT(got.find("data: first"), first);
+}
+
+TEST_F(HttpServerTest, IdleKeepAliveConnectionIsClosed) {
+  router_->Add("GET", "/ok", [](Request&) { return Response::Json(200, "{}"); });
+  ServerConfig config;
+  config.idle_timeout = 1s;
+  StartServer(config);
+  int fd = RawConnect(server_->port());
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(WriteAll(fd, "GET /ok HTTP/1.1\r\nHost: x\r\n\r\n"));
+  bool eof = false;
+  std::string got = ReadUntil(fd, "no such text", 10s, &eof);
+  ::close(fd);
+  EXPECT_EQ(got.substr(0, 15), "HTTP/1.1 200 OK");
+  EXPECT_TRUE(eof);  // the server hung up on the idle keep-alive connection
 }
 
 TEST_F(HttpServerTest, StopClosesSseStreamsAndFiresOnClose) {
