@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <mutex>
+#include <set>
+#include <variant>
 
 #include "api/archive.h"
 #include "common/clock.h"

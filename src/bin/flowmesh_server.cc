@@ -122,7 +122,10 @@ int main(int argc, char** argv) {
   cfg.scheduler.worker_grace_s = grace;
   cfg.start_supervisor = !no_supervisor;
   cfg.supervisor_binary = flowmesh::ExecutableDir() + "/flowmesh-server";
-  if (!log_file.empty()) cfg.log_dir = std::filesystem::path(log_file).parent_path().string();
+  cfg.log_dir = Env("FLOWMESH_LOG_DIR", "");
+  if (cfg.log_dir.empty() && !log_file.empty()) {
+    cfg.log_dir = std::filesystem::path(log_file).parent_path().string();
+  }
   auto server = flowmesh::api::ServerApp::Create(cfg);
   if (!server.ok()) {
     std::cerr << "flowmesh-server: " << server.status().message() << "\n";

@@ -21,8 +21,6 @@ using state::TaskState;
 
 namespace {
 
-json NullIfZero(double v) { return v == 0 ? json(nullptr) : json(v); }
-
 double MemoryToMb(const json& v) {
   if (v.is_number()) return v.get<double>() / (1024.0 * 1024.0);
   if (!v.is_string()) return 0;

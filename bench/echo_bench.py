@@ -1,0 +1,97 @@
+"""bench/run.sh echo: FlowMesh echo throughput and round-trip latency on a private stack."""
+import http.client
+import json
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "e2e"))
+from harness import Stack, wait_until  # noqa: E402
+
+N_TASKS = int(os.environ.get("BENCH_TASKS", "1000"))
+N_LATENCY = int(os.environ.get("BENCH_LATENCY_RUNS", "200"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+
+
+def wide_workflow(n):
+    nodes = "\n".join(f"      - name: t{i}\n        spec: {{taskType: echo, data: {{type: list, items: [\"x{i}\"]}}}}"
+                      for i in range(n))
+    return f"apiVersion: flowmesh/v1\nkind: Workflow\nmetadata: {{name: wide}}\nspec:\n  graph:\n    nodes:\n{nodes}\n"
+
+
+SINGLE = "apiVersion: flowmesh/v1\nkind: Workflow\nmetadata: {name: one}\nspec:\n  taskType: echo\n  data: {type: list, items: [\"ping\"]}\n"
+
+
+class Conn:
+    """One keep-alive HTTP connection."""
+
+    def __init__(self, port):
+        self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def post(self, path, body, ctype="text/plain"):
+        self.c.request("POST", path, body=body, headers={"Content-Type": ctype})
+        r = self.c.getresponse()
+        data = r.read()
+        if r.status >= 300:
+            raise RuntimeError(f"POST {path}: {r.status} {data[:300]!r}")
+        return json.loads(data)
+
+    def get(self, path):
+        self.c.request("GET", path)
+        r = self.c.getresponse()
+        return json.loads(r.read())
+
+
+def wait_eos(port, wf_id):
+    """Follows the workflow's SSE stream until eos (no polling)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    c.request("GET", f"/api/v1/workflows/{wf_id}/logs/stream")
+    r = c.getresponse()
+    while True:
+        line = r.fp.readline()
+        if not line:
+            raise RuntimeError("stream ended before eos")
+        if line.startswith(b"event: eos"):
+            c.close()
+            return
+
+
+def main():
+    stack = Stack()
+    try:
+        stack.up()
+        stack.workers_up(WORKERS)
+        conn = Conn(stack.port)
+        # Warm-up.
+        wf = conn.post("/api/v1/workflows", SINGLE)
+        wait_eos(stack.port, wf["workflow_id"])
+
+        text = wide_workflow(N_TASKS)
+        t0 = time.perf_counter()
+        wf = conn.post("/api/v1/workflows", text)
+        wait_eos(stack.port, wf["workflow_id"])
+        elapsed = time.perf_counter() - t0
+        info = conn.get(f"/api/v1/workflows/{wf['workflow_id']}")
+        assert info["status"] == "DONE" and info["completed_tasks"] == N_TASKS, info
+
+        lat = []
+        for _ in range(N_LATENCY):
+            t = time.perf_counter()
+            wf = conn.post("/api/v1/workflows", SINGLE)
+            wait_eos(stack.port, wf["workflow_id"])
+            lat.append((time.perf_counter() - t) * 1000)
+        lat.sort()
+        print(f"tasks={N_TASKS}")
+        print(f"workers={WORKERS}")
+        print(f"tasks_per_sec={N_TASKS / elapsed:.0f}")
+        print(f"latency_runs={N_LATENCY}")
+        print(f"latency_p50_ms={statistics.median(lat):.2f}")
+        print(f"latency_p99_ms={lat[min(len(lat) - 1, int(len(lat) * 0.99))]:.2f}")
+        print(f"latency_max_ms={lat[-1]:.2f}")
+    finally:
+        stack.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,349 @@
+// Scheduler against a real SQLite store and the in-process bus, with a scripted
+// supervisor on the other end of the bus.
+#include "scheduler/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <future>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "support/temp_dir.h"
+
+namespace flowmesh::scheduler {
+namespace {
+
+using nlohmann::json;
+
+// Plays the supervisor of one node: answers dispatches with events according to a script.
+class ScriptedNode {
+ public:
+  // outcome per task node name and attempt: "ok", "fail", "fatal", "hang".
+  using Script = std::function<std::string(const json& dispatch)>;
+
+  ScriptedNode(std::shared_ptr<bus::Bus> bus, std::string node_id, Script script)
+      : bus_(std::move(bus)), node_id_(std::move(node_id)), script_(std::move(script)) {
+    consumer_ = std::make_unique<bus::StreamConsumer>(
+        bus_, bus::NodeStream(node_id_), "supervisor", node_id_,
+        [this](const std::vector<bus::Message>& batch) {
+          for (const auto& m : batch) Handle(json::parse(m.payload));
+        });
+    consumer_->Start();
+  }
+  ~ScriptedNode() { consumer_->Stop(); }
+
+  void Handle(const json& m) {
+    std::string kind = m["kind"];
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      received_.push_back(m);
+    }
+    cv_.notify_all();
+    if (kind != "dispatch") return;
+    std::string outcome = script_(m);
+    auto ev = [&](const std::string& type, json extra = json::object()) {
+      json e = {{"kind", "task_event"}, {"worker_id", m["worker_id"]}, {"task_id", m["task_id"]},
+                {"attempt", m["attempt"]}, {"type", type}, {"ts", 1.0}, {"payload", json::object()}};
+      e.update(extra);
+      ASSERT_TRUE(bus_->Append(bus::kEventsStream, e.dump()).ok());
+    };
+    ev("TASK_STARTED");
+    if (outcome == "ok") ev("TASK_SUCCEEDED", {{"payload", {{"result_digest", "abc"}}}});
+    if (outcome == "fail") ev("TASK_FAILED", {{"error", "boom"}, {"retryable", true}});
+    if (outcome == "fatal") ev("TASK_FAILED", {{"error", "bad input"}, {"retryable", false}});
+  }
+
+  std::vector<json> received() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return received_;
+  }
+
+  json WaitFor(const std::string& kind) {
+    std::unique_lock<std::mutex> lock(mu_);
+    json found;
+    cv_.wait_for(lock, std::chrono::seconds(10), [&] {
+      for (const auto& m : received_) {
+        if (m["kind"] == kind) {
+          found = m;
+          return true;
+        }
+      }
+      return false;
+    });
+    return found;
+  }
+
+ private:
+  std::shared_ptr<bus::Bus> bus_;
+  std::string node_id_;
+  Script script_;
+  std::unique_ptr<bus::StreamConsumer> consumer_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<json> received_;
+};
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(); }
+  void TearDown() override { Close(); }
+
+  void Open() {
+    state::StoreConfig sc;
+    sc.path = dir_ / "state.db";
+    auto store = state::Store::Open(sc);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(store).value();
+    if (!bus_) bus_ = bus::MakeInProcessBus();
+    SchedulerConfig cfg;
+    cfg.worker_grace_s = 0.5;
+    cfg.watchdog_interval_s = 0.1;
+    cfg.retry_backoff_base_s = 0.01;
+    sched_ = std::make_unique<Scheduler>(cfg, store_.get(), bus_, &hub_);
+    ASSERT_TRUE(sched_->Recover().ok());
+    sched_->Start();
+    events_ = std::make_unique<bus::StreamConsumer>(
+        bus_, bus::kEventsStream, "server", "server",
+        [this](const std::vector<bus::Message>& b) { sched_->ApplyBusMessages(b); });
+    events_->Start();
+  }
+
+  void Close() {
+    if (events_) events_->Stop();
+    events_.reset();
+    if (sched_) sched_->Stop();
+    sched_.reset();
+    store_.reset();
+  }
+
+  std::string RegisterNode() {
+    std::promise<Result<json>> p;
+    sched_->RegisterNode(json{{"alias", "local"}, {"local", true}},
+                         [&p](Result<json> r) { p.set_value(std::move(r)); });
+    auto r = p.get_future().get();
+    EXPECT_TRUE(r.ok());
+    return (*r)["node_id"];
+  }
+
+  void WorkerUp(const std::string& node, const std::string& id, int slots = 2) {
+    json m = {{"kind", "worker_up"}, {"node_id", node}, {"worker_id", id},
+              {"info", {{"name", id}, {"task_types", {"echo", "data_profiling"}}, {"slots", slots},
+                        {"cpu_cores", 2}, {"memory_mb", 1024}}}};
+    ASSERT_TRUE(bus_->Append(bus::kEventsStream, m.dump()).ok());
+  }
+
+  // Submits and waits for the workflow to finish (LOG_STREAM_CLOSED committed).
+  std::string RunWorkflow(const std::string& yaml, double timeout_s = 10) {
+    std::vector<spec::SpecError> errors;
+    auto def = spec::ParseWorkflow(yaml, spec::Format::kNative, &errors);
+    EXPECT_TRUE(def.ok()) << (errors.empty() ? "" : errors[0].ToString());
+    std::promise<Result<json>> submitted;
+    SubmitRequest req;
+    req.def = std::move(def).value();
+    req.source_text = yaml;
+    auto closed = std::make_shared<std::promise<void>>();
+    auto wf_id = std::make_shared<std::string>();
+    auto mu = std::make_shared<std::mutex>();
+    uint64_t sub = 0;
+    sched_->Submit(std::move(req), [&submitted](Result<json> r) { submitted.set_value(std::move(r)); });
+    auto reply = submitted.get_future().get();
+    EXPECT_TRUE(reply.ok());
+    std::string id = (*reply)["workflow_id"];
+    // The workflow may already be finished: poll the store's status as a fallback.
+    for (int i = 0; i < timeout_s * 100; ++i) {
+      auto w = store_->GetWorkflow(id);
+      if (w.ok() && (w->status == "DONE" || w->status == "FAILED" || w->status == "CANCELLED")) {
+        auto evs = store_->ReadEvents({id, "", 0, 0, 10000, false});
+        if (evs.ok() && !evs->empty() && evs->back().type == "LOG_STREAM_CLOSED") break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    (void)sub;
+    return id;
+  }
+
+  std::map<std::string, state::TaskRecord> Tasks(const std::string& wf) {
+    state::TaskFilter f;
+    f.workflow_id = wf;
+    std::map<std::string, state::TaskRecord> out;
+    for (auto& t : *store_->ListTasks(f)) out[t.graph_node_name] = t;
+    return out;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<state::Store> store_;
+  std::shared_ptr<bus::Bus> bus_;
+  EventHub hub_;
+  std::unique_ptr<Scheduler> sched_;
+  std::unique_ptr<bus::StreamConsumer> events_;
+};
+
+const char* kDiamond = R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: diamond}
+spec:
+  taskType: echo
+  graph:
+    nodes:
+      - {name: a}
+      - {name: b, dependsOn: [a]}
+      - {name: c, dependsOn: [a]}
+      - {name: d, dependsOn: [b, c]}
+)";
+
+TEST_F(SchedulerTest, RunsDiamondInDependencyOrder) {
+  std::string node = RegisterNode();
+  std::vector<std::string> order;
+  std::mutex mu;
+  ScriptedNode sup(bus_, node, [&](const json& d) {
+    std::lock_guard<std::mutex> lock(mu);
+    order.push_back(d["task_id"]);
+    return std::string("ok");
+  });
+  WorkerUp(node, "wkr-1");
+  std::string wf = RunWorkflow(kDiamond);
+  EXPECT_EQ(store_->GetWorkflow(wf)->status, "DONE");
+  auto tasks = Tasks(wf);
+  ASSERT_EQ(order.size(), 4u);
+  EXPECT_EQ(order.front(), tasks["a"].task_id);
+  EXPECT_EQ(order.back(), tasks["d"].task_id);
+  for (auto& [name, t] : tasks) {
+    EXPECT_EQ(t.status, state::TaskState::kDone) << name;
+    EXPECT_EQ(t.attempts, 1);
+    EXPECT_EQ(t.result_digest, "abc");
+  }
+}
+
+TEST_F(SchedulerTest, RetriesOnAnotherWorkerThenSucceeds) {
+  std::string node = RegisterNode();
+  ScriptedNode sup(bus_, node, [](const json& d) { return d["attempt"] == 1 ? "fail" : "ok"; });
+  WorkerUp(node, "wkr-1");
+  WorkerUp(node, "wkr-2");
+  std::string wf = RunWorkflow(R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: one}
+spec: {taskType: echo}
+)");
+  auto t = Tasks(wf)["main"];
+  EXPECT_EQ(t.status, state::TaskState::kDone);
+  EXPECT_EQ(t.attempts, 2);
+  ASSERT_EQ(t.failed_workers.size(), 1u);
+  EXPECT_NE(t.assigned_worker, t.failed_workers[0]);
+}
+
+TEST_F(SchedulerTest, NonRetryableFailureCascades) {
+  std::string node = RegisterNode();
+  ScriptedNode sup(bus_, node, [](const json&) { return "fatal"; });
+  WorkerUp(node, "wkr-1");
+  std::string wf = RunWorkflow(kDiamond);
+  EXPECT_EQ(store_->GetWorkflow(wf)->status, "FAILED");
+  auto tasks = Tasks(wf);
+  EXPECT_EQ(tasks["a"].attempts, 1);
+  for (const char* n : {"a", "b", "c", "d"}) EXPECT_EQ(tasks[n].status, state::TaskState::kFailed) << n;
+  EXPECT_NE(tasks["d"].error.find("dependency failed"), std::string::npos);
+}
+
+TEST_F(SchedulerTest, RetriesExhaustedFailTheTask) {
+  std::string node = RegisterNode();
+  ScriptedNode sup(bus_, node, [](const json&) { return "fail"; });
+  WorkerUp(node, "wkr-1");
+  std::string wf = RunWorkflow(R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: one}
+spec: {taskType: echo}
+)");
+  auto t = Tasks(wf)["main"];
+  EXPECT_EQ(t.status, state::TaskState::kFailed);
+  EXPECT_EQ(t.attempts, 3);  // the only worker is reused once every worker has failed it
+}
+
+TEST_F(SchedulerTest, CancelInterruptsRunningAndCancelsPending) {
+  std::string node = RegisterNode();
+  ScriptedNode sup(bus_, node, [](const json&) { return "hang"; });
+  WorkerUp(node, "wkr-1");
+  std::vector<spec::SpecError> errors;
+  auto def = spec::ParseWorkflow(kDiamond, spec::Format::kNative, &errors);
+  ASSERT_TRUE(def.ok());
+  std::promise<Result<json>> submitted;
+  sched_->Submit({std::move(def).value(), kDiamond}, [&](Result<json> r) { submitted.set_value(r); });
+  std::string wf = (*submitted.get_future().get())["workflow_id"];
+  json dispatch = sup.WaitFor("dispatch");
+  ASSERT_FALSE(dispatch.is_null());
+  std::promise<Result<json>> cancelled;
+  sched_->CancelWorkflow(wf, [&](Result<json> r) { cancelled.set_value(r); });
+  auto reply = cancelled.get_future().get();
+  ASSERT_TRUE(reply.ok());
+  EXPECT_EQ((*reply)["cancelling"], 1);
+  EXPECT_EQ((*reply)["cancelled"], 3);
+  json interrupt = sup.WaitFor("interrupt");
+  ASSERT_FALSE(interrupt.is_null());
+  EXPECT_EQ(interrupt["task_id"], dispatch["task_id"]);
+  json ev = {{"kind", "task_event"}, {"worker_id", dispatch["worker_id"]}, {"task_id", dispatch["task_id"]},
+             {"attempt", dispatch["attempt"]}, {"type", "TASK_CANCELLED"}};
+  ASSERT_TRUE(bus_->Append(bus::kEventsStream, ev.dump()).ok());
+  for (int i = 0; i < 500 && store_->GetWorkflow(wf)->status != "CANCELLED"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(store_->GetWorkflow(wf)->status, "CANCELLED");
+}
+
+TEST_F(SchedulerTest, SilentWorkerIsDeclaredDeadAndItsTaskMoves) {
+  std::string node = RegisterNode();
+  ScriptedNode sup(bus_, node, [](const json& d) {
+    return d["worker_id"] == "wkr-silent" ? "hang" : "ok";
+  });
+  WorkerUp(node, "wkr-silent", 1);
+  std::string wf_id;
+  // Only the silent worker exists when the task is dispatched.
+  json dispatch;
+  std::thread runner([&] {
+    wf_id = RunWorkflow(R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: one}
+spec: {taskType: echo}
+)", 20);
+  });
+  dispatch = sup.WaitFor("dispatch");
+  WorkerUp(node, "wkr-ok", 1);
+  // Heartbeats keep wkr-ok alive; wkr-silent never sends one and is declared dead.
+  for (int i = 0; i < 40; ++i) {
+    sched_->ApplyHeartbeat(json{{"node_id", node}, {"workers", {{{"worker_id", "wkr-ok"}}}}}.dump());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  runner.join();
+  auto t = Tasks(wf_id)["main"];
+  EXPECT_EQ(t.status, state::TaskState::kDone);
+  EXPECT_EQ(t.assigned_worker, "wkr-ok");
+  EXPECT_EQ(t.attempts, 2);
+}
+
+TEST_F(SchedulerTest, RecoversDispatchedWorkAfterRestart) {
+  std::string node = RegisterNode();
+  std::string wf;
+  {
+    ScriptedNode sup(bus_, node, [](const json&) { return "hang"; });
+    WorkerUp(node, "wkr-1");
+    std::vector<spec::SpecError> errors;
+    auto def = spec::ParseWorkflow(kDiamond, spec::Format::kNative, &errors);
+    std::promise<Result<json>> submitted;
+    sched_->Submit({std::move(def).value(), kDiamond}, [&](Result<json> r) { submitted.set_value(r); });
+    wf = (*submitted.get_future().get())["workflow_id"];
+    ASSERT_FALSE(sup.WaitFor("dispatch").is_null());
+    Close();
+  }
+  // A new scheduler on the same database: the worker heartbeats and now completes work.
+  Open();
+  ScriptedNode sup(bus_, node, [](const json&) { return "ok"; });
+  for (int i = 0; i < 200; ++i) {
+    sched_->ApplyHeartbeat(json{{"node_id", node}, {"workers", {{{"worker_id", "wkr-1"}}}}}.dump());
+    auto w = store_->GetWorkflow(wf);
+    if (w->status == "DONE") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(store_->GetWorkflow(wf)->status, "DONE");
+}
+
+}  // namespace
+}  // namespace flowmesh::scheduler
