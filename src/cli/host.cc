@@ -62,8 +62,19 @@ Status WritePidFile(const std::string& path, pid_t pid) {
   return Status::Ok();
 }
 
-bool ProcessMatches(pid_t pid, const std::string& needle) {
+bool IsRunning(pid_t pid) {
   if (!ProcessAlive(pid)) return false;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return false;
+  size_t rp = stat.rfind(')');
+  if (rp == std::string::npos || rp + 2 >= stat.size()) return true;
+  char state = stat[rp + 2];
+  return state != 'Z' && state != 'X';
+}
+
+bool ProcessMatches(pid_t pid, const std::string& needle) {
+  if (!IsRunning(pid)) return false;
   std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
   std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   return cmdline.find(needle) != std::string::npos;
@@ -137,7 +148,7 @@ std::vector<pid_t> ProcessesWithEnv(const std::string& entry) {
     std::string var;
     while (std::getline(in, var, '\0')) {
       if (var == entry) {
-        if (ProcessAlive(static_cast<pid_t>(pid))) out.push_back(static_cast<pid_t>(pid));
+        if (IsRunning(static_cast<pid_t>(pid))) out.push_back(static_cast<pid_t>(pid));
         break;
       }
     }

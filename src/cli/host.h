@@ -20,6 +20,10 @@ std::string TailFile(const std::string& path, size_t n);
 pid_t ReadPidFile(const std::string& path);
 Status WritePidFile(const std::string& path, pid_t pid);
 
+// True when `pid` exists and is not a zombie (a process whose parent died is reparented to
+// PID 1, which in containers may reap it late; ProcessAlive() counts such zombies as alive).
+bool IsRunning(pid_t pid);
+
 // True when `pid` is alive and its command line mentions `needle` (guards against a
 // stale pid file whose pid was reused by another program).
 bool ProcessMatches(pid_t pid, const std::string& needle);

@@ -64,7 +64,7 @@ int ResolvePort(int flag, const std::string& env_value, int fallback, const char
 bool WaitForPort(int port, pid_t pid, std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
-    if (!ProcessAlive(pid)) return false;
+    if (!IsRunning(pid)) return false;
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -82,10 +82,10 @@ bool WaitForPort(int port, pid_t pid, std::chrono::milliseconds timeout) {
 bool WaitGone(pid_t pid, std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
-    if (!ProcessAlive(pid)) return true;
+    if (!IsRunning(pid)) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  return !ProcessAlive(pid);
+  return !IsRunning(pid);
 }
 
 // SIGTERM `pid`, wait `grace`, SIGKILL; then the same for whatever it left behind (its
@@ -97,9 +97,9 @@ bool StopTree(pid_t pid, std::chrono::milliseconds grace) {
     ::kill(pid, SIGKILL);
     WaitGone(pid, std::chrono::milliseconds(2000));
   }
-  bool clean = !ProcessAlive(pid);
+  bool clean = !IsRunning(pid);
   for (pid_t child : tree) {
-    if (!ProcessAlive(child)) continue;
+    if (!IsRunning(child)) continue;
     ::kill(child, SIGTERM);
     if (!WaitGone(child, std::chrono::milliseconds(3000))) {
       ::kill(child, SIGKILL);
@@ -283,7 +283,7 @@ int StackUp(Context& ctx) {
   auto deadline = Clock::now() + std::chrono::seconds(30);
   bool healthy = false;
   while (Clock::now() < deadline) {
-    if (!ProcessAlive(server_pid)) return fail("flowmesh-server exited during start-up", 0);
+    if (!IsRunning(server_pid)) return fail("flowmesh-server exited during start-up", 0);
     if (HealthOk(url, std::chrono::milliseconds(1000))) {
       healthy = true;
       break;
