@@ -570,8 +570,8 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
       bool all_gone = true;
       for (const auto& [n, w] : managed) all_gone = all_gone && w.pid == 0;
       if (all_gone) {
+        shutdown_done = true;  // before the result, so whoever sees it sees the flag
         for (const auto& id : shutdown_commands) EmitCommandResult(id, true, "node shut down");
-        shutdown_done = true;
         changed = true;
       }
     }
