@@ -178,22 +178,6 @@ int StackUp(Context& ctx) {
   if (!ok) return kExitUnreachable;
   std::string url = fmt::format("http://127.0.0.1:{}", port);
 
-  pid_t server_pid = RunningPid(ctx.layout, kServer);
-  if (server_pid != 0) {
-    std::ifstream in(ctx.layout.ServerUrlFile());
-    std::string running_url;
-    std::getline(in, running_url);
-    if (running_url.empty()) running_url = url;
-    if (ctx.inv.json) {
-      ctx.PrintJson({{"url", running_url}, {"server_pid", server_pid},
-                     {"redis_pid", RunningPid(ctx.layout, kRedis)}, {"already_running", true}});
-    } else {
-      ctx.io.out << "FlowMesh is already running at " << running_url << " (server pid "
-                 << server_pid << ")\n";
-    }
-    return kExitOk;
-  }
-
   std::string server_bin = ctx.env.Get("FLOWMESH_SERVER_BIN");
   if (server_bin.empty()) server_bin = ExecutableDir() + "/flowmesh-server";
   if (::access(server_bin.c_str(), X_OK) != 0) {
@@ -221,7 +205,9 @@ int StackUp(Context& ctx) {
     }
     SpawnOptions so;
     so.argv = {redis_bin, "--bind", "127.0.0.1", "--port", std::to_string(redis_port),
-               "--dir", ctx.layout.RedisDir(), "--daemonize", "no", "--protected-mode", "yes"};
+               "--dir", ctx.layout.RedisDir(), "--daemonize", "no", "--protected-mode", "yes",
+               // Streams must survive a Redis restart: append-only file, fsync every second.
+               "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""};
     so.log_file = ctx.layout.LogFile("redis");
     so.env = {{"FLOWMESH_STACK_HOME", ctx.layout.home}};
     auto pid = Spawn(so);
@@ -242,6 +228,23 @@ int StackUp(Context& ctx) {
     std::ofstream(RedisPortFile(ctx.layout), std::ios::trunc) << redis_port << "\n";
   } else if (pid_t recorded = ReadPidFile(RedisPortFile(ctx.layout)); recorded > 0) {
     redis_port = static_cast<int>(recorded);  // reuse the running redis on its own port
+  }
+
+  // Redis is (re)started above even when the server runs: it may have been restarted alone.
+  pid_t server_pid = RunningPid(ctx.layout, kServer);
+  if (server_pid != 0) {
+    std::ifstream in(ctx.layout.ServerUrlFile());
+    std::string running_url;
+    std::getline(in, running_url);
+    if (running_url.empty()) running_url = url;
+    if (ctx.inv.json) {
+      ctx.PrintJson({{"url", running_url}, {"server_pid", server_pid},
+                     {"redis_pid", RunningPid(ctx.layout, kRedis)}, {"already_running", true}});
+    } else {
+      ctx.io.out << "FlowMesh is already running at " << running_url << " (server pid "
+                 << server_pid << ")\n";
+    }
+    return kExitOk;
   }
 
   auto fail = [&](const std::string& message, pid_t server) {
