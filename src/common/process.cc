@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 extern char** environ;
@@ -61,6 +62,11 @@ Result<pid_t> Spawn(const SpawnOptions& options) {
       ::dup2(log_fd, 1);
       ::dup2(log_fd, 2);
     }
+    // Inherit nothing else: a listening socket left open in a long-lived child (the
+    // supervisor, a worker) would keep the parent's port bound after the parent dies.
+    // err_pipe[1] stays open (it is close-on-exec) to report an exec failure.
+    ::close_range(3, static_cast<unsigned>(err_pipe[1]) - 1, 0);
+    ::close_range(static_cast<unsigned>(err_pipe[1]) + 1, ~0U, 0);
     ::execve(argv[0], argv.data(), envp.data());
     int e = errno;
     [[maybe_unused]] ssize_t n = ::write(err_pipe[1], &e, sizeof(e));
@@ -82,7 +88,13 @@ bool ProcessAlive(pid_t pid) {
   if (pid <= 0) return false;
   int status = 0;
   if (::waitpid(pid, &status, WNOHANG) == pid) return false;
-  return ::kill(pid, 0) == 0;
+  if (::kill(pid, 0) != 0) return false;
+  // A zombie that is not our child (its parent reaps slowly) still answers kill(0).
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  auto paren = line.rfind(')');
+  return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'Z';
 }
 
 bool ReapIfExited(pid_t pid, int* wait_status) {

@@ -74,7 +74,8 @@ class BadInputTest(StackTestCase):
         s.workers_up(1)
         cli = ["redis-cli", "-p", str(s.redis_port)]
         for payload in ("not json", "[1,2,3]", '{"kind":"task_event","task_id":42,"attempt":"x"}',
-                        '{"kind":"worker_up","worker_id":"wkr-x","info":{"slots":"many"}}', "\x00\xff"):
+                        '{"kind":"worker_up","worker_id":"wkr-x","info":{"slots":"many"}}', '{"kind": "task_event"',
+                        "\xff\xfe garbage"):
             subprocess.run(cli + ["XADD", "fm:events", "*", "p", payload], check=True, capture_output=True)
         wf_id = s.submit(echo_workflow("after-garbage"))["workflow_id"]
         self.assertEqual(s.wait_workflow(wf_id)["status"], "DONE")
