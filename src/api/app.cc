@@ -12,6 +12,7 @@
 
 #include "api/service.h"
 #include "cas/cas.h"
+#include "cas/content_store.h"
 #include "common/log.h"
 #include "common/process.h"
 #include "http/http.h"
@@ -44,6 +45,7 @@ struct ServerApp::Impl {
   ServerAppConfig config;
   std::unique_ptr<state::Store> store;
   std::unique_ptr<cas::BlobStore> blobs;
+  std::unique_ptr<cas::ContentStore> content;
   std::shared_ptr<bus::Bus> bus;
   scheduler::EventHub hub;
   std::unique_ptr<scheduler::Scheduler> sched;
@@ -129,6 +131,7 @@ Status ServerApp::Start() {
   FM_ASSIGN_OR_RETURN(s.store, state::Store::Open(sc));
   s.blobs = std::make_unique<cas::BlobStore>(s.config.state_dir + "/cas");
   FM_RETURN_IF_ERROR(s.blobs->Init());
+  s.content = std::make_unique<cas::ContentStore>(s.blobs.get(), s.store.get());
   s.bus = s.config.in_process_bus ? bus::MakeInProcessBus() : bus::MakeRedisBus(s.config.redis);
 
   s.sched = std::make_unique<scheduler::Scheduler>(s.config.scheduler, s.store.get(), s.bus, &s.hub);
@@ -137,7 +140,7 @@ Status ServerApp::Start() {
 
   ApiConfig ac;
   ac.body_limit = s.config.body_limit;
-  s.api = std::make_unique<ApiService>(ac, s.store.get(), s.blobs.get(), s.sched.get(), &s.hub);
+  s.api = std::make_unique<ApiService>(ac, s.store.get(), s.content.get(), s.sched.get(), &s.hub);
   http::ServerConfig hc;
   hc.address = s.config.host;
   hc.port = s.config.port;

@@ -223,7 +223,7 @@ std::variant<Parsed, Response> ParseSubmission(const Request& req) {
 
 }  // namespace
 
-ApiService::ApiService(ApiConfig config, state::Store* store, cas::BlobStore* blobs,
+ApiService::ApiService(ApiConfig config, state::Store* store, cas::ContentStore* blobs,
                        scheduler::Scheduler* scheduler, scheduler::EventHub* hub)
     : config_(std::move(config)), store_(store), blobs_(blobs), scheduler_(scheduler), hub_(hub) {}
 
@@ -558,20 +558,23 @@ void ApiService::AddResultRoutes(http::Router& r) {
       return;
     }
     std::string blob = body["result"].dump(-1, ' ', false, json::error_handler_t::replace);
-    auto digest = blobs_->Put(blob);
-    if (!digest.ok()) {
-      resp->Send(StatusResponse(digest.status()));
+    auto prepared = blobs_->Prepare(std::move(blob));
+    if (!prepared.ok()) {
+      resp->Send(StatusResponse(prepared.status()));
       return;
     }
     state::ResultRecord rec;
     rec.task_id = task_id;
-    rec.digest = *digest;
-    rec.size = static_cast<int64_t>(blob.size());
+    rec.digest = prepared->digest;
+    rec.size = static_cast<int64_t>(prepared->size);
     rec.worker_id = body.value("worker_id", "");
     rec.metadata_json = body.contains("metadata") ? body["metadata"].dump() : "{}";
     rec.received_at = WallSeconds();
-    std::string d = *digest;
-    store_->Write([rec](state::WriteTxn& txn) { return txn.PutResult(rec); },
+    std::string d = prepared->digest;
+    store_->Write([rec, blob = std::move(prepared).value()](state::WriteTxn& txn) -> Status {
+                    FM_RETURN_IF_ERROR(cas::ContentStore::Record(blob, txn));
+                    return txn.PutResult(rec);
+                  },
                   [resp, task_id, d](const Status& s) {
                     if (!s.ok()) {
                       resp->Send(StatusResponse(s));
@@ -608,24 +611,28 @@ void ApiService::AddResultRoutes(http::Router& r) {
       return;
     }
     std::vector<state::ResultFileRecord> files;
-    for (const auto& part : *parts) {
+    std::vector<cas::ContentStore::Prepared> blobs;
+    for (auto& part : *parts) {
       std::string name = part.filename.empty() ? part.name : part.filename;
       auto clean = SanitizeRelativePath(name);
       if (!clean.ok()) {
         resp->Send(StatusResponse(clean.status()));
         return;
       }
-      auto digest = blobs_->Put(part.data);
-      if (!digest.ok()) {
-        resp->Send(StatusResponse(digest.status()));
+      int64_t size = static_cast<int64_t>(part.data.size());
+      auto prepared = blobs_->Prepare(std::move(part.data));
+      if (!prepared.ok()) {
+        resp->Send(StatusResponse(prepared.status()));
         return;
       }
-      files.push_back({id, *clean, *digest, static_cast<int64_t>(part.data.size())});
+      files.push_back({id, *clean, prepared->digest, size});
+      blobs.push_back(std::move(prepared).value());
     }
     json out = json::array();
     for (const auto& f : files) out.push_back({{"path", f.path}, {"digest", f.digest}, {"size", f.size}});
     store_->Write(
-        [files](state::WriteTxn& txn) -> Status {
+        [files, blobs = std::move(blobs)](state::WriteTxn& txn) -> Status {
+          for (const auto& b : blobs) FM_RETURN_IF_ERROR(cas::ContentStore::Record(b, txn));
           for (const auto& f : files) FM_RETURN_IF_ERROR(txn.PutResultFile(f));
           return Status::Ok();
         },

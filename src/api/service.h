@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "cas/cas.h"
+#include "cas/content_store.h"
 #include "http/http.h"
 #include "scheduler/event_hub.h"
 #include "scheduler/scheduler.h"
@@ -22,7 +22,7 @@ struct ApiConfig {
 
 class ApiService {
  public:
-  ApiService(ApiConfig config, state::Store* store, cas::BlobStore* blobs,
+  ApiService(ApiConfig config, state::Store* store, cas::ContentStore* blobs,
              scheduler::Scheduler* scheduler, scheduler::EventHub* hub);
 
   std::shared_ptr<http::Router> MakeRouter();
@@ -42,7 +42,7 @@ class ApiService {
 
   ApiConfig config_;
   state::Store* store_;
-  cas::BlobStore* blobs_;
+  cas::ContentStore* blobs_;
   scheduler::Scheduler* scheduler_;
   scheduler::EventHub* hub_;
   std::function<nlohmann::json()> extra_metrics_;

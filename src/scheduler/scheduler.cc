@@ -1,6 +1,7 @@
 #include "scheduler/scheduler.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <deque>
@@ -64,8 +65,10 @@ Demand DemandOf(const json& spec) {
 }  // namespace
 
 struct Scheduler::Impl {
+  struct Workflow;
   struct Task {
     state::TaskRecord rec;
+    Workflow* wf = nullptr;  // owning workflow (node-based map: the pointer is stable)
     int unmet = 0;
     EventLoop::TimerId retry_timer = 0;
     double attempt_started = 0;
@@ -73,7 +76,7 @@ struct Scheduler::Impl {
   struct Workflow {
     state::WorkflowRecord rec;
     bool durable = false;
-    int terminal = 0;
+    std::array<int, 6> counts{};  // tasks per TaskState, kept as states change
   };
   struct Worker {
     std::string id, node_id, name, alias, worker_type;
@@ -213,21 +216,21 @@ struct Scheduler::Impl {
 
   // ---- workflows and tasks ----
 
-  static std::string WorkflowStatus(const std::vector<const state::TaskRecord*>& ts) {
-    bool any_dispatched = false, any_pending = false, any_cancelled = false;
-    for (const auto* t : ts) {
-      switch (t->status) {
-        case TaskState::kFailed: return "FAILED";
-        case TaskState::kDispatched:
-        case TaskState::kCancelling: any_dispatched = true; break;
-        case TaskState::kPending: any_pending = true; break;
-        case TaskState::kCancelled: any_cancelled = true; break;
-        case TaskState::kDone: break;
-      }
+  // Every task state change goes through here so per-workflow counts stay exact.
+  static void SetState(Task& t, TaskState to) {
+    if (t.wf != nullptr) {
+      --t.wf->counts[static_cast<int>(t.rec.status)];
+      ++t.wf->counts[static_cast<int>(to)];
     }
-    if (any_dispatched) return "DISPATCHED";
-    if (any_pending) return "PENDING";
-    if (any_cancelled) return "CANCELLED";
+    t.rec.status = to;
+  }
+
+  static std::string WorkflowStatus(const std::array<int, 6>& c) {
+    auto n = [&c](TaskState s) { return c[static_cast<int>(s)]; };
+    if (n(TaskState::kFailed) > 0) return "FAILED";
+    if (n(TaskState::kDispatched) + n(TaskState::kCancelling) > 0) return "DISPATCHED";
+    if (n(TaskState::kPending) > 0) return "PENDING";
+    if (n(TaskState::kCancelled) > 0) return "CANCELLED";
     return "DONE";
   }
 
@@ -235,15 +238,10 @@ struct Scheduler::Impl {
     auto wit = workflows.find(workflow_id);
     if (wit == workflows.end()) return;
     Workflow& wf = wit->second;
-    std::vector<const state::TaskRecord*> recs;
-    int terminal = 0;
-    for (const auto& id : wf.rec.task_ids) {
-      auto t = tasks.find(id);
-      if (t == tasks.end()) continue;
-      recs.push_back(&t->second.rec);
-      if (state::IsTerminal(t->second.rec.status)) ++terminal;
-    }
-    std::string status = WorkflowStatus(recs);
+    int terminal = wf.counts[static_cast<int>(TaskState::kDone)] +
+                   wf.counts[static_cast<int>(TaskState::kFailed)] +
+                   wf.counts[static_cast<int>(TaskState::kCancelled)];
+    std::string status = WorkflowStatus(wf.counts);
     bool all_terminal = terminal == static_cast<int>(wf.rec.task_ids.size());
     if (status != wf.rec.status || all_terminal) {
       wf.rec.status = status;
@@ -332,7 +330,12 @@ struct Scheduler::Impl {
     }
     std::string wf_id = wf.rec.workflow_id;
     state::WorkflowRecord wf_rec = wf.rec;
-    workflows.emplace(wf_id, std::move(wf));
+    Workflow& stored = workflows.emplace(wf_id, std::move(wf)).first->second;
+    for (const auto& id : stored.rec.task_ids) {
+      Task& t = tasks.at(id);
+      t.wf = &stored;
+      ++stored.counts[static_cast<int>(t.rec.status)];
+    }
     submitted_workflows++;
     submitted_tasks += recs.size();
     store->Write(
@@ -454,7 +457,7 @@ struct Scheduler::Impl {
   }
 
   void Assign(Task& t, Worker& w, const Demand& d, json spec) {
-    t.rec.status = TaskState::kDispatched;
+    SetState(t, TaskState::kDispatched);
     t.rec.attempts += 1;
     t.rec.assigned_worker = w.id;
     t.rec.dispatched_ts = WallSeconds();
@@ -532,7 +535,7 @@ struct Scheduler::Impl {
         loop.CancelTimer(d.retry_timer);
         d.retry_timer = 0;
       }
-      d.rec.status = to;
+      SetState(d, to);
       d.rec.finished_ts = WallSeconds();
       if (to == TaskState::kFailed) {
         d.rec.error = why;
@@ -549,7 +552,7 @@ struct Scheduler::Impl {
   void Succeed(Task& t, const json& payload) {
     Release(t);
     RecordUsage(t, "DONE");
-    t.rec.status = TaskState::kDone;
+    SetState(t, TaskState::kDone);
     t.rec.finished_ts = WallSeconds();
     if (payload.is_object() && payload.contains("result_digest") &&
         payload["result_digest"].is_string()) {
@@ -583,7 +586,7 @@ struct Scheduler::Impl {
       t.rec.failed_workers.push_back(worker);
     }
     if (retryable && t.rec.attempts < t.rec.max_attempts) {
-      t.rec.status = TaskState::kPending;
+      SetState(t, TaskState::kPending);
       retried++;
       double base = config.retry_backoff_base_s * std::pow(2.0, std::max(0, t.rec.attempts - 1));
       double delay = std::min(config.retry_backoff_max_s, base);
@@ -604,7 +607,7 @@ struct Scheduler::Impl {
       RefreshWorkflow(t.rec.workflow_id);
       return;
     }
-    t.rec.status = TaskState::kFailed;
+    SetState(t, TaskState::kFailed);
     t.rec.error = error;
     t.rec.finished_ts = WallSeconds();
     failed++;
@@ -617,7 +620,7 @@ struct Scheduler::Impl {
   void Cancelled(Task& t) {
     Release(t);
     if (t.rec.dispatched_ts != 0 && t.rec.status == TaskState::kCancelling) RecordUsage(t, "CANCELLED");
-    t.rec.status = TaskState::kCancelled;
+    SetState(t, TaskState::kCancelled);
     t.rec.finished_ts = WallSeconds();
     cancelled++;
     PersistTask(t);
@@ -933,13 +936,15 @@ Status Scheduler::Recover() {
     Impl::Workflow wf;
     wf.rec = wr;
     wf.durable = true;
+    Impl::Workflow& stored = s.workflows[wr.workflow_id] = std::move(wf);
     for (auto& r : recs) {
       Impl::Task t;
       t.rec = std::move(r);
+      t.wf = &stored;
+      ++stored.counts[static_cast<int>(t.rec.status)];
       s.tasks[t.rec.task_id] = std::move(t);
       ++n_tasks;
     }
-    s.workflows[wr.workflow_id] = std::move(wf);
   }
   std::vector<std::string> lost, cancelling_lost;
   for (auto& [wf_id, wf] : s.workflows) {
@@ -1022,14 +1027,14 @@ void Scheduler::CancelWorkflow(const std::string& workflow_id, JsonCallback done
           s.loop.CancelTimer(t.retry_timer);
           t.retry_timer = 0;
         }
-        t.rec.status = TaskState::kCancelled;
+        s.SetState(t, TaskState::kCancelled);
         t.rec.finished_ts = WallSeconds();
         s.cancelled++;
         s.PersistTask(t);
         s.Emit("TASK_CANCELLED", t);
         ++n_cancelled;
       } else if (t.rec.status == TaskState::kDispatched) {
-        t.rec.status = TaskState::kCancelling;
+        s.SetState(t, TaskState::kCancelling);
         s.PersistTask(t);
         s.Emit("TASK_UPDATE", t, "", false, json{{"cancel_requested", true}});
         auto w = s.workers.find(t.rec.assigned_worker);

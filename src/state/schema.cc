@@ -120,7 +120,18 @@ CREATE TABLE settings (
 );
 )sql";
 
-constexpr std::array<const char*, 1> kMigrations = {kMigration1};
+// Small content-addressed blobs live in the database, committed with the records that
+// name them (one group-commit fsync instead of a file, an fsync and a rename each).
+constexpr const char* kMigration2 = R"sql(
+CREATE TABLE blobs (
+  digest     TEXT PRIMARY KEY,
+  size       INTEGER NOT NULL,
+  data       BLOB NOT NULL,
+  created_at REAL NOT NULL
+) WITHOUT ROWID;
+)sql";
+
+constexpr std::array<const char*, 2> kMigrations = {kMigration1, kMigration2};
 
 Result<int> UserVersion(Connection& conn) {
   FM_ASSIGN_OR_RETURN(Statement stmt, conn.Prepare("PRAGMA user_version"));

@@ -34,6 +34,7 @@ class Statement {
 
   // Parameter indices are 1-based, as in SQLite.
   Statement& Bind(int index, std::string_view text);
+  Statement& BindBlob(int index, std::string_view bytes);
   Statement& Bind(int index, double value);
   Statement& Bind(int index, int64_t value);
   Statement& Bind(int index, int value) { return Bind(index, static_cast<int64_t>(value)); }
@@ -46,6 +47,7 @@ class Statement {
 
   // Column indices are 0-based, as in SQLite. NULL reads as "" / 0.
   std::string Text(int col) const;
+  std::string Blob(int col) const;
   double Double(int col) const { return sqlite3_column_double(stmt_, col); }
   int64_t Int64(int col) const { return sqlite3_column_int64(stmt_, col); }
   int Int(int col) const { return sqlite3_column_int(stmt_, col); }

@@ -18,6 +18,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "state/schema.h"
 #include "state/sqlite_db.h"
@@ -116,6 +117,9 @@ struct Sql {
   std::string list_result_files = fmt::format(
       "SELECT {} FROM result_files WHERE task_id=?1 ORDER BY seq", Join(kResultFileCols, ","));
   std::string get_setting = "SELECT value FROM settings WHERE key=?1";
+  std::string insert_blob =
+      "INSERT OR IGNORE INTO blobs (digest, size, data, created_at) VALUES (?1, ?2, ?3, ?4)";
+  std::string get_blob = "SELECT data FROM blobs WHERE digest=?1";
   std::string max_cursor = "SELECT COALESCE(MAX(cursor), 0) FROM events";
 
   // ReadEvents: [scope: workflow | task | all][direction: asc | desc]; parameters are
@@ -418,6 +422,12 @@ class GroupTxn final : public WriteTxn {
     return s.Run();
   }
 
+  Status PutBlob(const std::string& digest, std::string_view data) override {
+    FM_ASSIGN_OR_RETURN(Statement s, conn_.Prepare(Q().insert_blob));
+    s.Bind(1, digest).Bind(2, static_cast<int64_t>(data.size())).BindBlob(3, data).Bind(4, WallSeconds());
+    return s.Run();
+  }
+
  private:
   Connection& conn_;
 };
@@ -576,6 +586,12 @@ class SqliteStore final : public Store {
     FM_ASSIGN_OR_RETURN(ReaderPtr conn, AcquireReader());
     return GetOne<std::string>(*conn, Q().get_setting, key, "setting",
                                [](const Statement& s) { return s.Text(0); });
+  }
+
+  Result<std::string> GetBlob(const std::string& digest) override {
+    FM_ASSIGN_OR_RETURN(ReaderPtr conn, AcquireReader());
+    return GetOne<std::string>(*conn, Q().get_blob, digest, "blob",
+                               [](const Statement& s) { return s.Blob(0); });
   }
 
   Result<std::vector<WorkflowRecord>> LoadActiveWorkflows() override {

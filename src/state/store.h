@@ -32,6 +32,8 @@ class WriteTxn {
   virtual Status PutResult(const ResultRecord& r) = 0;
   virtual Status PutResultFile(const ResultFileRecord& f) = 0;
   virtual Status PutSetting(const std::string& key, const std::string& value) = 0;
+  // A small content-addressed blob (the caller computed `digest`); a no-op if present.
+  virtual Status PutBlob(const std::string& digest, std::string_view data) = 0;
 };
 
 struct StoreConfig {
@@ -94,6 +96,7 @@ class Store {
   virtual Result<ResultRecord> GetResult(const std::string& task_id) = 0;
   virtual Result<std::vector<ResultFileRecord>> ListResultFiles(const std::string& task_id) = 0;
   virtual Result<std::string> GetSetting(const std::string& key) = 0;  // NotFound if unset
+  virtual Result<std::string> GetBlob(const std::string& digest) = 0;  // NotFound if absent
 
   // Everything not terminal, for rehydration at start-up: workflows whose status is not
   // DONE/FAILED/CANCELLED and all of their tasks.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "state/records.h"
+#include "state/schema.h"
 #include "state/store.h"
 #include "support/temp_dir.h"
 
@@ -713,7 +714,7 @@ TEST(StoreTest, SchemaVersionAndDefaultOrg) {
     sqlite3_finalize(stmt);
     return out;
   };
-  EXPECT_EQ(query_text("PRAGMA user_version"), "1");
+  EXPECT_EQ(query_text("PRAGMA user_version"), std::to_string(LatestSchemaVersion()));
   EXPECT_EQ(query_text("PRAGMA journal_mode"), "wal");
   EXPECT_EQ(query_text("SELECT org_id FROM orgs"), kDefaultOrg);
   EXPECT_EQ(query_text("SELECT COUNT(*) FROM orgs"), "1");
@@ -816,6 +817,28 @@ TEST(StoreTest, ConcurrentReadersDuringWrites) {
   EXPECT_GE(reads.load(), 60);
   EXPECT_EQ(*store->MaxEventCursor(), 2000);
   EXPECT_EQ(store->GetWorkflow("wfl-1")->task_ids.size(), 2000u);
+}
+
+}  // namespace
+}  // namespace flowmesh::state
+
+namespace flowmesh::state {
+namespace {
+
+TEST(StoreBlobTest, SmallBlobsRoundTripBinarySafe) {
+  testing::TempDir dir;
+  StoreConfig cfg;
+  cfg.path = dir / "blobs.db";
+  auto store = Store::Open(cfg);
+  ASSERT_TRUE(store.ok());
+  std::string bytes("a\0b\xff\x01", 5);
+  ASSERT_TRUE((*store)->WriteSync([&](WriteTxn& txn) { return txn.PutBlob("d1", bytes); }).ok());
+  // Idempotent: a second put of the same digest is a no-op, not an error.
+  ASSERT_TRUE((*store)->WriteSync([&](WriteTxn& txn) { return txn.PutBlob("d1", bytes); }).ok());
+  auto got = (*store)->GetBlob("d1");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(*got, bytes);
+  EXPECT_EQ((*store)->GetBlob("nope").status().code(), StatusCode::kNotFound);
 }
 
 }  // namespace
