@@ -6,6 +6,11 @@
 
 namespace flowmesh {
 
+namespace {
+// timer_index_ value of a timer taken off timers_ into the running batch.
+constexpr auto kFiring = std::chrono::steady_clock::time_point::min();
+}  // namespace
+
 EventLoop::EventLoop(std::string name) : name_(std::move(name)) {}
 
 EventLoop::~EventLoop() { Stop(); }
@@ -49,6 +54,8 @@ void EventLoop::CancelTimer(TimerId id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = timer_index_.find(id);
   if (it == timer_index_.end()) return;
+  // A due timer already moved into the running batch is marked kFiring: dropping its
+  // index entry is enough to keep it from running.
   auto range = timers_.equal_range(it->second);
   for (auto t = range.first; t != range.second; ++t) {
     if (t->second.first == id) {
@@ -77,7 +84,9 @@ size_t EventLoop::queued() const {
 }
 
 void EventLoop::Run() {
-  std::vector<Closure> batch;
+  // Timer closures carry their id (posts carry 0) so that a timer cancelled by an earlier
+  // closure of the same batch is skipped.
+  std::vector<std::pair<TimerId, Closure>> batch;
   for (;;) {
     batch.clear();
     {
@@ -86,11 +95,12 @@ void EventLoop::Run() {
         auto now = std::chrono::steady_clock::now();
         while (!timers_.empty() && timers_.begin()->first <= now) {
           auto node = timers_.extract(timers_.begin());
-          timer_index_.erase(node.mapped().first);
-          batch.push_back(std::move(node.mapped().second));
+          TimerId id = node.mapped().first;
+          timer_index_[id] = kFiring;
+          batch.emplace_back(id, std::move(node.mapped().second));
         }
         while (!queue_.empty()) {
-          batch.push_back(std::move(queue_.front()));
+          batch.emplace_back(0, std::move(queue_.front()));
           queue_.pop_front();
         }
         if (!batch.empty()) break;
@@ -102,7 +112,13 @@ void EventLoop::Run() {
         }
       }
     }
-    for (auto& fn : batch) fn();
+    for (auto& [id, fn] : batch) {
+      if (id != 0) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (timer_index_.erase(id) == 0) continue;  // cancelled since it became due
+      }
+      fn();
+    }
     if (after_batch_) after_batch_();
   }
 }
