@@ -1,6 +1,7 @@
 // MakeTarGz output is read back by the system's GNU tar; SanitizeRelativePath's rules.
 #include "api/archive.h"
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <cstdlib>
@@ -8,8 +9,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "support/temp_dir.h"
 
@@ -47,16 +46,13 @@ std::vector<std::string> Lines(const std::string& text) {
 TEST(MakeTarGzTest, GnuTarListsAndExtractsEntries) {
   TempDir dir;
   // 120 characters, split by ustar into prefix + name at a '/'.
-  std::string long_path = std::string(60, 'd') + "/" + std::string(40, 'e') + "/file-" +
-                          std::string(8, 'f') + ".txt";
+  std::string long_path =
+      std::string(60, 'd') + "/" + std::string(40, 'e') + "/file-" + std::string(8, 'f') + ".txt";
   ASSERT_GT(long_path.size(), 100u);
   std::string binary("\0\x01\xff\n", 4);
   std::string big(5000, 'x');  // spans several 512-byte blocks, not a multiple of 512
   std::vector<ArchiveEntry> entries = {
-      {"hello.txt", "hello, world\n"},
-      {"sub/dir/bin.dat", binary},
-      {"empty", ""},
-      {"big.txt", big},
+      {"hello.txt", "hello, world\n"}, {"sub/dir/bin.dat", binary}, {"empty", ""}, {"big.txt", big},
       {long_path, "long\n"},
   };
   auto tgz = MakeTarGz(entries, 1700000000.0);
@@ -68,17 +64,16 @@ TEST(MakeTarGzTest, GnuTarListsAndExtractsEntries) {
   std::string archive = dir / "out.tar.gz";
   WriteFile(archive, *tgz);
   std::string listing = dir / "listing.txt";
-  ASSERT_EQ(Shell("tar -tzf '" + archive + "' > '" + listing + "' 2>&1"), 0)
-      << ReadFile(listing);
+  ASSERT_EQ(Shell("tar -tzf '" + archive + "' > '" + listing + "' 2>&1"), 0) << ReadFile(listing);
   std::vector<std::string> names = Lines(ReadFile(listing));
   std::vector<std::string> want;
   for (const auto& e : entries) want.push_back(e.path);
   EXPECT_EQ(names, want);
 
   std::string out_dir = dir / "x";
-  ASSERT_EQ(Shell("mkdir -p '" + out_dir + "' && tar -xzf '" + archive + "' -C '" + out_dir +
-                  "' 2>&1"),
-            0);
+  ASSERT_EQ(
+      Shell("mkdir -p '" + out_dir + "' && tar -xzf '" + archive + "' -C '" + out_dir + "' 2>&1"),
+      0);
   for (const auto& e : entries) {
     EXPECT_EQ(ReadFile(out_dir + "/" + e.path), e.data) << e.path;
   }

@@ -3,6 +3,8 @@
 // a latch, so that everything they post is queued before the loop looks at it.
 #include "common/event_loop.h"
 
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <chrono>
 #include <future>
@@ -10,8 +12,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace flowmesh {
 namespace {
@@ -95,8 +95,8 @@ TEST(EventLoopTest, CancelledTimerNeverRuns) {
   auto id = loop.PostDelayed(microseconds(0), [&] { cancelled_ran = true; });
   loop.PostDelayed(milliseconds(5), [&] { done.set_value(); });
   loop.CancelTimer(id);
-  loop.CancelTimer(id);          // twice: no-op
-  loop.CancelTimer(id + 1000);   // unknown: no-op
+  loop.CancelTimer(id);         // twice: no-op
+  loop.CancelTimer(id + 1000);  // unknown: no-op
   gate.Release();
   done.get_future().wait();
   EXPECT_FALSE(cancelled_ran);

@@ -2,14 +2,14 @@
 // and concurrent publish / subscribe / unsubscribe (meant to be run under ASan and TSan).
 #include "scheduler/event_hub.h"
 
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <latch>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace flowmesh::scheduler {
 namespace {
