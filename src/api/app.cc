@@ -128,13 +128,15 @@ Status ServerApp::Start() {
   Impl& s = *impl_;
   state::StoreConfig sc;
   sc.path = s.config.state_dir + "/flowmesh.db";
+  sc.synchronous_full = s.config.synchronous_full;
   FM_ASSIGN_OR_RETURN(s.store, state::Store::Open(sc));
   s.blobs = std::make_unique<cas::BlobStore>(s.config.state_dir + "/cas");
   FM_RETURN_IF_ERROR(s.blobs->Init());
   s.content = std::make_unique<cas::ContentStore>(s.blobs.get(), s.store.get());
   s.bus = s.config.in_process_bus ? bus::MakeInProcessBus() : bus::MakeRedisBus(s.config.redis);
 
-  s.sched = std::make_unique<scheduler::Scheduler>(s.config.scheduler, s.store.get(), s.bus, &s.hub);
+  s.sched = std::make_unique<scheduler::Scheduler>(s.config.scheduler, s.store.get(), s.bus, &s.hub,
+                                                   s.content.get());
   FM_RETURN_IF_ERROR(s.sched->Recover());
   s.sched->Start();
 

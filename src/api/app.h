@@ -24,6 +24,7 @@ struct ServerAppConfig {
   bool start_supervisor = true;
   std::string supervisor_binary;    // flowmesh-server path (runs --role worker)
   std::string log_level = "info";
+  bool synchronous_full = true;     // fsync every commit (else only at WAL checkpoints)
   scheduler::SchedulerConfig scheduler;
 };
 

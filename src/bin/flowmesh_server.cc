@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   double grace = cfg.scheduler.worker_grace_s;
   size_t body_limit_mb = 16;
   bool no_supervisor = false;
+  std::string sqlite_sync = Env("FLOWMESH_SQLITE_SYNCHRONOUS", "full");
   // Supervisor role.
   std::string root_url = Env("FLOWMESH_ROOT_URL", "");
   std::string node_alias = Env("FLOWMESH_NODE_ALIAS", "");
@@ -85,6 +86,10 @@ int main(int argc, char** argv) {
   app.add_option("--body-limit-mb", body_limit_mb, "largest accepted request body, MiB");
   app.add_option("--worker-grace", grace, "seconds of silence before a worker is declared dead");
   app.add_flag("--no-supervisor", no_supervisor, "do not start the local supervisor");
+  app.add_option("--sqlite-synchronous", sqlite_sync,
+                 "full: every commit is fsynced (survives power loss); normal: survives a "
+                 "process crash only (FLOWMESH_SQLITE_SYNCHRONOUS)")
+      ->check(CLI::IsMember({"full", "normal"}));
   app.add_option("--root-url", root_url, "[worker role] the root server's URL (FLOWMESH_ROOT_URL)");
   app.add_option("--node-alias", node_alias, "[worker role] this node's alias");
   app.add_option("--grpc-address", grpc_address, "[worker role] gRPC listen address for workers");
@@ -121,6 +126,7 @@ int main(int argc, char** argv) {
   cfg.body_limit = body_limit_mb << 20;
   cfg.scheduler.worker_grace_s = grace;
   cfg.start_supervisor = !no_supervisor;
+  cfg.synchronous_full = sqlite_sync == "full";
   cfg.supervisor_binary = flowmesh::ExecutableDir() + "/flowmesh-server";
   cfg.log_dir = Env("FLOWMESH_LOG_DIR", "");
   if (cfg.log_dir.empty() && !log_file.empty()) {

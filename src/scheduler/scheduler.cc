@@ -69,6 +69,8 @@ struct Scheduler::Impl {
   struct Task {
     state::TaskRecord rec;
     Workflow* wf = nullptr;  // owning workflow (node-based map: the pointer is stable)
+    json spec;               // parsed rec.spec_json
+    Demand demand;           // what it asks of a worker
     int unmet = 0;
     EventLoop::TimerId retry_timer = 0;
     double attempt_started = 0;
@@ -110,6 +112,7 @@ struct Scheduler::Impl {
   state::Store* store;
   std::shared_ptr<bus::Bus> bus;
   EventHub* hub;
+  cas::ContentStore* content;
   EventLoop loop{"scheduler"};
 
   // Loop-owned state.
@@ -137,8 +140,9 @@ struct Scheduler::Impl {
   json stack_snapshot = json::array();    // guarded by snap_mu
   std::string local_node_snapshot;        // guarded by snap_mu
 
-  Impl(SchedulerConfig c, state::Store* s, std::shared_ptr<bus::Bus> b, EventHub* h)
-      : config(c), store(s), bus(std::move(b)), hub(h) {}
+  Impl(SchedulerConfig c, state::Store* s, std::shared_ptr<bus::Bus> b, EventHub* h,
+       cas::ContentStore* cs)
+      : config(c), store(s), bus(std::move(b)), hub(h), content(cs) {}
 
   // ---- persistence and events ----
 
@@ -325,6 +329,8 @@ struct Scheduler::Impl {
                                  false, json{{"graph_node_name", r.graph_node_name}}));
       Task t;
       t.rec = r;
+      t.spec = json::parse(r.spec_json);
+      t.demand = DemandOf(t.spec);
       t.unmet = static_cast<int>(r.depends_on.size());
       tasks.emplace(r.task_id, std::move(t));
     }
@@ -439,14 +445,12 @@ struct Scheduler::Impl {
         continue;
       }
       Task& t = it->second;
-      json spec = json::parse(t.rec.spec_json, nullptr, false);
-      Demand d = DemandOf(spec);
-      Worker* w = PickWorker(t, d);
+      Worker* w = PickWorker(t, t.demand);
       if (w == nullptr) {
         skipped.push_back(std::move(id));
         continue;
       }
-      Assign(t, *w, d, std::move(spec));
+      Assign(t, *w, t.demand, t.spec);
       --free_slots;
     }
     // Tasks that fit nowhere keep their place at the front of the queue.
@@ -492,7 +496,7 @@ struct Scheduler::Impl {
     if (wit == workers.end()) return;
     Worker& w = wit->second;
     if (w.running.erase(t.rec.task_id) > 0) {
-      Demand d = DemandOf(json::parse(t.rec.spec_json, nullptr, false));
+      const Demand& d = t.demand;
       w.used_cpu = std::max(0.0, w.used_cpu - d.cpu);
       w.used_memory_mb = std::max(0.0, w.used_memory_mb - d.memory_mb);
       w.used_gpus = std::max(0, w.used_gpus - d.gpus);
@@ -549,13 +553,34 @@ struct Scheduler::Impl {
     }
   }
 
-  void Succeed(Task& t, const json& payload) {
+  void Succeed(Task& t, json payload) {
+    if (payload.contains("result")) {
+      // A small result inside the event: store it in the same group commit as DONE.
+      auto blob = content->Prepare(
+          payload["result"].dump(-1, ' ', false, json::error_handler_t::replace));
+      if (!blob.ok()) {
+        Fail(t, "storing the result failed: " + blob.status().message(), true);
+        return;
+      }
+      state::ResultRecord rr;
+      rr.task_id = t.rec.task_id;
+      rr.digest = blob->digest;
+      rr.size = static_cast<int64_t>(blob->size);
+      rr.worker_id = t.rec.assigned_worker;
+      rr.metadata_json = payload.contains("metadata") ? payload["metadata"].dump() : "{}";
+      rr.received_at = WallSeconds();
+      payload.erase("result");
+      payload["result_digest"] = blob->digest;
+      store->Write([rr, b = std::move(blob).value()](state::WriteTxn& txn) -> Status {
+        FM_RETURN_IF_ERROR(cas::ContentStore::Record(b, txn));
+        return txn.PutResult(rr);
+      });
+    }
     Release(t);
     RecordUsage(t, "DONE");
     SetState(t, TaskState::kDone);
     t.rec.finished_ts = WallSeconds();
-    if (payload.is_object() && payload.contains("result_digest") &&
-        payload["result_digest"].is_string()) {
+    if (payload.contains("result_digest") && payload["result_digest"].is_string()) {
       t.rec.result_digest = payload["result_digest"].get<std::string>();
     }
     succeeded++;
@@ -656,7 +681,7 @@ struct Scheduler::Impl {
       PersistTask(t);
       Emit("TASK_UPDATE", t, "", false, payload);
     } else if (type == "TASK_SUCCEEDED") {
-      Succeed(t, payload);
+      Succeed(t, std::move(payload));
     } else if (type == "TASK_FAILED") {
       std::string error = m.value("error", "");
       if (error.empty()) error = "task failed";
@@ -894,8 +919,8 @@ struct Scheduler::Impl {
 };
 
 Scheduler::Scheduler(SchedulerConfig config, state::Store* store, std::shared_ptr<bus::Bus> bus,
-                     EventHub* hub)
-    : impl_(std::make_unique<Impl>(config, store, std::move(bus), hub)) {
+                     EventHub* hub, cas::ContentStore* content)
+    : impl_(std::make_unique<Impl>(config, store, std::move(bus), hub, content)) {
   impl_->loop.SetAfterBatch([this] { impl_->AfterBatch(); });
 }
 
@@ -940,6 +965,9 @@ Status Scheduler::Recover() {
     for (auto& r : recs) {
       Impl::Task t;
       t.rec = std::move(r);
+      t.spec = json::parse(t.rec.spec_json, nullptr, false);
+      if (!t.spec.is_object()) t.spec = json::object();
+      t.demand = DemandOf(t.spec);
       t.wf = &stored;
       ++stored.counts[static_cast<int>(t.rec.status)];
       s.tasks[t.rec.task_id] = std::move(t);

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "bus/bus.h"
+#include "cas/content_store.h"
 #include "common/event_loop.h"
 #include "common/status.h"
 #include "scheduler/event_hub.h"
@@ -48,8 +49,9 @@ using JsonCallback = std::function<void(Result<nlohmann::json>)>;
 
 class Scheduler {
  public:
+  // `content` stores results that arrive inside TASK_SUCCEEDED events (small ones).
   Scheduler(SchedulerConfig config, state::Store* store, std::shared_ptr<bus::Bus> bus,
-            EventHub* hub);
+            EventHub* hub, cas::ContentStore* content);
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;

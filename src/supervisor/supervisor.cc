@@ -462,7 +462,7 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
     options.argv = {config.worker_binary, "--supervisor", address, "--name", w.name,
                     "--alias", alias, "--type", type == "gpu" ? "gpu" : "cpu",
                     "--cost-per-hour", JsonString(c, "worker_cost_per_hour", "0"),
-                    "--slots", JsonString(c, "slots", "4")};
+                    "--slots", JsonString(c, "slots", "16")};
     if (!tags.empty()) options.argv.insert(options.argv.end(), {"--tags", tags});
     if (!cuda.empty()) {
       options.argv.insert(options.argv.end(), {"--cuda-devices", cuda});

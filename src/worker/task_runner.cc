@@ -64,8 +64,11 @@ Result<Assignment> AssignmentFromProto(const v1::TaskAssignment& proto) {
 }
 
 TaskRunner::TaskRunner(const executors::ExecutorRegistry* registry, int slots, EventSink sink,
-                       ResultUploader uploader)
-    : registry_(registry), sink_(std::move(sink)), uploader_(std::move(uploader)) {
+                       ResultUploader uploader, size_t inline_result_max)
+    : registry_(registry),
+      sink_(std::move(sink)),
+      uploader_(std::move(uploader)),
+      inline_result_max_(inline_result_max) {
   if (slots < 1) slots = 1;
   for (int i = 0; i < slots; ++i) pool_.emplace_back([this] { PoolLoop(); });
   timer_ = std::thread([this] { TimerLoop(); });
@@ -221,6 +224,12 @@ void TaskRunner::Execute(const std::shared_ptr<Task>& task) {
     return;
   }
   nlohmann::json metadata = {{"executor", a.task_type}, {"duration_sec", duration}};
+  size_t size = result->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).size();
+  if (size <= inline_result_max_) {
+    Finish(*task, "TASK_SUCCEEDED", "", false,
+           {{"result", std::move(*result)}, {"metadata", std::move(metadata)}});
+    return;
+  }
   Result<std::string> digest = uploader_(a, metadata, *result);
   if (!digest.ok()) {
     FM_LOG_WARN("result upload for task {} attempt {} failed: {}", a.task_id, a.attempt,

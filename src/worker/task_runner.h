@@ -46,8 +46,12 @@ class TaskRunner {
   using ResultUploader = std::function<Result<std::string>(
       const Assignment& assignment, const nlohmann::json& metadata, const nlohmann::json& result)>;
 
+  // Results whose JSON is at most `inline_result_max` bytes travel inside the
+  // TASK_SUCCEEDED event (payload {result, metadata}) instead of a separate upload: one
+  // message instead of an HTTP round trip per task. Larger ones go through `uploader`.
+  static constexpr size_t kDefaultInlineResultMax = 64 << 10;
   TaskRunner(const executors::ExecutorRegistry* registry, int slots, EventSink sink,
-             ResultUploader uploader);
+             ResultUploader uploader, size_t inline_result_max = kDefaultInlineResultMax);
   ~TaskRunner();  // StopAll("worker stopping").
   TaskRunner(const TaskRunner&) = delete;
   TaskRunner& operator=(const TaskRunner&) = delete;
@@ -89,6 +93,7 @@ class TaskRunner {
   std::thread timer_;
   std::mutex stop_mu_;  // serialises StopAll
   bool stopped_ = false;  // guarded by stop_mu_
+  size_t inline_result_max_;
 };
 
 }  // namespace flowmesh::worker

@@ -28,7 +28,7 @@ struct WorkerConfig {
   std::string alias;                           // defaults to name
   std::string worker_type = "cpu";             // cpu | gpu
   double cost_per_hour = 0;
-  int slots = 4;
+  int slots = 16;  // light executors (echo, profiling, api) overlap well; heavy ones batch inside
   std::vector<std::string> tags;
   std::string cuda_devices;  // "0,1"; GPU workers only
   std::string token;         // presented to the supervisor in Register

@@ -101,7 +101,10 @@ class SchedulerTest : public ::testing::Test {
     cfg.worker_grace_s = 0.5;
     cfg.watchdog_interval_s = 0.1;
     cfg.retry_backoff_base_s = 0.01;
-    sched_ = std::make_unique<Scheduler>(cfg, store_.get(), bus_, &hub_);
+    files_ = std::make_unique<cas::BlobStore>(dir_ / "cas");
+    ASSERT_TRUE(files_->Init().ok());
+    content_ = std::make_unique<cas::ContentStore>(files_.get(), store_.get());
+    sched_ = std::make_unique<Scheduler>(cfg, store_.get(), bus_, &hub_, content_.get());
     ASSERT_TRUE(sched_->Recover().ok());
     sched_->Start();
     events_ = std::make_unique<bus::StreamConsumer>(
@@ -172,6 +175,8 @@ class SchedulerTest : public ::testing::Test {
   testing::TempDir dir_;
   std::unique_ptr<state::Store> store_;
   std::shared_ptr<bus::Bus> bus_;
+  std::unique_ptr<cas::BlobStore> files_;
+  std::unique_ptr<cas::ContentStore> content_;
   EventHub hub_;
   std::unique_ptr<Scheduler> sched_;
   std::unique_ptr<bus::StreamConsumer> events_;
@@ -347,6 +352,44 @@ TEST_F(SchedulerTest, RecoversDispatchedWorkAfterRestart) {
   }
   EXPECT_EQ(store_->GetWorkflow(wf)->status, "DONE");
   EXPECT_EQ(Tasks(wf)["a"].attempts, 1);  // the in-flight attempt was kept, not re-run
+}
+
+TEST_F(SchedulerTest, InlineResultIsStoredWithTheDoneTransition) {
+  std::string node = RegisterNode();
+  ScriptedNode sup(bus_, node, [this](const json& d) {
+    json e = {{"kind", "task_event"}, {"worker_id", d["worker_id"]}, {"task_id", d["task_id"]},
+              {"attempt", d["attempt"]}, {"type", "TASK_SUCCEEDED"},
+              {"payload", {{"result", {{"items", {{{"input", "x"}, {"output", "x"}}}}}},
+                           {"metadata", {{"executor", "echo"}}}}}};
+    EXPECT_TRUE(bus_->Append(bus::kEventsStream, e.dump()).ok());
+    return std::string("hang");
+  });
+  WorkerUp(node, "wkr-1");
+  std::string wf = RunWorkflow(R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: one}
+spec: {taskType: echo}
+)");
+  auto t = Tasks(wf)["main"];
+  ASSERT_EQ(t.status, state::TaskState::kDone);
+  auto rec = store_->GetResult(t.task_id);
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->digest, t.result_digest);
+  auto blob = content_->Get(rec->digest);
+  ASSERT_TRUE(blob.ok());
+  EXPECT_EQ(json::parse(*blob)["items"][0]["output"], "x");
+  // The event log carries the digest, not the result itself.
+  auto events = store_->ReadEvents({"", t.task_id, 0, 0, 100, false});
+  ASSERT_TRUE(events.ok());
+  bool found = false;
+  for (const auto& e : *events) {
+    if (e.type != "TASK_SUCCEEDED") continue;
+    json j = json::parse(e.json);
+    EXPECT_FALSE(j["payload"].contains("result"));
+    EXPECT_EQ(j["payload"]["result_digest"], t.result_digest);
+    found = true;
+  }
+  EXPECT_TRUE(found);
 }
 
 }  // namespace

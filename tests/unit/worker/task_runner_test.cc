@@ -60,7 +60,8 @@ class EventLog {
 
 class TaskRunnerTest : public ::testing::Test {
  protected:
-  void MakeRunner(int slots = 2) {
+  // inline_max 0: every result goes through the uploader.
+  void MakeRunner(int slots = 2, size_t inline_max = 0) {
     runner_ = std::make_unique<TaskRunner>(
         &registry_, slots, [this](const v1::TaskEvent& e) { log_.Add(e); },
         [this](const Assignment& a, const nlohmann::json& metadata,
@@ -69,7 +70,8 @@ class TaskRunnerTest : public ::testing::Test {
           uploads_.push_back({{"task_id", a.task_id}, {"metadata", metadata}, {"result", result}});
           if (fail_uploads_) return Unavailable("server down");
           return std::string("digest-") + a.task_id;
-        });
+        },
+        inline_max);
   }
   static Assignment Echo(const std::string& id, nlohmann::json echo, int attempt = 1,
                          double timeout = 0) {
@@ -177,6 +179,18 @@ TEST_F(TaskRunnerTest, QueuedBeyondSlotsRunsLater) {
   ASSERT_TRUE(runner_->Submit(Echo("b", {})));
   EXPECT_EQ(log_.WaitTerminal("b").type(), "TASK_SUCCEEDED");
   EXPECT_EQ(log_.WaitTerminal("a").type(), "TASK_SUCCEEDED");
+}
+
+TEST_F(TaskRunnerTest, SmallResultTravelsInsideTheSucceededEvent) {
+  MakeRunner(2, TaskRunner::kDefaultInlineResultMax);
+  ASSERT_TRUE(runner_->Submit(Echo("t-inline", {{"message", "hi"}})));
+  auto done = log_.WaitTerminal("t-inline");
+  EXPECT_EQ(done.type(), "TASK_SUCCEEDED");
+  auto payload = nlohmann::json::parse(done.payload_json());
+  EXPECT_EQ(payload["result"]["items"][0]["output"], "hi");
+  EXPECT_EQ(payload["metadata"]["executor"], "echo");
+  std::lock_guard<std::mutex> lock(upload_mu_);
+  EXPECT_TRUE(uploads_.empty());
 }
 
 }  // namespace
