@@ -69,6 +69,7 @@ struct Scheduler::Impl {
   struct Task {
     state::TaskRecord rec;
     Workflow* wf = nullptr;  // owning workflow (node-based map: the pointer is stable)
+    int missed_heartbeats = 0;  // heartbeats of its worker that did not list this attempt
     json spec;               // parsed rec.spec_json
     Demand demand;           // what it asks of a worker
     int unmet = 0;
@@ -467,6 +468,7 @@ struct Scheduler::Impl {
     t.rec.dispatched_ts = WallSeconds();
     t.rec.started_ts = 0;
     t.attempt_started = 0;
+    t.missed_heartbeats = 0;
     w.running.insert(t.rec.task_id);
     w.used_cpu += d.cpu;
     w.used_memory_mb += d.memory_mb;
@@ -836,6 +838,38 @@ struct Scheduler::Impl {
       if (it == workers.end() || !it->second.alive) continue;
       it->second.last_seen_mono = now;
       it->second.last_seen_wall = wall;
+      if (hw.contains("running") && hw["running"].is_array()) Reconcile(it->second, hw["running"], wall);
+    }
+  }
+
+  // A dispatch or a final event lost on the bus (Redis killed before it persisted them)
+  // shows as an attempt we think runs on a worker whose heartbeats do not list it. After a
+  // grace period and three such heartbeats in a row, the attempt is failed (retryable).
+  static constexpr int kMissedHeartbeatsToReclaim = 3;
+
+  void Reconcile(Worker& w, const json& running, double wall) {
+    std::set<std::string> listed;
+    for (const auto& r : running) {
+      if (r.is_object() && r.contains("task_id") && r["task_id"].is_string() && r.contains("attempt") &&
+          r["attempt"].is_number_integer()) {
+        listed.insert(r["task_id"].get<std::string>() + "#" + std::to_string(r["attempt"].get<int>()));
+      }
+    }
+    std::vector<std::string> ids(w.running.begin(), w.running.end());
+    for (const auto& id : ids) {
+      auto it = tasks.find(id);
+      if (it == tasks.end() || it->second.rec.status != TaskState::kDispatched) continue;
+      Task& t = it->second;
+      if (listed.count(id + "#" + std::to_string(t.rec.attempts))) {
+        t.missed_heartbeats = 0;
+        continue;
+      }
+      if (wall - t.rec.dispatched_ts < config.worker_grace_s) continue;
+      if (++t.missed_heartbeats < kMissedHeartbeatsToReclaim) continue;
+      FM_LOG_WARN("task {} attempt {} is unknown to worker {}; dispatching it again", id, t.rec.attempts, w.id);
+      Fail(t, "worker " + w.id + " does not know attempt " + std::to_string(t.rec.attempts) +
+                  " (a dispatch or its outcome was lost on the bus)",
+           true);
     }
   }
 

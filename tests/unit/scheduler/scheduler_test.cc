@@ -392,5 +392,32 @@ spec: {taskType: echo}
   EXPECT_TRUE(found);
 }
 
+TEST_F(SchedulerTest, AttemptUnknownToItsWorkerIsDispatchedAgain) {
+  std::string node = RegisterNode();
+  // Attempt 1 is "lost": the node never answers it. Attempt 2 succeeds.
+  ScriptedNode sup(bus_, node, [](const json& d) { return d["attempt"] == 1 ? "hang" : "ok"; });
+  WorkerUp(node, "wkr-1");
+  std::string wf_id;
+  std::thread runner([&] {
+    wf_id = RunWorkflow(R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: one}
+spec: {taskType: echo}
+)", 20);
+  });
+  ASSERT_FALSE(sup.WaitFor("dispatch").is_null());
+  // The worker's heartbeats list no running attempt.
+  for (int i = 0; i < 60; ++i) {
+    sched_->ApplyHeartbeat(
+        json{{"node_id", node}, {"workers", {{{"worker_id", "wkr-1"}, {"running", json::array()}}}}}.dump());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  runner.join();
+  auto t = Tasks(wf_id)["main"];
+  EXPECT_EQ(t.status, state::TaskState::kDone);
+  EXPECT_EQ(t.attempts, 2);
+  EXPECT_NE(t.last_error.find("does not know attempt 1"), std::string::npos) << t.last_error;
+}
+
 }  // namespace
 }  // namespace flowmesh::scheduler
