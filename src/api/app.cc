@@ -158,7 +158,10 @@ Status ServerApp::Start() {
   scheduler::Scheduler* sched = s.sched.get();
   s.events = std::make_unique<bus::StreamConsumer>(
       s.bus, bus::kEventsStream, "server", "server",
-      [sched](const std::vector<bus::Message>& batch) { sched->ApplyBusMessages(batch); });
+      bus::StreamConsumer::DeferredHandler(
+          [sched](const std::vector<bus::Message>& batch, std::function<void()> acknowledge) {
+            sched->ApplyBusMessagesAsync(batch, std::move(acknowledge));
+          }));
   s.events->Start();
   auto on_heartbeat = [sched](const std::string&, const std::string& payload) {
     sched->ApplyHeartbeat(payload);

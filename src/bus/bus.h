@@ -71,8 +71,17 @@ class StreamConsumer {
   // The handler receives a batch and returns normally once it has applied all of it.
   using Handler = std::function<void(const std::vector<Message>&)>;
 
+  // The handler receives a batch and a callback to run (once, from any thread) when the
+  // batch's effects are durable; the consumer reads on without waiting and acknowledges
+  // completed batches before its next read. At most `max_in_flight` batches wait at once.
+  using DeferredHandler =
+      std::function<void(const std::vector<Message>&, std::function<void()> acknowledge)>;
+
   StreamConsumer(std::shared_ptr<Bus> bus, std::string stream, std::string group,
                  std::string consumer, Handler handler, int batch = 256);
+  StreamConsumer(std::shared_ptr<Bus> bus, std::string stream, std::string group,
+                 std::string consumer, DeferredHandler handler, int batch = 256,
+                 int max_in_flight = 64);
   ~StreamConsumer();  // Stops and joins.
   StreamConsumer(const StreamConsumer&) = delete;
   StreamConsumer& operator=(const StreamConsumer&) = delete;

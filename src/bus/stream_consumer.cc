@@ -21,7 +21,18 @@ struct StreamConsumer::Impl {
   std::string group;
   std::string consumer;
   Handler handler;
+  DeferredHandler deferred;
   int batch;
+  int max_in_flight = 64;
+  // Completion state of deferred batches. Shared with the acknowledge callbacks, which
+  // may run after this consumer is gone.
+  struct Acks {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::string> ready;  // guarded by mu: ids whose batches are durable
+    int in_flight = 0;               // guarded by mu: batches not yet completed
+  };
+  std::shared_ptr<Acks> acks = std::make_shared<Acks>();
 
   std::mutex mu;
   std::condition_variable cv;
@@ -44,6 +55,23 @@ struct StreamConsumer::Impl {
     bool go_on = Sleep(*backoff);
     *backoff = std::min(*backoff * 2, kMaxBackoff);
     return go_on;
+  }
+
+  // Acknowledges the ids of completed deferred batches; false when stopping.
+  template <typename Report>
+  bool AckCompleted(std::chrono::milliseconds* backoff, Report& report) {
+    std::vector<std::string> ids;
+    {
+      std::lock_guard<std::mutex> lock(acks->mu);
+      ids.swap(acks->ready);
+    }
+    if (ids.empty()) return true;
+    while (true) {
+      Status acked = bus->Ack(stream, group, ids);
+      if (acked.ok()) return true;
+      report("acknowledging", acked);
+      if (!Backoff(backoff)) return false;
+    }
   }
 
   void Run() {
@@ -72,6 +100,7 @@ struct StreamConsumer::Impl {
       if (!Backoff(&backoff)) return;
     }
     while (!Stopping()) {
+      if (deferred && !AckCompleted(&backoff, report)) return;
       auto read = bus->ReadGroup(stream, group, consumer, batch, kReadBlock);
       if (!read.ok()) {
         report("reading", read.status());
@@ -81,6 +110,29 @@ struct StreamConsumer::Impl {
       recovered();
       const std::vector<Message>& messages = *read;
       if (messages.empty()) continue;
+      if (deferred) {
+        {
+          std::unique_lock<std::mutex> lock(acks->mu);
+          // Wakes every 100 ms to notice Stop().
+          while (acks->in_flight >= max_in_flight) {
+            acks->cv.wait_for(lock, std::chrono::milliseconds(100));
+            if (Stopping()) return;
+          }
+          ++acks->in_flight;
+        }
+        std::vector<std::string> ids;
+        ids.reserve(messages.size());
+        for (const auto& m : messages) ids.push_back(m.id);
+        deferred(messages, [acks = acks, ids = std::move(ids)] {
+          {
+            std::lock_guard<std::mutex> lock(acks->mu);
+            acks->ready.insert(acks->ready.end(), ids.begin(), ids.end());
+            --acks->in_flight;
+          }
+          acks->cv.notify_all();
+        });
+        continue;
+      }
       try {
         handler(messages);
       } catch (const std::exception& e) {
@@ -114,6 +166,16 @@ StreamConsumer::StreamConsumer(std::shared_ptr<Bus> bus, std::string stream, std
   impl_->consumer = std::move(consumer);
   impl_->handler = std::move(handler);
   impl_->batch = batch;
+}
+
+StreamConsumer::StreamConsumer(std::shared_ptr<Bus> bus, std::string stream, std::string group,
+                               std::string consumer, DeferredHandler handler, int batch,
+                               int max_in_flight)
+    : StreamConsumer(std::move(bus), std::move(stream), std::move(group), std::move(consumer),
+                     Handler(nullptr), batch) {
+  FM_CHECK(max_in_flight > 0);
+  impl_->deferred = std::move(handler);
+  impl_->max_in_flight = max_in_flight;
 }
 
 StreamConsumer::~StreamConsumer() { Stop(); }

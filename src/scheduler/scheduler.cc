@@ -1194,13 +1194,21 @@ void Scheduler::StackWorkerCommand(const std::string& kind, const std::string& n
 
 void Scheduler::ApplyBusMessages(const std::vector<bus::Message>& batch) {
   std::promise<void> durable;
-  impl_->loop.Post([this, &batch, &durable] {
-    for (const auto& m : batch) impl_->ApplyOne(m.payload);
+  ApplyBusMessagesAsync(batch, [&durable] { durable.set_value(); });
+  durable.get_future().wait();
+}
+
+void Scheduler::ApplyBusMessagesAsync(const std::vector<bus::Message>& batch,
+                                      std::function<void()> durable) {
+  std::vector<std::string> payloads;
+  payloads.reserve(batch.size());
+  for (const auto& m : batch) payloads.push_back(m.payload);
+  impl_->loop.Post([this, payloads = std::move(payloads), durable = std::move(durable)] {
+    for (const auto& p : payloads) impl_->ApplyOne(p);
     // Writes commit in order: once this empty op commits, everything above has too.
     impl_->store->Write([](state::WriteTxn&) { return Status::Ok(); },
-                        [&durable](const Status&) { durable.set_value(); });
+                        [durable](const Status&) { durable(); });
   });
-  durable.get_future().wait();
 }
 
 void Scheduler::ApplyHeartbeat(const std::string& payload) {

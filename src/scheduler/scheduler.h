@@ -73,6 +73,9 @@ class Scheduler {
   // Applies a batch from the events stream; returns once its effects are durable, so the
   // caller may acknowledge it. Called from the bus consumer thread.
   void ApplyBusMessages(const std::vector<bus::Message>& batch);
+  // Applies a batch and calls `durable` (on the store's writer thread) once its effects are
+  // committed; returns at once, so the consumer can read on while the commit happens.
+  void ApplyBusMessagesAsync(const std::vector<bus::Message>& batch, std::function<void()> durable);
   void ApplyHeartbeat(const std::string& payload);
 
   // Snapshots for the API (thread-safe copies, refreshed on each change).

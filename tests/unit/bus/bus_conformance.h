@@ -418,6 +418,47 @@ TYPED_TEST_P(BusConformanceTest, StreamConsumerStopsPromptlyAndRestarts) {
   EXPECT_EQ(got.values(), std::vector<std::string>{"after"});
 }
 
+TYPED_TEST_P(BusConformanceTest, DeferredConsumerAcknowledgesOnlyCompletedBatches) {
+  Bus& bus = *this->bus_;
+  ASSERT_TRUE(bus.AppendBatch("s", Numbered("m", 10)).ok());
+  Collector<std::string> got;
+  std::mutex mu;
+  std::vector<std::function<void()>> completions;  // guarded by mu
+  {
+    StreamConsumer consumer(
+        this->bus_, "s", "g", "c",
+        StreamConsumer::DeferredHandler(
+            [&](const std::vector<Message>& batch, std::function<void()> acknowledge) {
+              {
+                std::lock_guard<std::mutex> lock(mu);
+                completions.push_back(std::move(acknowledge));
+              }
+              for (const auto& m : batch) got.Add(m.payload);  // after: counts imply completions
+            }),
+        4);
+    consumer.Start();
+    // The consumer reads on without waiting for completions.
+    ASSERT_TRUE(got.WaitForCount(10));
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ASSERT_GE(completions.size(), 3u);
+      completions.front()();  // only the first batch is durable
+    }
+    // The next read acknowledges it; then stop with the rest still pending.
+    ASSERT_TRUE(bus.Append("s", "last").ok());
+    ASSERT_TRUE(got.WaitForCount(11));
+    consumer.Stop();
+  }
+  // A restart redelivers exactly the batches that never completed.
+  auto restarted = this->harness_.AfterRestart(this->bus_, "s", "g", "c");
+  auto pending = restarted->ReadGroup("s", "g", "c", 100, milliseconds(0));
+  ASSERT_TRUE(pending.ok());
+  EXPECT_EQ(pending->size(), 11u - 4u);
+  // Late completions after the consumer is gone are harmless.
+  std::lock_guard<std::mutex> lock(mu);
+  for (auto& c : completions) c();
+}
+
 REGISTER_TYPED_TEST_SUITE_P(BusConformanceTest, AppendReadAck, PayloadsAreOpaqueBytes,
                             EnsureGroupIsIdempotentAndReadsFromStart, BatchKeepsOrder,
                             BlockingReadWakesOnAppend, BlockingReadTimesOutEmpty,
@@ -427,6 +468,7 @@ REGISTER_TYPED_TEST_SUITE_P(BusConformanceTest, AppendReadAck, PayloadsAreOpaque
                             PublishWithoutSubscribersIsFine, StreamConsumerDeliversEverythingOnce,
                             TwoStreamConsumersShareAGroup, StreamConsumerRedeliversAFailedBatch,
                             StreamConsumerResumesUnackedAfterRestart,
-                            StreamConsumerStopsPromptlyAndRestarts);
+                            StreamConsumerStopsPromptlyAndRestarts,
+                            DeferredConsumerAcknowledgesOnlyCompletedBatches);
 
 }  // namespace flowmesh::bus::testing
