@@ -948,7 +948,9 @@ void ApiService::AddSystemRoutes(http::Router& r) {
   });
   r.Add("GET", "/metrics", [this](Request&) {
     std::string out;
-    for (const auto& [key, value] : MetricsJson().items()) {
+    // items() refers into its json: iterating over a temporary's items() would dangle.
+    const json metrics = MetricsJson();
+    for (const auto& [key, value] : metrics.items()) {
       if (!value.is_number()) continue;
       std::string name = "flowmesh_" + key;
       bool counter = key.size() > 6 && key.compare(key.size() - 6, 6, "_total") == 0;
