@@ -434,6 +434,22 @@ void ApiService::AddLogRoutes(http::Router& r, const std::string& kind) {
       if (static_cast<int>(page->size()) < q.limit) break;
     }
     std::lock_guard<std::mutex> lock(st->mu);
+    if (!st->ended && st->last > 0) {
+      // Resumed at or past the end (an EventSource reconnects after eos with the eos id):
+      // the ending event is behind the cursor and nothing later would close the stream.
+      state::EventQuery tail;
+      (is_task ? tail.task_id : tail.workflow_id) = id;
+      tail.before = st->last + 1;
+      tail.limit = 1;
+      tail.newest_first = true;
+      auto prev = store_->ReadEvents(tail);
+      if (prev.ok() && !prev->empty() && is_end(prev->back())) {
+        stream->Send(std::to_string(st->last), "eos", json{{"cursor", st->last}}.dump());
+        st->ended = true;
+        stream->Close();
+        return;
+      }
+    }
     st->live = true;
     std::sort(st->buffered.begin(), st->buffered.end(),
               [](const auto& a, const auto& b) { return a.cursor < b.cursor; });
