@@ -165,10 +165,10 @@ Result<int64_t> ParseCursor(const std::string& s, const char* what) {
 }
 
 // The workflow text of a submission: text/plain YAML/JSON, {"yaml": "…"}, or a JSON string.
+// The wrapper forms are recognised whatever the Content-Type says (curl -d sends
+// form-urlencoded): neither is a valid workflow document itself, so nothing is lost.
 Result<std::string> WorkflowText(const Request& req, spec::Format format) {
-  std::string ctype = req.Header("Content-Type");
-  bool is_json = ctype.find("application/json") != std::string::npos;
-  if (!is_json || format == spec::Format::kN8n) return req.body;
+  if (format == spec::Format::kN8n) return req.body;
   json j = json::parse(req.body, nullptr, false);
   if (j.is_discarded()) return req.body;  // let the YAML parser report where it is broken
   if (j.is_string()) return j.get<std::string>();
