@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <variant>
 
 #include "api/archive.h"
@@ -719,10 +720,20 @@ void ApiService::AddResultRoutes(http::Router& r) {
       return Response::Error(409, "task " + id + " is " + std::string(state::TaskStateName(task->status)) +
                                       "; bundles are available once it is finished");
     }
-    std::string include = req.Query("include", "results,artifacts");
-    auto has = [&include](const std::string& what) {
-      return include.find("all") != std::string::npos || include.find(what) != std::string::npos;
-    };
+    std::set<std::string> include;
+    {
+      std::stringstream list(req.Query("include", "results,artifacts"));
+      std::string part;
+      while (std::getline(list, part, ',')) {
+        if (part.empty()) continue;
+        if (part != "results" && part != "artifacts" && part != "logs" && part != "all") {
+          return Response::Error(422, "query parameter 'include' has unknown part '" + part +
+                                          "' (expected a comma-separated list of results, artifacts, logs, all)");
+        }
+        include.insert(part);
+      }
+    }
+    auto has = [&include](const std::string& what) { return include.count("all") > 0 || include.count(what) > 0; };
     std::vector<ArchiveEntry> entries;
     std::string root = id + "/";
     if (has("results")) {
