@@ -8,6 +8,7 @@
 
 #include "api/archive.h"
 #include "common/clock.h"
+#include "common/ids.h"
 #include "common/log.h"
 #include "spec/workflow.h"
 
@@ -861,6 +862,33 @@ void ApiService::AddWorkerRoutes(http::Router& r) {
       return;
     }
     scheduler_->RegisterNode(std::move(body), [resp](Result<json> res) { SendResult(resp, res, 201); });
+  });
+  // Registers a worker that a supervisor manages without the gRPC protocol (the published
+  // contract's route); native supervisors announce theirs on the bus instead.
+  r.AddAsync("POST", p + "/nodes/{id}/workers/register", [this](Request& req, std::shared_ptr<http::Responder> resp) {
+    auto node = store_->GetNode(req.params["id"]);
+    if (!node.ok()) {
+      resp->Send(StatusResponse(node.status()));
+      return;
+    }
+    json body = json::parse(req.body, nullptr, false);
+    if (!body.is_object()) {
+      resp->Send(Response::Error(422, "worker registration must be a JSON object of worker info"));
+      return;
+    }
+    json info = body.contains("info") && body["info"].is_object() ? body["info"] : body;
+    if (!info.contains("task_types") || !info["task_types"].is_array()) {
+      resp->Send(Response::Error(422, "worker registration needs 'task_types' (a list of task types it runs)"));
+      return;
+    }
+    std::string worker_id = body.value("worker_id", "");
+    if (worker_id.rfind("wkr-", 0) != 0) worker_id = NewId("wkr");
+    json up = {{"kind", "worker_up"}, {"node_id", node->node_id}, {"worker_id", worker_id}, {"info", info}};
+    bus::Message m;
+    m.payload = up.dump();
+    scheduler_->ApplyBusMessagesAsync({m}, [resp, worker_id] {
+      resp->Send(JsonResponse(201, json{{"ok", true}, {"worker_id", worker_id}}));
+    });
   });
   r.Add("GET", p + "/nodes/{id}", [this, node_json](Request& req) {
     auto n = store_->GetNode(req.params["id"]);

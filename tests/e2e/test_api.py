@@ -448,6 +448,17 @@ class ApiTest(StackTestCase):
         status, _, _ = s.request("POST", f"{API}/stack/workers/{name}/start")
         self.assertEqual(status, 404)
 
+        # A worker registered over HTTP by a supervisor of another kind shows on its node.
+        reg = s.api("POST", f"{API}/nodes/{node['node_id']}/workers/register",
+                    {"name": "external-1", "task_types": ["echo"], "slots": 1}, expect=201)
+        self.assertTrue(reg["worker_id"].startswith("wkr-"))
+        listed = s.api("GET", f"{API}/nodes/{node['node_id']}/workers")
+        self.assertIn(reg["worker_id"], [x["worker_id"] for x in listed])
+        status, _, _ = s.request("POST", f"{API}/nodes/{node['node_id']}/workers/register", {"name": "x"})
+        self.assertEqual(status, 422)
+        status, _, _ = s.request("POST", f"{API}/nodes/nod-nope/workers/register", {"task_types": ["echo"]})
+        self.assertEqual(status, 404)
+
 
 if __name__ == "__main__":
     unittest.main()
