@@ -1030,7 +1030,9 @@ Status Scheduler::Recover() {
     }
   }
   for (const auto& id : lost) {
-    Impl::Task& t = s.tasks.at(id);
+    auto it = s.tasks.find(id);  // an earlier iteration may have finished its workflow
+    if (it == s.tasks.end()) continue;
+    Impl::Task& t = it->second;
     if (t.rec.status == TaskState::kCancelling) {
       s.Cancelled(t);
     } else {
