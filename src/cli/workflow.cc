@@ -231,9 +231,20 @@ int WorkflowCancel(Context& ctx) {
 int WorkflowWatch(Context& ctx) {
   const std::string& id = ctx.inv.names.at(0);
   auto start = Clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
   auto info = ctx.Get("/workflows/" + Enc(id));
   if (!info.ok) return info.exit_code;
+  // Elapsed time counts from the workflow's submission, not from when watching began.
+  double submitted_at = 0;
+  if (info.json.is_object() && info.json.contains("submitted_at") && info.json["submitted_at"].is_number()) {
+    submitted_at = info.json["submitted_at"].get<double>();
+  }
+  double finished_at = 0;  // set once the workflow is terminal
+  auto elapsed = [&] {
+    double wall = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    if (finished_at > 0 && submitted_at > 0) return finished_at - submitted_at;
+    if (submitted_at > 0 && wall >= submitted_at) return wall - submitted_at;
+    return std::chrono::duration<double>(Clock::now() - start).count();
+  };
 
   WatchProgress progress;
   auto tasks = ctx.Get("/tasks?workflow_id=" + Enc(id));
@@ -289,6 +300,11 @@ int WorkflowWatch(Context& ctx) {
   auto final_info = ctx.Get("/workflows/" + Enc(id));
   if (!final_info.ok) return final_info.exit_code;
   std::string status = DisplayValue(final_info.json.value("status", nlohmann::json()));
+  if (final_info.json.is_object() && final_info.json.contains("updated_at") &&
+      final_info.json["updated_at"].is_number() &&
+      (status == "DONE" || status == "FAILED" || status == "CANCELLED")) {
+    finished_at = final_info.json["updated_at"].get<double>();
+  }
   // The task records are authoritative for the final view (events may have been missed).
   if (tty) {
     auto final_tasks = ctx.Get("/tasks?workflow_id=" + Enc(id));
