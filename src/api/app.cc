@@ -189,15 +189,19 @@ Status ServerApp::Start() {
 
 void ServerApp::Stop() {
   Impl& s = *impl_;
-  pid_t supervisor = -1;
   {
     std::lock_guard<std::mutex> lock(s.mu);
     if (s.stopping) return;
     s.stopping = true;
-    supervisor = s.supervisor_pid;
   }
   s.cv.notify_all();
   if (s.monitor.joinable()) s.monitor.join();
+  pid_t supervisor = -1;
+  {
+    // Read after the monitor has stopped: it may have just restarted the supervisor.
+    std::lock_guard<std::mutex> lock(s.mu);
+    supervisor = s.supervisor_pid;
+  }
   if (supervisor > 0) {
     // The supervisor stops its workers on SIGTERM; give it time to do so.
     TerminateProcess(supervisor, std::chrono::seconds(10));

@@ -123,14 +123,24 @@ struct StreamConsumer::Impl {
         std::vector<std::string> ids;
         ids.reserve(messages.size());
         for (const auto& m : messages) ids.push_back(m.id);
-        deferred(messages, [acks = acks, ids = std::move(ids)] {
+        try {
+          deferred(messages, [acks = acks, ids = std::move(ids)] {
+            {
+              std::lock_guard<std::mutex> lock(acks->mu);
+              acks->ready.insert(acks->ready.end(), ids.begin(), ids.end());
+              --acks->in_flight;
+            }
+            acks->cv.notify_all();
+          });
+        } catch (const std::exception& e) {
+          FM_LOG_ERROR("bus: handler for {} failed, batch will be redelivered: {}", stream, e.what());
           {
             std::lock_guard<std::mutex> lock(acks->mu);
-            acks->ready.insert(acks->ready.end(), ids.begin(), ids.end());
             --acks->in_flight;
           }
-          acks->cv.notify_all();
-        });
+          bus->RewindPending(stream, group, consumer);
+          if (!Backoff(&backoff)) return;
+        }
         continue;
       }
       try {
@@ -196,6 +206,16 @@ void StreamConsumer::Stop() {
   }
   impl_->cv.notify_all();
   if (impl_->thread.joinable()) impl_->thread.join();
+  if (impl_->deferred) {
+    // Batches completed since the last read: acknowledge them once, best effort (whatever
+    // is left is redelivered to the next consumer, and handlers are idempotent).
+    std::vector<std::string> ids;
+    {
+      std::lock_guard<std::mutex> lock(impl_->acks->mu);
+      ids.swap(impl_->acks->ready);
+    }
+    if (!ids.empty()) (void)impl_->bus->Ack(impl_->stream, impl_->group, ids);
+  }
 }
 
 }  // namespace flowmesh::bus

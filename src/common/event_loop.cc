@@ -2,6 +2,7 @@
 
 #include <future>
 
+#include "common/log.h"
 #include "common/status.h"
 
 namespace flowmesh {
@@ -117,7 +118,15 @@ void EventLoop::Run() {
         std::lock_guard<std::mutex> lock(mu_);
         if (timer_index_.erase(id) == 0) continue;  // cancelled since it became due
       }
-      fn();
+      // A backstop: a closure that throws is a bug, but it must not take the process down
+      // with std::terminate; log it and keep serving.
+      try {
+        fn();
+      } catch (const std::exception& e) {
+        FM_LOG_ERROR("event loop {}: a handler threw: {}", name_, e.what());
+      } catch (...) {
+        FM_LOG_ERROR("event loop {}: a handler threw a non-standard exception", name_);
+      }
     }
     if (after_batch_) after_batch_();
   }

@@ -13,6 +13,7 @@
 
 #include "common/clock.h"
 #include "common/ids.h"
+#include "common/json_util.h"
 #include "common/log.h"
 
 namespace flowmesh::scheduler {
@@ -399,6 +400,13 @@ struct Scheduler::Impl {
     return true;
   }
 
+  // Whether the worker's total capacity (not what is free now) can hold the demand.
+  static bool CouldEverHold(const Worker& w, const Demand& d) {
+    if (d.cpu > 0 && w.cpu > 0 && d.cpu > w.cpu + 1e-9) return false;
+    if (d.memory_mb > 0 && w.memory_mb > 0 && d.memory_mb > w.memory_mb) return false;
+    return d.gpus <= w.gpus;
+  }
+
   Worker* PickWorker(const Task& t, const Demand& d) {
     Worker* best = nullptr;
     bool best_failed = true;
@@ -421,6 +429,7 @@ struct Scheduler::Impl {
       // do we reuse one, rather than wait forever.
       for (auto& [id, w] : workers) {
         if (!w.alive || w.cordoned || !w.task_types.count(t.rec.task_type)) continue;
+        if (!CouldEverHold(w, d)) continue;
         if (std::find(t.rec.failed_workers.begin(), t.rec.failed_workers.end(), id) ==
             t.rec.failed_workers.end()) {
           return nullptr;
@@ -659,21 +668,24 @@ struct Scheduler::Impl {
   // ---- bus messages ----
 
   void OnTaskEvent(const json& m) {
-    std::string task_id = m.value("task_id", "");
+    std::string task_id = JsonOr(m, "task_id", "");
     auto it = tasks.find(task_id);
     if (it == tasks.end()) return;  // finished and dropped, or unknown: nothing to do
     Task& t = it->second;
-    int attempt = m.value("attempt", 0);
-    std::string type = m.value("type", "");
-    std::string worker_id = m.value("worker_id", "");
+    int attempt = JsonOr(m, "attempt", 0);
+    std::string type = JsonOr(m, "type", "");
+    std::string worker_id = JsonOr(m, "worker_id", "");
     // Idempotent per attempt: anything about another attempt, or from another worker, is stale.
     if (attempt != t.rec.attempts || worker_id != t.rec.assigned_worker) return;
+    if (auto w = workers.find(worker_id); w != workers.end()) {
+      w->second.last_seen_mono = MonoMicros();  // an event is as good as a heartbeat
+    }
     bool live = t.rec.status == TaskState::kDispatched || t.rec.status == TaskState::kCancelling;
     if (!live) return;
     json payload = m.contains("payload") && m["payload"].is_object() ? m["payload"] : json::object();
     if (type == "TASK_STARTED") {
       if (t.rec.started_ts != 0) return;
-      t.rec.started_ts = m.value("ts", WallSeconds());
+      t.rec.started_ts = JsonOr(m, "ts", WallSeconds());
       PersistTask(t);
       Emit("TASK_STARTED", t, "", false, payload);
     } else if (type == "TASK_LOG") {
@@ -685,9 +697,9 @@ struct Scheduler::Impl {
     } else if (type == "TASK_SUCCEEDED") {
       Succeed(t, std::move(payload));
     } else if (type == "TASK_FAILED") {
-      std::string error = m.value("error", "");
+      std::string error = JsonOr(m, "error", "");
       if (error.empty()) error = "task failed";
-      Fail(t, error, m.value("retryable", false));
+      Fail(t, error, JsonOr(m, "retryable", false));
     } else if (type == "TASK_CANCELLED") {
       if (t.rec.status == TaskState::kCancelling) {
         Cancelled(t);
@@ -698,28 +710,28 @@ struct Scheduler::Impl {
   }
 
   void WorkerUp(const json& m) {
-    std::string id = m.value("worker_id", "");
+    std::string id = JsonOr(m, "worker_id", "");
     if (id.empty()) return;
     const json& info = m.contains("info") && m["info"].is_object() ? m["info"] : json::object();
     Worker& w = workers[id];
     bool was_alive = w.alive;
     w.id = id;
-    w.node_id = m.value("node_id", "");
+    w.node_id = JsonOr(m, "node_id", "");
     w.info = info;
-    w.name = info.value("name", "");
-    w.alias = info.value("alias", w.name);
-    w.worker_type = info.value("worker_type", "cpu");
+    w.name = JsonOr(info, "name", "");
+    w.alias = JsonOr(info, "alias", w.name);
+    w.worker_type = JsonOr(info, "worker_type", "cpu");
     w.task_types.clear();
     if (info.contains("task_types") && info["task_types"].is_array()) {
       for (const auto& tt : info["task_types"]) {
         if (tt.is_string()) w.task_types.insert(tt.get<std::string>());
       }
     }
-    w.slots = std::max(1, info.value("slots", 1));
-    w.cpu = info.value("cpu_cores", 0.0);
-    w.memory_mb = info.value("memory_mb", 0.0);
+    w.slots = std::max(1, JsonOr(info, "slots", 1));
+    w.cpu = JsonOr(info, "cpu_cores", 0.0);
+    w.memory_mb = JsonOr(info, "memory_mb", 0.0);
     w.gpus = info.contains("gpus") && info["gpus"].is_array() ? static_cast<int>(info["gpus"].size()) : 0;
-    w.cost_per_hour = info.value("cost_per_hour", 0.0);
+    w.cost_per_hour = JsonOr(info, "cost_per_hour", 0.0);
     w.alive = true;
     if (w.registered_at == 0) w.registered_at = WallSeconds();
     w.last_seen_wall = WallSeconds();
@@ -768,10 +780,10 @@ struct Scheduler::Impl {
   }
 
   void OnStackWorkers(const json& m) {
-    std::string node_id = m.value("node_id", "");
+    std::string node_id = JsonOr(m, "node_id", "");
     auto nit = nodes.find(node_id);
     if (nit == nodes.end()) return;
-    nit->second.stack_workers = m.contains("workers") ? m["workers"] : json::array();
+    nit->second.stack_workers = JsonOr(m, "workers", json::array());
     if (node_id == local_node) {
       std::lock_guard<std::mutex> lock(snap_mu);
       stack_snapshot = nit->second.stack_workers;
@@ -779,21 +791,21 @@ struct Scheduler::Impl {
   }
 
   void OnCommandResult(const json& m) {
-    std::string id = m.value("command_id", "");
+    std::string id = JsonOr(m, "command_id", "");
     auto it = commands.find(id);
     if (it == commands.end()) return;
     PendingCommand cmd = std::move(it->second);
     commands.erase(it);
     loop.CancelTimer(cmd.timer);
-    if (!m.value("ok", false)) {
-      cmd.done(Status(StatusCode::kFailedPrecondition, m.value("detail", std::string("command failed"))));
+    if (!JsonOr(m, "ok", false)) {
+      cmd.done(Status(StatusCode::kFailedPrecondition, JsonOr(m, "detail", std::string("command failed"))));
       return;
     }
     json record = json{{"name", cmd.name}};
     auto nit = nodes.find(local_node);
     if (nit != nodes.end()) {
       for (const auto& w : nit->second.stack_workers) {
-        if (w.value("name", "") == cmd.name) record = w;
+        if (JsonOr(w, "name", "") == cmd.name) record = w;
       }
     }
     if (cmd.kind == "remove_worker") record["status"] = "REMOVED";
@@ -807,14 +819,14 @@ struct Scheduler::Impl {
       return;
     }
     bus_messages++;
-    std::string kind = m.value("kind", "");
+    std::string kind = JsonOr(m, "kind", "");
     try {
       if (kind == "task_event") {
         OnTaskEvent(m);
       } else if (kind == "worker_up") {
         WorkerUp(m);
       } else if (kind == "worker_down") {
-        WorkerDown(m.value("worker_id", ""), m.value("reason", "worker stopped"));
+        WorkerDown(JsonOr(m, "worker_id", ""), JsonOr(m, "reason", "worker stopped"));
       } else if (kind == "stack_workers") {
         OnStackWorkers(m);
       } else if (kind == "command_result") {
@@ -834,11 +846,21 @@ struct Scheduler::Impl {
     double wall = WallSeconds();
     for (const auto& hw : m["workers"]) {
       if (!hw.is_object()) continue;
-      auto it = workers.find(hw.value("worker_id", ""));
-      if (it == workers.end() || !it->second.alive) continue;
-      it->second.last_seen_mono = now;
-      it->second.last_seen_wall = wall;
-      if (hw.contains("running") && hw["running"].is_array()) Reconcile(it->second, hw["running"], wall);
+      auto it = workers.find(JsonOr(hw, "worker_id", ""));
+      if (it == workers.end()) continue;
+      Worker& w = it->second;
+      w.last_seen_mono = now;
+      w.last_seen_wall = wall;
+      if (!w.alive) {
+        // Declared dead during a gap (Redis restart, a stall) but it is still there: its
+        // supervisor only announces workers when they connect, so take it back here.
+        FM_LOG_INFO("worker {} ({}) is heartbeating again; back in service", w.id, w.name);
+        w.alive = true;
+        PersistWorker(w);
+        RefreshWorkersSnapshot();
+        dispatch_needed = true;
+      }
+      if (hw.contains("running") && hw["running"].is_array()) Reconcile(w, hw["running"], wall);
     }
   }
 
@@ -858,9 +880,21 @@ struct Scheduler::Impl {
     std::vector<std::string> ids(w.running.begin(), w.running.end());
     for (const auto& id : ids) {
       auto it = tasks.find(id);
-      if (it == tasks.end() || it->second.rec.status != TaskState::kDispatched) continue;
+      if (it == tasks.end()) continue;
       Task& t = it->second;
-      if (listed.count(id + "#" + std::to_string(t.rec.attempts))) {
+      bool is_listed = listed.count(id + "#" + std::to_string(t.rec.attempts)) > 0;
+      if (t.rec.status == TaskState::kCancelling) {
+        // The interrupt or the worker's answer may have been lost: ask again while the
+        // attempt runs, and settle the cancellation once the worker no longer has it.
+        if (is_listed) {
+          SendInterrupt(t);
+        } else if (wall - t.rec.dispatched_ts >= config.worker_grace_s) {
+          Cancelled(t);
+        }
+        continue;
+      }
+      if (t.rec.status != TaskState::kDispatched) continue;
+      if (is_listed) {
         t.missed_heartbeats = 0;
         continue;
       }
@@ -871,6 +905,14 @@ struct Scheduler::Impl {
                   " (a dispatch or its outcome was lost on the bus)",
            true);
     }
+  }
+
+  void SendInterrupt(const Task& t) {
+    auto w = workers.find(t.rec.assigned_worker);
+    if (w == workers.end()) return;
+    Send(bus::NodeStream(w->second.node_id),
+         json{{"kind", "interrupt"}, {"worker_id", w->first}, {"task_id", t.rec.task_id},
+              {"attempt", t.rec.attempts}});
   }
 
   void Watchdog() {
@@ -920,7 +962,7 @@ struct Scheduler::Impl {
     }
     std::string command_id = NewId("cmd");
     json msg = {{"kind", kind}, {"command_id", command_id}, {"name", name}};
-    if (kind == "start_worker") msg["worker_config"] = body.value("worker_config", json::object());
+    if (kind == "start_worker") msg["worker_config"] = JsonOr(body, "worker_config", json::object());
     PendingCommand cmd;
     cmd.done = std::move(done);
     cmd.kind = kind;
@@ -942,7 +984,7 @@ struct Scheduler::Impl {
     std::set<std::string> taken;
     auto nit = nodes.find(local_node);
     if (nit != nodes.end()) {
-      for (const auto& w : nit->second.stack_workers) taken.insert(w.value("name", ""));
+      for (const auto& w : nit->second.stack_workers) taken.insert(JsonOr(w, "name", ""));
     }
     for (const auto& [id, c] : commands) taken.insert(c.name);
     for (int i = 1;; ++i) {
@@ -968,7 +1010,7 @@ Status Scheduler::Recover() {
     Impl::Node node;
     node.rec = n;
     json info = json::parse(n.info_json, nullptr, false);
-    node.local = info.is_object() && info.value("local", false);
+    node.local = info.is_object() && JsonOr(info, "local", false);
     if (node.local && (s.local_node.empty() || n.registered_at >= s.nodes[s.local_node].rec.registered_at)) {
       s.local_node = n.node_id;
     }
@@ -1023,6 +1065,10 @@ Status Scheduler::Recover() {
         auto w = s.workers.find(t.rec.assigned_worker);
         if (w != s.workers.end() && w->second.alive) {
           w->second.running.insert(id);
+          w->second.used_cpu += t.demand.cpu;
+          w->second.used_memory_mb += t.demand.memory_mb;
+          w->second.used_gpus += t.demand.gpus;
+          if (t.rec.status == TaskState::kCancelling) s.SendInterrupt(t);  // may have been lost
         } else {
           lost.push_back(id);
         }
@@ -1101,12 +1147,7 @@ void Scheduler::CancelWorkflow(const std::string& workflow_id, JsonCallback done
         s.SetState(t, TaskState::kCancelling);
         s.PersistTask(t);
         s.Emit("TASK_UPDATE", t, "", false, json{{"cancel_requested", true}});
-        auto w = s.workers.find(t.rec.assigned_worker);
-        if (w != s.workers.end()) {
-          s.Send(bus::NodeStream(w->second.node_id),
-                 json{{"kind", "interrupt"}, {"worker_id", w->first}, {"task_id", id},
-                      {"attempt", t.rec.attempts}});
-        }
+        s.SendInterrupt(t);
         ++n_cancelling;
       }
     }
@@ -1145,12 +1186,12 @@ void Scheduler::SetCordon(const std::string& worker_id, bool cordoned, JsonCallb
 void Scheduler::RegisterNode(json body, JsonCallback done) {
   impl_->loop.Post([this, body = std::move(body), done = std::move(done)] {
     Impl& s = *impl_;
-    std::string id = body.value("node_id", "");
+    std::string id = JsonOr(body, "node_id", "");
     if (id.rfind("nod-", 0) != 0) id = NewId("nod");
     Impl::Node& node = s.nodes[id];
-    node.local = body.value("local", false);
+    node.local = JsonOr(body, "local", false);
     node.rec.node_id = id;
-    node.rec.alias = body.value("alias", id);
+    node.rec.alias = JsonOr(body, "alias", id);
     node.rec.info_json = body.dump();
     if (node.rec.registered_at == 0) node.rec.registered_at = WallSeconds();
     node.rec.last_seen = WallSeconds();
@@ -1187,7 +1228,7 @@ void Scheduler::StackWorkerCommand(const std::string& kind, const std::string& n
     Impl& s = *impl_;
     std::string target = name;
     if (kind == "start_worker" && target.empty()) {
-      std::string type = body.value("worker_config", json::object()).value("worker_type", "cpu");
+      std::string type = JsonOr(JsonOr(body, "worker_config", json::object()), "worker_type", "cpu");
       target = s.NextWorkerName(type);
     }
     s.SendLocalCommand(kind, target, std::move(body), std::move(done));
@@ -1215,7 +1256,13 @@ void Scheduler::ApplyBusMessagesAsync(const std::vector<bus::Message>& batch,
 
 void Scheduler::ApplyHeartbeat(const std::string& payload) {
   json m = json::parse(payload, nullptr, false);
-  impl_->loop.Post([this, m = std::move(m)] { impl_->OnHeartbeat(m); });
+  impl_->loop.Post([this, m = std::move(m)] {
+    try {
+      impl_->OnHeartbeat(m);
+    } catch (const json::exception& e) {
+      FM_LOG_WARN("dropping malformed heartbeat: {}", e.what());
+    }
+  });
 }
 
 json Scheduler::WorkersSnapshot() const {

@@ -75,8 +75,15 @@ class BadInputTest(StackTestCase):
         cli = ["redis-cli", "-p", str(s.redis_port)]
         for payload in ("not json", "[1,2,3]", '{"kind":"task_event","task_id":42,"attempt":"x"}',
                         '{"kind":"worker_up","worker_id":"wkr-x","info":{"slots":"many"}}', '{"kind": "task_event"',
-                        "\xff\xfe garbage"):
+                        "\xff\xfe garbage", '{"kind":1}', '{"kind":"task_event","task_id":"tsk-x","attempt":1e300}',
+                        '{"kind":"stack_workers","node_id":"x","workers":{"a":1}}'):
             subprocess.run(cli + ["XADD", "fm:events", "*", "p", payload], check=True, capture_output=True)
+        for payload in ('{"workers":[{"worker_id":7}]}', '{"workers":[{"worker_id":"wkr-x","running":[1,{"task_id":2}]}]}',
+                        '[]', "not json", '{"workers":{"x":1}}'):
+            subprocess.run(cli + ["PUBLISH", "fm:heartbeats", payload], check=True, capture_output=True)
+        for body in ({"node_id": 5}, {"local": "yes", "alias": ["x"]}):
+            status, _, _ = s.request("POST", "/api/v1/nodes/register", body)
+            self.assertLess(status, 500)
         wf_id = s.submit(echo_workflow("after-garbage"))["workflow_id"]
         self.assertEqual(s.wait_workflow(wf_id)["status"], "DONE")
 

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <future>
 #include <map>
@@ -417,6 +418,53 @@ spec: {taskType: echo}
   EXPECT_EQ(t.status, state::TaskState::kDone);
   EXPECT_EQ(t.attempts, 2);
   EXPECT_NE(t.last_error.find("does not know attempt 1"), std::string::npos) << t.last_error;
+}
+
+TEST_F(SchedulerTest, WorkerDeclaredDeadComesBackWhenItHeartbeatsAgain) {
+  std::string node = RegisterNode();
+  ScriptedNode sup(bus_, node, [](const json&) { return "ok"; });
+  WorkerUp(node, "wkr-1");
+  // Silence past the grace period: the watchdog declares it dead.
+  for (int i = 0; i < 200; ++i) {
+    auto w = sched_->WorkersSnapshot();
+    if (!w.empty() && w[0]["status"] == "DOWN") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(sched_->WorkersSnapshot()[0]["status"], "DOWN");
+  std::atomic<bool> stop{false};
+  std::thread beats([&] {
+    while (!stop) {
+      sched_->ApplyHeartbeat(json{{"node_id", node}, {"workers", {{{"worker_id", "wkr-1"}}}}}.dump());
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  std::string wf = RunWorkflow(R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: one}
+spec: {taskType: echo}
+)");
+  stop = true;
+  beats.join();
+  EXPECT_EQ(store_->GetWorkflow(wf)->status, "DONE");
+}
+
+TEST_F(SchedulerTest, MalformedBusMessagesAndHeartbeatsAreDropped) {
+  std::string node = RegisterNode();
+  ScriptedNode sup(bus_, node, [](const json&) { return "ok"; });
+  for (const char* bad : {"not json", "[1]", R"({"kind":1})", R"({"kind":"worker_up","worker_id":"wkr-b","info":{"slots":"x","task_types":"echo"}})",
+                          R"({"kind":"task_event","task_id":5,"attempt":"1"})", R"({"kind":"stack_workers","node_id":7})"}) {
+    ASSERT_TRUE(bus_->Append(bus::kEventsStream, bad).ok());
+  }
+  for (const char* bad : {R"({"workers":[{"worker_id":7}]})", R"({"workers":[{"worker_id":"wkr-1","running":[1,{"task_id":2}]}]})", "[]"}) {
+    sched_->ApplyHeartbeat(bad);
+  }
+  WorkerUp(node, "wkr-1");
+  std::string wf = RunWorkflow(R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: one}
+spec: {taskType: echo}
+)");
+  EXPECT_EQ(store_->GetWorkflow(wf)->status, "DONE");
 }
 
 }  // namespace
