@@ -7,6 +7,7 @@
 #include <variant>
 
 #include "api/archive.h"
+#include "api/workflow_schema.h"
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/log.h"
@@ -994,6 +995,11 @@ void ApiService::AddSystemRoutes(http::Router& r) {
     std::string node = scheduler_->local_node_id();
     return JsonResponse(200, json{{"status", "ok"}, {"version", config_.version},
                                   {"local_node", node.empty() ? json(nullptr) : json(node)}});
+  });
+  r.Add("GET", std::string(kPrefix) + "/schema/workflow", [](Request&) {
+    Response resp = Response::Json(200, WorkflowJsonSchema());
+    resp.content_type = "application/schema+json";
+    return resp;
   });
   r.Add("GET", std::string(kPrefix) + "/system/version", [this](Request&) {
     return JsonResponse(200, json{{"version", config_.version}, {"api", "v1"}, {"name", "flowmesh"}});

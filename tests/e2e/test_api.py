@@ -8,7 +8,7 @@ import tarfile
 import time
 import unittest
 
-from harness import TEMPLATES, StackTestCase, echo_workflow, pid_alive, wait_until
+from harness import SOURCE_DIR, TEMPLATES, StackTestCase, echo_workflow, pid_alive, wait_until
 
 API = "/api/v1"
 TERMINAL = ("DONE", "FAILED", "CANCELLED")
@@ -350,6 +350,11 @@ class ApiTest(StackTestCase):
         self.assertEqual(json.loads(raw)["status"], "ok")
         version = s.api("GET", f"{API}/system/version")
         self.assertTrue(version["version"])
+        # The workflow JSON Schema served for editors is the one kept in docs/.
+        schema = s.api("GET", f"{API}/schema/workflow")
+        with open(os.path.join(SOURCE_DIR, "docs", "workflow.schema.json")) as f:
+            self.assertEqual(schema, json.load(f))
+        self.assertEqual(schema["properties"]["apiVersion"]["const"], "flowmesh/v1")
         metrics = s.api("GET", f"{API}/system/metrics")
         numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         self.assertTrue(numeric, metrics)
