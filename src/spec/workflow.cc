@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "spec/diagnostics.h"
+#include "spec/n8n.h"
 #include "spec/source_doc.h"
 
 namespace flowmesh::spec {
@@ -765,7 +766,7 @@ Result<WorkflowDef> ParseWorkflow(const std::string& text, Format format,
       case Format::kNative:
         return ParseNative(text, errors);
       case Format::kN8n:
-        return Fail({SpecError{"", 0, 0, "n8n import is not supported yet"}}, errors);
+        return ParseN8nWorkflow(text, errors);  // translates, then ParseWorkflow(kNative)
     }
     return Fail({SpecError{"", 0, 0, "unknown workflow format"}}, errors);
   } catch (const std::exception& e) {
