@@ -16,10 +16,11 @@ void Diagnostics::AddAtKey(const std::string& path, std::string message) {
 
 void Diagnostics::AddAt(const std::string& path, Mark mark, std::string message) {
   if (message.size() > kMaxMessage) message = message.substr(0, kMaxMessage - 3) + "...";
-  if (errors_.size() > kMaxErrors) return;
-  if (errors_.size() == kMaxErrors) {
-    errors_.push_back(
-        SpecError{"", 0, 0, "too many problems; stopped after " + std::to_string(kMaxErrors)});
+  if (errors_.size() > max_errors_) return;
+  if (errors_.size() == max_errors_) {
+    errors_.push_back(SpecError{"", 0, 0,
+                                "too many problems; stopped after " + std::to_string(max_errors_) +
+                                    " (limit max_errors=" + std::to_string(max_errors_) + ")"});
     return;
   }
   if (!seen_.emplace(path, message).second) return;

@@ -16,7 +16,8 @@ namespace flowmesh::spec {
 
 class Diagnostics {
  public:
-  explicit Diagnostics(const SourceDoc* doc) : doc_(doc) {}
+  explicit Diagnostics(const SourceDoc* doc, size_t max_errors = kMaxErrors)
+      : doc_(doc), max_errors_(max_errors) {}
 
   // An error about the value at `path`.
   void Add(const std::string& path, std::string message);
@@ -25,16 +26,17 @@ class Diagnostics {
   void AddAt(const std::string& path, Mark mark, std::string message);
 
   bool empty() const { return errors_.empty(); }
-  bool full() const { return errors_.size() > kMaxErrors; }  // the cap note is in
+  bool full() const { return errors_.size() > max_errors_; }  // the cap note is in
   size_t size() const { return errors_.size(); }
   // Errors ordered by position in the document (unlocated ones last).
   std::vector<SpecError> Take();
 
-  static constexpr size_t kMaxErrors = 500;    // then one "too many problems" entry
+  static constexpr size_t kMaxErrors = 500;    // default cap, then one "too many problems" entry
   static constexpr size_t kMaxMessage = 1000;  // user text is echoed in messages
 
  private:
   const SourceDoc* doc_;
+  size_t max_errors_;
   std::vector<SpecError> errors_;
   std::set<std::pair<std::string, std::string>> seen_;
 };

@@ -234,7 +234,11 @@ class YamlConverter : public YAML::EventHandler {
 
   // Some malformed inputs make yaml-cpp report events without end: bound them.
   void Tick(Mark mark) {
-    if (++events_ > limits_.max_nodes * 4) Stop("", mark, "document too large");
+    if (++events_ > limits_.max_nodes * 4) {
+      Stop("", mark,
+           "document too large: more than " + std::to_string(limits_.max_nodes * 4) +
+               " parse events (limit max_nodes=" + std::to_string(limits_.max_nodes) + ")");
+    }
   }
 
   // A null, alias or collection used as a mapping key; its value is dropped.
@@ -275,7 +279,8 @@ class YamlConverter : public YAML::EventHandler {
     if (nodes_ > limits_.max_nodes) {
       Stop(path, mark,
            "document too large: more than " + std::to_string(limits_.max_nodes) +
-               " values (after alias expansion)");
+               " values after alias expansion (limit max_nodes=" +
+               std::to_string(limits_.max_nodes) + ")");
     }
     for (Frame& f : stack_) f.nodes += n;
   }
@@ -295,7 +300,8 @@ class YamlConverter : public YAML::EventHandler {
     }
     if (stack_.size() >= static_cast<size_t>(limits_.max_depth)) {
       Stop(frame.path, mark,
-           "nesting deeper than " + std::to_string(limits_.max_depth) + " levels");
+           "nesting deeper than " + std::to_string(limits_.max_depth) +
+               " levels (limit max_depth=" + std::to_string(limits_.max_depth) + ")");
     }
     Count(frame.path, mark, 1);
     stack_.push_back(std::move(frame));
@@ -414,7 +420,8 @@ Result<SourceDoc> LoadYaml(std::string_view text, const LoadLimits& limits,
   if (text.size() > limits.max_bytes) {
     errors->push_back(SpecError{"", 0, 0,
                                 "document too large: " + std::to_string(text.size()) +
-                                    " bytes (limit " + std::to_string(limits.max_bytes) + ")"});
+                                    " bytes (limit max_bytes=" +
+                                    std::to_string(limits.max_bytes) + ")"});
     return InvalidArgument(errors->back().message);
   }
   SourceDoc doc;

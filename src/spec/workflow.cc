@@ -14,6 +14,7 @@
 #include "spec/diagnostics.h"
 #include "spec/n8n.h"
 #include "spec/source_doc.h"
+#include "spec/task_schema.h"
 
 namespace flowmesh::spec {
 
@@ -115,30 +116,6 @@ void DeepMerge(json* base, const json& over) {
   }
 }
 
-bool IsInteger(const json& v) { return v.is_number_integer() || v.is_number_unsigned(); }
-
-bool IsPositiveNumber(const json& v) {
-  if (IsInteger(v)) return v.is_number_unsigned() || v.get<int64_t>() > 0;
-  if (v.is_number_float()) return std::isfinite(v.get<double>()) && v.get<double>() > 0;
-  return false;
-}
-
-// "16Gi", "512Mi", "1.5G", "1024" (bytes).
-bool IsMemoryQuantity(const json& v) {
-  if (v.is_number()) return IsPositiveNumber(v);
-  if (!v.is_string()) return false;
-  const std::string& s = v.get_ref<const std::string&>();
-  size_t i = 0, digits = 0;
-  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++digits;
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++digits;
-  }
-  if (digits == 0) return false;
-  static const std::set<std::string> kUnits = {"",   "K",  "M",  "G", "T",  "P",  "Ki", "Mi",
-                                               "Gi", "Ti", "Pi", "k", "KB", "MB", "GB", "TB"};
-  return kUnits.count(s.substr(i)) > 0;
-}
 
 // One stage / graph node (or the single task) while it is being parsed.
 struct Node {
@@ -180,8 +157,8 @@ std::vector<Reference> FindReferences(const std::string& s) {
 // Parses and validates one native document. Single-threaded, one use.
 class NativeParser {
  public:
-  NativeParser(const SourceDoc& doc, Diagnostics* diag)
-      : doc_(doc), root_(doc.root()), diag_(diag) {}
+  NativeParser(const SourceDoc& doc, const ParseOptions& options, Diagnostics* diag)
+      : doc_(doc), root_(doc.root()), options_(options), diag_(diag) {}
 
   std::optional<WorkflowDef> Parse() {
     if (!root_.is_object()) {
@@ -199,8 +176,9 @@ class NativeParser {
       if (!node.duplicate) ValidateTaskSpec(node, by_name);
     }
     std::vector<size_t> order = TopologicalOrder(by_name);
+    ParseScheduleHint(by_name, &def);
     if (!diag_->empty()) return std::nullopt;
-    for (size_t i : order) def.tasks.push_back(MakeTask(nodes_[i], def.name));
+    for (size_t i : order) def.tasks.push_back(MakeTask(nodes_[i], def));
     return def;
   }
 
@@ -254,9 +232,25 @@ class NativeParser {
     if (owner != it->end() && !owner->is_string() && !owner->is_null()) {
       diag_->Add("metadata.owner", "metadata.owner must be a string");
     }
+    static const std::vector<std::string> kMetadataKeys = {"name", "owner", "annotations"};
+    for (auto kv = it->begin(); kv != it->end(); ++kv) {
+      if (std::find(kMetadataKeys.begin(), kMetadataKeys.end(), kv.key()) != kMetadataKeys.end())
+        continue;
+      diag_->AddAtKey("metadata." + kv.key(), "unknown key '" + kv.key() + "' in metadata" +
+                                                  DidYouMean(kv.key(), kMetadataKeys) +
+                                                  "; allowed: " + Join(kMetadataKeys, ", "));
+    }
     auto annotations = it->find("annotations");
     if (annotations != it->end() && !annotations->is_object() && !annotations->is_null()) {
       diag_->Add("metadata.annotations", "metadata.annotations must be a mapping");
+    } else if (annotations != it->end() && annotations->is_object()) {
+      auto description = annotations->find("description");
+      if (description != annotations->end() && !description->is_string() &&
+          !description->is_null()) {
+        diag_->Add("metadata.annotations.description",
+                   "metadata.annotations.description must be a string, got " +
+                       Quote(*description));
+      }
     }
   }
 
@@ -330,6 +324,12 @@ class NativeParser {
     }
     if (list->empty()) {
       diag_->Add(list_path, list_path + " is empty");
+      return false;
+    }
+    if (list->size() > options_.max_tasks) {
+      diag_->Add(list_path, list_path + " has " + std::to_string(list->size()) +
+                                " entries, more than the limit max_tasks=" +
+                                std::to_string(options_.max_tasks));
       return false;
     }
     for (size_t i = 0; i < list->size(); ++i) {
@@ -472,70 +472,19 @@ class NativeParser {
                                                 DidYouMean(word, KnownTaskTypes()) +
                                                 "; known: " + Join(KnownTaskTypes(), ", "));
     }
-    for (const char* key : {"max_attempts", "maxAttempts"}) {
-      auto it = spec.find(key);
-      if (it == spec.end()) continue;
-      bool ok = IsInteger(*it) &&
-                (it->is_number_unsigned() ? it->get<uint64_t>() <= 100
-                                          : it->get<int64_t>() >= 1 && it->get<int64_t>() <= 100);
-      if (!ok) {
-        diag_->Add(Locate(node, std::string(".") + key),
-                   std::string(key) + " must be an integer from 1 to 100, got " + Quote(*it));
+    std::vector<SchemaIssue> issues;
+    ValidateTaskFields(spec, &issues);
+    for (SchemaIssue& issue : issues) {
+      std::string path = Locate(node, issue.rel);
+      if (issue.at_key) {
+        diag_->AddAtKey(path, std::move(issue.message));
+      } else {
+        diag_->Add(path, std::move(issue.message));
       }
     }
-    auto timeout = spec.find("timeoutSeconds");
-    if (timeout != spec.end() && !IsPositiveNumber(*timeout)) {
-      diag_->Add(Locate(node, ".timeoutSeconds"),
-                 "timeoutSeconds must be a number greater than 0, got " + Quote(*timeout));
-    }
-    ValidateResources(node);
+    ValidateInputs(node, by_name);
     ValidateCondition(node, by_name);
     ValidateReferences(node, spec, "", by_name);
-  }
-
-  // A mapping at `rel` of the merged spec, or nullptr (reporting a wrong type).
-  const json* ObjectAt(const Node& node, const json& parent, const char* key,
-                       const std::string& rel) {
-    auto it = parent.find(key);
-    if (it == parent.end() || it->is_null()) return nullptr;
-    if (!it->is_object()) {
-      diag_->Add(Locate(node, rel), rel.substr(1) + " must be a mapping");
-      return nullptr;
-    }
-    return &*it;
-  }
-
-  void ValidateResources(const Node& node) {
-    const json* resources = ObjectAt(node, node.spec, "resources", ".resources");
-    if (resources == nullptr) return;
-    const json* hardware = ObjectAt(node, *resources, "hardware", ".resources.hardware");
-    if (hardware == nullptr) return;
-    auto cpu = hardware->find("cpu");
-    if (cpu != hardware->end() && !IsPositiveNumber(*cpu)) {
-      diag_->Add(Locate(node, ".resources.hardware.cpu"),
-                 "resources.hardware.cpu must be a number greater than 0, got " + Quote(*cpu));
-    }
-    auto memory = hardware->find("memory");
-    if (memory != hardware->end() && !IsMemoryQuantity(*memory)) {
-      diag_->Add(Locate(node, ".resources.hardware.memory"),
-                 "resources.hardware.memory must be a size like \"16Gi\" or \"512Mi\" or a "
-                 "number of bytes, got " +
-                     Quote(*memory));
-    }
-    const json* gpu = ObjectAt(node, *hardware, "gpu", ".resources.hardware.gpu");
-    if (gpu == nullptr) return;
-    auto count = gpu->find("count");
-    if (count != gpu->end() && !(count->is_number_unsigned() ||
-                                 (count->is_number_integer() && count->get<int64_t>() >= 0))) {
-      diag_->Add(Locate(node, ".resources.hardware.gpu.count"),
-                 "resources.hardware.gpu.count must be an integer >= 0, got " + Quote(*count));
-    }
-    auto gpu_memory = gpu->find("memory");
-    if (gpu_memory != gpu->end() && !IsMemoryQuantity(*gpu_memory)) {
-      diag_->Add(
-          Locate(node, ".resources.hardware.gpu.memory"),
-          "resources.hardware.gpu.memory must be a size like \"16Gi\", got " + Quote(*gpu_memory));
-    }
   }
 
   bool IsDependency(const Node& node, const std::string& name) const {
@@ -554,22 +503,40 @@ class NativeParser {
     }
   }
 
+  // Types and required keys are checked by the schema; here: condition.node must be a
+  // dependency.
   void ValidateCondition(const Node& node, const std::map<std::string, size_t>& by_name) {
-    const json* condition = ObjectAt(node, node.spec, "condition", ".condition");
-    if (condition == nullptr) return;
+    auto condition = node.spec.find("condition");
+    if (condition == node.spec.end() || !condition->is_object()) return;
     auto target = condition->find("node");
-    if (target == condition->end() || target->is_null()) {
-      diag_->Add(Locate(node, ".condition"), "condition.node is required");
-    } else if (!target->is_string()) {
-      diag_->Add(Locate(node, ".condition.node"), "condition.node must be a node name");
-    } else {
-      CheckUpstream(node, target->get<std::string>(), "condition.node",
-                    Locate(node, ".condition.node"), by_name);
-    }
-    auto field = condition->find("field");
-    if (field != condition->end() && !field->is_string()) {
-      diag_->Add(Locate(node, ".condition.field"),
-                 "condition.field must be a dot path such as items.0.output");
+    if (target == condition->end() || !target->is_string()) return;
+    CheckUpstream(node, target->get<std::string>(), "condition.node",
+                  Locate(node, ".condition.node"), by_name);
+  }
+
+  // ssh.inputs[i].stage and python.inputs[i] (a name or {stage}) name upstream stages.
+  void ValidateInputs(const Node& node, const std::map<std::string, size_t>& by_name) {
+    for (const char* section : {"ssh", "python"}) {
+      auto holder = node.spec.find(section);
+      if (holder == node.spec.end() || !holder->is_object()) continue;
+      auto inputs = holder->find("inputs");
+      if (inputs == holder->end() || !inputs->is_array()) continue;
+      for (size_t i = 0; i < inputs->size(); ++i) {
+        const json& input = (*inputs)[i];
+        std::string rel = JoinIndex(std::string(".") + section + ".inputs", i);
+        const json* stage = &input;
+        if (input.is_object()) {
+          auto it = input.find("stage");
+          if (it == input.end()) continue;
+          stage = &*it;
+          rel += ".stage";
+        }
+        if (!stage->is_string() || IsWholeReference(stage->get_ref<const std::string&>())) {
+          continue;
+        }
+        CheckUpstream(node, stage->get<std::string>(), std::string(section) + " input",
+                      Locate(node, rel), by_name);
+      }
     }
   }
 
@@ -707,28 +674,208 @@ class NativeParser {
     diag_->Add(first.deps_path.empty() ? first.path : first.deps_path, text);
   }
 
-  TaskDef MakeTask(const Node& node, const std::string& workflow_name) const {
+  // metadata.annotations.schedule_hint: epochs checked against the graph, worker pinning.
+  void ParseScheduleHint(const std::map<std::string, size_t>& by_name, WorkflowDef* def) {
+    auto metadata = root_.find("metadata");
+    if (metadata == root_.end() || !metadata->is_object()) return;
+    auto annotations = metadata->find("annotations");
+    if (annotations == metadata->end() || !annotations->is_object()) return;
+    auto hint = annotations->find("schedule_hint");
+    if (hint == annotations->end() || hint->is_null()) return;
+    const std::string base = "metadata.annotations.schedule_hint";
+    static const std::vector<std::string> kKeys = {
+        "node_execution_order", "node_schedule_in_epoch_order", "selected_worker"};
+    if (!hint->is_object()) {
+      diag_->Add(base, "schedule_hint must be a mapping with " + Join(kKeys, ", "));
+      return;
+    }
+    for (auto kv = hint->begin(); kv != hint->end(); ++kv) {
+      if (std::find(kKeys.begin(), kKeys.end(), kv.key()) != kKeys.end()) continue;
+      diag_->AddAtKey(JoinKey(base, kv.key()), "unknown key '" + kv.key() + "' in schedule_hint" +
+                                                   DidYouMean(kv.key(), kKeys) +
+                                                   "; allowed: " + Join(kKeys, ", "));
+    }
+    auto order = hint->find("node_execution_order");
+    if (order != hint->end() && !order->is_null()) {
+      ParseExecutionOrder(*order, JoinKey(base, "node_execution_order"), by_name, def);
+    }
+    auto in_order = hint->find("node_schedule_in_epoch_order");
+    if (in_order != hint->end() && !in_order->is_null()) {
+      if (in_order->is_boolean()) {
+        def->schedule_in_epoch_order = in_order->get<bool>();
+      } else {
+        diag_->Add(JoinKey(base, "node_schedule_in_epoch_order"),
+                   "node_schedule_in_epoch_order must be true or false, got " + Quote(*in_order));
+      }
+    }
+    auto selected = hint->find("selected_worker");
+    if (selected != hint->end() && !selected->is_null()) {
+      ParseSelectedWorker(*selected, JoinKey(base, "selected_worker"), by_name, def);
+    }
+  }
+
+  std::vector<std::string> KnownNames(const std::map<std::string, size_t>& by_name) const {
+    std::vector<std::string> names;
+    names.reserve(by_name.size());
+    for (const auto& entry : by_name) names.push_back(entry.first);
+    return names;
+  }
+
+  void ParseExecutionOrder(const json& order, const std::string& path,
+                           const std::map<std::string, size_t>& by_name, WorkflowDef* def) {
+    const char* kShape = "node_execution_order must be a list of node names or a list of lists "
+                         "of node names (epochs)";
+    if (!order.is_array()) {
+      diag_->Add(path, std::string(kShape) + ", got " + Quote(order));
+      return;
+    }
+    std::vector<std::vector<std::string>> epochs;
+    std::map<std::string, std::string> where;  // node -> path of its entry
+    auto take = [&](const json& name, const std::string& name_path, size_t epoch) {
+      if (!name.is_string()) {
+        diag_->Add(name_path, "node_execution_order entries must be node names, got " +
+                                  Quote(name));
+        return;
+      }
+      const std::string& text = name.get_ref<const std::string&>();
+      if (by_name.count(text) == 0) {
+        diag_->Add(name_path, "node_execution_order names unknown node '" + text + "'" +
+                                  DidYouMean(text, KnownNames(by_name)));
+        return;
+      }
+      auto [it, inserted] = where.emplace(text, name_path);
+      if (!inserted) {
+        diag_->Add(name_path, "node '" + text + "' appears twice in node_execution_order (first at " +
+                                  it->second + ")");
+        return;
+      }
+      epoch_of_[text] = static_cast<int>(epoch);
+      epochs[epoch].push_back(text);
+    };
+    for (size_t i = 0; i < order.size(); ++i) {
+      const json& entry = order[i];
+      std::string entry_path = JoinIndex(path, i);
+      epochs.emplace_back();
+      if (entry.is_array()) {
+        if (entry.empty()) diag_->Add(entry_path, "epoch " + std::to_string(i) + " is empty");
+        for (size_t j = 0; j < entry.size(); ++j) take(entry[j], JoinIndex(entry_path, j), i);
+      } else {
+        take(entry, entry_path, i);
+      }
+    }
+    // A node may share an epoch with a dependency (it still waits for it), never precede it.
+    for (const auto& [name, epoch] : epoch_of_) {
+      const Node& node = nodes_[by_name.at(name)];
+      for (const std::string& dep : node.deps) {
+        auto dep_epoch = epoch_of_.find(dep);
+        if (dep_epoch == epoch_of_.end() || dep_epoch->second <= epoch) continue;
+        diag_->Add(where[name], "node_execution_order puts '" + name + "' in epoch " +
+                                    std::to_string(epoch) + ", before its dependency '" + dep +
+                                    "' in epoch " + std::to_string(dep_epoch->second));
+      }
+    }
+    def->epochs = std::move(epochs);
+  }
+
+  // A worker id/alias, or a non-empty list of them.
+  std::optional<std::vector<std::string>> WorkerList(const json& value, const std::string& path) {
+    std::vector<std::string> out;
+    if (value.is_string() && !value.get_ref<const std::string&>().empty()) {
+      out.push_back(value.get<std::string>());
+      return out;
+    }
+    if (value.is_array()) {
+      bool ok = true;
+      for (size_t i = 0; i < value.size(); ++i) {
+        if (value[i].is_string() && !value[i].get_ref<const std::string&>().empty()) {
+          out.push_back(value[i].get<std::string>());
+        } else {
+          diag_->Add(JoinIndex(path, i), "worker entries must be worker ids or aliases, got " +
+                                             Quote(value[i]));
+          ok = false;
+        }
+      }
+      if (ok) return out;
+      return std::nullopt;
+    }
+    diag_->Add(path, "expected a worker id or alias, or a list of them, got " + Quote(value));
+    return std::nullopt;
+  }
+
+  void ParseSelectedWorker(const json& value, const std::string& path,
+                           const std::map<std::string, size_t>& by_name, WorkflowDef* def) {
+    if (!value.is_object()) {
+      if (auto workers = WorkerList(value, path)) def->selected_workers = std::move(*workers);
+      return;
+    }
+    static const std::vector<std::string> kKeys = {"global", "selected"};
+    for (auto kv = value.begin(); kv != value.end(); ++kv) {
+      if (std::find(kKeys.begin(), kKeys.end(), kv.key()) != kKeys.end()) continue;
+      diag_->AddAtKey(JoinKey(path, kv.key()), "unknown key '" + kv.key() + "' in selected_worker" +
+                                                   DidYouMean(kv.key(), kKeys) +
+                                                   "; allowed: global, selected");
+    }
+    auto global = value.find("global");
+    if (global != value.end() && !global->is_null()) {
+      if (auto workers = WorkerList(*global, JoinKey(path, "global"))) {
+        def->selected_workers = std::move(*workers);
+      }
+    }
+    auto selected = value.find("selected");
+    if (selected == value.end() || selected->is_null()) return;
+    std::string selected_path = JoinKey(path, "selected");
+    if (!selected->is_object()) {
+      diag_->Add(selected_path, "selected_worker.selected must be a mapping of node names to "
+                                "workers, got " + Quote(*selected));
+      return;
+    }
+    for (auto kv = selected->begin(); kv != selected->end(); ++kv) {
+      std::string entry_path = JoinKey(selected_path, kv.key());
+      if (by_name.count(kv.key()) == 0) {
+        diag_->AddAtKey(entry_path, "selected_worker.selected names unknown node '" + kv.key() +
+                                        "'" + DidYouMean(kv.key(), KnownNames(by_name)));
+        continue;
+      }
+      if (auto workers = WorkerList(*kv, entry_path)) selected_by_node_[kv.key()] = *workers;
+    }
+  }
+
+  TaskDef MakeTask(const Node& node, const WorkflowDef& def) const {
     TaskDef task;
     task.node_name = node.name;
-    task.task_name = workflow_name + ":" + node.name;
+    task.task_name = def.name + ":" + node.name;
     task.task_type = node.spec.value("taskType", "");
     task.category = CategoryForTaskType(task.task_type);
     task.depends_on = node.deps;
     task.spec = node.spec;
     for (const char* key : {"maxAttempts", "max_attempts"}) {
       auto it = node.spec.find(key);
-      if (it != node.spec.end()) task.max_attempts = static_cast<int>(it->get<int64_t>());
+      if (it != node.spec.end() && it->is_number_integer()) {
+        task.max_attempts = static_cast<int>(it->get<int64_t>());
+      }
     }
     auto timeout = node.spec.find("timeoutSeconds");
-    if (timeout != node.spec.end()) task.timeout_seconds = timeout->get<double>();
+    if (timeout != node.spec.end() && timeout->is_number()) {
+      task.timeout_seconds = timeout->get<double>();
+    }
+    auto condition = node.spec.find("condition");
+    if (condition != node.spec.end() && condition->is_object()) task.condition = *condition;
+    auto selected = selected_by_node_.find(node.name);
+    task.selected_workers =
+        selected != selected_by_node_.end() ? selected->second : def.selected_workers;
+    auto epoch = epoch_of_.find(node.name);
+    if (epoch != epoch_of_.end()) task.epoch = epoch->second;
     return task;
   }
 
   const SourceDoc& doc_;
   const json& root_;
+  const ParseOptions& options_;
   Diagnostics* diag_;
   json shared_ = json::object();  // top-level spec keys merged into every node
   std::vector<Node> nodes_;
+  std::map<std::string, int> epoch_of_;  // schedule_hint.node_execution_order
+  std::map<std::string, std::vector<std::string>> selected_by_node_;
 };
 
 Status Fail(std::vector<SpecError> found, std::vector<SpecError>* errors) {
@@ -741,13 +888,18 @@ Status Fail(std::vector<SpecError> found, std::vector<SpecError>* errors) {
   return InvalidArgument(std::move(message));
 }
 
-Result<WorkflowDef> ParseNative(const std::string& text, std::vector<SpecError>* errors) {
+Result<WorkflowDef> ParseNative(const std::string& text, const ParseOptions& options,
+                                std::vector<SpecError>* errors) {
   std::vector<SpecError> load_errors;
-  Result<SourceDoc> doc = LoadYaml(text, LoadLimits{}, &load_errors);
+  LoadLimits limits;
+  limits.max_bytes = options.max_bytes;
+  limits.max_depth = options.max_depth;
+  limits.max_nodes = options.max_nodes;
+  Result<SourceDoc> doc = LoadYaml(text, limits, &load_errors);
   if (!doc.ok()) return Fail(std::move(load_errors), errors);
-  Diagnostics diag(&doc.value());
+  Diagnostics diag(&doc.value(), options.max_errors);
   for (SpecError& e : load_errors) diag.AddAt(e.path, Mark{e.line, e.column}, e.message);
-  NativeParser parser(doc.value(), &diag);
+  NativeParser parser(doc.value(), options, &diag);
   std::optional<WorkflowDef> def = parser.Parse();
   if (!diag.empty() || !def.has_value()) {
     std::vector<SpecError> found = diag.Take();
@@ -761,10 +913,15 @@ Result<WorkflowDef> ParseNative(const std::string& text, std::vector<SpecError>*
 
 Result<WorkflowDef> ParseWorkflow(const std::string& text, Format format,
                                   std::vector<SpecError>* errors) {
+  return ParseWorkflow(text, format, ParseOptions{}, errors);
+}
+
+Result<WorkflowDef> ParseWorkflow(const std::string& text, Format format,
+                                  const ParseOptions& options, std::vector<SpecError>* errors) {
   try {
     switch (format) {
       case Format::kNative:
-        return ParseNative(text, errors);
+        return ParseNative(text, options, errors);
       case Format::kN8n:
         return ParseN8nWorkflow(text, errors);  // translates, then ParseWorkflow(kNative)
     }

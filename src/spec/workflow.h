@@ -31,12 +31,19 @@ struct TaskDef {
   nlohmann::json spec;    // merged task spec (top-level spec deep-merged, node keys win)
   int max_attempts = 3;
   double timeout_seconds = 0;
+  nlohmann::json condition;                   // {node, field, equals}; null when none
+  std::vector<std::string> selected_workers;  // schedule_hint.selected_worker for this task
+  int epoch = -1;  // index into WorkflowDef::epochs; -1 when node_execution_order omits it
 };
 
 struct WorkflowDef {
   std::string name;
   nlohmann::json metadata;
   std::vector<TaskDef> tasks;  // in a topological order
+  // metadata.annotations.schedule_hint, validated against the DAG.
+  std::vector<std::vector<std::string>> epochs;  // node_execution_order (a flat list: one each)
+  bool schedule_in_epoch_order = false;          // node_schedule_in_epoch_order
+  std::vector<std::string> selected_workers;     // selected_worker (global part)
 };
 
 enum class Format { kNative, kN8n };
@@ -45,9 +52,20 @@ enum class Format { kNative, kN8n };
 const std::vector<std::string>& KnownTaskTypes();
 std::string CategoryForTaskType(const std::string& task_type);
 
+// Limits on one document; each error caused by a limit names it ("limit max_tasks=10000").
+struct ParseOptions {
+  size_t max_bytes = 16 * 1024 * 1024;  // size of the text
+  int max_depth = 128;                  // nesting of mappings/sequences
+  size_t max_nodes = 1000000;           // YAML values, after alias expansion
+  size_t max_tasks = 20000;             // stages / graph nodes
+  size_t max_errors = 500;              // problems reported before giving up
+};
+
 // Parses and validates. On failure returns InvalidArgument and fills `errors` with every
 // problem found (never just the first).
 Result<WorkflowDef> ParseWorkflow(const std::string& text, Format format,
                                   std::vector<SpecError>* errors);
+Result<WorkflowDef> ParseWorkflow(const std::string& text, Format format,
+                                  const ParseOptions& options, std::vector<SpecError>* errors);
 
 }  // namespace flowmesh::spec

@@ -212,7 +212,8 @@ kind: Workflow
 metadata: {name: scalars}
 spec:
   taskType: echo
-  values:
+  echo:
+   message:
     int: 42
     neg: -7
     hex: 0x1F
@@ -233,7 +234,7 @@ spec:
     tagged: !!str 12
 )");
   ASSERT_TRUE(p.result.ok()) << Dump(p.errors);
-  const nlohmann::json& v = p.result->tasks[0].spec["values"];
+  const nlohmann::json& v = p.result->tasks[0].spec["echo"]["message"];
   EXPECT_EQ(v["int"], 42);
   EXPECT_TRUE(v["int"].is_number_integer());
   EXPECT_EQ(v["neg"], -7);
@@ -772,13 +773,6 @@ TEST(SpecErrorFormat, ToStringAndToJson) {
   EXPECT_EQ((SpecError{"", 0, 0, "bad"}).ToString(), "bad");
   EXPECT_EQ((SpecError{"", 3, 1, "bad"}).ToString(), "(line 3, column 1): bad");
   EXPECT_EQ((SpecError{"spec", 0, 0, "bad"}).ToString(), "spec: bad");
-}
-
-TEST(SpecFormats, N8nNotYetSupported) {
-  Parsed p = Parse(R"({"name": "x", "nodes": [], "connections": {}})", Format::kN8n);
-  EXPECT_EQ(p.result.status().code(), StatusCode::kInvalidArgument);
-  ASSERT_EQ(p.errors.size(), 1u);
-  EXPECT_EQ(p.errors[0].message, "n8n import is not supported yet");
 }
 
 TEST(SpecFormats, NullErrorsPointerIsAllowed) {
