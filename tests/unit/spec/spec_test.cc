@@ -775,6 +775,82 @@ TEST(SpecErrorFormat, ToStringAndToJson) {
   EXPECT_EQ((SpecError{"spec", 0, 0, "bad"}).ToString(), "spec: bad");
 }
 
+// ---------------------------------------------------------------------------------------
+// Configurable limits: each error names the limit and its value
+
+std::string GraphOf(size_t n) {
+  std::string doc =
+      "apiVersion: flowmesh/v1\nkind: Workflow\nmetadata: {name: big}\nspec:\n  taskType: echo\n"
+      "  graph:\n    nodes:\n";
+  for (size_t i = 0; i < n; ++i) doc += "      - {name: n" + std::to_string(i) + "}\n";
+  return doc;
+}
+
+Parsed ParseWith(const std::string& text, const ParseOptions& options) {
+  std::vector<SpecError> errors;
+  Result<WorkflowDef> result = ParseWorkflow(text, Format::kNative, options, &errors);
+  return Parsed{std::move(result), std::move(errors)};
+}
+
+TEST(SpecLimits, MaxTasks) {
+  ParseOptions options;
+  options.max_tasks = 3;
+  EXPECT_TRUE(ParseWith(GraphOf(3), options).result.ok());
+  Parsed p = ParseWith(GraphOf(4), options);
+  EXPECT_ERROR_AT(p, "spec.graph.nodes", "limit max_tasks=3", 8, 7);
+  EXPECT_EQ(p.errors.size(), 1u) << Dump(p.errors);
+}
+
+TEST(SpecLimits, MaxBytes) {
+  ParseOptions options;
+  options.max_bytes = 100;
+  Parsed p = ParseWith(GraphOf(4), options);
+  ASSERT_EQ(p.errors.size(), 1u) << Dump(p.errors);
+  EXPECT_THAT(p.errors[0].message, HasSubstr("limit max_bytes=100"));
+}
+
+TEST(SpecLimits, MaxDepth) {
+  ParseOptions options;
+  options.max_depth = 4;
+  Parsed p = ParseWith(GraphOf(2), options);
+  ASSERT_EQ(p.errors.size(), 1u) << Dump(p.errors);
+  EXPECT_THAT(p.errors[0].message, HasSubstr("limit max_depth=4"));
+  options.max_depth = 5;
+  EXPECT_TRUE(ParseWith(GraphOf(2), options).result.ok());
+}
+
+TEST(SpecLimits, MaxNodes) {
+  ParseOptions options;
+  options.max_nodes = 20;
+  Parsed p = ParseWith(GraphOf(10), options);
+  ASSERT_FALSE(p.errors.empty());
+  EXPECT_THAT(p.errors.back().message, HasSubstr("limit max_nodes=20"));
+}
+
+TEST(SpecLimits, MaxErrors) {
+  ParseOptions options;
+  options.max_errors = 2;
+  Parsed p = ParseWith(R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: e}
+spec:
+  taskType: echo
+  graph:
+    nodes:
+      - {name: a, dependsOn: [x1]}
+      - {name: b, dependsOn: [x2]}
+      - {name: c, dependsOn: [x3]}
+      - {name: d, dependsOn: [x4]}
+)",
+                       options);
+  ASSERT_EQ(p.errors.size(), 3u) << Dump(p.errors);
+  EXPECT_THAT(p.errors.back().message, HasSubstr("limit max_errors=2"));
+}
+
+TEST(SpecLimits, DefaultOverloadKeepsDefaults) {
+  EXPECT_TRUE(Parse(GraphOf(2000)).result.ok());
+}
+
 TEST(SpecFormats, NullErrorsPointerIsAllowed) {
   Result<WorkflowDef> r = ParseWorkflow("not: [valid", Format::kNative, nullptr);
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
