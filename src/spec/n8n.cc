@@ -74,6 +74,31 @@ const std::vector<std::string>& SupportedTypes() {
   return kTypes;
 }
 
+std::string_view ShortType(std::string_view type) {
+  size_t dot = type.rfind('.');
+  return dot == std::string_view::npos ? type : type.substr(dot + 1);
+}
+
+// " (did you mean '…'?)" comparing only the part after the package name.
+std::string SuggestType(const std::string& type) {
+  std::string_view word = ShortType(type);
+  if (word.size() > 128) return "";
+  const std::string* best = nullptr;
+  size_t best_distance = SIZE_MAX;
+  for (const std::string& candidate : SupportedTypes()) {
+    size_t d = EditDistance(word, ShortType(candidate));
+    if (d < best_distance) {
+      best_distance = d;
+      best = &candidate;
+    }
+  }
+  if (best == nullptr ||
+      best_distance > std::max<size_t>(1, word.size() / 4)) {
+    return "";
+  }
+  return " (did you mean '" + *best + "'?)";
+}
+
 bool IsTaskKind(Kind k) {
   return k == Kind::kChainLlm || k == Kind::kOpenAi || k == Kind::kHttp;
 }
@@ -415,7 +440,7 @@ class Translator {
         if (node.kind == Kind::kUnsupported && !node.disabled) {
           diag_->Add(JoinKey(node.path, "type"),
                      "node " + Quoted(node.name) + " has unsupported type " + Quoted(node.type) +
-                         DidYouMean(node.type, SupportedTypes()) +
+                         SuggestType(node.type) +
                          "; supported: " + Join(SupportedTypes(), ", "));
         }
         auto [it, inserted] = by_name_.emplace(node.name, nodes_.size());
@@ -697,6 +722,7 @@ class Translator {
           value = &f->value;
         }
         if (all && value != nullptr) {
+          if (consumed_ != nullptr) consumed_->insert(src->path.front().key);
           const json* at = Walk(*value, src->path, 1);
           if (at != nullptr) return *at;
           return std::nullopt;
@@ -716,6 +742,7 @@ class Translator {
     if (named.kind == Kind::kSet) {
       for (auto f = named.own_fields.rbegin(); f != named.own_fields.rend(); ++f) {
         if (src->path.front().index.has_value() || f->name != src->path.front().key) continue;
+        if (consumed_ != nullptr) consumed_->insert(f->name);
         const json* at = Walk(f->value, src->path, 1);
         if (at != nullptr) return *at;
         return std::nullopt;
@@ -1408,15 +1435,17 @@ class Translator {
     // Dependencies, Set fragments and the condition carried by the ways in.
     std::vector<std::string> deps;
     std::set<size_t> dep_set;
-    json base = json::object();
     int cond = -1;
     bool mixed = false;
+    bool has_data = false;
     for (size_t i = 0; i < node.in_routes.size(); ++i) {
       const Route& r = node.in_routes[i];
       if (r.task >= 0 && dep_set.insert(static_cast<size_t>(r.task)).second) {
         deps.push_back(nodes_[static_cast<size_t>(r.task)].task);
       }
-      for (const SetField& f : r.fields) ApplyFragment(f, &base);
+      for (const SetField& f : r.fields) {
+        has_data = has_data || StartsWith(f.name, "Data") || StartsWith(f.name, "Input");
+      }
       if (i == 0) {
         cond = r.cond;
       } else if (r.cond != cond) {
@@ -1432,10 +1461,12 @@ class Translator {
                                 "condition applies to the whole task");
     }
     std::set<size_t> extra;
+    std::set<std::string> consumed;
+    consumed_ = &consumed;
     json own;
     switch (node.kind) {
       case Kind::kChainLlm:
-        own = ChainLlm(n, &extra, base.contains("data"));
+        own = ChainLlm(n, &extra, has_data);
         break;
       case Kind::kOpenAi:
         own = OpenAiNode(n, &extra);
@@ -1444,7 +1475,13 @@ class Translator {
         own = Http(n, &extra);
         break;
     }
-    json spec = base;
+    consumed_ = nullptr;
+    json spec = json::object();
+    for (const Route& r : node.in_routes) {
+      for (const SetField& f : r.fields) {
+        if (consumed.count(f.name) == 0) ApplyFragment(f, &spec);
+      }
+    }
     MergeInto(&spec, own);
     if (cond >= 0 && !mixed) {
       const Cond& c = conds_[static_cast<size_t>(cond)];
@@ -1472,6 +1509,9 @@ class Translator {
   std::vector<N8nNode> nodes_;
   std::unordered_map<std::string, size_t> by_name_;
   std::vector<Cond> conds_;
+  // While a task is built: the Set fields its own parameters read through expressions
+  // (they are used there and not merged in again as fragments).
+  std::set<std::string>* consumed_ = nullptr;
 };
 
 Status Failed(std::vector<SpecError> found, std::vector<SpecError>* errors) {
@@ -1494,6 +1534,9 @@ struct Translated {
 Result<Translated> Translate(const std::string& text, std::vector<SpecError>* errors) {
   std::vector<SpecError> load_errors;
   Result<SourceDoc> doc = LoadYaml(text, LoadLimits{}, &load_errors);
+  for (SpecError& e : load_errors) {
+    if (StartsWith(e.message, "invalid YAML")) e.message.replace(0, 12, "invalid JSON");
+  }
   if (!doc.ok()) return Failed(std::move(load_errors), errors);
   Diagnostics diag(&doc.value());
   for (SpecError& e : load_errors) diag.AddAt(e.path, Mark{e.line, e.column}, e.message);
