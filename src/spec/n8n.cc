@@ -21,6 +21,10 @@ using nlohmann::json;
 
 constexpr size_t kMaxName = 128;
 constexpr size_t kMaxRoutes = 256;  // distinct paths reaching one node
+constexpr size_t kMaxNodes = 10000;
+// Bounds the translation's own work (paths, Set fields carried along them, upstream
+// searches) so that a hostile export cannot make it quadratic in time or memory.
+constexpr size_t kMaxWork = 20000000;
 constexpr std::string_view kOpenAiUrl = "https://api.openai.com/v1";
 
 enum class Kind {
@@ -294,6 +298,31 @@ const json* Walk(const json& value, const std::vector<Segment>& path, size_t fro
   return cur;
 }
 
+// JSON text inside a parameter, parsed only when it nests no deeper than the loader allows
+// (deeper values would make later recursive walks unsafe).
+json ParseLimited(const std::string& s) {
+  constexpr int kMaxDepth = 64;
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxDepth) return json(json::value_t::discarded);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return json::parse(s, nullptr, false);
+}
+
 std::string AsText(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
 // The fields an n8n Set node assigns, in order: name -> (value, path of the value).
@@ -353,11 +382,11 @@ class Translator {
     N8nTranslation out;
     json graph_nodes = json::array();
     for (size_t n : order) {
-      if (diag_->full()) break;
+      if (diag_->full() || OverBudget()) break;
       Visit(n);
     }
     for (size_t n = 0; n < nodes_.size(); ++n) {
-      if (diag_->full()) break;
+      if (diag_->full() || OverBudget()) break;
       N8nNode& node = nodes_[n];
       if (node.task.empty()) continue;
       json entry = MakeTask(n);
@@ -391,6 +420,11 @@ class Translator {
     }
     if (!nodes->is_array()) {
       diag_->Add("nodes", "nodes must be a list");
+      return false;
+    }
+    if (nodes->size() > kMaxNodes) {
+      diag_->Add("nodes", "the n8n workflow has " + std::to_string(nodes->size()) +
+                              " nodes, more than the limit of " + std::to_string(kMaxNodes));
       return false;
     }
     for (size_t i = 0; i < nodes->size(); ++i) {
@@ -618,6 +652,8 @@ class Translator {
   }
 
   void AddRoute(N8nNode& node, Route route, std::set<std::string>* seen) {
+    work_ += 1 + route.fields.size();
+    if (OverBudget()) return;
     if (!seen->insert(RouteKey(route)).second) return;
     if (node.in_routes.size() >= kMaxRoutes) {
       diag_->Add(node.path, "too many distinct paths lead into node " + Quoted(node.name) +
@@ -693,6 +729,7 @@ class Translator {
         if (!seen[from]) {
           seen[from] = true;
           stack.push_back(from);
+          if (++work_ > kMaxWork) return false;
         }
       }
     }
@@ -812,7 +849,7 @@ class Translator {
     if (!value.is_string()) return value;
     const std::string& s = value.get_ref<const std::string&>();
     if (type == "number" || type == "numberValue") {
-      json parsed = json::parse(s, nullptr, false);
+      json parsed = ParseLimited(s);
       return parsed.is_number() ? parsed : value;
     }
     if (type == "boolean" || type == "booleanValue") {
@@ -821,7 +858,7 @@ class Translator {
       return value;
     }
     if (type == "object" || type == "array" || type == "objectValue" || type == "arrayValue") {
-      json parsed = json::parse(s, nullptr, false);
+      json parsed = ParseLimited(s);
       return parsed.is_discarded() ? value : parsed;
     }
     return value;
@@ -1512,6 +1549,18 @@ class Translator {
   // While a task is built: the Set fields its own parameters read through expressions
   // (they are used there and not merged in again as fragments).
   std::set<std::string>* consumed_ = nullptr;
+  mutable size_t work_ = 0;
+  bool budget_reported_ = false;
+
+  bool OverBudget() {
+    if (work_ <= kMaxWork) return false;
+    if (!budget_reported_) {
+      budget_reported_ = true;
+      diag_->Add("nodes", "the n8n workflow is too large or too interconnected to translate "
+                          "(work limit " + std::to_string(kMaxWork) + " reached)");
+    }
+    return true;
+  }
 };
 
 Status Failed(std::vector<SpecError> found, std::vector<SpecError>* errors) {
