@@ -2,12 +2,18 @@
 # Runs one benchmark and prints key=value lines. Usage: bench/run.sh NAME
 #   echo   throughput of 1,000 independent echo tasks and submit->DONE latency of
 #          200 sequential single-task workflows, on a private stack with 2 CPU workers.
+#   parse  parse + validate of a generated 10,000-node graph with references
+#          (parse_ms_10k_nodes) and of a typical 5-node document (validate_docs_per_sec).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name="${1:?usage: bench/run.sh NAME (echo)}"
+name="${1:?usage: bench/run.sh NAME (echo|parse)}"
 case "$name" in
   echo)
     [ -x build/release/bin/flowmesh-server ] || scripts/build release >&2
     exec python3 bench/echo_bench.py ;;
-  *) echo "unknown benchmark '$name' (known: echo)" >&2; exit 2 ;;
+  parse)
+    [ -f build/release/build.ninja ] || cmake --preset release >&2
+    cmake --build build/release --target parse_bench >&2
+    exec build/release/bin/parse_bench ;;
+  *) echo "unknown benchmark '$name' (known: echo, parse)" >&2; exit 2 ;;
 esac

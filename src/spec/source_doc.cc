@@ -4,6 +4,7 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -189,7 +190,7 @@ class YamlConverter : public YAML::EventHandler {
         map.key_ok = false;
       } else if (m.line > 0) {
         map.key_mark = m;
-        doc_->keys_.emplace(child, m);
+        if (limits_.record_marks) doc_->keys_.Emplace(child, m);
       }
       return;
     }
@@ -264,12 +265,14 @@ class YamlConverter : public YAML::EventHandler {
         *path = JoinKey(parent.path, parent.key);
       }
     }
-    if (mark.line > 0) {
-      doc_->values_.emplace(*path, mark);
+    if (!limits_.record_marks) {
+      // Nothing to record.
+    } else if (mark.line > 0) {
+      doc_->values_.Emplace(*path, mark);
     } else if (!stack_.empty() && stack_.back().value.is_object()) {
       // An empty value (`key:`) has no mark of its own: point at the key.
       Mark key_mark = stack_.back().key_mark;
-      if (key_mark.line > 0) doc_->values_.emplace(*path, key_mark);
+      if (key_mark.line > 0) doc_->values_.Emplace(*path, key_mark);
     }
     return true;
   }
@@ -399,19 +402,36 @@ class SecondDocumentProbe : public YAML::EventHandler {
   void OnMapEnd() override {}
 };
 
+void MarkTable::Emplace(std::string_view path, Mark mark) {
+  if (map_.find(path) != map_.end()) return;
+  map_.emplace(Store(path), mark);
+}
+
+std::string_view MarkTable::Store(std::string_view text) {
+  constexpr size_t kBlock = 64 * 1024;
+  if (text.empty()) return std::string_view();
+  if (text.size() > capacity_ - used_) {
+    capacity_ = std::max(kBlock, text.size());
+    blocks_.push_back(std::make_unique<char[]>(capacity_));
+    used_ = 0;
+  }
+  char* at = blocks_.back().get() + used_;
+  std::copy(text.begin(), text.end(), at);
+  used_ += text.size();
+  return std::string_view(at, text.size());
+}
+
 Mark SourceDoc::ValueMark(std::string_view path) const {
   std::string p(path);
   while (true) {
-    auto it = values_.find(p);
-    if (it != values_.end()) return it->second;
+    if (const Mark* mark = values_.Find(p)) return *mark;
     if (p.empty()) return {};
     p = ParentPath(p);
   }
 }
 
 Mark SourceDoc::KeyMark(std::string_view path) const {
-  auto it = keys_.find(std::string(path));
-  if (it != keys_.end()) return it->second;
+  if (const Mark* mark = keys_.Find(path)) return *mark;
   return ValueMark(path);
 }
 
@@ -425,6 +445,11 @@ Result<SourceDoc> LoadYaml(std::string_view text, const LoadLimits& limits,
     return InvalidArgument(errors->back().message);
   }
   SourceDoc doc;
+  // About one value per 10 bytes of YAML: reserving avoids rehashing large tables.
+  if (limits.record_marks) {
+    doc.values_.Reserve(text.size() / 10);
+    doc.keys_.Reserve(text.size() / 12);
+  }
   bool fatal = true;
   try {
     std::string copy(text);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -26,6 +27,28 @@ struct LoadLimits {
   size_t max_bytes = 16 * 1024 * 1024;
   int max_depth = 128;         // nesting of mappings/sequences
   size_t max_nodes = 1000000;  // after alias expansion
+  // Record where every value and key starts. Without marks ValueMark/KeyMark return {} and
+  // Has() is false: the cheap first pass of a parse, redone with marks only on errors.
+  bool record_marks = true;
+};
+
+// Path -> Mark. The path text is kept in large blocks (one allocation per 64 KiB, not one
+// per path), which matters for documents with hundreds of thousands of values.
+class MarkTable {
+ public:
+  void Reserve(size_t n) { map_.reserve(n); }
+  void Emplace(std::string_view path, Mark mark);  // the first mark for a path wins
+  const Mark* Find(std::string_view path) const {
+    auto it = map_.find(path);
+    return it == map_.end() ? nullptr : &it->second;
+  }
+
+ private:
+  std::string_view Store(std::string_view text);
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  size_t used_ = 0;
+  size_t capacity_ = 0;
+  std::unordered_map<std::string_view, Mark> map_;
 };
 
 class SourceDoc {
@@ -36,14 +59,14 @@ class SourceDoc {
   Mark ValueMark(std::string_view path) const;
   // Where the key of the mapping entry at `path` starts (falls back to ValueMark).
   Mark KeyMark(std::string_view path) const;
-  bool Has(std::string_view path) const { return values_.count(std::string(path)) > 0; }
+  bool Has(std::string_view path) const { return values_.Find(path) != nullptr; }
 
  private:
   friend class YamlConverter;
   friend Result<SourceDoc> LoadYaml(std::string_view, const LoadLimits&, std::vector<SpecError>*);
   nlohmann::json root_;
-  std::unordered_map<std::string, Mark> values_;
-  std::unordered_map<std::string, Mark> keys_;
+  MarkTable values_;
+  MarkTable keys_;
 };
 
 // Parses `text` as one YAML document (JSON is YAML). Malformed YAML, several documents

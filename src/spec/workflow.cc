@@ -888,25 +888,45 @@ Status Fail(std::vector<SpecError> found, std::vector<SpecError>* errors) {
   return InvalidArgument(std::move(message));
 }
 
+// One parse + validation over a loaded document. Errors go to `diag`.
+std::optional<WorkflowDef> ValidateDocument(const SourceDoc& doc, const ParseOptions& options,
+                                            std::vector<SpecError> load_errors,
+                                            Diagnostics* diag) {
+  for (SpecError& e : load_errors) diag->AddAt(e.path, Mark{e.line, e.column}, e.message);
+  NativeParser parser(doc, options, diag);
+  return parser.Parse();
+}
+
 Result<WorkflowDef> ParseNative(const std::string& text, const ParseOptions& options,
                                 std::vector<SpecError>* errors) {
-  std::vector<SpecError> load_errors;
   LoadLimits limits;
   limits.max_bytes = options.max_bytes;
   limits.max_depth = options.max_depth;
   limits.max_nodes = options.max_nodes;
+  // First pass without source marks: recording line:column for every value costs more than
+  // the rest of the parse, and a valid document never needs them.
+  limits.record_marks = false;
+  std::vector<SpecError> load_errors;
   Result<SourceDoc> doc = LoadYaml(text, limits, &load_errors);
-  if (!doc.ok()) return Fail(std::move(load_errors), errors);
-  Diagnostics diag(&doc.value(), options.max_errors);
-  for (SpecError& e : load_errors) diag.AddAt(e.path, Mark{e.line, e.column}, e.message);
-  NativeParser parser(doc.value(), options, &diag);
-  std::optional<WorkflowDef> def = parser.Parse();
-  if (!diag.empty() || !def.has_value()) {
-    std::vector<SpecError> found = diag.Take();
-    if (found.empty()) found.push_back(SpecError{"", 0, 0, "workflow is invalid"});
-    return Fail(std::move(found), errors);
+  if (doc.ok()) {
+    Diagnostics diag(&doc.value(), options.max_errors);
+    std::optional<WorkflowDef> def =
+        ValidateDocument(doc.value(), options, std::move(load_errors), &diag);
+    if (diag.empty() && def.has_value()) return std::move(*def);
   }
-  return std::move(*def);
+  // Something is wrong: parse again with marks so that every error has its line:column
+  // (and errors in shared spec keys are attributed to where they were written).
+  limits.record_marks = true;
+  load_errors.clear();
+  Result<SourceDoc> marked = LoadYaml(text, limits, &load_errors);
+  if (!marked.ok()) return Fail(std::move(load_errors), errors);
+  Diagnostics diag(&marked.value(), options.max_errors);
+  std::optional<WorkflowDef> def =
+      ValidateDocument(marked.value(), options, std::move(load_errors), &diag);
+  if (diag.empty() && def.has_value()) return std::move(*def);  // not expected
+  std::vector<SpecError> found = diag.Take();
+  if (found.empty()) found.push_back(SpecError{"", 0, 0, "workflow is invalid"});
+  return Fail(std::move(found), errors);
 }
 
 }  // namespace
