@@ -15,6 +15,20 @@ extern char** environ;
 
 namespace flowmesh {
 
+namespace {
+
+// Moves a close-on-exec descriptor that landed on 0, 1 or 2 (the parent runs with some of
+// its standard descriptors closed) above them, so that the child's dup2() onto 0-2 cannot
+// clobber it and it keeps close-on-exec. Returns the descriptor to use (-1 on failure).
+int AboveStdio(int fd) {
+  if (fd < 0 || fd > 2) return fd;
+  int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  ::close(fd);
+  return moved;
+}
+
+}  // namespace
+
 Result<pid_t> Spawn(const SpawnOptions& options) {
   if (options.argv.empty()) return InvalidArgument("spawn: empty argv");
   // Build argv/envp before fork: only async-signal-safe calls after it.
@@ -37,7 +51,8 @@ Result<pid_t> Spawn(const SpawnOptions& options) {
 
   int log_fd = -1;
   if (!options.log_file.empty()) {
-    log_fd = ::open(options.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    log_fd = AboveStdio(
+        ::open(options.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
     if (log_fd < 0) {
       return Internal("cannot open log file " + options.log_file + ": " + std::strerror(errno));
     }
@@ -46,6 +61,15 @@ Result<pid_t> Spawn(const SpawnOptions& options) {
   if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
     if (log_fd >= 0) ::close(log_fd);
     return Internal(std::string("pipe: ") + std::strerror(errno));
+  }
+  err_pipe[0] = AboveStdio(err_pipe[0]);
+  err_pipe[1] = AboveStdio(err_pipe[1]);
+  if (err_pipe[0] < 0 || err_pipe[1] < 0) {
+    int e = errno;
+    if (log_fd >= 0) ::close(log_fd);
+    if (err_pipe[0] >= 0) ::close(err_pipe[0]);
+    if (err_pipe[1] >= 0) ::close(err_pipe[1]);
+    return Internal(std::string("pipe: ") + std::strerror(e));
   }
   pid_t pid = ::fork();
   if (pid < 0) {
@@ -75,7 +99,10 @@ Result<pid_t> Spawn(const SpawnOptions& options) {
   ::close(err_pipe[1]);
   if (log_fd >= 0) ::close(log_fd);
   int child_errno = 0;
-  ssize_t n = ::read(err_pipe[0], &child_errno, sizeof(child_errno));
+  ssize_t n;
+  do {
+    n = ::read(err_pipe[0], &child_errno, sizeof(child_errno));
+  } while (n < 0 && errno == EINTR);
   ::close(err_pipe[0]);
   if (n == sizeof(child_errno)) {
     ::waitpid(pid, nullptr, 0);

@@ -202,6 +202,38 @@ TEST(SpawnTest, ChildInheritsNoDescriptorsBeyondStdio) {
   for (int fd : fds) EXPECT_LE(fd, 3) << ReadFile(opts.log_file);
 }
 
+// A parent running with its standard descriptors closed: the log file and the exec-error
+// pipe then land on 0-2, where the child's dup2() calls used to clobber them.
+TEST(SpawnTest, WorksWhenTheParentHasNoStandardDescriptors) {
+  TempDir dir;
+  std::string log = dir / "child.log";
+  pid_t helper = ::fork();
+  ASSERT_GE(helper, 0);
+  if (helper == 0) {
+    ::close(0);
+    ::close(1);
+    ::close(2);
+    SpawnOptions ok;
+    ok.argv = {"/bin/sh", "-c", "echo out; echo err >&2"};
+    ok.log_file = log;
+    auto pid = Spawn(ok);
+    if (!pid.ok()) ::_exit(10);
+    int status = 0;
+    if (::waitpid(*pid, &status, 0) != *pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      ::_exit(11);
+    }
+    SpawnOptions missing;
+    missing.argv = {"/nonexistent/flowmesh-no-such-program"};
+    missing.log_file = log;
+    if (Spawn(missing).ok()) ::_exit(12);
+    ::_exit(0);
+  }
+  int status = WaitExit(helper);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "10: spawn failed, 11: child failed, 12: exec error lost";
+  EXPECT_EQ(ReadFile(log), "out\nerr\n");
+}
+
 TEST(ProcessAliveTest, RunningChildIsAliveExitedChildIsNot) {
   SpawnOptions opts;
   opts.argv = {"/bin/sh", "-c", "exit 0"};
