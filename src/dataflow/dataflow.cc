@@ -182,7 +182,7 @@ std::optional<Ref> ParseRef(std::string_view inner, const Upstream& up) {
     return Ref{std::string(node), ""};
   }
   std::string_view path = inner.substr(cut);
-  if (path.front() == '.') path.remove_prefix(1);
+  if (path.size() > 1 && path.front() == '.') path.remove_prefix(1);  // `${a.}` stays malformed
   return Ref{std::string(node), std::string(path)};
 }
 

@@ -63,9 +63,10 @@ Result<Source> ReadLocal(const std::string& path_text, const DataOptions& opts,
   return Source{buf.str(), path.string(), ""};
 }
 
-Result<Source> FetchHttp(const std::string& url, const DataOptions& opts,
+Result<Source> FetchHttp(const std::string& full_url, const DataOptions& opts,
                          const std::string& where, const std::string& key) {
   constexpr std::string_view kScheme = "http://";
+  std::string url = full_url.substr(0, full_url.find('#'));
   size_t slash = url.find('/', kScheme.size());
   std::string base = slash == std::string::npos ? url : url.substr(0, slash);
   std::string target = slash == std::string::npos ? "/" : url.substr(slash);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <memory>
 #include <random>
 #include <string>
@@ -179,6 +180,10 @@ TEST(ResolveReferencesTest, WholeResultAndSkippedUpstream) {
   EXPECT_EQ(res.status().message(),
             "reference ${gate.items.0.output} at spec.x: path 'items.0.output': no field 'items' "
             "at the top level (node 'gate' was skipped)");
+
+  auto malformed = ResolveReferences(json{{"x", "${draft.}"}}, up);
+  EXPECT_EQ(malformed.status().message(),
+            "reference ${draft.} at spec.x: malformed path '.': empty segment");
 }
 
 // ---- ConditionMet ----
@@ -712,7 +717,7 @@ class HttpDatasetTest : public ::testing::Test {
 };
 
 TEST_F(HttpDatasetTest, FetchesJsonlAndCsv) {
-  json data = {{"type", "dataset"}, {"url", base_ + "/files/greek.jsonl"},
+  json data = {{"type", "dataset"}, {"url", base_ + "/files/greek.jsonl#frag"},
                {"split", "train[-3:]"}};
   EXPECT_EQ(ValueOrDie(MaterializeData(data, {}, {}))["items"],
             json::parse(R"(["theta", "iota", "kappa"])"));
