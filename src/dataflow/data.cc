@@ -112,7 +112,8 @@ struct SlotMessages {
 
 Status CheckChatMessages(const json& messages, const std::string& where) {
   if (!messages.is_array() || messages.empty()) {
-    return InvalidArgument(where + ": a chat message list must be a non-empty list of {role, content}");
+    return InvalidArgument(where +
+                           ": a chat message list must be a non-empty list of {role, content}");
   }
   for (size_t i = 0; i < messages.size(); ++i) {
     const json& m = messages[i];
@@ -173,7 +174,9 @@ struct Columns {
 
   std::map<std::string, json> Row(size_t r) const {
     std::map<std::string, json> row;
-    for (size_t i = 0; i < labels.size(); ++i) row[labels[i]] = is_list[i] ? values[i][r] : values[i];
+    for (size_t i = 0; i < labels.size(); ++i) {
+      row[labels[i]] = is_list[i] ? values[i][r] : values[i];
+    }
     return row;
   }
 };

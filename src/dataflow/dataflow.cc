@@ -314,7 +314,9 @@ Result<json> ResolveString(const std::string& s, const Upstream& up, const std::
 }
 
 Result<json> ResolveAt(const json& value, const Upstream& up, const std::string& where) {
-  if (value.is_string()) return ResolveString(value.get_ref<const std::string&>(), up, where, false);
+  if (value.is_string()) {
+    return ResolveString(value.get_ref<const std::string&>(), up, where, false);
+  }
   if (value.is_array()) {
     json out = json::array();
     for (size_t i = 0; i < value.size(); ++i) {

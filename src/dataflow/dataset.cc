@@ -122,7 +122,8 @@ Result<Source> ReadSource(const json& data, const DataOptions& opts, const std::
 Format FormatFromName(std::string name) {
   name = Lower(name.substr(0, name.find_first_of("?#")));
   auto ends = [&](std::string_view ext) {
-    return name.size() >= ext.size() && name.compare(name.size() - ext.size(), ext.size(), ext) == 0;
+    return name.size() >= ext.size() &&
+           name.compare(name.size() - ext.size(), ext.size(), ext) == 0;
   };
   if (ends(".jsonl") || ends(".ndjson")) return Format::kJsonLines;
   if (ends(".json")) return Format::kJson;
@@ -237,9 +238,9 @@ Result<std::vector<json>> CsvRows(const Source& src, char delimiter, const std::
   for (size_t r = 1; r < table.records.size(); ++r) {
     const auto& rec = table.records[r];
     if (rec.size() != header.size()) {
-      return InvalidArgument(fmt::format("{}: dataset '{}' line {} has {} fields, the header has {}",
-                                         where, src.name, table.lines[r], rec.size(),
-                                         header.size()));
+      return InvalidArgument(
+          fmt::format("{}: dataset '{}' line {} has {} fields, the header has {}", where,
+                      src.name, table.lines[r], rec.size(), header.size()));
     }
     rows.emplace_back(rec[index]);
   }
@@ -261,7 +262,8 @@ Result<size_t> SliceBound(std::string_view text, size_t n, const std::string& sp
   auto value = static_cast<long long>(std::stoll(std::string(text)));
   if (percent) {
     if (value > 100) {
-      return InvalidArgument(fmt::format("{}: split '{}' has a percentage above 100", where, split));
+      return InvalidArgument(
+          fmt::format("{}: split '{}' has a percentage above 100", where, split));
     }
     value = std::llround(static_cast<double>(value) * static_cast<double>(n) / 100.0);
   }

@@ -240,7 +240,8 @@ TEST(MaterializeListTest, StringsChatListsAndReferences) {
     "items": [
       "plain",
       "About: ${draft.model}",
-      [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "${draft.items.1.output}"}],
+      [{"role": "system", "content": "Be brief."},
+       {"role": "user", "content": "${draft.items.1.output}"}],
       {"node": "draft", "path": "items.0.output"},
       {"node": "draft", "path": "usage"},
       {"node": "draft", "path": "items"},
@@ -281,7 +282,8 @@ TEST(MaterializeListTest, ErrorsNameTheItem) {
             "data reference {node: ghost, path: x} at data.items[0]: node 'ghost' is not an "
             "upstream result (known: draft, gate, train)");
   auto bad_chat = MaterializeData(
-      json::parse(R"({"type": "list", "items": [[{"role": "user", "content": "hi"}, {"content": "x"}]]})"),
+      json::parse(R"({"type": "list",
+                      "items": [[{"role": "user", "content": "hi"}, {"content": "x"}]]})"),
       up, {});
   EXPECT_EQ(bad_chat.status().message(), "data.items[0][1]: a chat message needs role and content");
   auto bad_type = MaterializeData(json::parse(R"({"type": "table"})"), up, {});
@@ -414,7 +416,8 @@ TEST(GraphTemplateTest, BuiltinNames) {
   EXPECT_EQ(ValueOrDie(MaterializeData(data, SampleUpstream(), {}))["items"],
             json::parse(R"(["Question: q1\nAnswer:", "Question: q2\nAnswer:"])"));
   data["template"] = json::parse(
-      R"({"name": "summarize", "columns": [{"label": "text", "expr": "${draft.items.1.output}"}]})");
+      R"({"name": "summarize",
+          "columns": [{"label": "text", "expr": "${draft.items.1.output}"}]})");
   EXPECT_EQ(ValueOrDie(MaterializeData(data, SampleUpstream(), {}))["items"],
             json::array({"Summarize the following text:\nEvaporation."}));
 
@@ -627,9 +630,11 @@ TEST(DatasetTest, ShuffleIsDeterministic) {
   EXPECT_EQ(first, json::parse("[2, 8, 10, 1, 4, 9, 5, 3, 6, 7]"));
   EXPECT_EQ(ValueOrDie(MaterializeData(data, {}, opts))["items"], first);
   data["seed"] = 7;
-  EXPECT_EQ(ValueOrDie(MaterializeData(data, {}, opts))["items"], json::parse("[1, 8, 5, 10, 4, 2, 3, 9, 7, 6]"));
+  EXPECT_EQ(ValueOrDie(MaterializeData(data, {}, opts))["items"],
+            json::parse("[1, 8, 5, 10, 4, 2, 3, 9, 7, 6]"));
   data.erase("seed");  // default seed 0
-  EXPECT_EQ(ValueOrDie(MaterializeData(data, {}, opts))["items"], json::parse("[8, 3, 1, 9, 4, 10, 7, 2, 6, 5]"));
+  EXPECT_EQ(ValueOrDie(MaterializeData(data, {}, opts))["items"],
+            json::parse("[8, 3, 1, 9, 4, 10, 7, 2, 6, 5]"));
   // Split first, then shuffle, then limit.
   data["seed"] = 42;
   data["split"] = "train[2:8]";  // rows 3..8
@@ -737,8 +742,9 @@ TEST_F(HttpDatasetTest, ErrorsNameTheUrl) {
   data["url"] = base_ + "/files/greek.jsonl";
   auto big = MaterializeData(data, {}, small);
   EXPECT_EQ(big.status().code(), StatusCode::kTooLarge);
-  EXPECT_EQ(big.status().message(), "data: dataset '" + base_ +
-                                        "/files/greek.jsonl' is 299 bytes, more than max_bytes (10)");
+  EXPECT_EQ(big.status().message(),
+            "data: dataset '" + base_ +
+                "/files/greek.jsonl' is 299 bytes, more than max_bytes (10)");
 }
 
 // ---- PrepareTaskSpec ----
