@@ -4,9 +4,13 @@
 #          200 sequential single-task workflows, on a private stack with 2 CPU workers.
 #   parse  parse + validate of a generated 10,000-node graph with references
 #          (parse_ms_10k_nodes) and of a typical 5-node document (validate_docs_per_sec).
+#   fuzz-parser [SECONDS]  builds tests/fuzz/parse_fuzzer.cc with clang++ -fsanitize=fuzzer,address
+#          (apt-get install clang) and runs it over the seed corpus for SECONDS (default 60);
+#          prints fuzz_execs, fuzz_seconds, fuzz_crashes. Crashing inputs land in
+#          build/fuzz/artifacts/ (add them to tests/fuzz/corpus/ once fixed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name="${1:?usage: bench/run.sh NAME (echo|parse)}"
+name="${1:?usage: bench/run.sh NAME (echo|parse|fuzz-parser)}"
 case "$name" in
   echo)
     [ -x build/release/bin/flowmesh-server ] || scripts/build release >&2
@@ -15,5 +19,7 @@ case "$name" in
     [ -f build/release/build.ninja ] || cmake --preset release >&2
     cmake --build build/release --target parse_bench >&2
     exec build/release/bin/parse_bench ;;
-  *) echo "unknown benchmark '$name' (known: echo, parse)" >&2; exit 2 ;;
+  fuzz-parser)
+    exec tests/fuzz/run_fuzzer.sh "${2:-60}" ;;
+  *) echo "unknown benchmark '$name' (known: echo, parse, fuzz-parser)" >&2; exit 2 ;;
 esac
