@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/json_util.h"
+#include "dataflow/dataflow.h"
 #include "common/log.h"
 
 namespace flowmesh::scheduler {
@@ -72,6 +73,16 @@ struct Scheduler::Impl {
     Workflow* wf = nullptr;  // owning workflow (node-based map: the pointer is stable)
     int missed_heartbeats = 0;  // heartbeats of its worker that did not list this attempt
     json spec;               // parsed rec.spec_json
+    json dispatch_spec;      // spec with references resolved and data materialised
+    // The result when it arrived inside the event: dependents read it from here, since
+    // its write may still be in the group commit when they are prepared.
+    json result;
+    bool prepared = false;   // dispatch_spec is set
+    // schedule_hint, kept in the stored spec under "_schedule" so it survives restarts.
+    int epoch = -1;          // node_execution_order epoch; -1: unordered
+    int epoch_pos = 0;       // position inside its epoch
+    bool in_epoch_order = false;
+    std::vector<std::string> pinned;  // selected_worker: ids or aliases; empty: any
     Demand demand;           // what it asks of a worker
     int unmet = 0;
     EventLoop::TimerId retry_timer = 0;
@@ -81,6 +92,14 @@ struct Scheduler::Impl {
     state::WorkflowRecord rec;
     bool durable = false;
     std::array<int, 6> counts{};  // tasks per TaskState, kept as states change
+    std::vector<int> epoch_open;   // unfinished tasks per epoch (node_execution_order)
+    // The first epoch with unfinished tasks; tasks of later epochs wait.
+    int current_epoch() const {
+      for (size_t i = 0; i < epoch_open.size(); ++i) {
+        if (epoch_open[i] > 0) return static_cast<int>(i);
+      }
+      return static_cast<int>(epoch_open.size());
+    }
   };
   struct Worker {
     std::string id, node_id, name, alias, worker_type;
@@ -223,12 +242,60 @@ struct Scheduler::Impl {
   // ---- workflows and tasks ----
 
   // Every task state change goes through here so per-workflow counts stay exact.
-  static void SetState(Task& t, TaskState to) {
+  void SetState(Task& t, TaskState to) {
     if (t.wf != nullptr) {
       --t.wf->counts[static_cast<int>(t.rec.status)];
       ++t.wf->counts[static_cast<int>(to)];
+      if (t.epoch >= 0 && t.epoch < static_cast<int>(t.wf->epoch_open.size()) &&
+          !state::IsTerminal(t.rec.status) && state::IsTerminal(to)) {
+        if (--t.wf->epoch_open[t.epoch] == 0) dispatch_needed = true;  // the next epoch may go
+      }
     }
     t.rec.status = to;
+  }
+
+  // Reads the "_schedule" hints of a task's stored spec.
+  static void LoadHints(Task& t) {
+    const json& h = JsonOr(t.spec, "_schedule", json::object());
+    t.epoch = JsonOr(h, "epoch", -1);
+    t.epoch_pos = JsonOr(h, "pos", 0);
+    t.in_epoch_order = JsonOr(h, "in_order", false);
+    t.pinned.clear();
+    for (const auto& w : JsonOr(h, "workers", json::array())) {
+      if (w.is_string()) t.pinned.push_back(w.get<std::string>());
+    }
+  }
+
+  static void CountEpoch(Workflow& wf, const Task& t) {
+    if (t.epoch < 0) return;
+    if (static_cast<int>(wf.epoch_open.size()) <= t.epoch) wf.epoch_open.resize(t.epoch + 1, 0);
+    if (!state::IsTerminal(t.rec.status)) ++wf.epoch_open[t.epoch];
+  }
+
+  // Whether epoch order lets the task go now.
+  bool EpochAllows(const Task& t) const {
+    if (t.epoch < 0 || t.wf == nullptr) return true;
+    if (t.epoch > t.wf->current_epoch()) return false;
+    if (!t.in_epoch_order) return true;
+    // In epoch order: every task listed before it in its epoch has been dispatched.
+    for (const auto& id : t.wf->rec.task_ids) {
+      auto o = tasks.find(id);
+      if (o == tasks.end() || &o->second == &t) continue;
+      const Task& other = o->second;
+      if (other.epoch == t.epoch && other.epoch_pos < t.epoch_pos &&
+          other.rec.status == TaskState::kPending && other.rec.attempts == 0) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  static bool PinAllows(const Task& t, const Worker& w) {
+    if (t.pinned.empty()) return true;
+    for (const auto& p : t.pinned) {
+      if (p == w.id || p == w.alias || p == w.name) return true;
+    }
+    return false;
   }
 
   static std::string WorkflowStatus(const std::array<int, 6>& c) {
@@ -301,6 +368,16 @@ struct Scheduler::Impl {
     for (const auto& def : req.def.tasks) id_of[def.node_name] = NewId("tsk");
     std::vector<state::TaskRecord> recs;
     for (const auto& def : req.def.tasks) {
+      json spec = def.spec;
+      json hints = json::object();
+      if (def.epoch >= 0) {
+        const auto& members = req.def.epochs[def.epoch];
+        hints["epoch"] = def.epoch;
+        hints["pos"] = std::find(members.begin(), members.end(), def.node_name) - members.begin();
+        hints["in_order"] = req.def.schedule_in_epoch_order;
+      }
+      if (!def.selected_workers.empty()) hints["workers"] = def.selected_workers;
+      if (!hints.empty()) spec["_schedule"] = hints;
       state::TaskRecord r;
       r.task_id = id_of[def.node_name];
       r.workflow_id = wf.rec.workflow_id;
@@ -312,7 +389,7 @@ struct Scheduler::Impl {
       r.category = def.category;
       r.submitted_at = wf.rec.submitted_at;
       r.max_attempts = def.max_attempts;
-      r.spec_json = def.spec.dump();
+      r.spec_json = spec.dump();
       r.latest_update_json = "{}";
       for (const auto& dep : def.depends_on) r.depends_on.push_back(id_of[dep]);
       wf.rec.task_ids.push_back(r.task_id);
@@ -333,6 +410,7 @@ struct Scheduler::Impl {
       t.rec = r;
       t.spec = json::parse(r.spec_json);
       t.demand = DemandOf(t.spec);
+      LoadHints(t);
       t.unmet = static_cast<int>(r.depends_on.size());
       tasks.emplace(r.task_id, std::move(t));
     }
@@ -343,6 +421,7 @@ struct Scheduler::Impl {
       Task& t = tasks.at(id);
       t.wf = &stored;
       ++stored.counts[static_cast<int>(t.rec.status)];
+      CountEpoch(stored, t);
     }
     submitted_workflows++;
     submitted_tasks += recs.size();
@@ -412,7 +491,7 @@ struct Scheduler::Impl {
     bool best_failed = true;
     int best_free = -1;
     for (auto& [id, w] : workers) {
-      if (!Fits(w, t, d)) continue;
+      if (!Fits(w, t, d) || !PinAllows(t, w)) continue;
       bool failed_here = std::find(t.rec.failed_workers.begin(), t.rec.failed_workers.end(),
                                    id) != t.rec.failed_workers.end();
       int free = w.slots - static_cast<int>(w.running.size());
@@ -429,7 +508,7 @@ struct Scheduler::Impl {
       // do we reuse one, rather than wait forever.
       for (auto& [id, w] : workers) {
         if (!w.alive || w.cordoned || !w.task_types.count(t.rec.task_type)) continue;
-        if (!CouldEverHold(w, d)) continue;
+        if (!CouldEverHold(w, d) || !PinAllows(t, w)) continue;
         if (std::find(t.rec.failed_workers.begin(), t.rec.failed_workers.end(), id) ==
             t.rec.failed_workers.end()) {
           return nullptr;
@@ -455,12 +534,17 @@ struct Scheduler::Impl {
         continue;
       }
       Task& t = it->second;
+      if (!EpochAllows(t)) {
+        skipped.push_back(std::move(id));
+        continue;
+      }
+      if (!t.prepared && !PrepareForDispatch(t)) continue;  // ended (skipped or failed)
       Worker* w = PickWorker(t, t.demand);
       if (w == nullptr) {
         skipped.push_back(std::move(id));
         continue;
       }
-      Assign(t, *w, t.demand, t.spec);
+      Assign(t, *w, t.demand, t.dispatch_spec);
       --free_slots;
     }
     // Tasks that fit nowhere keep their place at the front of the queue.
@@ -580,6 +664,7 @@ struct Scheduler::Impl {
       rr.worker_id = t.rec.assigned_worker;
       rr.metadata_json = payload.contains("metadata") ? payload["metadata"].dump() : "{}";
       rr.received_at = WallSeconds();
+      t.result = std::move(payload["result"]);
       payload.erase("result");
       payload["result_digest"] = blob->digest;
       store->Write([rr, b = std::move(blob).value()](state::WriteTxn& txn) -> Status {
@@ -597,6 +682,11 @@ struct Scheduler::Impl {
     succeeded++;
     PersistTask(t);
     Emit("TASK_SUCCEEDED", t, "", false, payload);
+    ReleaseDependents(t);
+    RefreshWorkflow(t.rec.workflow_id);
+  }
+
+  void ReleaseDependents(const Task& t) {
     for (const auto& dep_id : t.rec.dependents) {
       auto d = tasks.find(dep_id);
       if (d == tasks.end()) continue;
@@ -605,6 +695,99 @@ struct Scheduler::Impl {
         dispatch_needed = true;
       }
     }
+  }
+
+  // ---- run-time semantics: references, data, conditions (before the first dispatch) ----
+
+  // The results of a task's dependencies by node name; a skipped one reads {"skipped": true}.
+  dataflow::Upstream UpstreamOf(const Task& t) {
+    dataflow::Upstream up;
+    for (const auto& dep_id : t.rec.depends_on) {
+      auto d = tasks.find(dep_id);
+      if (d == tasks.end()) continue;
+      json result = json::object();
+      if (!d->second.result.is_null()) {
+        result = d->second.result;
+      } else if (!d->second.rec.result_digest.empty()) {
+        auto blob = content->Get(d->second.rec.result_digest);
+        if (blob.ok()) {
+          result = json::parse(*blob, nullptr, false);
+          if (result.is_discarded()) result = json::object();
+        }
+      }
+      up[d->second.rec.graph_node_name] = std::move(result);
+    }
+    return up;
+  }
+
+  // Resolves the spec to dispatch, or ends the task (condition unmet: DONE and skipped;
+  // unresolvable: FAILED, not retryable). Returns false when the task ended; it may then
+  // have been dropped from memory with its workflow.
+  bool PrepareForDispatch(Task& t) {
+    dataflow::Upstream up = UpstreamOf(t);
+    if (t.spec.contains("condition")) {
+      auto met = dataflow::ConditionMet(t.spec["condition"], up);
+      if (!met.ok()) {
+        FailBeforeDispatch(t, "condition: " + met.status().message());
+        return false;
+      }
+      if (!*met) {
+        Skip(t);
+        return false;
+      }
+    }
+    dataflow::DataOptions opts;
+    opts.data_dir = config.data_dir;
+    auto prepared = dataflow::PrepareTaskSpec(t.spec, up, opts);
+    if (!prepared.ok()) {
+      FailBeforeDispatch(t, prepared.status().message());
+      return false;
+    }
+    t.dispatch_spec = std::move(prepared).value();
+    t.dispatch_spec.erase("_schedule");
+    t.prepared = true;
+    return true;
+  }
+
+  void Skip(Task& t) {
+    json result = {{"skipped", true}};
+    t.result = result;
+    auto blob = content->Prepare(result.dump());
+    if (blob.ok()) {
+      state::ResultRecord rr;
+      rr.task_id = t.rec.task_id;
+      rr.digest = blob->digest;
+      rr.size = static_cast<int64_t>(blob->size);
+      rr.metadata_json = json{{"skipped", true}}.dump();
+      rr.received_at = WallSeconds();
+      t.rec.result_digest = blob->digest;
+      store->Write([rr, b = std::move(blob).value()](state::WriteTxn& txn) -> Status {
+        FM_RETURN_IF_ERROR(cas::ContentStore::Record(b, txn));
+        return txn.PutResult(rr);
+      });
+    }
+    SetState(t, TaskState::kDone);
+    t.rec.finished_ts = WallSeconds();
+    t.rec.latest_update_json = json{{"skipped", true}}.dump();
+    succeeded++;
+    PersistTask(t);
+    std::string why = "condition not met: " + JsonOr(t.spec["condition"], "node", "") + "." +
+                      JsonOr(t.spec["condition"], "field", "") + " != " +
+                      JsonOr(t.spec["condition"], "equals", json(nullptr)).dump();
+    Emit("TASK_SUCCEEDED", t, "", false, json{{"skipped", true}, {"reason", why}, {"result_digest", t.rec.result_digest}});
+    ReleaseDependents(t);
+    RefreshWorkflow(t.rec.workflow_id);
+  }
+
+  void FailBeforeDispatch(Task& t, const std::string& error) {
+    SetState(t, TaskState::kFailed);
+    t.rec.error = error;
+    t.rec.last_error = error;
+    t.rec.finished_ts = WallSeconds();
+    failed++;
+    PersistTask(t);
+    Emit("TASK_FAILED", t, error, false);
+    Cascade(t, TaskState::kFailed);
     RefreshWorkflow(t.rec.workflow_id);
   }
 
@@ -1044,8 +1227,10 @@ Status Scheduler::Recover() {
       t.spec = json::parse(t.rec.spec_json, nullptr, false);
       if (!t.spec.is_object()) t.spec = json::object();
       t.demand = DemandOf(t.spec);
+      Impl::LoadHints(t);
       t.wf = &stored;
       ++stored.counts[static_cast<int>(t.rec.status)];
+      Impl::CountEpoch(stored, t);
       s.tasks[t.rec.task_id] = std::move(t);
       ++n_tasks;
     }

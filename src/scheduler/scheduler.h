@@ -35,6 +35,7 @@ struct SchedulerConfig {
   double retry_backoff_base_s = 0.1;  // first retry delay; doubles per attempt, with jitter
   double retry_backoff_max_s = 30.0;
   double command_timeout_s = 15.0;    // supervisor commands (start/stop worker)
+  std::string data_dir;               // base of relative dataset paths
 };
 
 struct SubmitRequest {
