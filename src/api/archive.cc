@@ -15,7 +15,7 @@ void Octal(char* field, size_t width, uint64_t value) {
                 static_cast<unsigned long long>(value));
 }
 
-std::string TarHeader(const std::string& path, size_t size, double mtime) {
+std::string TarHeader(const std::string& path, size_t size, double mtime, char type = '0') {
   char h[512];
   std::memset(h, 0, sizeof(h));
   std::string name = path, prefix;
@@ -36,7 +36,7 @@ std::string TarHeader(const std::string& path, size_t size, double mtime) {
   Octal(h + 124, 12, size);
   Octal(h + 136, 12, static_cast<uint64_t>(mtime));
   std::memset(h + 148, ' ', 8);
-  h[156] = '0';
+  h[156] = type;
   std::memcpy(h + 257, "ustar", 6);
   std::memcpy(h + 263, "00", 2);
   std::memcpy(h + 345, prefix.data(), std::min<size_t>(prefix.size(), 155));
@@ -47,11 +47,27 @@ std::string TarHeader(const std::string& path, size_t size, double mtime) {
   return std::string(h, sizeof(h));
 }
 
+// Whether ustar can hold the name: 100 characters, or a 155-character prefix and a
+// 100-character name split at a '/'.
+bool FitsUstar(const std::string& path) {
+  if (path.size() <= 100) return true;
+  size_t cut = path.rfind('/', 155);
+  return cut != std::string::npos && path.size() - cut - 1 <= 100;
+}
+
 }  // namespace
 
 Result<std::string> MakeTarGz(const std::vector<ArchiveEntry>& entries, double mtime) {
   std::string tar;
   for (const auto& e : entries) {
+    if (!FitsUstar(e.path)) {
+      // GNU long-name extension (read by GNU tar, bsdtar and Python's tarfile): the full
+      // name travels in a preceding "././@LongLink" entry of type 'L'.
+      std::string longname = e.path + '\0';
+      tar += TarHeader("././@LongLink", longname.size(), mtime, 'L');
+      tar += longname;
+      tar.append((512 - longname.size() % 512) % 512, '\0');
+    }
     tar += TarHeader(e.path, e.data.size(), mtime);
     tar += e.data;
     tar.append((512 - e.data.size() % 512) % 512, '\0');

@@ -117,6 +117,23 @@ TEST(MakeTarGzTest, PythonTarfileReadsLongPath) {
   EXPECT_EQ(ReadFile(out), long_path + "\npy\n");
 }
 
+TEST(MakeTarGzTest, NamesUstarCannotHoldUseGnuLongNames) {
+  TempDir dir;
+  // One segment over 100 characters, and a prefix over 155: neither fits ustar.
+  std::string long_segment = "dir/" + std::string(130, 'x') + ".txt";
+  std::string long_prefix = std::string(160, 'p') + "/f.txt";
+  auto tgz = MakeTarGz({{long_segment, "one"}, {long_prefix, "two"}}, 1);
+  ASSERT_TRUE(tgz.ok());
+  std::string archive = dir / "long.tar.gz";
+  WriteFile(archive, *tgz);
+  std::string listing = dir / "list.txt";
+  ASSERT_EQ(Shell("tar -tzf '" + archive + "' > '" + listing + "' 2>&1"), 0) << ReadFile(listing);
+  EXPECT_EQ(ReadFile(listing), long_segment + "\n" + long_prefix + "\n");
+  ASSERT_EQ(Shell("cd '" + dir.path() + "' && tar -xzf long.tar.gz"), 0);
+  EXPECT_EQ(ReadFile(dir / long_segment), "one");
+  EXPECT_EQ(ReadFile(dir / long_prefix), "two");
+}
+
 TEST(SanitizeRelativePathTest, AcceptsAndNormalises) {
   struct Case {
     std::string in, out;
