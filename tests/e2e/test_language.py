@@ -6,7 +6,7 @@ import os
 import tempfile
 import unittest
 
-from harness import StackTestCase
+from harness import SOURCE_DIR, StackTestCase
 
 
 def doc(name, body, annotations=""):
@@ -132,6 +132,32 @@ class LanguageTest(StackTestCase):
         self.assertEqual(wf["status"], "DONE", t)
         by_alias = {w["worker_id"]: w["alias"] for w in workers}
         self.assertEqual({by_alias[x["assigned_worker"]] for x in t.values()}, {target})
+
+    def test_n8n_import_through_cli_and_api(self):
+        s = self.stack
+        n8n_dir = os.path.join(SOURCE_DIR, "tests", "data", "workflows", "n8n")
+        good = os.path.join(n8n_dir, "disabled_passthrough.json")
+        with open(os.path.join(n8n_dir, "disabled_passthrough.expected.json")) as f:
+            expected = json.load(f)
+        names = [n["name"] for n in expected["document"]["spec"]["graph"]["nodes"]]
+        out = s.cli("workflow", "validate", good, "--format", "n8n", "--json").stdout
+        self.assertEqual(sorted(t["graph_node_name"] for t in json.loads(out)["tasks"]), sorted(names))
+        reply = json.loads(s.cli("workflow", "submit", good, "--format", "n8n", "--json").stdout)
+        self.assertEqual(reply["count"], len(names))
+        tasks = s.tasks(reply["workflow_id"])
+        self.assertEqual(sorted(t["graph_node_name"] for t in tasks), sorted(names))
+        s.cli("workflow", "cancel", reply["workflow_id"])  # no inference/api executors yet
+        # An unsupported node is refused with the node's name, type and location.
+        bad = os.path.join(n8n_dir, "err_unsupported_node.json")
+        p = s.cli("workflow", "submit", bad, "--format", "n8n", check=False)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("n8n-nodes-base.code", p.stdout + p.stderr)
+        self.assertIn(":18:15:", p.stdout + p.stderr)
+        with open(bad) as f:
+            status, _, raw = s.request("POST", "/api/v1/workflows", f.read(),
+                                       headers={"Workflow-Format": "n8n", "Content-Type": "application/json"})
+        self.assertEqual(status, 422)
+        self.assertEqual(json.loads(raw)["errors"][0]["line"], 18)
 
 
 if __name__ == "__main__":
