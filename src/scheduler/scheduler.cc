@@ -216,7 +216,8 @@ struct Scheduler::Impl {
 
   // Runs after each batch of loop closures: dispatch, then flush outgoing messages.
   void AfterBatch() {
-    if (dispatch_needed) {
+    // A pass may unblock more (an in-order epoch member that just went): run until idle.
+    while (dispatch_needed) {
       dispatch_needed = false;
       TryDispatch();
     }
@@ -562,6 +563,7 @@ struct Scheduler::Impl {
     t.rec.started_ts = 0;
     t.attempt_started = 0;
     t.missed_heartbeats = 0;
+    if (t.in_epoch_order) dispatch_needed = true;  // the next one in its epoch may go now
     w.running.insert(t.rec.task_id);
     w.used_cpu += d.cpu;
     w.used_memory_mb += d.memory_mb;

@@ -467,5 +467,40 @@ spec: {taskType: echo}
   EXPECT_EQ(store_->GetWorkflow(wf)->status, "DONE");
 }
 
+TEST_F(SchedulerTest, EpochsAndInEpochOrderGateDispatch) {
+  std::string node = RegisterNode();
+  std::vector<std::string> order;
+  std::mutex mu;
+  ScriptedNode sup(bus_, node, [&](const json& d) {
+    std::lock_guard<std::mutex> lock(mu);
+    order.push_back(d["task_id"]);
+    return std::string("ok");
+  });
+  WorkerUp(node, "wkr-1", 8);
+  std::string wf = RunWorkflow(R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata:
+  name: epochs
+  annotations:
+    schedule_hint:
+      node_execution_order: [[z], [c, b, a]]
+      node_schedule_in_epoch_order: true
+spec:
+  taskType: echo
+  graph:
+    nodes:
+      - {name: a}
+      - {name: b}
+      - {name: c}
+      - {name: z}
+)");
+  EXPECT_EQ(store_->GetWorkflow(wf)->status, "DONE");
+  auto tasks = Tasks(wf);
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(order.size(), 4u);
+  EXPECT_EQ(order, (std::vector<std::string>{tasks["z"].task_id, tasks["c"].task_id,
+                                             tasks["b"].task_id, tasks["a"].task_id}));
+}
+
 }  // namespace
 }  // namespace flowmesh::scheduler
