@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 name="${1:?usage: bench/run.sh NAME (echo|parse|fuzz-parser)}"
 case "$name" in
   echo)
-    [ -x build/release/bin/flowmesh-server ] || scripts/build release >&2
+    scripts/build release >&2  # incremental: never measure stale binaries
     exec python3 bench/echo_bench.py ;;
   parse)
     [ -f build/release/build.ninja ] || cmake --preset release >&2
