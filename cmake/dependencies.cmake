@@ -15,3 +15,4 @@ find_package(GTest REQUIRED)
 # Debian's hiredis CMake config points at a missing static library: use pkg-config.
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
 pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
+pkg_check_modules(LIBYAML REQUIRED IMPORTED_TARGET yaml-0.1)

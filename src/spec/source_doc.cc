@@ -1,25 +1,18 @@
 #include "spec/source_doc.h"
 
-#include <yaml-cpp/anchor.h>
-#include <yaml-cpp/eventhandler.h>
-#include <yaml-cpp/yaml.h>
+#include <yaml.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
-#include <exception>
 #include <limits>
-#include <sstream>
+#include <map>
+#include <set>
 #include <unordered_map>
 
 namespace flowmesh::spec {
 namespace {
-
-Mark FromYaml(const YAML::Mark& m) {
-  if (m.is_null() || m.line < 0 || m.column < 0) return {};
-  return Mark{m.line + 1, m.column + 1};
-}
 
 bool IsOneOf(std::string_view s, std::initializer_list<std::string_view> options) {
   for (std::string_view o : options) {
@@ -139,91 +132,87 @@ ScalarKind ResolvePlain(const std::string& s, nlohmann::json* out) {
 
 }  // namespace
 
-// Thrown inside LoadYaml only, to stop yaml-cpp's parser once input is known to be bad.
+// Thrown inside the converter only, to stop parsing once input is known to be bad.
 struct StopParsing {};
 
-// Builds json straight from yaml-cpp's parse events, recording marks. Building from events
-// (instead of YAML::Load) lets every limit apply while parsing: some malformed inputs make
-// yaml-cpp emit nodes without end, and alias expansion is bounded here too.
-class YamlConverter : public YAML::EventHandler {
+// Builds json straight from libyaml's parse events, recording marks. Building from events
+// (instead of a node tree) lets every limit apply while parsing, and alias expansion is
+// bounded here too. Paths are only built when marks are recorded or an error needs one.
+class YamlConverter {
  public:
   YamlConverter(SourceDoc* doc, const LoadLimits& limits, std::vector<SpecError>* errors)
-      : doc_(doc), limits_(limits), errors_(errors) {}
+      : doc_(doc), limits_(limits), errors_(errors) {
+    stack_.reserve(std::min(64, std::max(1, limits.max_depth)));
+  }
 
-  void OnDocumentStart(const YAML::Mark&) override {}
-  void OnDocumentEnd() override {}
-
-  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
-    Mark m = FromYaml(mark);
+  // A plain, untagged null-like scalar ("", "~", "null"), or an empty node.
+  void OnNull(Mark m, std::string_view anchor) {
     Tick(m);
     if (AwaitingKey()) return BadKey(m);
-    std::string path;
-    if (!BeginNode(m, &path)) return;
-    Count(path, m, 1);
+    if (!BeginNode(m)) return;
+    Count(m, 1);
     Emit(nullptr, anchor);
   }
 
-  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
-    std::string path;
-    Mark m = FromYaml(mark);
+  void OnAlias(Mark m, std::string_view anchor) {
     Tick(m);
     if (AwaitingKey()) return BadKey(m);
     auto it = anchors_.find(anchor);
-    if (it == anchors_.end()) Stop("", m, "alias refers to an anchor that is not complete");
-    if (!BeginNode(m, &path)) return;
-    Count(path, m, it->second.second);
-    Emit(it->second.first, YAML::NullAnchor);
+    if (it == anchors_.end()) {
+      if (declared_.count(anchor) == 0) {
+        Stop("", m, "invalid YAML: the referenced anchor is not defined");
+      }
+      Stop("", m, "alias refers to an anchor that is not complete");
+    }
+    if (!BeginNode(m)) return;
+    Count(m, it->second.second);
+    Emit(it->second.first, {});
   }
 
-  void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
-                const std::string& value) override {
-    Mark m = FromYaml(mark);
+  void OnScalar(Mark m, std::string_view tag, std::string_view anchor, std::string&& value) {
     Tick(m);
     if (AwaitingKey()) {
       Frame& map = stack_.back();
-      map.key = value;
+      map.key = std::move(value);
       map.key_ok = true;
       map.have_key = true;
-      std::string child = JoinKey(map.path, value);
-      if (map.value.contains(value)) {
-        Error(child, m, "duplicate key '" + value.substr(0, 128) + "'");
+      if (map.value.contains(map.key)) {
+        Error(ChildPath(), m, "duplicate key '" + map.key.substr(0, 128) + "'");
         map.key_ok = false;
       } else if (m.line > 0) {
         map.key_mark = m;
-        if (limits_.record_marks) doc_->keys_.Emplace(child, m);
+        if (limits_.record_marks) doc_->keys_.Emplace(ChildPath(), m);
       }
       return;
     }
-    std::string path;
-    if (!BeginNode(m, &path)) return;
+    if (!BeginNode(m)) return;
     nlohmann::json out;
-    ConvertScalar(value, tag, path, m, &out);
+    ConvertScalar(std::move(value), tag, m, &out);
     Emit(std::move(out), anchor);
   }
 
-  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                       YAML::EmitterStyle::value) override {
-    Open(FromYaml(mark), anchor, nlohmann::json::array());
+  void OnSequenceStart(Mark m, std::string_view anchor) {
+    Open(m, anchor, nlohmann::json::value_t::array);
   }
-  void OnSequenceEnd() override { Close(); }
+  void OnMappingStart(Mark m, std::string_view anchor) {
+    Open(m, anchor, nlohmann::json::value_t::object);
+  }
+  void OnEnd() { Close(); }
 
-  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                  YAML::EmitterStyle::value) override {
-    Open(FromYaml(mark), anchor, nlohmann::json::object());
+  void Declare(std::string_view anchor) {
+    if (!anchor.empty()) declared_.emplace(anchor);
   }
-  void OnMapEnd() override { Close(); }
 
   nlohmann::json TakeRoot() { return std::move(root_); }
 
  private:
   struct Frame {
     nlohmann::json value;
-    std::string path;
-    YAML::anchor_t anchor = YAML::NullAnchor;
-    size_t nodes = 1;       // values inside, for alias accounting
-    bool is_key = false;    // this collection is being used as a mapping key
-    bool have_key = false;  // (maps) a key was read, its value comes next
-    bool key_ok = false;    // (maps) that key is usable
+    std::string anchor;
+    size_t nodes_before = 0;  // nodes_ once this collection was counted
+    bool is_key = false;      // this collection is being used as a mapping key
+    bool have_key = false;    // (maps) a key was read, its value comes next
+    bool key_ok = false;      // (maps) that key is usable
     std::string key;
     Mark key_mark;
   };
@@ -233,7 +222,35 @@ class YamlConverter : public YAML::EventHandler {
            !stack_.back().have_key;
   }
 
-  // Some malformed inputs make yaml-cpp report events without end: bound them.
+  // The path of the collection at stack_[depth - 1] ("" for the root).
+  std::string FramePath(size_t depth) const {
+    std::string path;
+    for (size_t i = 1; i < depth; ++i) AppendSegment(stack_[i - 1], &path);
+    return path;
+  }
+  static void AppendSegment(const Frame& parent, std::string* path) {
+    if (parent.value.is_array()) {
+      *path += '[';
+      *path += std::to_string(parent.value.size());
+      *path += ']';
+    } else {
+      if (!path->empty()) *path += '.';
+      *path += parent.key;
+    }
+  }
+  // The path of the node that starts next (a child of the top collection).
+  std::string ChildPath() const {
+    if (stack_.empty()) return "";
+    std::string path = FramePath(stack_.size());
+    AppendSegment(stack_.back(), &path);
+    return path;
+  }
+  // The path of the node being worked on: the top collection, or the next child.
+  std::string CurrentPath(bool in_child) const {
+    return in_child ? ChildPath() : FramePath(stack_.size());
+  }
+
+  // Bounds the work done on any input.
   void Tick(Mark mark) {
     if (++events_ > limits_.max_nodes * 4) {
       Stop("", mark,
@@ -248,115 +265,122 @@ class YamlConverter : public YAML::EventHandler {
     map.have_key = true;
     map.key_ok = false;
     map.key = "?";
-    Error(map.path, mark, "mapping keys must be strings");
+    Error(FramePath(stack_.size()), mark, "mapping keys must be strings");
   }
 
-  // Works out the path of the node starting at `mark`. False when the node is a
-  // non-scalar mapping key (reported once, when it ends).
-  bool BeginNode(Mark mark, std::string* path) {
-    if (stack_.empty()) {
-      *path = "";
-    } else {
-      const Frame& parent = stack_.back();
-      if (parent.is_key) return false;
-      if (parent.value.is_array()) {
-        *path = JoinIndex(parent.path, parent.value.size());
-      } else {
-        *path = JoinKey(parent.path, parent.key);
-      }
-    }
-    if (!limits_.record_marks) {
-      // Nothing to record.
-    } else if (mark.line > 0) {
-      doc_->values_.Emplace(*path, mark);
+  // Records where the node starting at `mark` is. False when the node is part of a
+  // non-scalar mapping key (reported once, when it started).
+  bool BeginNode(Mark mark) {
+    if (!stack_.empty() && stack_.back().is_key) return false;
+    if (!limits_.record_marks) return true;
+    if (mark.line > 0) {
+      doc_->values_.Emplace(ChildPath(), mark);
     } else if (!stack_.empty() && stack_.back().value.is_object()) {
       // An empty value (`key:`) has no mark of its own: point at the key.
       Mark key_mark = stack_.back().key_mark;
-      if (key_mark.line > 0) doc_->values_.Emplace(*path, key_mark);
+      if (key_mark.line > 0) doc_->values_.Emplace(ChildPath(), key_mark);
     }
     return true;
   }
 
-  void Count(const std::string& path, Mark mark, size_t n) {
+  // `in_child`: the counted node is the next child of the top collection (scalars,
+  // aliases) rather than the top collection itself (just opened).
+  void Count(Mark mark, size_t n, bool in_child = true) {
     nodes_ += n;
     if (nodes_ > limits_.max_nodes) {
-      Stop(path, mark,
-           "document too large: more than " + std::to_string(limits_.max_nodes) +
-               " values after alias expansion (limit max_nodes=" +
-               std::to_string(limits_.max_nodes) + ")");
+      Stop(CurrentPath(in_child), mark, TooManyNodes());
     }
-    for (Frame& f : stack_) f.nodes += n;
+  }
+  std::string TooManyNodes() const {
+    return "document too large: more than " + std::to_string(limits_.max_nodes) +
+           " values after alias expansion (limit max_nodes=" + std::to_string(limits_.max_nodes) +
+           ")";
   }
 
-  void Open(Mark mark, YAML::anchor_t anchor, nlohmann::json empty) {
-    Frame frame;
-    frame.value = std::move(empty);
-    frame.anchor = anchor;
+  void Open(Mark mark, std::string_view anchor, nlohmann::json::value_t type) {
     Tick(mark);
+    bool is_key = false;
     if (AwaitingKey()) {
       BadKey(mark);
-      frame.is_key = true;
+      is_key = true;
     } else if (!stack_.empty() && stack_.back().is_key) {
-      frame.is_key = true;
-    } else if (!BeginNode(mark, &frame.path)) {
-      frame.is_key = true;
+      is_key = true;
+    } else if (!BeginNode(mark)) {
+      is_key = true;
     }
     if (stack_.size() >= static_cast<size_t>(limits_.max_depth)) {
-      Stop(frame.path, mark,
+      Stop(is_key ? "" : ChildPath(), mark,
            "nesting deeper than " + std::to_string(limits_.max_depth) +
                " levels (limit max_depth=" + std::to_string(limits_.max_depth) + ")");
     }
-    Count(frame.path, mark, 1);
-    stack_.push_back(std::move(frame));
+    Frame& frame = stack_.emplace_back();
+    frame.value = nlohmann::json(type);
+    frame.anchor = anchor;
+    frame.is_key = is_key;
+    // A collection used as a key has no path of its own: report limits at the document.
+    if (is_key) {
+      if (++nodes_ > limits_.max_nodes) Stop("", mark, TooManyNodes());
+    } else {
+      Count(mark, 1, false);
+    }
+    frame.nodes_before = nodes_;
   }
 
   void Close() {
-    Frame frame = std::move(stack_.back());
+    Frame& top = stack_.back();
+    if (top.is_key) {
+      stack_.pop_back();
+      return;
+    }
+    size_t nodes = 1 + (nodes_ - top.nodes_before);
+    nlohmann::json value = std::move(top.value);
+    if (!top.anchor.empty()) anchors_[top.anchor] = {value, nodes};
     stack_.pop_back();
-    if (frame.is_key) return;
-    if (frame.anchor != YAML::NullAnchor) anchors_[frame.anchor] = {frame.value, frame.nodes};
-    Place(std::move(frame.value));
-  }
-
-  void Emit(nlohmann::json value, YAML::anchor_t anchor) {
-    if (!stack_.empty() && stack_.back().is_key) return;
-    if (anchor != YAML::NullAnchor) anchors_[anchor] = {value, 1};
     Place(std::move(value));
   }
 
-  void Place(nlohmann::json value) {
+  void Emit(nlohmann::json value, std::string_view anchor) {
+    if (!stack_.empty() && stack_.back().is_key) return;
+    if (!anchor.empty()) anchors_[std::string(anchor)] = {value, 1};
+    Place(std::move(value));
+  }
+
+  void Place(nlohmann::json&& value) {
     if (stack_.empty()) {
       root_ = std::move(value);
       return;
     }
     Frame& parent = stack_.back();
     if (parent.value.is_array()) {
-      parent.value.push_back(std::move(value));
+      parent.value.get_ref<nlohmann::json::array_t&>().push_back(std::move(value));
       return;
     }
-    if (parent.key_ok) parent.value[parent.key] = std::move(value);
+    if (parent.key_ok) {
+      parent.value.get_ref<nlohmann::json::object_t&>().emplace(std::move(parent.key),
+                                                                std::move(value));
+    }
+    parent.key.clear();
     parent.have_key = false;
     parent.key_ok = false;
     parent.key_mark = {};
   }
 
-  void ConvertScalar(const std::string& text, const std::string& tag, const std::string& path,
-                     Mark mark, nlohmann::json* out) {
-    Count(path, mark, 1);
+  void ConvertScalar(std::string&& text, std::string_view tag, Mark mark, nlohmann::json* out) {
+    Count(mark, 1);
     bool plain = tag == "?" || tag == "tag:yaml.org,2002:int" || tag == "tag:yaml.org,2002:float" ||
                  tag == "tag:yaml.org,2002:bool" || tag == "tag:yaml.org,2002:null";
     if (!plain) {
-      *out = text;  // quoted ("!"), !!str, or an application tag: keep the text
+      *out = std::move(text);  // quoted ("!"), !!str, or an application tag: keep the text
       return;
     }
     switch (ResolvePlain(text, out)) {
       case ScalarKind::kResolved:
         return;
       case ScalarKind::kString:
-        *out = text;
+        *out = std::move(text);
         return;
       case ScalarKind::kOutOfRange:
-        Error(path, mark, "number out of range: " + text.substr(0, 64));
+        Error(ChildPath(), mark, "number out of range: " + text.substr(0, 64));
         *out = nullptr;
         return;
     }
@@ -375,32 +399,132 @@ class YamlConverter : public YAML::EventHandler {
   LoadLimits limits_;
   std::vector<SpecError>* errors_;
   std::vector<Frame> stack_;
-  std::unordered_map<YAML::anchor_t, std::pair<nlohmann::json, size_t>> anchors_;
+  std::map<std::string, std::pair<nlohmann::json, size_t>, std::less<>> anchors_;
+  std::set<std::string, std::less<>> declared_;
   nlohmann::json root_;
   size_t nodes_ = 0;
   size_t events_ = 0;
 };
 
-// Notes where a second document starts and stops the parser there.
-class SecondDocumentProbe : public YAML::EventHandler {
+namespace {
+
+// Owns one libyaml parser over a string.
+class EventSource {
  public:
-  Mark mark;
-  void OnDocumentStart(const YAML::Mark& m) override {
-    mark = FromYaml(m);
-    throw StopParsing{};
+  explicit EventSource(std::string_view text) {
+    yaml_parser_initialize(&parser_);
+    yaml_parser_set_input_string(&parser_, reinterpret_cast<const unsigned char*>(text.data()),
+                                 text.size());
   }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                const std::string&) override {}
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {}
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {}
-  void OnMapEnd() override {}
+  ~EventSource() {
+    if (have_event_) yaml_event_delete(&event_);
+    yaml_parser_delete(&parser_);
+  }
+  EventSource(const EventSource&) = delete;
+  EventSource& operator=(const EventSource&) = delete;
+
+  // The next event, or nullptr on a syntax error (see ErrorMessage / ErrorMark).
+  const yaml_event_t* Next() {
+    if (have_event_) yaml_event_delete(&event_);
+    have_event_ = yaml_parser_parse(&parser_, &event_) != 0;
+    return have_event_ ? &event_ : nullptr;
+  }
+  yaml_event_t* event() { return &event_; }
+
+  std::string ErrorMessage() const {
+    std::string out = "invalid YAML: ";
+    out += parser_.problem != nullptr ? parser_.problem : "malformed document";
+    if (parser_.context != nullptr) {
+      out += " (";
+      out += parser_.context;
+      if (parser_.context_mark.line != parser_.problem_mark.line ||
+          parser_.context_mark.column != parser_.problem_mark.column) {
+        out += " that starts at line " + std::to_string(parser_.context_mark.line + 1) +
+               ", column " + std::to_string(parser_.context_mark.column + 1);
+      }
+      out += ')';
+    }
+    return out;
+  }
+  Mark ErrorMark() const {
+    const yaml_mark_t& m = parser_.problem != nullptr ? parser_.problem_mark : parser_.mark;
+    return Mark{static_cast<int>(m.line) + 1, static_cast<int>(m.column) + 1};
+  }
+
+ private:
+  yaml_parser_t parser_;
+  yaml_event_t event_;
+  bool have_event_ = false;
 };
+
+Mark FromYaml(const yaml_mark_t& m) {
+  return Mark{static_cast<int>(m.line) + 1, static_cast<int>(m.column) + 1};
+}
+
+std::string_view View(const yaml_char_t* s) {
+  return s == nullptr ? std::string_view() : std::string_view(reinterpret_cast<const char*>(s));
+}
+
+bool IsNullString(std::string_view s) {
+  return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL";
+}
+
+// Feeds one document's events (after DOCUMENT-START, up to and including DOCUMENT-END)
+// to `converter`. False on a syntax error, which is appended to `errors`.
+bool ConvertDocument(EventSource* source, YamlConverter* converter,
+                     std::vector<SpecError>* errors) {
+  while (true) {
+    const yaml_event_t* event = source->Next();
+    if (event == nullptr) {
+      Mark mark = source->ErrorMark();
+      errors->push_back(SpecError{"", mark.line, mark.column, source->ErrorMessage()});
+      return false;
+    }
+    Mark mark = FromYaml(event->start_mark);
+    switch (event->type) {
+      case YAML_DOCUMENT_END_EVENT:
+        return true;
+      case YAML_ALIAS_EVENT:
+        converter->OnAlias(mark, View(event->data.alias.anchor));
+        break;
+      case YAML_SCALAR_EVENT: {
+        const auto& s = event->data.scalar;
+        std::string_view anchor = View(s.anchor);
+        converter->Declare(anchor);
+        bool is_plain = s.style == YAML_PLAIN_SCALAR_STYLE || s.style == YAML_ANY_SCALAR_STYLE;
+        std::string_view tag = View(s.tag);
+        if (tag.empty()) tag = is_plain ? "?" : "!";
+        std::string_view value(reinterpret_cast<const char*>(s.value), s.length);
+        if (tag == "?" && IsNullString(value)) {
+          converter->OnNull(mark, anchor);
+        } else {
+          converter->OnScalar(mark, tag, anchor, std::string(value));
+        }
+        break;
+      }
+      case YAML_SEQUENCE_START_EVENT: {
+        std::string_view anchor = View(event->data.sequence_start.anchor);
+        converter->Declare(anchor);
+        converter->OnSequenceStart(mark, anchor);
+        break;
+      }
+      case YAML_MAPPING_START_EVENT: {
+        std::string_view anchor = View(event->data.mapping_start.anchor);
+        converter->Declare(anchor);
+        converter->OnMappingStart(mark, anchor);
+        break;
+      }
+      case YAML_SEQUENCE_END_EVENT:
+      case YAML_MAPPING_END_EVENT:
+        converter->OnEnd();
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+}  // namespace
 
 void MarkTable::Emplace(std::string_view path, Mark mark) {
   if (map_.find(path) != map_.end()) return;
@@ -450,35 +574,40 @@ Result<SourceDoc> LoadYaml(std::string_view text, const LoadLimits& limits,
     doc.values_.Reserve(text.size() / 10);
     doc.keys_.Reserve(text.size() / 12);
   }
-  bool fatal = true;
   try {
-    std::string copy(text);
-    std::istringstream in(copy);
-    YAML::Parser parser(in);
-    YamlConverter converter(&doc, limits, errors);
-    if (!parser.HandleNextDocument(converter)) {
+    EventSource source(text);
+    const yaml_event_t* event = source.Next();  // STREAM-START
+    if (event != nullptr) event = source.Next();
+    if (event == nullptr) {
+      Mark mark = source.ErrorMark();
+      errors->push_back(SpecError{"", mark.line, mark.column, source.ErrorMessage()});
+      return InvalidArgument(errors->back().ToString());
+    }
+    if (event->type == YAML_STREAM_END_EVENT) {
       doc.root_ = nullptr;  // empty input
       return doc;
     }
+    YamlConverter converter(&doc, limits, errors);
+    if (!ConvertDocument(&source, &converter, errors)) {
+      return InvalidArgument(errors->back().ToString());
+    }
     doc.root_ = converter.TakeRoot();
-    SecondDocumentProbe probe;
-    try {
-      parser.HandleNextDocument(probe);
-    } catch (const StopParsing&) {
-      errors->push_back(SpecError{"", probe.mark.line, probe.mark.column,
+    event = source.Next();
+    if (event == nullptr) {
+      Mark mark = source.ErrorMark();
+      errors->push_back(SpecError{"", mark.line, mark.column, source.ErrorMessage()});
+      return InvalidArgument(errors->back().ToString());
+    }
+    if (event->type == YAML_DOCUMENT_START_EVENT) {
+      Mark mark = FromYaml(event->start_mark);
+      errors->push_back(SpecError{"", mark.line, mark.column,
                                   "expected one YAML document, found more"});
       return InvalidArgument(errors->back().ToString());
     }
-    fatal = false;
   } catch (const StopParsing&) {
     // The reason is already in `errors`.
-  } catch (const YAML::Exception& e) {
-    Mark mark = FromYaml(e.mark);
-    errors->push_back(SpecError{"", mark.line, mark.column, "invalid YAML: " + e.msg});
-  } catch (const std::exception& e) {
-    errors->push_back(SpecError{"", 0, 0, std::string("invalid YAML: ") + e.what()});
+    return InvalidArgument(errors->empty() ? "invalid YAML" : errors->back().ToString());
   }
-  if (fatal) return InvalidArgument(errors->empty() ? "invalid YAML" : errors->back().ToString());
   return doc;
 }
 

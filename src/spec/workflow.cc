@@ -947,7 +947,7 @@ Result<WorkflowDef> ParseWorkflow(const std::string& text, Format format,
     }
     return Fail({SpecError{"", 0, 0, "unknown workflow format"}}, errors);
   } catch (const std::exception& e) {
-    // Library code below us (yaml-cpp, json) may throw; never let it cross this boundary.
+    // Library code below us (json, std) may throw; never let it cross this boundary.
     return Fail({SpecError{"", 0, 0, std::string("could not parse workflow: ") + e.what()}},
                 errors);
   }

@@ -685,7 +685,7 @@ TEST(SpecMalformed, DeepNestingIsACleanError) {
     EXPECT_FALSE(p.result.ok());
     EXPECT_FALSE(p.errors.empty());
   }
-  // Deep but well-formed: parses in yaml-cpp, rejected by our own depth limit.
+  // Deep but well-formed: valid YAML, rejected by our own depth limit.
   std::string text =
       "apiVersion: flowmesh/v1\nkind: Workflow\nmetadata: {name: d}\nspec: {taskType: echo, x: ";
   for (int i = 0; i < 500; ++i) text += "[";
