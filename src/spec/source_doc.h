@@ -54,6 +54,8 @@ class MarkTable {
 class SourceDoc {
  public:
   const nlohmann::json& root() const { return root_; }
+  // Moves the document out (root() is null afterwards); the marks stay usable.
+  nlohmann::json TakeRoot() { return std::move(root_); }
 
   // Where the value at `path` starts; walks up to the nearest located ancestor.
   Mark ValueMark(std::string_view path) const;

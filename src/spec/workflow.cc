@@ -100,18 +100,16 @@ bool IsValidWorkflowName(std::string_view name) {
                      [](char c) { return IsNodeNameChar(c) || c == '.'; });
 }
 
-// Objects merge recursively; anything else in `over` replaces what is in `base`.
-void DeepMerge(json* base, const json& over) {
-  if (!base->is_object() || !over.is_object()) {
-    *base = over;
-    return;
-  }
-  for (auto it = over.begin(); it != over.end(); ++it) {
-    auto existing = base->find(it.key());
-    if (existing != base->end() && existing->is_object() && it->is_object()) {
-      DeepMerge(&*existing, *it);
-    } else {
-      (*base)[it.key()] = *it;
+// The deep merge of `base` under `over`, done in place in `over`: objects merge
+// recursively, anything else in `over` wins over what is in `base`.
+void MergeUnder(json* over, const json& base) {
+  json::object_t& out = over->get_ref<json::object_t&>();
+  for (const auto& [key, value] : base.get_ref<const json::object_t&>()) {
+    auto existing = out.find(key);
+    if (existing == out.end()) {
+      out.emplace(key, value);
+    } else if (existing->second.is_object() && value.is_object()) {
+      MergeUnder(&existing->second, value);
     }
   }
 }
@@ -157,8 +155,9 @@ std::vector<Reference> FindReferences(const std::string& s) {
 // Parses and validates one native document. Single-threaded, one use.
 class NativeParser {
  public:
-  NativeParser(const SourceDoc& doc, const ParseOptions& options, Diagnostics* diag)
-      : doc_(doc), root_(doc.root()), options_(options), diag_(diag) {}
+  // Node specs are moved out of `root` while it is read.
+  NativeParser(const SourceDoc& doc, json* root, const ParseOptions& options, Diagnostics* diag)
+      : doc_(doc), root_(*root), options_(options), diag_(diag) {}
 
   std::optional<WorkflowDef> Parse() {
     if (!root_.is_object()) {
@@ -178,7 +177,8 @@ class NativeParser {
     std::vector<size_t> order = TopologicalOrder(by_name);
     ParseScheduleHint(by_name, &def);
     if (!diag_->empty()) return std::nullopt;
-    for (size_t i : order) def.tasks.push_back(MakeTask(nodes_[i], def));
+    def.tasks.reserve(order.size());
+    for (size_t i : order) def.tasks.push_back(MakeTask(&nodes_[i], def));
     return def;
   }
 
@@ -265,7 +265,7 @@ class NativeParser {
       diag_->Add("spec", "spec must be a mapping");
       return false;
     }
-    const json& spec = *it;
+    json& spec = *it;
     bool has_stages = spec.contains("stages");
     bool has_graph = spec.contains("graph");
     if (has_stages && has_graph) {
@@ -278,8 +278,9 @@ class NativeParser {
       node.has_name = true;
       node.path = "spec";
       node.spec_path = "spec";
-      node.spec = spec;
       ReadDependsOn(spec, "spec", &node);
+      node.spec = std::move(spec);  // nothing reads the document's spec after this
+      spec = json::object();
       nodes_.push_back(std::move(node));
       return true;
     }
@@ -294,12 +295,12 @@ class NativeParser {
       shared_[kv.key()] = *kv;
     }
     std::string list_path;
-    const json* list = nullptr;
+    json* list = nullptr;
     if (has_stages) {
       list_path = "spec.stages";
       list = &spec["stages"];
     } else {
-      const json& graph = spec["graph"];
+      json& graph = spec["graph"];
       if (!graph.is_object()) {
         diag_->Add("spec.graph", "spec.graph must be a mapping with a nodes list");
         return false;
@@ -345,12 +346,12 @@ class NativeParser {
     return true;
   }
 
-  void ReadEntry(const json& entry, const std::string& path, size_t index) {
+  void ReadEntry(json& entry, const std::string& path, size_t index) {
     Node node;
     node.index = index;
     node.path = path;
-    node.spec = shared_;
     if (!entry.is_object()) {
+      node.spec = shared_;
       diag_->Add(path, "expected a mapping with name, dependsOn and spec");
       nodes_.push_back(std::move(node));
       return;
@@ -378,15 +379,21 @@ class NativeParser {
     }
     ReadDependsOn(entry, path, &node);
     auto spec = entry.find("spec");
+    bool merged = false;
     if (spec != entry.end() && !spec->is_null()) {
       node.spec_path = JoinKey(path, "spec");
       if (!spec->is_object()) {
         diag_->Add(node.spec_path, "spec must be a mapping");
       } else {
         ReadDependsOn(*spec, node.spec_path, &node);
-        DeepMerge(&node.spec, *spec);
+        // Nothing reads the entry's spec from the document after this.
+        node.spec = std::move(*spec);
+        *spec = json::object();
+        MergeUnder(&node.spec, shared_);
+        merged = true;
       }
     }
+    if (!merged) node.spec = shared_;
     nodes_.push_back(std::move(node));
   }
 
@@ -432,8 +439,7 @@ class NativeParser {
   }
 
   void CheckDependencies(const std::map<std::string, size_t>& by_name) {
-    std::vector<std::string> names;
-    for (const auto& [name, index] : by_name) names.push_back(name);
+    std::vector<std::string> names;  // for suggestions, filled on the first unknown name
     for (const Node& node : nodes_) {
       if (diag_->full()) return;
       for (size_t d = 0; d < node.deps.size(); ++d) {
@@ -441,6 +447,7 @@ class NativeParser {
         if (node.has_name && dep == node.name) {
           diag_->Add(node.dep_paths[d], "'" + node.name + "' depends on itself");
         } else if (by_name.count(dep) == 0) {
+          if (names.empty()) names = KnownNames(by_name);
           diag_->Add(node.dep_paths[d],
                      "unknown dependency '" + dep + "'" + DidYouMean(dep, names));
         }
@@ -840,26 +847,29 @@ class NativeParser {
     }
   }
 
-  TaskDef MakeTask(const Node& node, const WorkflowDef& def) const {
+  // Moves the node's spec and dependencies into the task.
+  TaskDef MakeTask(Node* node_ptr, const WorkflowDef& def) const {
+    Node& node = *node_ptr;
     TaskDef task;
     task.node_name = node.name;
     task.task_name = def.name + ":" + node.name;
     task.task_type = node.spec.value("taskType", "");
     task.category = CategoryForTaskType(task.task_type);
-    task.depends_on = node.deps;
-    task.spec = node.spec;
+    task.depends_on = std::move(node.deps);
+    task.spec = std::move(node.spec);
+    const json& spec = task.spec;
     for (const char* key : {"maxAttempts", "max_attempts"}) {
-      auto it = node.spec.find(key);
-      if (it != node.spec.end() && it->is_number_integer()) {
+      auto it = spec.find(key);
+      if (it != spec.end() && it->is_number_integer()) {
         task.max_attempts = static_cast<int>(it->get<int64_t>());
       }
     }
-    auto timeout = node.spec.find("timeoutSeconds");
-    if (timeout != node.spec.end() && timeout->is_number()) {
+    auto timeout = spec.find("timeoutSeconds");
+    if (timeout != spec.end() && timeout->is_number()) {
       task.timeout_seconds = timeout->get<double>();
     }
-    auto condition = node.spec.find("condition");
-    if (condition != node.spec.end() && condition->is_object()) task.condition = *condition;
+    auto condition = spec.find("condition");
+    if (condition != spec.end() && condition->is_object()) task.condition = *condition;
     auto selected = selected_by_node_.find(node.name);
     task.selected_workers =
         selected != selected_by_node_.end() ? selected->second : def.selected_workers;
@@ -869,7 +879,7 @@ class NativeParser {
   }
 
   const SourceDoc& doc_;
-  const json& root_;
+  json& root_;
   const ParseOptions& options_;
   Diagnostics* diag_;
   json shared_ = json::object();  // top-level spec keys merged into every node
@@ -889,11 +899,13 @@ Status Fail(std::vector<SpecError> found, std::vector<SpecError>* errors) {
 }
 
 // One parse + validation over a loaded document. Errors go to `diag`.
-std::optional<WorkflowDef> ValidateDocument(const SourceDoc& doc, const ParseOptions& options,
+// Consumes the document's tree (marks stay).
+std::optional<WorkflowDef> ValidateDocument(SourceDoc* doc, const ParseOptions& options,
                                             std::vector<SpecError> load_errors,
                                             Diagnostics* diag) {
   for (SpecError& e : load_errors) diag->AddAt(e.path, Mark{e.line, e.column}, e.message);
-  NativeParser parser(doc, options, diag);
+  json root = doc->TakeRoot();
+  NativeParser parser(*doc, &root, options, diag);
   return parser.Parse();
 }
 
@@ -911,7 +923,7 @@ Result<WorkflowDef> ParseNative(const std::string& text, const ParseOptions& opt
   if (doc.ok()) {
     Diagnostics diag(&doc.value(), options.max_errors);
     std::optional<WorkflowDef> def =
-        ValidateDocument(doc.value(), options, std::move(load_errors), &diag);
+        ValidateDocument(&doc.value(), options, std::move(load_errors), &diag);
     if (diag.empty() && def.has_value()) return std::move(*def);
   }
   // Something is wrong: parse again with marks so that every error has its line:column
@@ -922,7 +934,7 @@ Result<WorkflowDef> ParseNative(const std::string& text, const ParseOptions& opt
   if (!marked.ok()) return Fail(std::move(load_errors), errors);
   Diagnostics diag(&marked.value(), options.max_errors);
   std::optional<WorkflowDef> def =
-      ValidateDocument(marked.value(), options, std::move(load_errors), &diag);
+      ValidateDocument(&marked.value(), options, std::move(load_errors), &diag);
   if (diag.empty() && def.has_value()) return std::move(*def);  // not expected
   std::vector<SpecError> found = diag.Take();
   if (found.empty()) found.push_back(SpecError{"", 0, 0, "workflow is invalid"});
