@@ -6,6 +6,7 @@
 #include <exception>
 #include <map>
 #include <optional>
+#include <queue>
 #include <set>
 #include <string_view>
 #include <unordered_map>
@@ -333,6 +334,7 @@ class NativeParser {
                                 std::to_string(options_.max_tasks));
       return false;
     }
+    nodes_.reserve(list->size());
     for (size_t i = 0; i < list->size(); ++i) {
       std::string path = JoinIndex(list_path, i);
       ReadEntry((*list)[i], path, i);
@@ -491,7 +493,8 @@ class NativeParser {
     }
     ValidateInputs(node, by_name);
     ValidateCondition(node, by_name);
-    ValidateReferences(node, spec, "", by_name);
+    std::string rel;
+    ValidateReferences(node, spec, &rel, by_name);
   }
 
   bool IsDependency(const Node& node, const std::string& name) const {
@@ -547,20 +550,33 @@ class NativeParser {
     }
   }
 
-  // `${stage.path}` in any string, and `{node, path}` data references.
-  void ValidateReferences(const Node& node, const json& value, const std::string& rel,
+  // `${stage.path}` in any string, and `{node, path}` data references. `rel_buffer` holds
+  // the path of `value` relative to the task spec; it is extended and restored in place.
+  void ValidateReferences(const Node& node, const json& value, std::string* rel_buffer,
                           const std::map<std::string, size_t>& by_name) {
+    const std::string& rel = *rel_buffer;
+    const size_t rel_size = rel_buffer->size();
     if (value.is_string()) {
-      for (const Reference& ref : FindReferences(value.get_ref<const std::string&>())) {
+      const std::string& text = value.get_ref<const std::string&>();
+      if (text.find("${") == std::string::npos) return;
+      for (const Reference& ref : FindReferences(text)) {
+        if (IsDependency(node, ref.stage)) continue;
         CheckUpstream(node, ref.stage, "reference " + ref.text, Locate(node, rel), by_name);
       }
     } else if (value.is_array()) {
       for (size_t i = 0; i < value.size(); ++i) {
-        ValidateReferences(node, value[i], JoinIndex(rel, i), by_name);
+        *rel_buffer += '[';
+        *rel_buffer += std::to_string(i);
+        *rel_buffer += ']';
+        ValidateReferences(node, value[i], rel_buffer, by_name);
+        rel_buffer->resize(rel_size);
       }
     } else if (value.is_object()) {
       for (auto it = value.begin(); it != value.end(); ++it) {
-        ValidateReferences(node, *it, rel + "." + it.key(), by_name);
+        *rel_buffer += '.';
+        *rel_buffer += it.key();
+        ValidateReferences(node, *it, rel_buffer, by_name);
+        rel_buffer->resize(rel_size);
       }
     }
     // Data rows taken from upstream results: data.items[i] = {node, path} and
@@ -573,6 +589,7 @@ class NativeParser {
           if (!item.is_object()) continue;
           auto ref = item.find("node");
           if (ref == item.end() || !ref->is_string()) continue;
+          if (IsDependency(node, ref->get_ref<const std::string&>())) continue;
           std::string item_rel = JoinIndex(list_rel, i) + ".node";
           CheckUpstream(node, ref->get<std::string>(), "data reference", Locate(node, item_rel),
                         by_name);
@@ -606,21 +623,23 @@ class NativeParser {
       }
     }
     std::vector<size_t> waiting(n, 0);
-    std::set<size_t> ready;
+    // Ready nodes, smallest document index first.
+    std::priority_queue<size_t, std::vector<size_t>, std::greater<size_t>> ready;
     for (size_t i = 0; i < n; ++i) {
       if (!in_graph[i]) continue;
       waiting[i] = deps[i].size();
-      if (waiting[i] == 0) ready.insert(i);
+      if (waiting[i] == 0) ready.push(i);
     }
     std::vector<size_t> order;
+    order.reserve(n);
     std::vector<bool> done(n, false);
     while (!ready.empty()) {
-      size_t i = *ready.begin();
-      ready.erase(ready.begin());
+      size_t i = ready.top();
+      ready.pop();
       order.push_back(i);
       done[i] = true;
       for (size_t d : dependents[i]) {
-        if (--waiting[d] == 0) ready.insert(d);
+        if (--waiting[d] == 0) ready.push(d);
       }
     }
     std::vector<bool> left(n, false);
