@@ -116,6 +116,9 @@ void MergeUnder(json* over, const json& base) {
 }
 
 
+// Node name -> index into the parser's node list.
+using NameIndex = std::unordered_map<std::string, size_t>;
+
 // One stage / graph node (or the single task) while it is being parsed.
 struct Node {
   std::string name;
@@ -126,7 +129,7 @@ struct Node {
   std::string deps_path;  // the dependsOn list that declared its dependencies
   std::vector<std::string> deps;
   std::vector<std::string> dep_paths;
-  json spec = json::object();  // merged
+  json spec;  // merged (always set to an object when the node is read)
   bool duplicate = false;
 };
 
@@ -169,7 +172,7 @@ class NativeParser {
     WorkflowDef def;
     ParseMetadata(&def);
     if (!CollectNodes()) return std::nullopt;
-    std::map<std::string, size_t> by_name = IndexNames();
+    NameIndex by_name = IndexNames();
     CheckDependencies(by_name);
     for (Node& node : nodes_) {
       if (diag_->full()) break;
@@ -349,13 +352,12 @@ class NativeParser {
   }
 
   void ReadEntry(json& entry, const std::string& path, size_t index) {
-    Node node;
+    Node& node = nodes_.emplace_back();
     node.index = index;
     node.path = path;
     if (!entry.is_object()) {
       node.spec = shared_;
       diag_->Add(path, "expected a mapping with name, dependsOn and spec");
-      nodes_.push_back(std::move(node));
       return;
     }
     for (auto kv = entry.begin(); kv != entry.end(); ++kv) {
@@ -396,7 +398,6 @@ class NativeParser {
       }
     }
     if (!merged) node.spec = shared_;
-    nodes_.push_back(std::move(node));
   }
 
   // dependsOn may sit on the entry or inside its spec; both are honoured.
@@ -410,6 +411,8 @@ class NativeParser {
       diag_->Add(path, "dependsOn must be a list of node names");
       return;
     }
+    node->deps.reserve(node->deps.size() + it->size());
+    node->dep_paths.reserve(node->dep_paths.size() + it->size());
     for (size_t i = 0; i < it->size(); ++i) {
       const json& dep = (*it)[i];
       std::string dep_path = JoinIndex(path, i);
@@ -424,8 +427,9 @@ class NativeParser {
     }
   }
 
-  std::map<std::string, size_t> IndexNames() {
-    std::map<std::string, size_t> by_name;
+  NameIndex IndexNames() {
+    NameIndex by_name;
+    by_name.reserve(nodes_.size());
     for (size_t i = 0; i < nodes_.size(); ++i) {
       Node& node = nodes_[i];
       if (!node.has_name) continue;
@@ -440,7 +444,7 @@ class NativeParser {
     return by_name;
   }
 
-  void CheckDependencies(const std::map<std::string, size_t>& by_name) {
+  void CheckDependencies(const NameIndex& by_name) {
     std::vector<std::string> names;  // for suggestions, filled on the first unknown name
     for (const Node& node : nodes_) {
       if (diag_->full()) return;
@@ -464,7 +468,7 @@ class NativeParser {
     return (node.spec_path.empty() ? node.path : node.spec_path) + rel;
   }
 
-  void ValidateTaskSpec(const Node& node, const std::map<std::string, size_t>& by_name) {
+  void ValidateTaskSpec(const Node& node, const NameIndex& by_name) {
     const json& spec = node.spec;
     if (!spec.is_object()) return;  // reported when the entry was read
     std::string label = node.has_name ? "'" + node.name + "'" : node.path;
@@ -502,7 +506,7 @@ class NativeParser {
   }
 
   void CheckUpstream(const Node& node, const std::string& name, const std::string& what,
-                     const std::string& path, const std::map<std::string, size_t>& by_name) {
+                     const std::string& path, const NameIndex& by_name) {
     if (IsDependency(node, name)) return;
     std::string label = node.has_name ? "'" + node.name + "'" : node.path;
     if (by_name.count(name) == 0) {
@@ -515,7 +519,7 @@ class NativeParser {
 
   // Types and required keys are checked by the schema; here: condition.node must be a
   // dependency.
-  void ValidateCondition(const Node& node, const std::map<std::string, size_t>& by_name) {
+  void ValidateCondition(const Node& node, const NameIndex& by_name) {
     auto condition = node.spec.find("condition");
     if (condition == node.spec.end() || !condition->is_object()) return;
     auto target = condition->find("node");
@@ -525,7 +529,7 @@ class NativeParser {
   }
 
   // ssh.inputs[i].stage and python.inputs[i] (a name or {stage}) name upstream stages.
-  void ValidateInputs(const Node& node, const std::map<std::string, size_t>& by_name) {
+  void ValidateInputs(const Node& node, const NameIndex& by_name) {
     for (const char* section : {"ssh", "python"}) {
       auto holder = node.spec.find(section);
       if (holder == node.spec.end() || !holder->is_object()) continue;
@@ -553,7 +557,7 @@ class NativeParser {
   // `${stage.path}` in any string, and `{node, path}` data references. `rel_buffer` holds
   // the path of `value` relative to the task spec; it is extended and restored in place.
   void ValidateReferences(const Node& node, const json& value, std::string* rel_buffer,
-                          const std::map<std::string, size_t>& by_name) {
+                          const NameIndex& by_name) {
     const std::string& rel = *rel_buffer;
     const size_t rel_size = rel_buffer->size();
     if (value.is_string()) {
@@ -607,7 +611,7 @@ class NativeParser {
 
   // Kahn's algorithm, taking ready nodes in document order. Nodes left over sit on or
   // behind a cycle; each cycle is named.
-  std::vector<size_t> TopologicalOrder(const std::map<std::string, size_t>& by_name) {
+  std::vector<size_t> TopologicalOrder(const NameIndex& by_name) {
     size_t n = nodes_.size();
     std::vector<std::vector<size_t>> deps(n), dependents(n);
     std::vector<bool> in_graph(n, false);
@@ -701,7 +705,7 @@ class NativeParser {
   }
 
   // metadata.annotations.schedule_hint: epochs checked against the graph, worker pinning.
-  void ParseScheduleHint(const std::map<std::string, size_t>& by_name, WorkflowDef* def) {
+  void ParseScheduleHint(const NameIndex& by_name, WorkflowDef* def) {
     auto metadata = root_.find("metadata");
     if (metadata == root_.end() || !metadata->is_object()) return;
     auto annotations = metadata->find("annotations");
@@ -740,15 +744,16 @@ class NativeParser {
     }
   }
 
-  std::vector<std::string> KnownNames(const std::map<std::string, size_t>& by_name) const {
+  std::vector<std::string> KnownNames(const NameIndex& by_name) const {
     std::vector<std::string> names;
     names.reserve(by_name.size());
     for (const auto& entry : by_name) names.push_back(entry.first);
+    std::sort(names.begin(), names.end());  // suggestions do not depend on hash order
     return names;
   }
 
   void ParseExecutionOrder(const json& order, const std::string& path,
-                           const std::map<std::string, size_t>& by_name, WorkflowDef* def) {
+                           const NameIndex& by_name, WorkflowDef* def) {
     const char* kShape = "node_execution_order must be a list of node names or a list of lists "
                          "of node names (epochs)";
     if (!order.is_array()) {
@@ -829,7 +834,7 @@ class NativeParser {
   }
 
   void ParseSelectedWorker(const json& value, const std::string& path,
-                           const std::map<std::string, size_t>& by_name, WorkflowDef* def) {
+                           const NameIndex& by_name, WorkflowDef* def) {
     if (!value.is_object()) {
       if (auto workers = WorkerList(value, path)) def->selected_workers = std::move(*workers);
       return;
