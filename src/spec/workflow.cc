@@ -282,7 +282,7 @@ class NativeParser {
       node.has_name = true;
       node.path = "spec";
       node.spec_path = "spec";
-      ReadDependsOn(spec, "spec", &node);
+      ReadDependsOn(&spec, "spec", &node, /*take=*/false);
       node.spec = std::move(spec);  // nothing reads the document's spec after this
       spec = json::object();
       nodes_.push_back(std::move(node));
@@ -373,15 +373,16 @@ class NativeParser {
     } else if (!name->is_string()) {
       diag_->Add(JoinKey(path, "name"), "name must be a string");
     } else {
-      node.name = name->get<std::string>();
-      node.has_name = true;
-      if (!IsValidNodeName(node.name)) {
+      if (!IsValidNodeName(name->get_ref<const std::string&>())) {
         diag_->Add(JoinKey(path, "name"),
                    "invalid name " + Quote(*name) +
                        ": use 1-128 letters, digits, '-' or '_', starting with a letter or digit");
       }
+      // Nothing reads the entry's name from the document after this.
+      node.name = std::move(name->get_ref<std::string&>());
+      node.has_name = true;
     }
-    ReadDependsOn(entry, path, &node);
+    ReadDependsOn(&entry, path, &node, /*take=*/true);
     auto spec = entry.find("spec");
     bool merged = false;
     if (spec != entry.end() && !spec->is_null()) {
@@ -389,7 +390,7 @@ class NativeParser {
       if (!spec->is_object()) {
         diag_->Add(node.spec_path, "spec must be a mapping");
       } else {
-        ReadDependsOn(*spec, node.spec_path, &node);
+        ReadDependsOn(&*spec, node.spec_path, &node, /*take=*/false);
         // Nothing reads the entry's spec from the document after this.
         node.spec = std::move(*spec);
         *spec = json::object();
@@ -401,7 +402,9 @@ class NativeParser {
   }
 
   // dependsOn may sit on the entry or inside its spec; both are honoured.
-  void ReadDependsOn(const json& holder, const std::string& holder_path, Node* node) {
+  // `take`: move the names out of the document (the holder is not part of any task spec).
+  void ReadDependsOn(json* holder_ptr, const std::string& holder_path, Node* node, bool take) {
+    json& holder = *holder_ptr;
     auto it = holder.find("dependsOn");
     if (it == holder.end()) return;
     std::string path = JoinKey(holder_path, "dependsOn");
@@ -414,15 +417,15 @@ class NativeParser {
     node->deps.reserve(node->deps.size() + it->size());
     node->dep_paths.reserve(node->dep_paths.size() + it->size());
     for (size_t i = 0; i < it->size(); ++i) {
-      const json& dep = (*it)[i];
+      json& dep = (*it)[i];
       std::string dep_path = JoinIndex(path, i);
       if (!dep.is_string() || dep.get_ref<const std::string&>().empty()) {
         diag_->Add(dep_path, "dependsOn entries must be node names, got " + Quote(dep));
         continue;
       }
-      const std::string& name = dep.get_ref<const std::string&>();
+      std::string& name = dep.get_ref<std::string&>();
       if (std::find(node->deps.begin(), node->deps.end(), name) != node->deps.end()) continue;
-      node->deps.push_back(name);
+      node->deps.push_back(take ? std::move(name) : name);
       node->dep_paths.push_back(dep_path);
     }
   }
