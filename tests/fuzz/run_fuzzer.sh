@@ -29,7 +29,7 @@ for src in "${sources[@]}"; do
   fi
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
-"$CXX" -fsanitize=fuzzer,address "${objects[@]}" -lyaml-cpp -o "$out/parse_fuzzer"
+"$CXX" -fsanitize=fuzzer,address "${objects[@]}" -lyaml -o "$out/parse_fuzzer"
 before=$(find "$out/artifacts" -type f | wc -l)
 log="$out/fuzz.log"
 start=$(date +%s.%N)
