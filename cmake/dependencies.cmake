@@ -15,3 +15,5 @@ find_package(GTest REQUIRED)
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
 pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
 pkg_check_modules(LIBYAML REQUIRED IMPORTED_TARGET yaml-0.1)
+# https:// datasets (libcurl with OpenSSL).
+pkg_check_modules(LIBCURL REQUIRED IMPORTED_TARGET libcurl)

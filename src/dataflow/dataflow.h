@@ -55,6 +55,8 @@ struct DataOptions {
   size_t max_bytes = size_t{256} << 20;
   // Bounds each wait when fetching an http:// dataset.
   std::chrono::milliseconds http_timeout{30000};
+  // CA bundle to verify https:// dataset servers with; empty = the system's trust store.
+  std::string https_ca_file;
 };
 
 // Materialises a task's `data` into `{type: list, source_type: <original type>, items:

@@ -78,6 +78,7 @@ struct Scheduler::Impl {
     // its write may still be in the group commit when they are prepared.
     json result;
     bool prepared = false;   // dispatch_spec is set
+    bool preparing = false;  // its data is being prepared on the preparation thread
     // schedule_hint, kept in the stored spec under "_schedule" so it survives restarts.
     int epoch = -1;          // node_execution_order epoch; -1: unordered
     int epoch_pos = 0;       // position inside its epoch
@@ -135,6 +136,7 @@ struct Scheduler::Impl {
   EventHub* hub;
   cas::ContentStore* content;
   EventLoop loop{"scheduler"};
+  EventLoop prepare_loop{"prepare"};  // dataset reads and fetches, off the scheduler loop
 
   // Loop-owned state.
   int64_t next_cursor = 0;
@@ -539,7 +541,19 @@ struct Scheduler::Impl {
         skipped.push_back(std::move(id));
         continue;
       }
-      if (!t.prepared && !PrepareForDispatch(t)) continue;  // ended (skipped or failed)
+      if (!t.prepared) {
+        if (t.preparing) {
+          skipped.push_back(std::move(id));
+          continue;
+        }
+        if (NeedsOffLoopPreparation(t)) {
+          std::string task_id = id;
+          StartPreparation(t);  // may end the task (condition)
+          if (tasks.count(task_id) && tasks.at(task_id).preparing) skipped.push_back(std::move(id));
+          continue;
+        }
+        if (!PrepareForDispatch(t)) continue;  // ended (skipped or failed)
+      }
       Worker* w = PickWorker(t, t.demand);
       if (w == nullptr) {
         skipped.push_back(std::move(id));
@@ -727,6 +741,51 @@ struct Scheduler::Impl {
   // have been dropped from memory with its workflow.
   bool PrepareForDispatch(Task& t) {
     dataflow::Upstream up = UpstreamOf(t);
+    if (!ConditionAllows(t, up)) return false;
+    dataflow::DataOptions opts;
+    opts.data_dir = config.data_dir;
+    auto prepared = dataflow::PrepareTaskSpec(t.spec, up, opts);
+    return FinishPreparation(t, std::move(prepared));
+  }
+
+  // Datasets are read from files or fetched over the network: prepare those on the
+  // preparation thread so the scheduler loop never blocks on I/O. The task keeps its place
+  // in the ready queue meanwhile.
+  static bool NeedsOffLoopPreparation(const Task& t) {
+    return JsonOr(JsonOr(t.spec, "data", json::object()), "type", "") == "dataset";
+  }
+
+  void StartPreparation(Task& t) {
+    dataflow::Upstream up = UpstreamOf(t);
+    if (!ConditionAllows(t, up)) return;
+    t.preparing = true;
+    dataflow::DataOptions opts;
+    opts.data_dir = config.data_dir;
+    prepare_loop.Post([this, id = t.rec.task_id, spec = t.spec, up = std::move(up), opts] {
+      auto prepared = dataflow::PrepareTaskSpec(spec, up, opts);
+      loop.Post([this, id, prepared = std::move(prepared)]() mutable {
+        auto it = tasks.find(id);
+        if (it == tasks.end() || it->second.rec.status != TaskState::kPending) return;
+        it->second.preparing = false;
+        if (FinishPreparation(it->second, std::move(prepared))) dispatch_needed = true;
+      });
+    });
+  }
+
+  bool FinishPreparation(Task& t, Result<json> prepared) {
+    if (!prepared.ok()) {
+      FailBeforeDispatch(t, prepared.status().message());
+      return false;
+    }
+    t.dispatch_spec = std::move(prepared).value();
+    t.dispatch_spec.erase("_schedule");
+    t.prepared = true;
+    return true;
+  }
+
+  // Evaluates the task's condition; when it is unmet (skipped) or broken (failed) the task
+  // ends here and false is returned.
+  bool ConditionAllows(Task& t, const dataflow::Upstream& up) {
     if (t.spec.contains("condition")) {
       auto met = dataflow::ConditionMet(t.spec["condition"], up);
       if (!met.ok()) {
@@ -738,16 +797,6 @@ struct Scheduler::Impl {
         return false;
       }
     }
-    dataflow::DataOptions opts;
-    opts.data_dir = config.data_dir;
-    auto prepared = dataflow::PrepareTaskSpec(t.spec, up, opts);
-    if (!prepared.ok()) {
-      FailBeforeDispatch(t, prepared.status().message());
-      return false;
-    }
-    t.dispatch_spec = std::move(prepared).value();
-    t.dispatch_spec.erase("_schedule");
-    t.prepared = true;
     return true;
   }
 
@@ -1287,11 +1336,15 @@ Status Scheduler::Recover() {
 }
 
 void Scheduler::Start() {
+  impl_->prepare_loop.Start();
   impl_->loop.Start();
   impl_->loop.Post([this] { impl_->Watchdog(); });
 }
 
-void Scheduler::Stop() { impl_->loop.Stop(); }
+void Scheduler::Stop() {
+  impl_->prepare_loop.Stop();
+  impl_->loop.Stop();
+}
 
 void Scheduler::Submit(SubmitRequest request, JsonCallback done) {
   impl_->loop.Post([this, req = std::move(request), done = std::move(done)]() mutable {

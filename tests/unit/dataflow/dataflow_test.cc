@@ -5,12 +5,19 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <fstream>
+#include <thread>
 #include <nlohmann/json.hpp>
 #include <memory>
 #include <random>
 #include <string>
 
+#include "common/process.h"
 #include "http/http.h"
 #include "support/temp_dir.h"
 
@@ -668,17 +675,11 @@ TEST(DatasetTest, SourceErrors) {
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
   EXPECT_EQ(missing.status().message(),
             "data.name: dataset file '" + kDatasets + "/nope.jsonl' not found");
-  auto https = MaterializeData(
-      json::parse(R"({"type": "dataset", "url": "https://example.com/d.jsonl"})"), {}, opts);
-  EXPECT_EQ(https.status().code(), StatusCode::kUnimplemented);
-  EXPECT_EQ(https.status().message(),
-            "data.url: https datasets are not supported in this build (no TLS client): "
-            "'https://example.com/d.jsonl'; use http:// or a local path");
   auto s3 = MaterializeData(json::parse(R"({"type": "dataset", "url": "s3://b/k.csv"})"), {},
                             opts);
   EXPECT_EQ(s3.status().message(),
             "data.url: unsupported dataset URL 's3://b/k.csv' (supported: local path, file://, "
-            "http://)");
+            "http://, https://)");
   EXPECT_EQ(MaterializeData(json::parse(R"({"type": "dataset"})"), {}, opts).status().message(),
             "data: a dataset needs url or name (a path or http:// URL)");
 }
@@ -785,6 +786,86 @@ TEST(PrepareTaskSpecTest, ErrorLocationsStartWithSpec) {
   // A spec without data is only resolved.
   EXPECT_EQ(ValueOrDie(PrepareTaskSpec(json{{"taskType", "echo"}}, up, {})),
             json({{"taskType", "echo"}}));
+}
+
+// A real TLS server: `openssl s_server -WWW` serving the fixtures over https with a
+// certificate made for the test.
+class HttpsDatasetTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::system("command -v openssl > /dev/null") != 0) GTEST_SKIP() << "no openssl";
+    cert_ = dir_ / "cert.pem";
+    std::string key = dir_ / "key.pem";
+    std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+                      "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout '" + key +
+                      "' -out '" + cert_ + "' > /dev/null 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+    port_ = FreePort();
+    SpawnOptions so;
+    // -WWW serves files relative to the working directory: run it inside the fixtures.
+    so.argv = {"/bin/sh", "-c", "cd '" + kDatasets + "' && exec openssl s_server -quiet -WWW -accept " +
+                                     std::to_string(port_) + " -cert '" + cert_ + "' -key '" + key + "'"};
+    so.log_file = dir_ / "s_server.log";
+    auto pid = Spawn(so);
+    ASSERT_TRUE(pid.ok()) << pid.status().ToString();
+    pid_ = *pid;
+    for (int i = 0; i < 200 && !Listening(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    ASSERT_TRUE(Listening());
+  }
+  void TearDown() override {
+    if (pid_ > 0) TerminateProcess(pid_, std::chrono::milliseconds(2000));
+  }
+  static int FreePort() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    socklen_t len = sizeof(a);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+  }
+  bool Listening() const {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port_));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+    ::close(fd);
+    return ok;
+  }
+  std::string Url(const std::string& file) const {
+    return "https://127.0.0.1:" + std::to_string(port_) + "/" + file;
+  }
+
+  testing::TempDir dir_;
+  std::string cert_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
+TEST_F(HttpsDatasetTest, FetchesOverVerifiedTls) {
+  DataOptions opts;
+  opts.https_ca_file = cert_;
+  json data = {{"type", "dataset"}, {"url", Url("greek.jsonl")}, {"split", "train[:2]"}};
+  json out = ValueOrDie(MaterializeData(data, {}, opts));
+  EXPECT_EQ(out["items"], json::parse(R"(["alpha", "beta"])"));
+}
+
+TEST_F(HttpsDatasetTest, UntrustedCertificateAndMissingFileAreClearErrors) {
+  json data = {{"type", "dataset"}, {"url", Url("greek.jsonl")}};
+  auto untrusted = MaterializeData(data, {}, DataOptions{});
+  EXPECT_EQ(untrusted.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(untrusted.status().message().find("data.url: GET " + Url("greek.jsonl") + " failed"),
+            std::string::npos)
+      << untrusted.status().message();
+  DataOptions opts;
+  opts.https_ca_file = cert_;
+  opts.max_bytes = 10;
+  auto big = MaterializeData(data, {}, opts);
+  EXPECT_EQ(big.status().code(), StatusCode::kTooLarge) << big.status().message();
 }
 
 }  // namespace
