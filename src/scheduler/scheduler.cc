@@ -667,26 +667,13 @@ struct Scheduler::Impl {
   void Succeed(Task& t, json payload) {
     if (payload.contains("result")) {
       // A small result inside the event: store it in the same group commit as DONE.
-      auto blob = content->Prepare(
-          payload["result"].dump(-1, ' ', false, json::error_handler_t::replace));
-      if (!blob.ok()) {
-        Fail(t, "storing the result failed: " + blob.status().message(), true);
+      Status stored = StoreResult(t, std::move(payload["result"]), JsonOr(payload, "metadata", json::object()));
+      if (!stored.ok()) {
+        Fail(t, "storing the result failed: " + stored.message(), true);
         return;
       }
-      state::ResultRecord rr;
-      rr.task_id = t.rec.task_id;
-      rr.digest = blob->digest;
-      rr.size = static_cast<int64_t>(blob->size);
-      rr.worker_id = t.rec.assigned_worker;
-      rr.metadata_json = payload.contains("metadata") ? payload["metadata"].dump() : "{}";
-      rr.received_at = WallSeconds();
-      t.result = std::move(payload["result"]);
       payload.erase("result");
-      payload["result_digest"] = blob->digest;
-      store->Write([rr, b = std::move(blob).value()](state::WriteTxn& txn) -> Status {
-        FM_RETURN_IF_ERROR(cas::ContentStore::Record(b, txn));
-        return txn.PutResult(rr);
-      });
+      payload["result_digest"] = t.rec.result_digest;
     }
     Release(t);
     RecordUsage(t, "DONE");
@@ -800,23 +787,30 @@ struct Scheduler::Impl {
     return true;
   }
 
+  // Stores a task's result (content-addressed) through the group commit, keeps it for
+  // dependents, and sets the task's digest.
+  Status StoreResult(Task& t, json result, const json& metadata) {
+    auto blob = content->Prepare(result.dump(-1, ' ', false, json::error_handler_t::replace));
+    if (!blob.ok()) return blob.status();
+    state::ResultRecord rr;
+    rr.task_id = t.rec.task_id;
+    rr.digest = blob->digest;
+    rr.size = static_cast<int64_t>(blob->size);
+    rr.worker_id = t.rec.assigned_worker;
+    rr.metadata_json = metadata.dump();
+    rr.received_at = WallSeconds();
+    t.rec.result_digest = blob->digest;
+    t.result = std::move(result);
+    store->Write([rr, b = std::move(blob).value()](state::WriteTxn& txn) -> Status {
+      FM_RETURN_IF_ERROR(cas::ContentStore::Record(b, txn));
+      return txn.PutResult(rr);
+    });
+    return Status::Ok();
+  }
+
   void Skip(Task& t) {
-    json result = {{"skipped", true}};
-    t.result = result;
-    auto blob = content->Prepare(result.dump());
-    if (blob.ok()) {
-      state::ResultRecord rr;
-      rr.task_id = t.rec.task_id;
-      rr.digest = blob->digest;
-      rr.size = static_cast<int64_t>(blob->size);
-      rr.metadata_json = json{{"skipped", true}}.dump();
-      rr.received_at = WallSeconds();
-      t.rec.result_digest = blob->digest;
-      store->Write([rr, b = std::move(blob).value()](state::WriteTxn& txn) -> Status {
-        FM_RETURN_IF_ERROR(cas::ContentStore::Record(b, txn));
-        return txn.PutResult(rr);
-      });
-    }
+    Status stored = StoreResult(t, json{{"skipped", true}}, json{{"skipped", true}});
+    if (!stored.ok()) FM_LOG_WARN("storing the skipped result of {} failed: {}", t.rec.task_id, stored.ToString());
     SetState(t, TaskState::kDone);
     t.rec.finished_ts = WallSeconds();
     t.rec.latest_update_json = json{{"skipped", true}}.dump();
