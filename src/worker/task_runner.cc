@@ -116,8 +116,8 @@ void TaskRunner::StopAll(const std::string& reason) {
   queue_cv_.notify_all();
   timer_cv_.notify_all();
   for (auto& task : unfinished) {
+    Finish(*task, "TASK_FAILED", reason, true, nlohmann::json::object());  // report, then stop it
     task->cancelled = true;
-    Finish(*task, "TASK_FAILED", reason, true, nlohmann::json::object());
   }
   for (auto& t : pool_) t.join();
   timer_.join();
@@ -172,10 +172,12 @@ void TaskRunner::TimerLoop() {
     if (!expired.empty()) {
       lock.unlock();
       for (auto& task : expired) {
-        task->cancelled = true;
+        // Report first, then stop the executor: the other order lets the executor see the
+        // flag and report TASK_CANCELLED before the timeout is reported.
         Finish(*task, "TASK_FAILED",
                "timed out after " + FormatSeconds(task->assignment.timeout_s) + "s", true,
                nlohmann::json::object());
+        task->cancelled = true;
       }
       lock.lock();
       continue;
