@@ -147,6 +147,7 @@ struct Scheduler::Impl {
   std::string local_node;
   std::deque<std::string> ready;
   bool dispatch_needed = false;
+  bool workers_dirty = false;  // the API's worker snapshot is rebuilt once per loop batch
   std::map<std::string, std::vector<std::string>> outgoing;  // stream -> payloads
   EventLoop::TimerId flush_retry_timer = 0;
   std::map<std::string, PendingCommand> commands;
@@ -222,6 +223,10 @@ struct Scheduler::Impl {
     while (dispatch_needed) {
       dispatch_needed = false;
       TryDispatch();
+    }
+    if (workers_dirty) {
+      workers_dirty = false;
+      RefreshWorkersSnapshot();
     }
     FlushOutgoing();
   }
@@ -598,7 +603,7 @@ struct Scheduler::Impl {
               {"task_type", t.rec.task_type},
               {"spec", std::move(spec)},
               {"timeout_s", timeout}});
-    RefreshWorkersSnapshot();
+    workers_dirty = true;
     RefreshWorkflow(t.rec.workflow_id);
   }
 
@@ -966,7 +971,7 @@ struct Scheduler::Impl {
     w.last_seen_mono = MonoMicros();
     if (!was_alive) FM_LOG_INFO("worker {} ({}) up on node {}", id, w.name, w.node_id);
     PersistWorker(w);
-    RefreshWorkersSnapshot();
+    workers_dirty = true;
     dispatch_needed = true;
   }
 
@@ -1004,7 +1009,7 @@ struct Scheduler::Impl {
     w.used_cpu = w.used_memory_mb = 0;
     w.used_gpus = 0;
     PersistWorker(w);
-    RefreshWorkersSnapshot();
+    workers_dirty = true;
   }
 
   void OnStackWorkers(const json& m) {
@@ -1085,7 +1090,7 @@ struct Scheduler::Impl {
         FM_LOG_INFO("worker {} ({}) is heartbeating again; back in service", w.id, w.name);
         w.alive = true;
         PersistWorker(w);
-        RefreshWorkersSnapshot();
+        workers_dirty = true;
         dispatch_needed = true;
       }
       if (hw.contains("running") && hw["running"].is_array()) Reconcile(w, hw["running"], wall);
@@ -1151,7 +1156,7 @@ struct Scheduler::Impl {
       if (w.alive && now - w.last_seen_mono > grace) dead.push_back(id);
     }
     for (const auto& id : dead) WorkerDown(id, "no heartbeat for " + std::to_string(config.worker_grace_s) + " s");
-    RefreshWorkersSnapshot();
+    workers_dirty = true;
     loop.PostDelayed(std::chrono::microseconds(static_cast<int64_t>(config.watchdog_interval_s * 1e6)),
                      [this] { Watchdog(); });
   }
@@ -1482,6 +1487,10 @@ void Scheduler::ApplyBusMessagesAsync(const std::vector<bus::Message>& batch,
   for (const auto& m : batch) payloads.push_back(m.payload);
   impl_->loop.Post([this, payloads = std::move(payloads), durable = std::move(durable)] {
     for (const auto& p : payloads) impl_->ApplyOne(p);
+    if (impl_->workers_dirty) {  // visible before the caller hears the batch is applied
+      impl_->workers_dirty = false;
+      impl_->RefreshWorkersSnapshot();
+    }
     // Writes commit in order: once this empty op commits, everything above has too.
     impl_->store->Write([](state::WriteTxn&) { return Status::Ok(); },
                         [durable](const Status&) { durable(); });
