@@ -13,6 +13,7 @@
 #include "api/service.h"
 #include "cas/cas.h"
 #include "cas/content_store.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/process.h"
 #include "http/http.h"
@@ -54,6 +55,9 @@ struct ServerApp::Impl {
   std::unique_ptr<bus::StreamConsumer> events;
   std::unique_ptr<bus::Subscriber> heartbeats;
 
+  std::thread maintenance;
+  std::mutex maintenance_mu;  // one pass at a time (timer or POST /system/gc)
+
   // Supervisor child.
   std::thread monitor;
   std::mutex mu;
@@ -87,6 +91,47 @@ struct ServerApp::Impl {
     std::ofstream(pid_file()) << *pid << "\n";
     FM_LOG_INFO("started supervisor (pid {})", *pid);
     return Status::Ok();
+  }
+
+  // One storage maintenance pass: retention purge, then garbage collection.
+  nlohmann::json MaintenancePass(double grace_s) {
+    std::lock_guard<std::mutex> pass(maintenance_mu);
+    int64_t purged = 0;
+    if (config.retention_days > 0) {
+      double cutoff = WallSeconds() - config.retention_days * 86400.0;
+      auto expired = store->ExpiredWorkflows(cutoff, 1000);
+      if (expired.ok()) {
+        for (const auto& id : *expired) {
+          Status st = store->WriteSync([id](state::WriteTxn& txn) { return txn.PurgeWorkflow(id); });
+          if (st.ok()) ++purged;
+          else FM_LOG_WARN("purging workflow {} failed: {}", id, st.ToString());
+        }
+      }
+    }
+    state::GcStats stats;
+    Status gc = cas::CollectGarbage(blobs.get(), store.get(), grace_s, &stats);
+    if (!gc.ok()) FM_LOG_WARN("garbage collection failed: {}", gc.ToString());
+    nlohmann::json out = {{"ok", gc.ok()},
+                          {"workflows_purged", purged},
+                          {"blobs_removed", stats.blobs_removed},
+                          {"bytes_removed", stats.bytes_removed},
+                          {"orphan_files_removed", stats.orphan_files_removed},
+                          {"temp_files_removed", stats.temp_files_removed}};
+    if (purged > 0 || stats.blobs_removed > 0 || stats.orphan_files_removed > 0) {
+      FM_LOG_INFO("maintenance: {}", out.dump());
+    }
+    return out;
+  }
+
+  void MaintenanceLoop() {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!stopping) {
+      cv.wait_for(lock, std::chrono::duration<double>(config.gc_interval_s));
+      if (stopping) break;
+      lock.unlock();
+      MaintenancePass(config.gc_grace_s);
+      lock.lock();
+    }
   }
 
   void Monitor() {
@@ -153,7 +198,9 @@ Status ServerApp::Start() {
   s.api->SetExtraMetrics([http_server] {
     return nlohmann::json{{"http_open_connections", http_server->open_connections()}};
   });
+  s.api->SetMaintenance([&s](double grace_s) { return s.MaintenancePass(grace_s); });
   FM_RETURN_IF_ERROR(s.http->Start());
+  if (s.config.gc_interval_s > 0) s.maintenance = std::thread([&s] { s.MaintenanceLoop(); });
 
   scheduler::Scheduler* sched = s.sched.get();
   s.events = std::make_unique<bus::StreamConsumer>(
@@ -196,6 +243,7 @@ void ServerApp::Stop() {
   }
   s.cv.notify_all();
   if (s.monitor.joinable()) s.monitor.join();
+  if (s.maintenance.joinable()) s.maintenance.join();
   pid_t supervisor = -1;
   {
     // Read after the monitor has stopped: it may have just restarted the supervisor.

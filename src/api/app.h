@@ -26,6 +26,12 @@ struct ServerAppConfig {
   std::string log_level = "info";
   bool synchronous_full = true;     // fsync every commit (else only at WAL checkpoints)
   scheduler::SchedulerConfig scheduler;
+  // Storage maintenance: every `gc_interval_s`, workflows terminal for longer than
+  // `retention_days` (0: kept forever) are purged, then blobs nothing refers to and
+  // untouched for `gc_grace_s` are removed.
+  double gc_interval_s = 600;
+  double gc_grace_s = 3600;
+  double retention_days = 0;
 };
 
 class ServerApp {

@@ -7,6 +7,7 @@
 #include <variant>
 
 #include "api/archive.h"
+#include "api/traces.h"
 #include "api/workflow_schema.h"
 #include "common/clock.h"
 #include "common/ids.h"
@@ -65,8 +66,8 @@ json TaskJson(const state::TaskRecord& t) {
           {"depends_on", t.depends_on},
           {"dependents", t.dependents},
           {"merged_children", json::array()},
-          {"merged_parent_id", nullptr},
-          {"merge_key", nullptr},
+          {"merged_parent_id", NullIfEmpty(t.merged_parent_id)},
+          {"merge_key", NullIfEmpty(t.merge_key)},
           {"completed", t.status == state::TaskState::kDone},
           {"failed", t.status == state::TaskState::kFailed},
           {"result_digest", NullIfEmpty(t.result_digest)},
@@ -237,7 +238,44 @@ std::shared_ptr<http::Router> ApiService::MakeRouter() {
   AddTaskRoutes(*r);
   AddResultRoutes(*r);
   AddWorkerRoutes(*r);
+  AddTraceRoutes(*r);
   return r;
+}
+
+// ---------------------------------------------------------------- traces
+
+void ApiService::AddTraceRoutes(http::Router& r) {
+  std::string p = std::string(kPrefix) + "/traces/workflows";
+  auto build = [this](const std::string& id) -> Result<WorkflowTrace> {
+    FM_ASSIGN_OR_RETURN(state::WorkflowRecord w, store_->GetWorkflow(id));
+    return BuildTrace(*store_, w);
+  };
+  auto ndjson = [](const std::vector<json>& rows) {
+    Response resp;
+    resp.content_type = "application/x-ndjson";
+    resp.body = ToNdjson(rows);
+    return resp;
+  };
+  r.Add("GET", p + "/analyze/{id}", [build](Request& req) {
+    auto trace = build(req.params["id"]);
+    if (!trace.ok()) return StatusResponse(trace.status());
+    return JsonResponse(200, AnalyzeTrace(*trace));
+  });
+  r.Add("GET", p + "/{id}/lineage", [build, ndjson](Request& req) {
+    auto trace = build(req.params["id"]);
+    if (!trace.ok()) return StatusResponse(trace.status());
+    return ndjson(trace->lineage);
+  });
+  r.Add("GET", p + "/{id}/spans", [build, ndjson](Request& req) {
+    auto trace = build(req.params["id"]);
+    if (!trace.ok()) return StatusResponse(trace.status());
+    return ndjson(trace->spans);
+  });
+  r.Add("GET", p + "/{id}/assets", [build, ndjson](Request& req) {
+    auto trace = build(req.params["id"]);
+    if (!trace.ok()) return StatusResponse(trace.status());
+    return ndjson(trace->assets);
+  });
 }
 
 // ---------------------------------------------------------------- workflows
@@ -1006,6 +1044,21 @@ void ApiService::AddSystemRoutes(http::Router& r) {
   });
   r.Add("GET", std::string(kPrefix) + "/system/metrics", [this](Request&) {
     return JsonResponse(200, MetricsJson());
+  });
+  // One storage maintenance pass now: retention purge and garbage collection.
+  // `?grace_s=` (default 3600) protects blobs written or released recently.
+  r.Add("POST", std::string(kPrefix) + "/system/gc", [this](Request& req) {
+    if (!maintenance_) return Response::Error(503, "storage maintenance is not available");
+    std::string g = req.Query("grace_s");
+    double grace = 3600;
+    if (!g.empty()) {
+      char* end = nullptr;
+      grace = std::strtod(g.c_str(), &end);
+      if (end == g.c_str() || *end != '\0' || grace < 0) {
+        return Response::Error(422, "query parameter 'grace_s' must be a number of seconds >= 0");
+      }
+    }
+    return JsonResponse(200, maintenance_(grace));
   });
   r.Add("GET", "/metrics", [this](Request&) {
     std::string out;

@@ -29,6 +29,8 @@ class ApiService {
 
   // Counters shown by /metrics; the app adds server-level gauges.
   void SetExtraMetrics(std::function<nlohmann::json()> extra) { extra_metrics_ = std::move(extra); }
+  // POST /api/v1/system/gc runs one storage maintenance pass (grace in seconds).
+  void SetMaintenance(std::function<nlohmann::json(double)> pass) { maintenance_ = std::move(pass); }
 
  private:
   void AddWorkflowRoutes(http::Router& r);
@@ -36,6 +38,7 @@ class ApiService {
   void AddResultRoutes(http::Router& r);
   void AddWorkerRoutes(http::Router& r);
   void AddSystemRoutes(http::Router& r);
+  void AddTraceRoutes(http::Router& r);
   void AddLogRoutes(http::Router& r, const std::string& kind);
 
   nlohmann::json MetricsJson() const;
@@ -46,6 +49,7 @@ class ApiService {
   scheduler::Scheduler* scheduler_;
   scheduler::EventHub* hub_;
   std::function<nlohmann::json()> extra_metrics_;
+  std::function<nlohmann::json(double)> maintenance_;
 };
 
 }  // namespace flowmesh::api

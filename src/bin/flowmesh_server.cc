@@ -65,6 +65,8 @@ int main(int argc, char** argv) {
   size_t body_limit_mb = 16;
   bool no_supervisor = false;
   std::string sqlite_sync = Env("FLOWMESH_SQLITE_SYNCHRONOUS", "full");
+  std::string dedup_scope = Env("FLOWMESH_DEDUP_SCOPE", "tenant");
+  cfg.retention_days = std::atof(Env("FLOWMESH_RETENTION_DAYS", "0").c_str());
   // Supervisor role.
   std::string root_url = Env("FLOWMESH_ROOT_URL", "");
   std::string node_alias = Env("FLOWMESH_NODE_ALIAS", "");
@@ -90,6 +92,17 @@ int main(int argc, char** argv) {
                  "full: every commit is fsynced (survives power loss); normal: survives a "
                  "process crash only (FLOWMESH_SQLITE_SYNCHRONOUS)")
       ->check(CLI::IsMember({"full", "normal"}));
+  app.add_option("--dedup-scope", dedup_scope,
+                 "reuse results of deterministic operators: off | tenant (within an "
+                 "organisation) | global (FLOWMESH_DEDUP_SCOPE)")
+      ->check(CLI::IsMember({"off", "tenant", "global"}));
+  app.add_option("--gc-interval", cfg.gc_interval_s,
+                 "seconds between storage maintenance passes (0: never)");
+  app.add_option("--gc-grace", cfg.gc_grace_s,
+                 "unreferenced blobs are removed once untouched this many seconds");
+  app.add_option("--retention-days", cfg.retention_days,
+                 "purge workflows terminal for longer than this (0: keep forever; "
+                 "FLOWMESH_RETENTION_DAYS)");
   app.add_option("--root-url", root_url, "[worker role] the root server's URL (FLOWMESH_ROOT_URL)");
   app.add_option("--node-alias", node_alias, "[worker role] this node's alias");
   app.add_option("--grpc-address", grpc_address, "[worker role] gRPC listen address for workers");
@@ -125,6 +138,7 @@ int main(int argc, char** argv) {
   cfg.log_level = log_level;
   cfg.body_limit = body_limit_mb << 20;
   cfg.scheduler.worker_grace_s = grace;
+  cfg.scheduler.dedup_scope = dedup_scope;
   cfg.start_supervisor = !no_supervisor;
   cfg.synchronous_full = sqlite_sync == "full";
   cfg.supervisor_binary = flowmesh::ExecutableDir() + "/flowmesh-server";

@@ -1,6 +1,7 @@
 #include "cas/cas.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,8 +10,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/clock.h"
 #include "common/hash.h"
 #include "common/ids.h"
+#include "state/store.h"
 
 namespace flowmesh::cas {
 
@@ -45,7 +48,11 @@ static bool ValidDigest(const std::string& d) {
 Result<std::string> BlobStore::Put(std::string_view data) {
   std::string digest = Sha256Hex(data);
   std::string final_path = PathFor(digest);
-  if (::access(final_path.c_str(), F_OK) == 0) return digest;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Present already: refresh its mtime so a collection pass in progress keeps it.
+    if (::utimensat(AT_FDCWD, final_path.c_str(), nullptr, 0) == 0) return digest;
+  }
   std::error_code ec;
   fs::create_directories(fs::path(final_path).parent_path(), ec);
   if (ec) return Internal("cas: mkdir: " + ec.message());
@@ -71,12 +78,87 @@ Result<std::string> BlobStore::Put(std::string_view data) {
     return Internal(std::string("cas: fsync: ") + std::strerror(e));
   }
   ::close(fd);
-  if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    return Internal(std::string("cas: rename: ") + std::strerror(e));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
+      int e = errno;
+      ::unlink(tmp.c_str());
+      return Internal(std::string("cas: rename: ") + std::strerror(e));
+    }
+  }
+  // The rename is durable once its directory is.
+  int dir = ::open(fs::path(final_path).parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
   }
   return digest;
+}
+
+static double MtimeSeconds(const struct stat& st) {
+  return static_cast<double>(st.st_mtim.tv_sec) + static_cast<double>(st.st_mtim.tv_nsec) / 1e9;
+}
+
+int64_t BlobStore::RemoveIfOlder(const std::string& digest, double cutoff) {
+  if (!ValidDigest(digest)) return 0;
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string path = PathFor(digest);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || MtimeSeconds(st) >= cutoff) return 0;
+  if (::unlink(path.c_str()) != 0) return 0;
+  return static_cast<int64_t>(st.st_size);
+}
+
+void BlobStore::ForEach(const std::function<void(const std::string&, double)>& fn) const {
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(fs::path(root_) / "blobs", ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    std::string name = it->path().filename().string();
+    if (!ValidDigest(name)) continue;
+    struct stat st {};
+    if (::stat(it->path().c_str(), &st) != 0) continue;
+    fn(name, MtimeSeconds(st));
+  }
+}
+
+int64_t BlobStore::RemoveStaleTemporaries(double cutoff) {
+  int64_t removed = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(fs::path(root_) / "tmp", ec)) {
+    struct stat st {};
+    if (::stat(entry.path().c_str(), &st) == 0 && MtimeSeconds(st) < cutoff &&
+        ::unlink(entry.path().c_str()) == 0) {
+      ++removed;
+    }
+  }
+  return removed;
+}
+
+Status CollectGarbage(BlobStore* files, state::Store* db, double grace_s, state::GcStats* stats) {
+  state::GcStats local;
+  FM_ASSIGN_OR_RETURN(std::vector<std::string> unreferenced,
+                      db->CollectUnreferencedBlobs(grace_s, &local));
+  double cutoff = WallSeconds() - grace_s;
+  for (const auto& digest : unreferenced) files->RemoveIfOlder(digest, cutoff);
+  // Files no row tracks: an upload whose record never committed.
+  std::vector<std::string> candidates;
+  files->ForEach([&](const std::string& digest, double mtime) {
+    if (mtime < cutoff) candidates.push_back(digest);
+  });
+  for (const auto& digest : candidates) {
+    auto refs = db->BlobRefs(digest);
+    if (refs.ok() || refs.status().code() != StatusCode::kNotFound) continue;
+    if (files->RemoveIfOlder(digest, cutoff) > 0) local.orphan_files_removed += 1;
+  }
+  local.temp_files_removed += files->RemoveStaleTemporaries(cutoff);
+  if (stats != nullptr) {
+    stats->blobs_removed += local.blobs_removed;
+    stats->bytes_removed += local.bytes_removed;
+    stats->orphan_files_removed += local.orphan_files_removed;
+    stats->temp_files_removed += local.temp_files_removed;
+  }
+  return Status::Ok();
 }
 
 Result<std::string> BlobStore::Get(const std::string& digest) const {

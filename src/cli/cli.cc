@@ -132,6 +132,17 @@ void BuildApp(CLI::App* app, Invocation* inv) {
         ->expected(1);
   }
 
+  // ---- traces ----
+  CLI::App* trace = Group(app, "trace", "Lineage and profiling of a workflow");
+  CLI::App* tfetch = trace->add_subcommand("fetch", "Print a workflow's lineage, spans or assets (NDJSON)");
+  tfetch->add_option("id", inv->names, "Workflow id")->required()->expected(1);
+  tfetch->add_option("--kind", inv->trace_kind, "lineage | spans | assets")
+      ->check(CLI::IsMember({"lineage", "spans", "assets"}));
+  trace->add_subcommand("analyze", "Critical path, queueing and per-task timing of a workflow")
+      ->add_option("id", inv->names, "Workflow id")
+      ->required()
+      ->expected(1);
+
   // ---- local configuration ----
   CLI::App* init = app->add_subcommand("init", "Write config.json (server URL, API key)");
   init->add_option("server_url", inv->names, "Server URL")->required()->expected(1);
@@ -194,6 +205,8 @@ const std::map<std::string, Handler>& Handlers() {
       {"task info", TaskInfo},
       {"task logs", TaskLogs},
       {"result fetch", ResultFetch},
+      {"trace fetch", TraceFetch},
+      {"trace analyze", TraceAnalyze},
       {"result download", ResultDownload},
       {"worker list", WorkerList},
       {"worker info", WorkerInfo},

@@ -43,6 +43,7 @@ struct Invocation {
   bool results = false;            // workflow watch --results
   int port = 0;                    // stack up --port (0: env or 8000)
   int redis_port = 0;              // stack up --redis-port (0: env or 6379)
+  std::string trace_kind = "lineage";  // trace fetch --kind lineage|spans|assets
 };
 
 // Registers every verb on `app`, writing into `inv`. The callbacks only record the verb;

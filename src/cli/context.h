@@ -71,6 +71,9 @@ int StackWorkerUpGpu(Context& ctx);
 int StackWorkerList(Context& ctx);
 int StackWorkerAction(Context& ctx, const std::string& action);  // start|stop|down
 
+int TraceFetch(Context& ctx);
+int TraceAnalyze(Context& ctx);
+
 int WorkflowSubmit(Context& ctx);
 int WorkflowValidate(Context& ctx);
 int WorkflowList(Context& ctx);

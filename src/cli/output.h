@@ -48,6 +48,11 @@ std::string FormatRecord(const nlohmann::json& record);
 // "1.2s", "42s", "3m05s", "1h02m".
 std::string FormatElapsed(double seconds);
 
+// `flowmesh trace analyze`: the analysis of GET /traces/workflows/analyze/{wf} for a
+// terminal: a summary, the critical path as a timeline of bars `width` columns wide, and
+// per-task timing.
+std::string FormatTraceAnalysis(const nlohmann::json& analysis, int width = 40);
+
 // Progress of one workflow, built from its task list and the event stream.
 // Not thread-safe; owned by the watch loop.
 class WatchProgress {

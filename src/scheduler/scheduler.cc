@@ -7,15 +7,18 @@
 #include <deque>
 #include <future>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <unordered_map>
 
 #include "common/clock.h"
+#include "common/hash.h"
 #include "common/ids.h"
 #include "common/json_util.h"
 #include "dataflow/dataflow.h"
 #include "common/log.h"
+#include "spec/operator.h"
 
 namespace flowmesh::scheduler {
 
@@ -88,6 +91,13 @@ struct Scheduler::Impl {
     int unmet = 0;
     EventLoop::TimerId retry_timer = 0;
     double attempt_started = 0;
+    // De-duplication (see "de-duplication" below).
+    int64_t result_size = 0;     // of an inline result stored here
+    std::string dedup_key;       // fingerprint within the configured scope
+    bool deterministic = false;
+    bool dedup_leader = false;   // runs for the twins that joined it
+    bool dedup_joined = false;   // waits for its running twin
+    bool dedup_bypass = false;   // its twin failed: runs on its own
   };
   struct Workflow {
     state::WorkflowRecord rec;
@@ -153,10 +163,26 @@ struct Scheduler::Impl {
   std::map<std::string, PendingCommand> commands;
   std::vector<std::function<void()>> waiting_for_local_node;
   std::mt19937_64 rng{std::random_device{}()};
+  // De-duplication: running twins by key, and results whose operator_results row is still
+  // in the group commit (a lookup in the store could miss them).
+  struct Flight {
+    std::string leader;
+    std::vector<std::string> joiners;
+  };
+  struct Reusable {
+    std::string digest;
+    int64_t size = 0;
+    json result;                 // the result itself while its blob may be uncommitted
+    std::string source_task_id;  // internal only: never shown to the reuser
+    std::string source_org;
+  };
+  std::unordered_map<std::string, Flight> flights;
+  std::unordered_map<std::string, Reusable> committing_results;
 
   // Counters (read by Metrics from any thread).
   std::atomic<uint64_t> submitted_workflows{0}, submitted_tasks{0}, dispatched{0},
-      succeeded{0}, failed{0}, cancelled{0}, retried{0}, workers_lost{0}, bus_messages{0};
+      succeeded{0}, failed{0}, cancelled{0}, retried{0}, workers_lost{0}, bus_messages{0},
+      reused{0}, joined{0};
 
   // Snapshots for the API.
   mutable std::mutex snap_mu;
@@ -260,6 +286,7 @@ struct Scheduler::Impl {
       }
     }
     t.rec.status = to;
+    if (t.dedup_leader && state::IsTerminal(to) && to != TaskState::kDone) ReleaseFlight(t);
   }
 
   // Reads the "_schedule" hints of a task's stored spec.
@@ -538,7 +565,7 @@ struct Scheduler::Impl {
       ready.pop_front();
       auto it = tasks.find(id);
       if (it == tasks.end() || it->second.rec.status != TaskState::kPending ||
-          it->second.retry_timer != 0 || it->second.unmet > 0) {
+          it->second.retry_timer != 0 || it->second.unmet > 0 || it->second.dedup_joined) {
         continue;
       }
       Task& t = it->second;
@@ -690,6 +717,7 @@ struct Scheduler::Impl {
     succeeded++;
     PersistTask(t);
     Emit("TASK_SUCCEEDED", t, "", false, payload);
+    if (t.dedup_leader) FinishFlight(t);
     ReleaseDependents(t);
     RefreshWorkflow(t.rec.workflow_id);
   }
@@ -772,7 +800,7 @@ struct Scheduler::Impl {
     t.dispatch_spec = std::move(prepared).value();
     t.dispatch_spec.erase("_schedule");
     t.prepared = true;
-    return true;
+    return ConsiderReuse(t);
   }
 
   // Evaluates the task's condition; when it is unmet (skipped) or broken (failed) the task
@@ -792,6 +820,192 @@ struct Scheduler::Impl {
     return true;
   }
 
+  // ---- de-duplication (operator fingerprints, stored results, single flight) ----
+  //
+  // Once a task's inputs are resolved it gets its fingerprint and lineage row. A
+  // deterministic task (and dedup on) then either completes at once from a stored result
+  // of the same fingerprint in its scope, joins a running twin, or runs as the leader for
+  // twins that arrive while it runs. A leader that ends without a result releases its
+  // joiners to run on their own. Returns false when the task is not to be dispatched now.
+  bool ConsiderReuse(Task& t) {
+    std::vector<std::string> digests;
+    json inputs = json::array();
+    for (const auto& dep_id : t.rec.depends_on) {
+      auto d = tasks.find(dep_id);
+      if (d == tasks.end()) continue;
+      digests.push_back(d->second.rec.result_digest);
+      inputs.push_back({{"node", d->second.rec.graph_node_name},
+                        {"task_id", dep_id},
+                        {"digest", d->second.rec.result_digest}});
+    }
+    t.deterministic = spec::Deterministic(t.rec.task_type, t.spec);
+    t.rec.merge_key = spec::OperatorFingerprint(t.rec.task_type, t.dispatch_spec, std::move(digests));
+    WriteLineage(t, inputs, /*reused=*/false);
+    if (config.dedup_scope == "off" || !t.deterministic || t.dedup_bypass) return true;
+    t.dedup_key = config.dedup_scope == "global"
+                      ? t.rec.merge_key
+                      : Sha256Hex(t.rec.org_id + "\n" + t.rec.merge_key);
+    if (auto hit = FindReusable(t.dedup_key)) {
+      CompleteReused(t, *hit, inputs);
+      return false;
+    }
+    auto flight = flights.find(t.dedup_key);
+    if (flight != flights.end() && flight->second.leader != t.rec.task_id) {
+      auto& joiners = flight->second.joiners;
+      if (std::find(joiners.begin(), joiners.end(), t.rec.task_id) == joiners.end()) {
+        joiners.push_back(t.rec.task_id);
+        joined++;
+        auto leader = tasks.find(flight->second.leader);
+        if (leader != tasks.end() && leader->second.rec.org_id == t.rec.org_id) {
+          t.rec.merged_parent_id = flight->second.leader;  // never across organisations
+        }
+        t.dedup_joined = true;  // TryDispatch leaves it alone until its leader ends
+        PersistTask(t);
+        Emit("TASK_UPDATE", t, "", false,
+             json{{"waiting_for_twin", true}, {"fingerprint", t.rec.merge_key}});
+      }
+      return false;
+    }
+    flights[t.dedup_key].leader = t.rec.task_id;
+    t.dedup_leader = true;
+    return true;
+  }
+
+  void WriteLineage(const Task& t, const json& inputs, bool reused) {
+    state::LineageRecord l;
+    l.task_id = t.rec.task_id;
+    l.workflow_id = t.rec.workflow_id;
+    l.fingerprint = t.rec.merge_key;
+    l.deterministic = t.deterministic;
+    l.inputs_json = inputs.dump(-1, ' ', false, json::error_handler_t::replace);
+    l.reused = reused;
+    l.recorded_at = WallSeconds();
+    store->Write([l = std::move(l)](state::WriteTxn& txn) { return txn.PutLineage(l); });
+  }
+
+  std::optional<Reusable> FindReusable(const std::string& key) {
+    if (auto it = committing_results.find(key); it != committing_results.end()) return it->second;
+    auto stored = store->GetOperatorResult(key);
+    if (!stored.ok()) {
+      if (stored.status().code() != StatusCode::kNotFound) {
+        FM_LOG_WARN("operator result lookup failed: {}", stored.status().ToString());
+      }
+      return std::nullopt;
+    }
+    Reusable r;
+    r.digest = stored->result_digest;
+    r.source_task_id = stored->source_task_id;
+    auto rec = store->GetResult(stored->source_task_id);
+    if (rec.ok()) r.size = rec->size;
+    if (auto src = store->GetTask(stored->source_task_id); src.ok()) r.source_org = src->org_id;
+    return r;
+  }
+
+  // Completes a task with a result computed for its twin: its own result record (same
+  // blob, files by reference), lineage marked reused, no worker involved.
+  void CompleteReused(Task& t, const Reusable& r, const json& inputs) {
+    std::vector<state::ResultFileRecord> files;
+    if (auto listed = store->ListResultFiles(r.source_task_id); listed.ok()) files = *listed;
+    for (auto& f : files) f.task_id = t.rec.task_id;
+    state::ResultRecord rr;
+    rr.task_id = t.rec.task_id;
+    rr.digest = r.digest;
+    rr.size = r.size;
+    rr.metadata_json = json{{"reused", true}, {"fingerprint", t.rec.merge_key}}.dump();
+    rr.received_at = WallSeconds();
+    store->Write([rr, files = std::move(files)](state::WriteTxn& txn) -> Status {
+      FM_RETURN_IF_ERROR(txn.PutResult(rr));
+      for (const auto& f : files) FM_RETURN_IF_ERROR(txn.PutResultFile(f));
+      return Status::Ok();
+    });
+    t.dedup_joined = false;
+    t.rec.result_digest = r.digest;
+    if (!r.result.is_null()) t.result = r.result;
+    SetState(t, TaskState::kDone);
+    t.rec.finished_ts = WallSeconds();
+    succeeded++;
+    reused++;
+    WriteLineage(t, inputs, /*reused=*/true);
+    PersistTask(t);
+    Emit("TASK_SUCCEEDED", t, "", false,
+         json{{"reused", true}, {"fingerprint", t.rec.merge_key}, {"result_digest", r.digest}});
+    ReleaseDependents(t);
+    RefreshWorkflow(t.rec.workflow_id);  // may drop t
+  }
+
+  // The leader succeeded: store its result under the key and complete its joiners.
+  void FinishFlight(Task& t) {
+    t.dedup_leader = false;
+    Reusable r;
+    r.digest = t.rec.result_digest;
+    r.size = t.result_size;
+    r.result = t.result;
+    r.source_task_id = t.rec.task_id;
+    r.source_org = t.rec.org_id;
+    if (r.size == 0) {
+      if (auto rec = store->GetResult(t.rec.task_id); rec.ok()) r.size = rec->size;
+    }
+    std::string key = t.dedup_key;
+    auto flight = flights.find(key);
+    std::vector<std::string> joiners;
+    if (flight != flights.end() && flight->second.leader == t.rec.task_id) {
+      joiners = std::move(flight->second.joiners);
+      flights.erase(flight);
+    }
+    if (r.digest.empty()) {
+      ReleaseJoiners(joiners);
+      return;
+    }
+    state::OperatorResultRecord op;
+    op.scope_key = key;
+    op.fingerprint = t.rec.merge_key;
+    op.task_type = t.rec.task_type;
+    op.result_digest = r.digest;
+    op.source_task_id = t.rec.task_id;
+    op.created_at = WallSeconds();
+    committing_results[key] = r;
+    store->Write([op](state::WriteTxn& txn) { return txn.PutOperatorResult(op); },
+                 [this, key](const Status&) {
+                   loop.Post([this, key] { committing_results.erase(key); });
+                 });
+    for (const auto& id : joiners) {
+      auto it = tasks.find(id);
+      if (it == tasks.end() || it->second.rec.status != TaskState::kPending) continue;
+      Task& j = it->second;
+      if (!j.dedup_joined) continue;
+      json inputs = json::array();
+      for (const auto& dep_id : j.rec.depends_on) {
+        auto d = tasks.find(dep_id);
+        if (d == tasks.end()) continue;
+        inputs.push_back({{"node", d->second.rec.graph_node_name},
+                          {"task_id", dep_id},
+                          {"digest", d->second.rec.result_digest}});
+      }
+      CompleteReused(j, r, inputs);
+    }
+  }
+
+  // The leader ended without a result: its joiners run on their own.
+  void ReleaseFlight(Task& t) {
+    t.dedup_leader = false;
+    auto flight = flights.find(t.dedup_key);
+    if (flight == flights.end() || flight->second.leader != t.rec.task_id) return;
+    std::vector<std::string> joiners = std::move(flight->second.joiners);
+    flights.erase(flight);
+    ReleaseJoiners(joiners);
+  }
+
+  void ReleaseJoiners(const std::vector<std::string>& joiners) {
+    for (const auto& id : joiners) {
+      auto it = tasks.find(id);
+      if (it == tasks.end() || it->second.rec.status != TaskState::kPending) continue;
+      it->second.dedup_joined = false;
+      it->second.dedup_bypass = true;
+      ready.push_back(id);
+      dispatch_needed = true;
+    }
+  }
+
   // Stores a task's result (content-addressed) through the group commit, keeps it for
   // dependents, and sets the task's digest.
   Status StoreResult(Task& t, json result, const json& metadata) {
@@ -805,6 +1019,7 @@ struct Scheduler::Impl {
     rr.metadata_json = metadata.dump();
     rr.received_at = WallSeconds();
     t.rec.result_digest = blob->digest;
+    t.result_size = static_cast<int64_t>(blob->size);
     t.result = std::move(result);
     store->Write([rr, b = std::move(blob).value()](state::WriteTxn& txn) -> Status {
       FM_RETURN_IF_ERROR(cas::ContentStore::Record(b, txn));
@@ -1534,6 +1749,8 @@ json Scheduler::Metrics() const {
           {"tasks_retried_total", s.retried.load()},
           {"workers_lost_total", s.workers_lost.load()},
           {"bus_messages_total", s.bus_messages.load()},
+          {"tasks_reused_total", s.reused.load()},
+          {"tasks_joined_total", s.joined.load()},
           {"scheduler_queue_depth", s.loop.queued()}};
 }
 

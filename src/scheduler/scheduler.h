@@ -36,6 +36,9 @@ struct SchedulerConfig {
   double retry_backoff_max_s = 30.0;
   double command_timeout_s = 15.0;    // supervisor commands (start/stop worker)
   std::string data_dir;               // base of relative dataset paths
+  // De-duplication of deterministic operators: "off", "tenant" (within an organisation)
+  // or "global" (across organisations; a reused result never says whose it was).
+  std::string dedup_scope = "tenant";
 };
 
 struct SubmitRequest {

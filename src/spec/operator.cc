@@ -1,5 +1,6 @@
 #include "spec/operator.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -104,6 +105,61 @@ std::string BatchKey(const std::string& task_type, const json& task_spec) {
   std::string key = task_type + "|" + ModelKey(task_spec);
   if (!engine.empty()) key += "|" + Sha256Hex(CanonicalJson(engine)).substr(0, 16);
   return key;
+}
+
+std::string OperatorFingerprint(const std::string& task_type, const json& resolved_spec,
+                                std::vector<std::string> upstream_digests) {
+  // Fields that decide where, when and how often a task runs, or where its output goes,
+  // but not what it computes.
+  static const char* const kNotOutput[] = {
+      "resources", "timeoutSeconds", "timeout_seconds", "maxAttempts", "max_attempts",
+      "retries",   "output",         "metadata",        "dependsOn",   "condition",
+      "cache",     "priority",       "_schedule",       "name",        "description"};
+  json params = resolved_spec.is_object() ? resolved_spec : json::object();
+  for (const char* key : kNotOutput) params.erase(key);
+  if (auto model = params.find("model"); model != params.end() && model->is_object()) {
+    (*model)["source"] = ModelIdentity(resolved_spec);
+  }
+  params.erase("taskType");
+  std::sort(upstream_digests.begin(), upstream_digests.end());
+  json doc = {{"v", 1}, {"type", task_type}, {"params", std::move(params)},
+              {"upstream", upstream_digests}};
+  return Sha256Hex(CanonicalJson(doc));
+}
+
+bool Deterministic(const std::string& task_type, const json& task_spec) {
+  std::string cache;
+  if (task_spec.is_object()) {
+    auto it = task_spec.find("cache");
+    if (it != task_spec.end() && it->is_string()) cache = it->get<std::string>();
+  }
+  if (cache == "never") return false;
+  if (cache == "always") return true;
+  auto section = [&](const char* key) -> json {
+    if (!task_spec.is_object()) return json::object();
+    auto it = task_spec.find(key);
+    return it != task_spec.end() && it->is_object() ? *it : json::object();
+  };
+  auto has_number = [](const json& obj, const char* key) {
+    auto it = obj.find(key);
+    return it != obj.end() && it->is_number();
+  };
+  if (task_type == "echo" || task_type == "data_profiling" || task_type == "embedding") return true;
+  if (task_type == "inference") {
+    json inf = section("inference");
+    auto t = inf.find("temperature");
+    bool greedy = t != inf.end() && t->is_number() && t->get<double>() == 0.0;
+    return greedy || has_number(inf, "seed");
+  }
+  if (task_type == "api") {
+    json api = section("api");
+    auto c = api.find("cache");
+    return c != api.end() && c->is_boolean() && c->get<bool>();
+  }
+  if (task_type == "sft" || task_type == "lora_sft" || task_type == "dpo" || task_type == "ppo") {
+    return has_number(section("training"), "seed");
+  }
+  return false;
 }
 
 }  // namespace flowmesh::spec

@@ -394,7 +394,8 @@ class SchemaBuilder {
   const Schema* Model() {
     Schema* source = Obj({{"type", Enum({"huggingface", "local", "url"})},
                           {"identifier", Str()},
-                          {"revision", Str()}});
+                          {"revision", Str()},
+                          {"file", Str()}});
     source->required = {"identifier"};
     Schema* adapter = Obj({{"type", Enum({"lora"})},
                            {"path", Str()},
@@ -489,6 +490,7 @@ class SchemaBuilder {
              {"body", Any()},
              {"retries", Int(0.0)},
              {"concurrency", Int(1.0)},
+             {"cache", Bool()},
              {"response", response}});
     api->required = {"url"};
     return api;
@@ -577,6 +579,7 @@ class SchemaBuilder {
                 {"max_attempts", attempts},
                 {"maxAttempts", attempts},
                 {"timeoutSeconds", Positive()},
+                {"cache", Enum({"auto", "never", "always"})},
                 {"resources", Resources()},
                 {"output", Output()},
                 {"model", Model()},

@@ -61,6 +61,8 @@ struct TaskRecord {
   std::string latest_update_json;  // last TASK_UPDATE payload ("{}" when none)
   std::string result_digest;       // CAS digest of the result JSON, when DONE
   std::string usages_json = "[]";  // [{started_at, finished_at, runtime_sec, hardware, cost_per_hour, total_cost, status}]
+  std::string merge_key;         // operator fingerprint (SHA-256), once the inputs are resolved
+  std::string merged_parent_id;  // the running twin this task joined (same organisation only)
 };
 
 // One entry of the append-only event log; `cursor` orders all events of the server.
@@ -106,6 +108,36 @@ struct ResultFileRecord {
   std::string path;    // sanitised relative path
   std::string digest;
   int64_t size = 0;
+};
+
+// Provenance of one task: what went in (upstream outputs by digest), the operator
+// fingerprint, and whether the result was reused rather than computed.
+struct LineageRecord {
+  std::string task_id;
+  std::string workflow_id;
+  std::string fingerprint;
+  bool deterministic = false;
+  std::string inputs_json = "[]";  // [{node, task_id, digest}]
+  bool reused = false;
+  double recorded_at = 0;
+};
+
+// A stored operator result: `scope_key` is the fingerprint (global scope) or a hash of
+// organisation and fingerprint (tenant scope). `source_task_id` is internal: never shown.
+struct OperatorResultRecord {
+  std::string scope_key;
+  std::string fingerprint;
+  std::string task_type;
+  std::string result_digest;
+  std::string source_task_id;
+  double created_at = 0;
+};
+
+struct GcStats {
+  int64_t blobs_removed = 0;
+  int64_t bytes_removed = 0;
+  int64_t orphan_files_removed = 0;
+  int64_t temp_files_removed = 0;
 };
 
 }  // namespace flowmesh::state

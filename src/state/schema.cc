@@ -131,7 +131,50 @@ CREATE TABLE blobs (
 ) WITHOUT ROWID;
 )sql";
 
-constexpr std::array<const char*, 2> kMigrations = {kMigration1, kMigration2};
+// Provenance: blob reference counts (results, result files and operator results each
+// hold one), stored operator results for de-duplication, per-task lineage, and the
+// published merge fields on tasks.
+constexpr const char* kMigration3 = R"sql(
+CREATE TABLE blob_refs (
+  digest     TEXT PRIMARY KEY,
+  refs       INTEGER NOT NULL,
+  size       INTEGER NOT NULL,
+  updated_at REAL NOT NULL
+) WITHOUT ROWID;
+INSERT INTO blob_refs (digest, refs, size, updated_at)
+  SELECT digest, COUNT(*), MAX(size), 0 FROM
+    (SELECT digest, size FROM results UNION ALL SELECT digest, size FROM result_files)
+  GROUP BY digest;
+INSERT OR IGNORE INTO blob_refs (digest, refs, size, updated_at)
+  SELECT digest, 0, size, created_at FROM blobs;
+CREATE INDEX blob_refs_unreferenced ON blob_refs (refs, updated_at);
+
+CREATE TABLE operator_results (
+  scope_key      TEXT PRIMARY KEY,
+  fingerprint    TEXT NOT NULL,
+  task_type      TEXT NOT NULL,
+  result_digest  TEXT NOT NULL,
+  source_task_id TEXT NOT NULL,
+  created_at     REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE lineage (
+  seq           INTEGER PRIMARY KEY,
+  task_id       TEXT NOT NULL UNIQUE,
+  workflow_id   TEXT NOT NULL,
+  fingerprint   TEXT NOT NULL,
+  deterministic INTEGER NOT NULL,
+  inputs_json   TEXT NOT NULL,
+  reused        INTEGER NOT NULL,
+  recorded_at   REAL NOT NULL
+);
+CREATE INDEX lineage_workflow ON lineage (workflow_id, seq);
+
+ALTER TABLE tasks ADD COLUMN merge_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE tasks ADD COLUMN merged_parent_id TEXT NOT NULL DEFAULT '';
+)sql";
+
+constexpr std::array<const char*, 3> kMigrations = {kMigration1, kMigration2, kMigration3};
 
 Result<int> UserVersion(Connection& conn) {
   FM_ASSIGN_OR_RETURN(Statement stmt, conn.Prepare("PRAGMA user_version"));

@@ -84,6 +84,8 @@ class Connection {
   // True while no transaction is open on this connection.
   bool AutoCommit() const { return sqlite3_get_autocommit(db_) != 0; }
   sqlite3* handle() const { return db_; }
+  // Rows changed by the last INSERT/UPDATE/DELETE on this connection.
+  int Changes() const { return sqlite3_changes(db_); }
 
  private:
   explicit Connection(sqlite3* db) : db_(db) {}

@@ -20,6 +20,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "state/provenance.h"
 #include "state/schema.h"
 #include "state/sqlite_db.h"
 
@@ -65,7 +66,7 @@ constexpr auto kTaskCols = std::to_array<std::string_view>(
      "assigned_worker", "submitted_at",  "dispatched_ts", "started_ts",         "finished_ts",
      "attempts",      "max_attempts",    "failed_workers", "depends_on",        "dependents",
      "last_error",    "error",           "spec_json",     "latest_update_json", "result_digest",
-     "usages_json"});
+     "usages_json",   "merge_key",       "merged_parent_id"});
 constexpr auto kWorkerCols = std::to_array<std::string_view>(
     {"worker_id", "node_id", "name", "status", "info_json", "registered_at", "last_seen",
      "cordoned"});
@@ -241,6 +242,8 @@ Result<TaskRecord> ReadTask(const Statement& s) {
   t.latest_update_json = s.Text(23);
   t.result_digest = s.Text(24);
   t.usages_json = s.Text(25);
+  t.merge_key = s.Text(26);
+  t.merged_parent_id = s.Text(27);
   return t;
 }
 
@@ -354,6 +357,7 @@ class ReadSnapshot {
 class GroupTxn final : public WriteTxn {
  public:
   explicit GroupTxn(Connection& conn) : conn_(conn) {}
+  Connection& conn() { return conn_; }
 
   Status PutWorkflow(const WorkflowRecord& w) override {
     FM_ASSIGN_OR_RETURN(Statement s, conn_.Prepare(Q().upsert_workflow));
@@ -374,6 +378,7 @@ class GroupTxn final : public WriteTxn {
     s.Bind(19, EncodeList(t.depends_on)).Bind(20, EncodeList(t.dependents));
     s.Bind(21, t.last_error).Bind(22, t.error).Bind(23, t.spec_json);
     s.Bind(24, t.latest_update_json).Bind(25, t.result_digest).Bind(26, t.usages_json);
+    s.Bind(27, t.merge_key).Bind(28, t.merged_parent_id);
     return s.Run();
   }
 
@@ -404,6 +409,7 @@ class GroupTxn final : public WriteTxn {
   }
 
   Status PutResult(const ResultRecord& r) override {
+    FM_RETURN_IF_ERROR(provenance::MoveResultRef(conn_, r));
     FM_ASSIGN_OR_RETURN(Statement s, conn_.Prepare(Q().upsert_result));
     s.Bind(1, r.task_id).Bind(2, r.digest).Bind(3, r.size).Bind(4, r.worker_id);
     s.Bind(5, r.metadata_json).Bind(6, r.received_at);
@@ -411,6 +417,7 @@ class GroupTxn final : public WriteTxn {
   }
 
   Status PutResultFile(const ResultFileRecord& f) override {
+    FM_RETURN_IF_ERROR(provenance::MoveResultFileRef(conn_, f));
     FM_ASSIGN_OR_RETURN(Statement s, conn_.Prepare(Q().upsert_result_file));
     s.Bind(1, f.task_id).Bind(2, f.path).Bind(3, f.digest).Bind(4, f.size);
     return s.Run();
@@ -425,7 +432,16 @@ class GroupTxn final : public WriteTxn {
   Status PutBlob(const std::string& digest, std::string_view data) override {
     FM_ASSIGN_OR_RETURN(Statement s, conn_.Prepare(Q().insert_blob));
     s.Bind(1, digest).Bind(2, static_cast<int64_t>(data.size())).BindBlob(3, data).Bind(4, WallSeconds());
-    return s.Run();
+    FM_RETURN_IF_ERROR(s.Run());
+    return provenance::TrackBlob(conn_, digest, static_cast<int64_t>(data.size()));
+  }
+
+  Status PutLineage(const LineageRecord& l) override { return provenance::PutLineage(conn_, l); }
+  Status PutOperatorResult(const OperatorResultRecord& r) override {
+    return provenance::PutOperatorResult(conn_, r);
+  }
+  Status PurgeWorkflow(const std::string& workflow_id) override {
+    return provenance::PurgeWorkflow(conn_, workflow_id);
   }
 
  private:
@@ -592,6 +608,44 @@ class SqliteStore final : public Store {
     FM_ASSIGN_OR_RETURN(ReaderPtr conn, AcquireReader());
     return GetOne<std::string>(*conn, Q().get_blob, digest, "blob",
                                [](const Statement& s) { return s.Blob(0); });
+  }
+
+  Result<OperatorResultRecord> GetOperatorResult(const std::string& scope_key) override {
+    FM_ASSIGN_OR_RETURN(ReaderPtr conn, AcquireReader());
+    return provenance::GetOperatorResult(*conn, scope_key);
+  }
+
+  Result<std::vector<LineageRecord>> ListLineage(const std::string& workflow_id) override {
+    FM_ASSIGN_OR_RETURN(ReaderPtr conn, AcquireReader());
+    return provenance::ListLineage(*conn, workflow_id);
+  }
+
+  Result<int64_t> BlobRefs(const std::string& digest) override {
+    FM_ASSIGN_OR_RETURN(ReaderPtr conn, AcquireReader());
+    return provenance::BlobRefs(*conn, digest);
+  }
+
+  Result<std::vector<std::string>> CollectUnreferencedBlobs(double grace_s,
+                                                            GcStats* stats) override {
+    std::vector<std::string> files;
+    GcStats local;
+    Status s = WriteSync([&](WriteTxn& txn) -> Status {
+      files.clear();  // an op may run twice (batch retry)
+      local = GcStats{};
+      return provenance::CollectUnreferenced(static_cast<GroupTxn&>(txn).conn(),
+                                             WallSeconds() - grace_s, &files, &local);
+    });
+    FM_RETURN_IF_ERROR(s);
+    if (stats != nullptr) {
+      stats->blobs_removed += local.blobs_removed;
+      stats->bytes_removed += local.bytes_removed;
+    }
+    return files;
+  }
+
+  Result<std::vector<std::string>> ExpiredWorkflows(double cutoff, int limit) override {
+    FM_ASSIGN_OR_RETURN(ReaderPtr conn, AcquireReader());
+    return provenance::ExpiredWorkflows(*conn, cutoff, limit);
   }
 
   Result<std::vector<WorkflowRecord>> LoadActiveWorkflows() override {

@@ -34,6 +34,14 @@ class WriteTxn {
   virtual Status PutSetting(const std::string& key, const std::string& value) = 0;
   // A small content-addressed blob (the caller computed `digest`); a no-op if present.
   virtual Status PutBlob(const std::string& digest, std::string_view data) = 0;
+
+  // ---- Provenance (provenance.cc). Blob references are counted in `blob_refs`: results,
+  // result files and operator results each hold one on their digest, kept in step here.
+  virtual Status PutLineage(const LineageRecord& l) = 0;
+  virtual Status PutOperatorResult(const OperatorResultRecord& r) = 0;
+  // Deletes a workflow with its tasks, events, results, files and lineage (retention),
+  // dropping the blob references they held.
+  virtual Status PurgeWorkflow(const std::string& workflow_id) = 0;
 };
 
 struct StoreConfig {
@@ -97,6 +105,18 @@ class Store {
   virtual Result<std::vector<ResultFileRecord>> ListResultFiles(const std::string& task_id) = 0;
   virtual Result<std::string> GetSetting(const std::string& key) = 0;  // NotFound if unset
   virtual Result<std::string> GetBlob(const std::string& digest) = 0;  // NotFound if absent
+
+  // Provenance reads. GetOperatorResult: NotFound when the key has no stored result.
+  virtual Result<OperatorResultRecord> GetOperatorResult(const std::string& scope_key) = 0;
+  virtual Result<std::vector<LineageRecord>> ListLineage(const std::string& workflow_id) = 0;
+  virtual Result<int64_t> BlobRefs(const std::string& digest) = 0;  // NotFound: untracked
+  // Drops tracked blobs nothing refers to whose count last changed more than `grace_s` ago
+  // (inline ones are deleted outright); returns the digests of those that may be files, for
+  // the caller to unlink. Runs through the writer, so it is ordered with every reference.
+  virtual Result<std::vector<std::string>> CollectUnreferencedBlobs(double grace_s,
+                                                                    GcStats* stats) = 0;
+  // Terminal workflows last updated before `cutoff` (wall seconds), oldest first.
+  virtual Result<std::vector<std::string>> ExpiredWorkflows(double cutoff, int limit) = 0;
 
   // Everything not terminal, for rehydration at start-up: workflows whose status is not
   // DONE/FAILED/CANCELLED and all of their tasks.

@@ -102,6 +102,7 @@ class SchedulerTest : public ::testing::Test {
     cfg.worker_grace_s = 0.5;
     cfg.watchdog_interval_s = 0.1;
     cfg.retry_backoff_base_s = 0.01;
+    cfg.dedup_scope = dedup_scope_;  // scheduling tests run every task; dedup tests opt in
     files_ = std::make_unique<cas::BlobStore>(dir_ / "cas");
     ASSERT_TRUE(files_->Init().ok());
     content_ = std::make_unique<cas::ContentStore>(files_.get(), store_.get());
@@ -139,7 +140,14 @@ class SchedulerTest : public ::testing::Test {
   }
 
   // Submits and waits for the workflow to finish (LOG_STREAM_CLOSED committed).
-  std::string RunWorkflow(const std::string& yaml, double timeout_s = 10) {
+  std::string RunWorkflow(const std::string& yaml, double timeout_s = 10,
+                          const std::string& org = state::kDefaultOrg) {
+    std::string id = SubmitOnly(yaml, org);
+    WaitTerminal(id, timeout_s);
+    return id;
+  }
+
+  std::string SubmitOnly(const std::string& yaml, const std::string& org = state::kDefaultOrg) {
     std::vector<spec::SpecError> errors;
     auto def = spec::ParseWorkflow(yaml, spec::Format::kNative, &errors);
     EXPECT_TRUE(def.ok()) << (errors.empty() ? "" : errors[0].ToString());
@@ -147,10 +155,14 @@ class SchedulerTest : public ::testing::Test {
     SubmitRequest req;
     req.def = std::move(def).value();
     req.source_text = yaml;
+    req.org_id = org;
     sched_->Submit(std::move(req), [&submitted](Result<json> r) { submitted.set_value(std::move(r)); });
     auto reply = submitted.get_future().get();
     EXPECT_TRUE(reply.ok());
-    std::string id = (*reply)["workflow_id"];
+    return (*reply)["workflow_id"];
+  }
+
+  void WaitTerminal(const std::string& id, double timeout_s = 10) {
     // The workflow may already be finished: poll the store's status as a fallback.
     for (int i = 0; i < timeout_s * 100; ++i) {
       auto w = store_->GetWorkflow(id);
@@ -160,7 +172,6 @@ class SchedulerTest : public ::testing::Test {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    return id;
   }
 
   std::map<std::string, state::TaskRecord> Tasks(const std::string& wf) {
@@ -173,6 +184,7 @@ class SchedulerTest : public ::testing::Test {
     return out;
   }
 
+  std::string dedup_scope_ = "off";
   testing::TempDir dir_;
   std::unique_ptr<state::Store> store_;
   std::shared_ptr<bus::Bus> bus_;
@@ -500,6 +512,233 @@ spec:
   ASSERT_EQ(order.size(), 4u);
   EXPECT_EQ(order, (std::vector<std::string>{tasks["z"].task_id, tasks["c"].task_id,
                                              tasks["b"].task_id, tasks["a"].task_id}));
+}
+
+// ---- de-duplication ----
+
+// Answers each dispatch with an inline result derived from the spec (so equal work gives
+// equal results), or holds it until Release() when `hold` is set.
+class DedupTest : public SchedulerTest {
+ protected:
+  void Reopen(const std::string& scope) {
+    Close();
+    dedup_scope_ = scope;
+    Open();
+  }
+
+  void Succeed(const json& d) {
+    json result = {{"items", {{{"input", d["spec"].value("echo", json::object()).value("message", "")},
+                               {"output", "done"}}}}};
+    json e = {{"kind", "task_event"}, {"worker_id", d["worker_id"]}, {"task_id", d["task_id"]},
+              {"attempt", d["attempt"]}, {"type", "TASK_SUCCEEDED"},
+              {"payload", {{"result", result}}}};
+    EXPECT_TRUE(bus_->Append(bus::kEventsStream, e.dump()).ok());
+  }
+  void FailFatal(const json& d) {
+    json e = {{"kind", "task_event"}, {"worker_id", d["worker_id"]}, {"task_id", d["task_id"]},
+              {"attempt", d["attempt"]}, {"type", "TASK_FAILED"}, {"error", "bad input"},
+              {"retryable", false}};
+    EXPECT_TRUE(bus_->Append(bus::kEventsStream, e.dump()).ok());
+  }
+
+  std::unique_ptr<ScriptedNode> Node(const std::string& node, bool hold) {
+    return std::make_unique<ScriptedNode>(bus_, node, [this, hold](const json& d) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        dispatches_.push_back(d);
+      }
+      if (!hold) Succeed(d);
+      return std::string("hang");
+    });
+  }
+
+  size_t Dispatches() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return dispatches_.size();
+  }
+  json Dispatch(size_t i) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return dispatches_.at(i);
+  }
+
+  bool WaitFor(const std::function<bool()>& pred) {
+    for (int i = 0; i < 1000; ++i) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+  std::mutex mu_;
+  std::vector<json> dispatches_;
+};
+
+const char* kEchoX = R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: x}
+spec: {taskType: echo, echo: {message: "x"}, resources: {hardware: {cpu: 1}}}
+)";
+
+TEST_F(DedupTest, TenantScopeReusesWithinAnOrganisationOnly) {
+  Reopen("tenant");
+  std::string node = RegisterNode();
+  auto sup = Node(node, false);
+  WorkerUp(node, "wkr-1");
+  std::string first = RunWorkflow(kEchoX, 10, "org-a");
+  ASSERT_EQ(store_->GetWorkflow(first)->status, "DONE");
+  ASSERT_EQ(Dispatches(), 1u);
+  // Different resources and timeout do not change what is computed.
+  std::string again = RunWorkflow(R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: same-work}
+spec: {taskType: echo, timeoutSeconds: 30, echo: {message: "x"}}
+)", 10, "org-a");
+  EXPECT_EQ(store_->GetWorkflow(again)->status, "DONE");
+  EXPECT_EQ(Dispatches(), 1u);  // reused, not run
+  auto a = Tasks(first)["main"];
+  auto b = Tasks(again)["main"];
+  EXPECT_EQ(b.result_digest, a.result_digest);
+  EXPECT_EQ(b.attempts, 0);
+  EXPECT_EQ(b.merge_key, a.merge_key);
+  auto lineage = store_->ListLineage(again);
+  ASSERT_TRUE(lineage.ok());
+  ASSERT_EQ(lineage->size(), 1u);
+  EXPECT_TRUE((*lineage)[0].reused);
+  auto result = store_->GetResult(b.task_id);
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->digest, a.result_digest);
+  EXPECT_EQ(json::parse(result->metadata_json)["reused"], true);
+  EXPECT_EQ(json::parse(*content_->Get(result->digest))["items"][0]["input"], "x");
+
+  // Another organisation computes its own.
+  std::string other = RunWorkflow(kEchoX, 10, "org-b");
+  EXPECT_EQ(store_->GetWorkflow(other)->status, "DONE");
+  EXPECT_EQ(Dispatches(), 2u);
+  EXPECT_EQ(Tasks(other)["main"].attempts, 1);
+}
+
+TEST_F(DedupTest, GlobalScopeReusesAcrossOrganisationsWithoutNamingTheSource) {
+  Reopen("global");
+  std::string node = RegisterNode();
+  auto sup = Node(node, false);
+  WorkerUp(node, "wkr-1");
+  std::string first = RunWorkflow(kEchoX, 10, "org-a");
+  std::string other = RunWorkflow(kEchoX, 10, "org-b");
+  EXPECT_EQ(Dispatches(), 1u);
+  auto b = Tasks(other)["main"];
+  EXPECT_EQ(b.status, state::TaskState::kDone);
+  EXPECT_EQ(b.result_digest, Tasks(first)["main"].result_digest);
+  EXPECT_TRUE(b.merged_parent_id.empty());
+  auto result = store_->GetResult(b.task_id);
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->metadata_json.find(Tasks(first)["main"].task_id), std::string::npos);
+}
+
+TEST_F(DedupTest, NonDeterministicAndCacheNeverTasksAlwaysRun) {
+  Reopen("global");
+  std::string node = RegisterNode();
+  auto sup = Node(node, false);
+  json m = {{"kind", "worker_up"}, {"node_id", node}, {"worker_id", "wkr-1"},
+            {"info", {{"name", "wkr-1"}, {"task_types", {"echo", "inference"}}, {"slots", 2}}}};
+  ASSERT_TRUE(bus_->Append(bus::kEventsStream, m.dump()).ok());
+  const char* sampled = R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: sampled}
+spec:
+  taskType: inference
+  model: {source: {type: local, identifier: /m.gguf}}
+  data: {type: list, items: ["hi"]}
+  inference: {temperature: 0.8}
+)";
+  const char* never = R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: never}
+spec: {taskType: echo, cache: never, echo: {message: "x"}}
+)";
+  for (int i = 0; i < 2; ++i) {
+    RunWorkflow(sampled);
+    RunWorkflow(never);
+  }
+  EXPECT_EQ(Dispatches(), 4u);
+}
+
+TEST_F(DedupTest, TwinJoinsTheRunningLeaderAndCompletesWithIt) {
+  Reopen("tenant");
+  std::string node = RegisterNode();
+  auto sup = Node(node, /*hold=*/true);
+  WorkerUp(node, "wkr-1");
+  std::string w1 = SubmitOnly(kEchoX);
+  ASSERT_TRUE(WaitFor([&] { return Dispatches() == 1; }));
+  std::string w2 = SubmitOnly(kEchoX);
+  std::string joiner = Tasks(w2)["main"].task_id;
+  ASSERT_TRUE(WaitFor([&] {
+    auto evs = store_->ReadEvents({"", joiner, 0, 0, 100, false});
+    if (!evs.ok()) return false;
+    for (const auto& e : *evs) {
+      if (e.type == "TASK_UPDATE" && e.json.find("waiting_for_twin") != std::string::npos) return true;
+    }
+    return false;
+  }));
+  EXPECT_EQ(Tasks(w2)["main"].merged_parent_id, Tasks(w1)["main"].task_id);
+  Succeed(Dispatch(0));
+  WaitTerminal(w1);
+  WaitTerminal(w2);
+  EXPECT_EQ(store_->GetWorkflow(w2)->status, "DONE");
+  EXPECT_EQ(Dispatches(), 1u);
+  EXPECT_EQ(Tasks(w2)["main"].result_digest, Tasks(w1)["main"].result_digest);
+}
+
+TEST_F(DedupTest, JoinersRunOnTheirOwnWhenTheLeaderFails) {
+  Reopen("tenant");
+  std::string node = RegisterNode();
+  auto sup = Node(node, /*hold=*/true);
+  WorkerUp(node, "wkr-1");
+  std::string w1 = SubmitOnly(kEchoX);
+  ASSERT_TRUE(WaitFor([&] { return Dispatches() == 1; }));
+  std::string w2 = SubmitOnly(kEchoX);
+  std::string w3 = SubmitOnly(kEchoX);
+  ASSERT_TRUE(WaitFor([&] { return !Tasks(w3)["main"].merged_parent_id.empty(); }));
+  FailFatal(Dispatch(0));
+  WaitTerminal(w1);
+  EXPECT_EQ(store_->GetWorkflow(w1)->status, "FAILED");
+  // Both joiners are dispatched now, each on its own.
+  ASSERT_TRUE(WaitFor([&] { return Dispatches() == 3; }));
+  Succeed(Dispatch(1));
+  Succeed(Dispatch(2));
+  WaitTerminal(w2);
+  WaitTerminal(w3);
+  EXPECT_EQ(store_->GetWorkflow(w2)->status, "DONE");
+  EXPECT_EQ(store_->GetWorkflow(w3)->status, "DONE");
+}
+
+TEST_F(DedupTest, DownstreamOfAReusedTaskSeesItsResultAndFingerprintsChain) {
+  Reopen("tenant");
+  std::string node = RegisterNode();
+  auto sup = Node(node, false);
+  WorkerUp(node, "wkr-1");
+  const char* chain = R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: chain}
+spec:
+  taskType: echo
+  graph:
+    nodes:
+      - {name: a, spec: {echo: {message: "x"}}}
+      - {name: b, dependsOn: [a], spec: {echo: {message: "${a.items.0.input}!"}}}
+)";
+  std::string w1 = RunWorkflow(chain);
+  ASSERT_EQ(store_->GetWorkflow(w1)->status, "DONE");
+  ASSERT_EQ(Dispatches(), 2u);
+  EXPECT_EQ(Dispatch(1)["spec"]["echo"]["message"], "x!");
+  std::string w2 = RunWorkflow(chain);
+  EXPECT_EQ(store_->GetWorkflow(w2)->status, "DONE");
+  EXPECT_EQ(Dispatches(), 2u);
+  auto lineage = store_->ListLineage(w2);
+  ASSERT_TRUE(lineage.ok());
+  ASSERT_EQ(lineage->size(), 2u);
+  json inputs = json::parse((*lineage)[1].inputs_json);
+  ASSERT_EQ(inputs.size(), 1u);
+  EXPECT_EQ(inputs[0]["digest"], Tasks(w2)["a"].result_digest);
 }
 
 }  // namespace
