@@ -299,9 +299,10 @@ struct Placer::Impl {
     return true;
   }
 
-  bool CouldEverHold(const Worker& w, const Group& g) const {
+  // A cordoned worker counts when `cordon_blocks` is false (it may be uncordoned).
+  bool CouldEverHold(const Worker& w, const Group& g, bool cordon_blocks = true) const {
     const Resources& d = g.demand;
-    if (!w.live || w.cordoned) return false;
+    if (!w.live || (cordon_blocks && w.cordoned)) return false;
     if (d.cpu > 0 && w.cap.cpu > 0 && d.cpu > w.cap.cpu + kEps) return false;
     if (d.memory_mb > 0 && w.cap.memory_mb > 0 && d.memory_mb > w.cap.memory_mb + kEps) return false;
     if (d.gpus > w.cap.gpus) return false;
@@ -823,6 +824,24 @@ std::vector<Placement> Placer::Schedule(double now, int max_placements) {
   return out;
 }
 
+bool Placer::Adopt(const TaskRequest& task, const std::string& worker_id) {
+  Impl& s = *impl_;
+  auto wit = s.worker_ids.find(worker_id);
+  if (wit == s.worker_ids.end() || s.queued_tasks.count(task.handle) || s.running_tasks.count(task.handle)) return false;
+  uint32_t wi = wit->second;
+  uint32_t oi = s.OrgIndex(task.org);
+  auto& w = s.workers[wi];
+  w.running++;
+  w.used.cpu += task.demand.cpu;
+  w.used.memory_mb += task.demand.memory_mb;
+  w.used.gpus += task.demand.gpus;
+  s.orgs[oi].running++;
+  s.orgs[oi].running_gpus += task.demand.gpus;
+  s.running_tasks[task.handle] = Impl::Running{wi, oi, task.demand, 0};
+  if (w.free() <= 0) s.Unindex(wi);
+  return true;
+}
+
 void Placer::Finished(uint64_t handle, double worker_seconds, double now) {
   impl_->Finished(handle, worker_seconds, now);
 }
@@ -835,7 +854,7 @@ std::vector<Unplaceable> Placer::FindUnplaceable(double now, double grace_s) {
     if (g.live == 0 || now - g.first_enqueue < grace_s) continue;
     bool possible = false;
     for (const auto& w : s.workers) {
-      if (s.CouldEverHold(w, g)) {
+      if (s.CouldEverHold(w, g, false)) {
         possible = true;
         break;
       }

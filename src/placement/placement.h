@@ -154,6 +154,9 @@ class Placer {
   bool Remove(uint64_t handle);
   bool Queued(uint64_t handle) const;
 
+  // Counts a task already running on a worker (recovered after a restart) against it.
+  bool Adopt(const TaskRequest& task, const std::string& worker_id);
+
   // Places as many batches as free capacity allows (at most max_placements); the tasks of
   // each placement are reserved on its worker until Finished.
   std::vector<Placement> Schedule(double now, int max_placements = std::numeric_limits<int>::max());
