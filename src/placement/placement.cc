@@ -63,7 +63,7 @@ struct Placer::Impl {
     uint32_t gpu_type = 0;         // interned ("" included)
     Resources cap, used;
     int slots = 1, running = 0;
-    double cost_per_hour = 0, speed = 1;
+    double cost_per_hour = 0, speed = 1, train_speed = 1;
     std::vector<uint32_t> keys;    // sorted interned locality keys
     bool live = false, cordoned = false, indexed = false;
     double idle_since = 0;
@@ -454,8 +454,9 @@ struct Placer::Impl {
         int n = Capacity(w, g, o);
         if (n <= 0) continue;
         any = true;
-        double thr = w.speed * n;
-        double cost = w.cost_per_hour / std::max(w.speed * n, kEps);
+        double speed = g.category == Category::kTraining ? w.train_speed : w.speed;
+        double thr = speed * n;
+        double cost = w.cost_per_hour / std::max(speed * n, kEps);
         double loc = g.keys.empty() ? 0.0 : static_cast<double>(KeyMatches(w, g)) / g.keys.size();
         pairs.push_back({gi, wi, n, thr, cost, loc, age, fair});
       }
@@ -686,6 +687,7 @@ struct Placer::Impl {
     w.slots = std::max(1, s.slots);
     w.cost_per_hour = s.cost_per_hour;
     w.speed = s.speed > 0 ? s.speed : 1.0;
+    w.train_speed = s.training_speed > 0 ? s.training_speed : w.speed;
     w.keys.clear();
     for (const auto& k : s.keys) w.keys.push_back(strings.Id(k));
     std::sort(w.keys.begin(), w.keys.end());
@@ -873,13 +875,23 @@ ElasticityAdvice Placer::Advise(const ElasticityConfig& config, double now) cons
   ElasticityAdvice a;
   if (!config.enabled) return a;
   const Impl& s = *impl_;
+  double per_slot = config.new_worker_slots > 0 && config.new_worker_cpu > 0
+                        ? config.new_worker_cpu / config.new_worker_slots : 0;
   int live = 0, free = 0;
   for (const auto& w : s.workers) {
     if (!w.live) continue;
     ++live;
-    free += std::max(0, w.free());
+    int f = std::max(0, w.free());
+    if (per_slot > 0 && w.cap.cpu > 0) f = std::min(f, static_cast<int>(std::floor((w.cap.cpu - w.used.cpu) / per_slot + 1e-9)));
+    free += f;
   }
-  int backlog = static_cast<int>(s.n_queued) - free;
+  double units = 0;
+  for (const auto& g : s.groups) {
+    if (g.live == 0) continue;
+    double u = per_slot > 0 ? std::max(1.0, std::ceil(g.demand.cpu / per_slot - 1e-9)) : 1.0;
+    units += u * static_cast<double>(g.live);
+  }
+  int backlog = static_cast<int>(std::ceil(units)) - free;
   if (backlog > 0) {
     int want = (backlog + std::max(1, config.queued_per_new_worker) - 1) / std::max(1, config.queued_per_new_worker);
     if (config.max_workers > 0) want = std::min(want, config.max_workers - live);

@@ -86,6 +86,7 @@ struct WorkerSpec {
   int slots = 1;
   double cost_per_hour = 0;
   double speed = 1.0;              // relative throughput (1: reference)
+  double training_speed = 0;       // relative throughput on training tasks; 0: `speed`
   std::vector<std::string> keys;   // locality: loaded models, adapters, datasets, outputs
 };
 
@@ -121,7 +122,12 @@ struct ElasticityConfig {
   int min_workers = 0;
   int max_workers = 0;         // 0: no limit
   double idle_timeout_s = 60;  // retire a worker idle this long
-  int queued_per_new_worker = 1;  // queued tasks beyond free slots that justify one more worker
+  int queued_per_new_worker = 1;  // queued slot-units beyond free slots that justify one more worker
+  // Shape of a new worker: a queued task asking for more cpu than new_worker_cpu /
+  // new_worker_slots counts as that many slot-units (a training job that takes a whole
+  // worker counts as all its slots). 0: every task is one unit.
+  double new_worker_cpu = 0;
+  int new_worker_slots = 0;
 };
 
 struct ElasticityAdvice {
