@@ -134,6 +134,8 @@ struct Placer::Impl {
   std::unordered_map<uint32_t, uint32_t> org_ids;  // interned name -> org index
   std::set<std::pair<double, uint32_t>> active;    // (vtime, org)
   size_t n_queued = 0;
+  std::vector<uint64_t> stamps;  // per worker: the last Collect that took it
+  uint64_t stamp = 0;
 
   explicit Impl(PlacementConfig c) : cfg(c) {}
 
@@ -333,8 +335,13 @@ struct Placer::Impl {
   }
 
   void Collect(const Group& g, bool allow_failed, std::vector<uint32_t>& out) {
+    // Dedupe by stamping workers with this collection's number.
+    if (stamps.size() < workers.size()) stamps.resize(workers.size(), 0);
+    ++stamp;
     auto add = [&](uint32_t wi) {
-      if (std::find(out.begin(), out.end(), wi) == out.end()) out.push_back(wi);
+      if (stamps[wi] == stamp) return;
+      stamps[wi] = stamp;
+      out.push_back(wi);
     };
     const int k = cfg.candidates_per_index;
     if (!g.pins.empty()) {
@@ -644,7 +651,7 @@ struct Placer::Impl {
         w.used.memory_mb = std::max(0.0, w.used.memory_mb - r.demand.memory_mb);
         w.used.gpus = std::max(0, w.used.gpus - r.demand.gpus);
         if (w.running == 0) w.idle_since = now;
-        Reindex(r.worker);
+        Index(r.worker);  // back in the indexes if it was full; its keys there do not change
         // Resources freed on a worker that still had a free slot: groups parked for
         // lack of resources may fit now.
         for (uint32_t t : w.types) Unpark(t);
