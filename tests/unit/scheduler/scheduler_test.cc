@@ -102,6 +102,7 @@ class SchedulerTest : public ::testing::Test {
     cfg.worker_grace_s = 0.5;
     cfg.watchdog_interval_s = 0.1;
     cfg.retry_backoff_base_s = 0.01;
+    cfg.unplaceable_grace_s = unplaceable_grace_s_;
     files_ = std::make_unique<cas::BlobStore>(dir_ / "cas");
     ASSERT_TRUE(files_->Init().ok());
     content_ = std::make_unique<cas::ContentStore>(files_.get(), store_.get());
@@ -173,6 +174,7 @@ class SchedulerTest : public ::testing::Test {
     return out;
   }
 
+  double unplaceable_grace_s_ = 60;
   testing::TempDir dir_;
   std::unique_ptr<state::Store> store_;
   std::shared_ptr<bus::Bus> bus_;
@@ -500,6 +502,67 @@ spec:
   ASSERT_EQ(order.size(), 4u);
   EXPECT_EQ(order, (std::vector<std::string>{tasks["z"].task_id, tasks["c"].task_id,
                                              tasks["b"].task_id, tasks["a"].task_id}));
+}
+
+TEST_F(SchedulerTest, PlacesOnTheCheaperWorkerInBatchesUpToItsFreeSlots) {
+  std::string node = RegisterNode();
+  ScriptedNode sup(bus_, node, [](const json&) { return std::string("hang"); });
+  auto up = [&](const std::string& id, double cost) {
+    json m = {{"kind", "worker_up"}, {"node_id", node}, {"worker_id", id},
+              {"info", {{"name", id}, {"task_types", {"echo"}}, {"slots", 2}, {"cost_per_hour", cost}}}};
+    ASSERT_TRUE(bus_->Append(bus::kEventsStream, m.dump()).ok());
+  };
+  up("wkr-dear", 5.0);
+  up("wkr-cheap", 1.0);
+  std::string wf = RunWorkflow(R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: burst}
+spec:
+  taskType: echo
+  graph:
+    nodes:
+      - {name: a}
+      - {name: b}
+      - {name: c}
+)", 0.5);
+  // All three are dispatched at once: two (the cheap worker's free slots) go there
+  // together, the third to the other worker.
+  std::map<std::string, int> per_worker;
+  for (int i = 0; i < 500; ++i) {
+    per_worker.clear();
+    for (const auto& [name, t] : Tasks(wf)) {
+      if (t.status == state::TaskState::kDispatched) per_worker[t.assigned_worker]++;
+    }
+    if (per_worker["wkr-cheap"] + per_worker["wkr-dear"] == 3) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(per_worker["wkr-cheap"], 2);
+  EXPECT_EQ(per_worker["wkr-dear"], 1);
+}
+
+TEST_F(SchedulerTest, TaskNoWorkerCanRunFailsWithWhatItAskedAndWhatTheFleetOffers) {
+  Close();
+  unplaceable_grace_s_ = 0.2;
+  Open();
+  std::string node = RegisterNode();
+  ScriptedNode sup(bus_, node, [](const json&) { return std::string("ok"); });
+  WorkerUp(node, "wkr-1");
+  std::string wf = RunWorkflow(R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: gpus}
+spec:
+  taskType: echo
+  resources: {hardware: {gpu: {count: 4, type: H100}}}
+)");
+  EXPECT_EQ(store_->GetWorkflow(wf)->status, "FAILED");
+  auto tasks = Tasks(wf);
+  ASSERT_EQ(tasks.size(), 1u);
+  const auto& t = tasks.begin()->second;
+  EXPECT_NE(t.error.find("no worker can run this task"), std::string::npos) << t.error;
+  EXPECT_NE(t.error.find("gpus=4"), std::string::npos) << t.error;
+  EXPECT_NE(t.error.find("H100"), std::string::npos) << t.error;
+  EXPECT_NE(t.error.find("gpus=0"), std::string::npos) << t.error;
+  EXPECT_EQ(t.attempts, 0);
 }
 
 }  // namespace
