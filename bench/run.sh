@@ -28,7 +28,6 @@ case "$name" in
     cmake --build build/release --target placement_bench flowmesh-sim >&2
     build/release/bin/placement_bench
     build/release/bin/flowmesh-sim bench/workloads/paper.json
-    echo "# with 10% of the workers preempted at t=300 s"
     build/release/bin/flowmesh-sim bench/workloads/paper.json --preempt | sed 's/^/preempt_/'
     build/release/bin/flowmesh-sim bench/workloads/fairness.json --policy flowmesh --horizon 3600 |
       sed -n 's/^flowmesh_share_\(a\|b\)=/share_\1=/p' ;;
