@@ -4,13 +4,17 @@
 #          200 sequential single-task workflows, on a private stack with 2 CPU workers.
 #   parse  parse + validate of a generated 10,000-node graph with references
 #          (parse_ms_10k_nodes) and of a typical 5-node document (validate_docs_per_sec).
+#   scheduler  placements_per_sec / bytes_per_queued_task of the placement core (10,000
+#          workers, 1,000,000 queued tasks, 100 orgs); the paper's experiment in flowmesh-sim
+#          (bench/workloads/paper.json: cost and p50/p95 per policy, cost_ratio_static_over_flowmesh,
+#          the same with 10% of workers preempted); fairness 1:3 (bench/workloads/fairness.json).
 #   fuzz-parser [SECONDS]  builds tests/fuzz/parse_fuzzer.cc with clang++ -fsanitize=fuzzer,address
 #          (apt-get install clang) and runs it over the seed corpus for SECONDS (default 60);
 #          prints fuzz_execs, fuzz_seconds, fuzz_crashes. Crashing inputs land in
 #          build/fuzz/artifacts/ (add them to tests/fuzz/corpus/ once fixed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name="${1:?usage: bench/run.sh NAME (echo|parse|fuzz-parser)}"
+name="${1:?usage: bench/run.sh NAME (echo|parse|scheduler|fuzz-parser)}"
 case "$name" in
   echo)
     scripts/build release >&2  # incremental: never measure stale binaries
@@ -19,7 +23,15 @@ case "$name" in
     [ -f build/release/build.ninja ] || cmake --preset release >&2
     cmake --build build/release --target parse_bench >&2
     exec build/release/bin/parse_bench ;;
+  scheduler)
+    [ -f build/release/build.ninja ] || cmake --preset release >&2
+    cmake --build build/release --target placement_bench flowmesh-sim >&2
+    build/release/bin/placement_bench
+    build/release/bin/flowmesh-sim bench/workloads/paper.json
+    build/release/bin/flowmesh-sim bench/workloads/paper.json --preempt | sed 's/^/preempt_/'
+    build/release/bin/flowmesh-sim bench/workloads/fairness.json --policy flowmesh --horizon 3600 |
+      sed -n 's/^flowmesh_share_\(a\|b\)=/share_\1=/p' ;;
   fuzz-parser)
     exec tests/fuzz/run_fuzzer.sh "${2:-60}" ;;
-  *) echo "unknown benchmark '$name' (known: echo, parse, fuzz-parser)" >&2; exit 2 ;;
+  *) echo "unknown benchmark '$name' (known: echo, parse, scheduler, fuzz-parser)" >&2; exit 2 ;;
 esac

@@ -27,6 +27,11 @@ int EnvInt(const char* name, int fallback) {
   return v != nullptr && *v != '\0' ? std::atoi(v) : fallback;
 }
 
+double EnvDouble(const char* name, double fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::atof(v) : fallback;
+}
+
 // Blocks SIGTERM/SIGINT in every thread and returns once one arrives.
 int WaitForSignal() {
   sigset_t set;
@@ -62,6 +67,10 @@ int main(int argc, char** argv) {
   std::string log_level = Env("FLOWMESH_LOG_LEVEL", "info");
   std::string log_file = Env("FLOWMESH_LOG_FILE", "");
   double grace = cfg.scheduler.worker_grace_s;
+  double unplaceable_grace = EnvDouble("FLOWMESH_UNPLACEABLE_GRACE_S", cfg.scheduler.unplaceable_grace_s);
+  int elastic_max = EnvInt("FLOWMESH_ELASTIC_MAX_WORKERS", 0);
+  int elastic_min = EnvInt("FLOWMESH_ELASTIC_MIN_WORKERS", 0);
+  double elastic_idle = EnvDouble("FLOWMESH_ELASTIC_IDLE_S", cfg.scheduler.elasticity.idle_timeout_s);
   size_t body_limit_mb = 16;
   bool no_supervisor = false;
   std::string sqlite_sync = Env("FLOWMESH_SQLITE_SYNCHRONOUS", "full");
@@ -88,6 +97,13 @@ int main(int argc, char** argv) {
   app.add_option("--body-limit-mb", body_limit_mb, "largest accepted request body, MiB");
   app.add_option("--worker-grace", grace, "seconds of silence before a worker is declared dead");
   app.add_flag("--no-supervisor", no_supervisor, "do not start the local supervisor");
+  app.add_option("--unplaceable-grace", unplaceable_grace,
+                 "seconds before a task no worker can ever run fails; 0: never (FLOWMESH_UNPLACEABLE_GRACE_S)");
+  app.add_option("--elastic-max-workers", elastic_max,
+                 "elasticity: start native CPU workers on the local node while the queue outgrows "
+                 "capacity, up to this many workers; 0: off (FLOWMESH_ELASTIC_MAX_WORKERS)");
+  app.add_option("--elastic-min-workers", elastic_min, "elasticity: never retire below this many (FLOWMESH_ELASTIC_MIN_WORKERS)");
+  app.add_option("--elastic-idle", elastic_idle, "elasticity: retire a worker it started after this many idle seconds (FLOWMESH_ELASTIC_IDLE_S)");
   app.add_option("--sqlite-synchronous", sqlite_sync,
                  "full: every commit is fsynced (survives power loss); normal: survives a "
                  "process crash only (FLOWMESH_SQLITE_SYNCHRONOUS)")
@@ -139,6 +155,12 @@ int main(int argc, char** argv) {
   cfg.body_limit = body_limit_mb << 20;
   cfg.scheduler.worker_grace_s = grace;
   cfg.scheduler.dedup_scope = dedup_scope;
+  cfg.scheduler.unplaceable_grace_s = unplaceable_grace;
+  cfg.scheduler.elasticity.enabled = elastic_max > 0;
+  cfg.scheduler.elasticity.max_workers = elastic_max;
+  cfg.scheduler.elasticity.min_workers = elastic_min;
+  cfg.scheduler.elasticity.idle_timeout_s = elastic_idle;
+  cfg.scheduler.elastic_worker_config = {{"worker_type", "cpu"}};
   cfg.start_supervisor = !no_supervisor;
   cfg.synchronous_full = sqlite_sync == "full";
   cfg.supervisor_binary = flowmesh::ExecutableDir() + "/flowmesh-server";

@@ -51,6 +51,8 @@ struct Demand {
   double cpu = 0;
   double memory_mb = 0;
   int gpus = 0;
+  double gpu_memory_mb = 0;
+  std::string gpu_type;
 };
 
 Demand DemandOf(const json& spec) {
@@ -63,6 +65,8 @@ Demand DemandOf(const json& spec) {
   if (auto m = h->find("memory"); m != h->end()) d.memory_mb = MemoryToMb(*m);
   if (auto g = h->find("gpu"); g != h->end() && g->is_object()) {
     if (auto n = g->find("count"); n != g->end() && n->is_number_integer()) d.gpus = n->get<int>();
+    if (auto m = g->find("memory"); m != g->end()) d.gpu_memory_mb = MemoryToMb(*m);
+    if (auto t = g->find("type"); t != g->end() && t->is_string()) d.gpu_type = t->get<std::string>();
   }
   return d;
 }
@@ -98,6 +102,7 @@ struct Scheduler::Impl {
     bool dedup_leader = false;   // runs for the twins that joined it
     bool dedup_joined = false;   // waits for its running twin
     bool dedup_bypass = false;   // its twin failed: runs on its own
+    uint64_t handle = 0;     // its id in the placer while queued or placed there; 0: none
   };
   struct Workflow {
     state::WorkflowRecord rec;
@@ -128,6 +133,7 @@ struct Scheduler::Impl {
     std::set<std::string> running;  // task ids
     double used_cpu = 0, used_memory_mb = 0;
     int used_gpus = 0;
+    std::vector<std::string> loaded_models;  // ModelKeys it reports holding
   };
   struct Node {
     state::NodeRecord rec;
@@ -155,7 +161,14 @@ struct Scheduler::Impl {
   std::map<std::string, Worker> workers;
   std::map<std::string, Node> nodes;
   std::string local_node;
+  // Ready tasks not yet in the placer: being prepared, or held back by epoch order.
   std::deque<std::string> ready;
+  // The scheduling core: every dispatch decision (which batch, which worker) is its.
+  placement::Placer placer{config.placement};
+  std::unordered_map<uint64_t, std::string> handle_task;  // placer handle -> task id
+  uint64_t next_handle = 1;
+  int elastic_starting = 0;                // start_worker commands in flight
+  std::set<std::string> elastic_names;     // stack workers the elasticity started
   bool dispatch_needed = false;
   bool workers_dirty = false;  // the API's worker snapshot is rebuilt once per loop batch
   std::map<std::string, std::vector<std::string>> outgoing;  // stream -> payloads
@@ -277,6 +290,7 @@ struct Scheduler::Impl {
 
   // Every task state change goes through here so per-workflow counts stay exact.
   void SetState(Task& t, TaskState to) {
+    if (t.rec.status == TaskState::kPending && to != TaskState::kPending) Unqueue(t);
     if (t.wf != nullptr) {
       --t.wf->counts[static_cast<int>(t.rec.status)];
       ++t.wf->counts[static_cast<int>(to)];
@@ -504,100 +518,142 @@ struct Scheduler::Impl {
 
   // ---- dispatch ----
 
-  bool Fits(const Worker& w, const Task& t, const Demand& d) const {
-    if (!w.alive || w.cordoned) return false;
-    if (static_cast<int>(w.running.size()) >= w.slots) return false;
-    if (!w.task_types.count(t.rec.task_type)) return false;
-    if (d.cpu > 0 && w.cpu > 0 && w.used_cpu + d.cpu > w.cpu + 1e-9) return false;
-    if (d.memory_mb > 0 && w.memory_mb > 0 && w.used_memory_mb + d.memory_mb > w.memory_mb) return false;
-    if (d.gpus > 0 && w.used_gpus + d.gpus > w.gpus) return false;
-    return true;
+  // The placer decides every dispatch; the loop only admits ready tasks into it (once
+  // prepared and allowed by epoch order) and carries out its placements.
+  static double MonoSeconds() { return static_cast<double>(MonoMicros()) / 1e6; }
+
+  placement::WorkerSpec PlacementSpecOf(const Worker& w) const {
+    placement::WorkerSpec spec;
+    spec.id = w.id;
+    spec.names = {w.name, w.alias};
+    spec.task_types.assign(w.task_types.begin(), w.task_types.end());
+    const json& gpus = JsonOr(w.info, "gpus", json::array());
+    if (gpus.is_array() && !gpus.empty() && gpus[0].is_object()) {
+      spec.gpu_type = JsonOr(gpus[0], "name", "");
+      spec.capacity.gpu_memory_mb = JsonOr(gpus[0], "memory_mb", 0.0);
+    }
+    spec.gpu_type = JsonOr(w.info, "gpu_type", spec.gpu_type);
+    spec.capacity.cpu = w.cpu;
+    spec.capacity.memory_mb = w.memory_mb;
+    spec.capacity.gpus = w.gpus;
+    spec.slots = w.slots;
+    spec.cost_per_hour = w.cost_per_hour;
+    spec.speed = JsonOr(w.info, "speed", 1.0);
+    spec.keys = w.loaded_models;
+    return spec;
   }
 
-  // Whether the worker's total capacity (not what is free now) can hold the demand.
-  static bool CouldEverHold(const Worker& w, const Demand& d) {
-    if (d.cpu > 0 && w.cpu > 0 && d.cpu > w.cpu + 1e-9) return false;
-    if (d.memory_mb > 0 && w.memory_mb > 0 && d.memory_mb > w.memory_mb) return false;
-    return d.gpus <= w.gpus;
+  void SyncWorker(const Worker& w) {
+    if (!w.alive) {
+      placer.RemoveWorker(w.id);
+      return;
+    }
+    placer.UpsertWorker(PlacementSpecOf(w), MonoSeconds());
+    placer.SetCordoned(w.id, w.cordoned);
   }
 
-  Worker* PickWorker(const Task& t, const Demand& d) {
-    Worker* best = nullptr;
-    bool best_failed = true;
-    int best_free = -1;
-    for (auto& [id, w] : workers) {
-      if (!Fits(w, t, d) || !PinAllows(t, w)) continue;
-      bool failed_here = std::find(t.rec.failed_workers.begin(), t.rec.failed_workers.end(),
-                                   id) != t.rec.failed_workers.end();
-      int free = w.slots - static_cast<int>(w.running.size());
-      if (best == nullptr || (best_failed && !failed_here) ||
-          (best_failed == failed_here && free > best_free)) {
-        best = &w;
-        best_failed = failed_here;
-        best_free = free;
-      }
-    }
-    if (best != nullptr && best_failed) {
-      // Retry on a worker that has not failed the task when one exists anywhere in the
-      // fleet (busy or not): wait for it. Only when every capable worker has failed it
-      // do we reuse one, rather than wait forever.
-      for (auto& [id, w] : workers) {
-        if (!w.alive || w.cordoned || !w.task_types.count(t.rec.task_type)) continue;
-        if (!CouldEverHold(w, d) || !PinAllows(t, w)) continue;
-        if (std::find(t.rec.failed_workers.begin(), t.rec.failed_workers.end(), id) ==
-            t.rec.failed_workers.end()) {
-          return nullptr;
-        }
-      }
-    }
-    return best;
+  void Enqueue(Task& t) {
+    placement::TaskRequest r;
+    r.handle = next_handle++;
+    r.org = t.rec.org_id;
+    r.priority = JsonOr(t.spec, "priority", 0);
+    r.task_type = t.rec.task_type;
+    r.batch_key = spec::BatchKey(t.rec.task_type, t.spec);
+    r.category = placement::CategoryFromTaskType(t.rec.task_type, t.rec.category);
+    r.demand = {t.demand.cpu, t.demand.memory_mb, t.demand.gpus, t.demand.gpu_memory_mb};
+    r.gpu_type = t.demand.gpu_type;
+    r.pinned = t.pinned;
+    r.failed_on = t.rec.failed_workers;
+    if (std::string model = spec::ModelKey(t.spec); !model.empty()) r.locality_keys.push_back(model);
+    r.enqueue_time = MonoSeconds();
+    if (!placer.Enqueue(r)) return;
+    t.handle = r.handle;
+    handle_task.emplace(r.handle, t.rec.task_id);
+  }
+
+  // A task recovered as running on a live worker: the placer counts it there.
+  void Adopt(Task& t) {
+    placement::TaskRequest r;
+    r.handle = next_handle++;
+    r.org = t.rec.org_id;
+    r.demand = {t.demand.cpu, t.demand.memory_mb, t.demand.gpus, t.demand.gpu_memory_mb};
+    if (!placer.Adopt(r, t.rec.assigned_worker)) return;
+    t.handle = r.handle;
+    handle_task.emplace(r.handle, t.rec.task_id);
+  }
+
+  void Unqueue(Task& t) {
+    if (t.handle == 0 || !placer.Queued(t.handle)) return;
+    placer.Remove(t.handle);
+    handle_task.erase(t.handle);
+    t.handle = 0;
   }
 
   void TryDispatch() {
-    int free_slots = 0;
-    for (auto& [id, w] : workers) {
-      if (w.alive && !w.cordoned) free_slots += std::max(0, w.slots - static_cast<int>(w.running.size()));
-    }
-    if (free_slots == 0) return;
-    std::deque<std::string> skipped;
-    while (!ready.empty() && free_slots > 0) {
+    std::deque<std::string> waiting;
+    while (!ready.empty()) {
       std::string id = std::move(ready.front());
       ready.pop_front();
       auto it = tasks.find(id);
       if (it == tasks.end() || it->second.rec.status != TaskState::kPending ||
-          it->second.retry_timer != 0 || it->second.unmet > 0 || it->second.dedup_joined) {
+          it->second.retry_timer != 0 || it->second.unmet > 0 || it->second.handle != 0 ||
+          it->second.dedup_joined) {
         continue;
       }
       Task& t = it->second;
       if (!EpochAllows(t)) {
-        skipped.push_back(std::move(id));
+        waiting.push_back(std::move(id));
         continue;
       }
       if (!t.prepared) {
         if (t.preparing) {
-          skipped.push_back(std::move(id));
+          waiting.push_back(std::move(id));
           continue;
         }
         if (NeedsOffLoopPreparation(t)) {
           std::string task_id = id;
           StartPreparation(t);  // may end the task (condition)
-          if (tasks.count(task_id) && tasks.at(task_id).preparing) skipped.push_back(std::move(id));
+          if (tasks.count(task_id) && tasks.at(task_id).preparing) waiting.push_back(std::move(id));
           continue;
         }
         if (!PrepareForDispatch(t)) continue;  // ended (skipped or failed)
       }
-      Worker* w = PickWorker(t, t.demand);
-      if (w == nullptr) {
-        skipped.push_back(std::move(id));
-        continue;
-      }
-      Assign(t, *w, t.demand, t.dispatch_spec);
-      --free_slots;
+      Enqueue(t);
     }
-    // Tasks that fit nowhere keep their place at the front of the queue.
-    while (!skipped.empty()) {
-      ready.push_front(std::move(skipped.back()));
-      skipped.pop_back();
+    // Tasks that cannot go yet keep their place for the next pass.
+    while (!waiting.empty()) {
+      ready.push_front(std::move(waiting.back()));
+      waiting.pop_back();
+    }
+    for (auto& placement : placer.Schedule(MonoSeconds())) {
+      auto wit = workers.find(placement.worker_id);
+      for (uint64_t h : placement.tasks) {
+        auto hit = handle_task.find(h);
+        auto it = hit == handle_task.end() ? tasks.end() : tasks.find(hit->second);
+        if (wit == workers.end() || it == tasks.end() || it->second.rec.status != TaskState::kPending) {
+          placer.Finished(h, 0, MonoSeconds());
+          if (hit != handle_task.end()) handle_task.erase(hit);
+          if (it != tasks.end()) {
+            it->second.handle = 0;
+            ready.push_back(it->first);
+          }
+          continue;
+        }
+        // One batch: its dispatch messages go to the node stream in one append.
+        Assign(it->second, wit->second, it->second.demand, it->second.dispatch_spec);
+      }
+    }
+  }
+
+  // Fails queued tasks that no worker of the fleet could ever run, after a grace period.
+  void FailUnplaceable() {
+    if (config.unplaceable_grace_s <= 0) return;
+    for (const auto& u : placer.FindUnplaceable(MonoSeconds(), config.unplaceable_grace_s)) {
+      auto hit = handle_task.find(u.handle);
+      if (hit == handle_task.end()) continue;
+      auto it = tasks.find(hit->second);
+      if (it == tasks.end()) continue;
+      FailBeforeDispatch(it->second, u.reason);  // leaves PENDING: Unqueue drops it
     }
   }
 
@@ -635,6 +691,15 @@ struct Scheduler::Impl {
   }
 
   void Release(Task& t) {
+    if (t.handle != 0 && placer.Queued(t.handle)) {
+      Unqueue(t);  // ended before it was placed
+    } else if (t.handle != 0) {
+      double ran = t.rec.dispatched_ts != 0 ? std::max(0.0, WallSeconds() - t.rec.dispatched_ts) : 0;
+      placer.Finished(t.handle, ran, MonoSeconds());
+      handle_task.erase(t.handle);
+      t.handle = 0;
+      dispatch_needed = true;
+    }
     auto wit = workers.find(t.rec.assigned_worker);
     if (wit == workers.end()) return;
     Worker& w = wit->second;
@@ -1185,6 +1250,11 @@ struct Scheduler::Impl {
     w.last_seen_wall = WallSeconds();
     w.last_seen_mono = MonoMicros();
     if (!was_alive) FM_LOG_INFO("worker {} ({}) up on node {}", id, w.name, w.node_id);
+    w.loaded_models.clear();
+    for (const auto& m : JsonOr(info, "loaded_models", json::array())) {
+      if (m.is_string()) w.loaded_models.push_back(m.get<std::string>());
+    }
+    SyncWorker(w);
     PersistWorker(w);
     workers_dirty = true;
     dispatch_needed = true;
@@ -1208,6 +1278,7 @@ struct Scheduler::Impl {
     if (wit == workers.end() || !wit->second.alive) return;
     Worker& w = wit->second;
     w.alive = false;
+    SyncWorker(w);
     workers_lost++;
     FM_LOG_WARN("worker {} ({}) down: {}", id, w.name, reason);
     std::vector<std::string> running(w.running.begin(), w.running.end());
@@ -1304,9 +1375,21 @@ struct Scheduler::Impl {
         // supervisor only announces workers when they connect, so take it back here.
         FM_LOG_INFO("worker {} ({}) is heartbeating again; back in service", w.id, w.name);
         w.alive = true;
+        SyncWorker(w);
         PersistWorker(w);
         workers_dirty = true;
         dispatch_needed = true;
+      }
+      if (auto lm = hw.find("loaded_models"); lm != hw.end() && lm->is_array()) {
+        std::vector<std::string> models;
+        for (const auto& m : *lm) {
+          if (m.is_string()) models.push_back(m.get<std::string>());
+        }
+        if (models != w.loaded_models) {
+          w.loaded_models = std::move(models);
+          placer.SetKeys(w.id, w.loaded_models);
+          dispatch_needed = true;
+        }
       }
       if (hw.contains("running") && hw["running"].is_array()) Reconcile(w, hw["running"], wall);
     }
@@ -1363,6 +1446,36 @@ struct Scheduler::Impl {
               {"attempt", t.rec.attempts}});
   }
 
+  // Elasticity (off unless configured): ask the local supervisor for one more native
+  // worker while the queue outgrows free capacity, up to max_workers; remove workers the
+  // elasticity started once they have been idle past the timeout, down to min_workers.
+  void Elasticity() {
+    if (!config.elasticity.enabled || local_node.empty()) return;
+    placement::ElasticityAdvice advice = placer.Advise(config.elasticity, MonoSeconds());
+    if (advice.start > 0 && elastic_starting == 0) {
+      std::string name = NextWorkerName("elastic");
+      ++elastic_starting;
+      elastic_names.insert(name);
+      FM_LOG_INFO("elasticity: {} task(s) queued beyond free capacity; starting worker {}", placer.queued(), name);
+      SendLocalCommand("start_worker", name, json{{"worker_config", config.elastic_worker_config}},
+                       [this, name](Result<json> r) {
+                         loop.Post([this, name, ok = r.ok()] {
+                           --elastic_starting;
+                           if (!ok) elastic_names.erase(name);
+                         });
+                       });
+    }
+    for (const auto& id : advice.retire) {
+      auto wit = workers.find(id);
+      if (wit == workers.end() || wit->second.node_id != local_node) continue;
+      const std::string name = wit->second.name;
+      if (!elastic_names.count(name)) continue;  // only what elasticity started
+      elastic_names.erase(name);
+      FM_LOG_INFO("elasticity: worker {} ({}) idle for {} s; removing it", id, name, config.elasticity.idle_timeout_s);
+      SendLocalCommand("remove_worker", name, json::object(), [](Result<json>) {});
+    }
+  }
+
   void Watchdog() {
     int64_t now = MonoMicros();
     int64_t grace = static_cast<int64_t>(config.worker_grace_s * 1e6);
@@ -1371,6 +1484,8 @@ struct Scheduler::Impl {
       if (w.alive && now - w.last_seen_mono > grace) dead.push_back(id);
     }
     for (const auto& id : dead) WorkerDown(id, "no heartbeat for " + std::to_string(config.worker_grace_s) + " s");
+    FailUnplaceable();
+    Elasticity();
     workers_dirty = true;
     loop.PostDelayed(std::chrono::microseconds(static_cast<int64_t>(config.watchdog_interval_s * 1e6)),
                      [this] { Watchdog(); });
@@ -1473,6 +1588,7 @@ Status Scheduler::Recover() {
     json up = {{"worker_id", r.worker_id}, {"node_id", r.node_id}, {"info", info.is_object() ? info : json::object()}};
     s.WorkerUp(up);
     w.cordoned = r.cordoned;
+    s.placer.SetCordoned(r.worker_id, r.cordoned);
     w.registered_at = r.registered_at;
     w.last_seen_mono = now;  // the watchdog gives it a grace period to prove it is alive
   }
@@ -1518,6 +1634,7 @@ Status Scheduler::Recover() {
           w->second.used_cpu += t.demand.cpu;
           w->second.used_memory_mb += t.demand.memory_mb;
           w->second.used_gpus += t.demand.gpus;
+          s.Adopt(t);  // it holds its worker's capacity in the placer too
           if (t.rec.status == TaskState::kCancelling) s.SendInterrupt(t);  // may have been lost
         } else {
           lost.push_back(id);
@@ -1630,10 +1747,18 @@ void Scheduler::SetCordon(const std::string& worker_id, bool cordoned, JsonCallb
       return;
     }
     it->second.cordoned = cordoned;
+    s.placer.SetCordoned(it->first, cordoned);
     s.PersistWorker(it->second);
     s.RefreshWorkersSnapshot();
     s.dispatch_needed = true;
     done(json{{"ok", true}, {"worker_id", it->first}, {"cordoned", cordoned}});
+  });
+}
+
+void Scheduler::SetOrgPolicy(const std::string& org_id, double weight, int max_running_tasks, int max_gpus) {
+  impl_->loop.Post([this, org_id, weight, max_running_tasks, max_gpus] {
+    impl_->placer.SetOrgPolicy(org_id, {weight > 0 ? weight : 1.0, std::max(0, max_running_tasks), std::max(0, max_gpus)});
+    impl_->dispatch_needed = true;
   });
 }
 

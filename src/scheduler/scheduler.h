@@ -7,8 +7,11 @@
 // the store's group commit, and each event is published to subscribers only once it is
 // committed. Bus messages are acknowledged only after the writes they caused commit.
 //
-// Dispatch (first cut): event-driven, FIFO over ready tasks, resource fit (task type,
-// free slots, cpu/memory/gpu requests) on a worker that has not failed the task.
+// Dispatch: every decision — which batch of ready tasks, on which worker — is made by the
+// scheduling core (placement/placement.h: weighted fair share across organisations,
+// utility over a bounded candidate set, batching up to free slots). The loop admits a
+// ready task into it once its data is prepared and its epoch allows; a batch's dispatch
+// messages go to the node stream in one append.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -23,6 +26,7 @@
 #include "cas/content_store.h"
 #include "common/event_loop.h"
 #include "common/status.h"
+#include "placement/placement.h"
 #include "scheduler/event_hub.h"
 #include "spec/workflow.h"
 #include "state/store.h"
@@ -39,6 +43,12 @@ struct SchedulerConfig {
   // De-duplication of deterministic operators: "off", "tenant" (within an organisation)
   // or "global" (across organisations; a reused result never says whose it was).
   std::string dedup_scope = "tenant";
+  placement::PlacementConfig placement;  // utility weights and candidate bounds
+  // A queued task no worker of the fleet could ever run fails after this long (0: never).
+  double unplaceable_grace_s = 60.0;
+  // Elasticity of native workers on the local node (off by default).
+  placement::ElasticityConfig elasticity;
+  nlohmann::json elastic_worker_config = nlohmann::json::object();  // worker_config of new ones
 };
 
 struct SubmitRequest {
@@ -69,6 +79,8 @@ class Scheduler {
   void Submit(SubmitRequest request, JsonCallback done);
   void CancelWorkflow(const std::string& workflow_id, JsonCallback done);
   void SetCordon(const std::string& worker_id, bool cordoned, JsonCallback done);
+  // Fair-share weight and quotas of an organisation (0: unlimited). Applies to queued work.
+  void SetOrgPolicy(const std::string& org_id, double weight, int max_running_tasks, int max_gpus);
   void RegisterNode(nlohmann::json body, JsonCallback done);
   // kind: start_worker (body: a worker init config) | start | stop | remove, on the local node.
   void StackWorkerCommand(const std::string& kind, const std::string& name,

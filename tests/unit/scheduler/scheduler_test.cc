@@ -103,6 +103,7 @@ class SchedulerTest : public ::testing::Test {
     cfg.watchdog_interval_s = 0.1;
     cfg.retry_backoff_base_s = 0.01;
     cfg.dedup_scope = dedup_scope_;  // scheduling tests run every task; dedup tests opt in
+    cfg.unplaceable_grace_s = unplaceable_grace_s_;
     files_ = std::make_unique<cas::BlobStore>(dir_ / "cas");
     ASSERT_TRUE(files_->Init().ok());
     content_ = std::make_unique<cas::ContentStore>(files_.get(), store_.get());
@@ -185,6 +186,7 @@ class SchedulerTest : public ::testing::Test {
   }
 
   std::string dedup_scope_ = "off";
+  double unplaceable_grace_s_ = 60;
   testing::TempDir dir_;
   std::unique_ptr<state::Store> store_;
   std::shared_ptr<bus::Bus> bus_;
@@ -512,6 +514,69 @@ spec:
   ASSERT_EQ(order.size(), 4u);
   EXPECT_EQ(order, (std::vector<std::string>{tasks["z"].task_id, tasks["c"].task_id,
                                              tasks["b"].task_id, tasks["a"].task_id}));
+}
+
+TEST_F(SchedulerTest, PlacesOnTheCheaperWorkerInBatchesUpToItsFreeSlots) {
+  std::string node = RegisterNode();
+  ScriptedNode sup(bus_, node, [](const json&) { return std::string("hang"); });
+  auto up = [&](const std::string& id, double cost) {
+    json m = {{"kind", "worker_up"}, {"node_id", node}, {"worker_id", id},
+              {"info", {{"name", id}, {"task_types", {"echo"}}, {"slots", 2}, {"cost_per_hour", cost}}}};
+    ASSERT_TRUE(bus_->Append(bus::kEventsStream, m.dump()).ok());
+  };
+  up("wkr-dear", 5.0);
+  up("wkr-cheap", 1.0);
+  std::string wf = RunWorkflow(R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: burst}
+spec:
+  taskType: echo
+  graph:
+    nodes:
+      - {name: a}
+      - {name: b}
+      - {name: c}
+)", 0.1);
+  // All three are dispatched in one pass: first the two that fill the cheap worker's free
+  // slots (one batch), then the third to the other worker. (Read from the dispatch messages:
+  // the scripted node sends no heartbeats, so its workers are declared dead later.)
+  std::vector<std::string> placed;
+  for (int i = 0; i < 500 && placed.size() < 3; ++i) {
+    placed.clear();
+    for (const auto& m : sup.received()) {
+      if (m["kind"] == "dispatch") placed.push_back(m["worker_id"]);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_GE(placed.size(), 3u);
+  EXPECT_EQ(std::vector<std::string>(placed.begin(), placed.begin() + 3),
+            (std::vector<std::string>{"wkr-cheap", "wkr-cheap", "wkr-dear"}));
+  (void)wf;
+}
+
+TEST_F(SchedulerTest, TaskNoWorkerCanRunFailsWithWhatItAskedAndWhatTheFleetOffers) {
+  Close();
+  unplaceable_grace_s_ = 0.2;
+  Open();
+  std::string node = RegisterNode();
+  ScriptedNode sup(bus_, node, [](const json&) { return std::string("ok"); });
+  WorkerUp(node, "wkr-1");
+  std::string wf = RunWorkflow(R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: gpus}
+spec:
+  taskType: echo
+  resources: {hardware: {gpu: {count: 4, type: H100}}}
+)");
+  EXPECT_EQ(store_->GetWorkflow(wf)->status, "FAILED");
+  auto tasks = Tasks(wf);
+  ASSERT_EQ(tasks.size(), 1u);
+  const auto& t = tasks.begin()->second;
+  EXPECT_NE(t.error.find("no worker can run this task"), std::string::npos) << t.error;
+  EXPECT_NE(t.error.find("gpus=4"), std::string::npos) << t.error;
+  EXPECT_NE(t.error.find("H100"), std::string::npos) << t.error;
+  EXPECT_NE(t.error.find("gpus=0"), std::string::npos) << t.error;
+  EXPECT_EQ(t.attempts, 0);
 }
 
 // ---- de-duplication ----

@@ -1,0 +1,837 @@
+#include "sim/simulator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <deque>
+#include <queue>
+#include <unordered_map>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "placement/placement.h"
+
+namespace flowmesh::sim {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr double kEps = 1e-9;
+
+struct GpuType {
+  std::string name;
+  double cost = 0, infer_speed = 1, train_speed = 1, memory_gb = 0;
+  int max_count = 0;  // in the fleet
+};
+
+struct TaskDef {
+  std::string name, kind;  // kind: inference | training
+  double rows = 0, tokens_per_row = 256, train_h100_s = 0, memory_gb = 0;
+  std::string model;       // locality key it needs loaded ("" none)
+  std::string produces;    // key it leaves on its worker (adapter / weights), "" none
+  std::vector<int> deps, dependents;
+};
+
+struct WorkflowDef {
+  std::string name;
+  double mix = 1;
+  std::vector<TaskDef> tasks;
+  int static_gpu = 0;      // cheapest GPU type that holds every task
+};
+
+struct Model {
+  std::vector<GpuType> gpus;
+  std::vector<WorkflowDef> wfs;
+  std::vector<std::pair<double, double>> curve;  // (sequences, tokens/s) on the reference GPU
+  int max_sequences = 64, per_task_sequences = 8, slots = 8;
+  double model_load_s = 10, adapter_load_s = 3, startup_s = 60, tick_s = 5;
+  double idle_timeout_s = 60;
+  int min_workers = 0, max_workers = 0;
+  bool elastic = true;
+  std::vector<std::pair<std::string, double>> orgs;  // name, weight
+  std::vector<double> arrivals;
+  std::vector<int> arrival_wf;
+  double preempt_at = 0, preempt_fraction = 0;
+  uint64_t seed = 1;
+  placement::PlacementConfig placement;
+};
+
+double Curve(const Model& m, double s) {
+  if (s <= 0) return 0;
+  const auto& c = m.curve;
+  if (s <= c.front().first) return c.front().second * s / c.front().first;
+  for (size_t i = 1; i < c.size(); ++i) {
+    if (s <= c[i].first) {
+      double f = (s - c[i - 1].first) / (c[i].first - c[i - 1].first);
+      return c[i - 1].second + f * (c[i].second - c[i - 1].second);
+    }
+  }
+  return c.back().second;
+}
+
+Status Field(const json& j, const char* name, const char* what) {
+  if (!j.is_object() || !j.contains(name)) return InvalidArgument(std::string("workload: ") + what + " needs '" + name + "'");
+  return Status::Ok();
+}
+
+Result<Model> Build(const json& w) {
+  Model m;
+  if (!w.is_object()) return InvalidArgument("workload: the document must be an object");
+  try {
+    m.seed = w.value("seed", 1);
+    FM_RETURN_IF_ERROR(Field(w, "gpu_types", "the workload"));
+    for (const auto& [name, g] : w["gpu_types"].items()) {
+      GpuType t;
+      t.name = name;
+      t.cost = g.at("cost_per_hour").get<double>();
+      t.infer_speed = g.at("inference_speed").get<double>();
+      t.train_speed = g.at("training_speed").get<double>();
+      t.memory_gb = g.at("memory_gb").get<double>();
+      m.gpus.push_back(t);
+    }
+    if (m.gpus.empty()) return InvalidArgument("workload: gpu_types is empty");
+    FM_RETURN_IF_ERROR(Field(w, "fleet", "the workload"));
+    for (const auto& [name, n] : w["fleet"].items()) {
+      auto it = std::find_if(m.gpus.begin(), m.gpus.end(), [&](const GpuType& g) { return g.name == name; });
+      if (it == m.gpus.end()) return InvalidArgument("workload: fleet names unknown GPU type '" + name + "'");
+      it->max_count = n.get<int>();
+    }
+    const json& inf = w.at("inference");
+    for (const auto& p : inf.at("curve")) m.curve.push_back({p.at(0).get<double>(), p.at(1).get<double>()});
+    if (m.curve.empty()) return InvalidArgument("workload: inference.curve is empty");
+    m.max_sequences = inf.value("max_sequences", 64);
+    m.per_task_sequences = inf.value("per_task_sequences", 8);
+    m.slots = std::max(1, m.max_sequences / std::max(1, m.per_task_sequences));
+    m.model_load_s = inf.value("model_load_s", 10.0);
+    m.adapter_load_s = inf.value("adapter_load_s", 3.0);
+    const json& fl = w.value("fleet_policy", json::object());
+    m.startup_s = fl.value("worker_startup_s", 60.0);
+    m.idle_timeout_s = fl.value("idle_timeout_s", 60.0);
+    m.min_workers = fl.value("min_workers", 0);
+    m.max_workers = fl.value("max_workers", 0);
+    m.elastic = fl.value("elastic", true);
+    m.tick_s = fl.value("tick_s", 5.0);
+    for (const auto& o : w.value("orgs", json::array({{{"name", "default"}, {"weight", 1.0}}}))) {
+      m.orgs.push_back({o.at("name").get<std::string>(), o.value("weight", 1.0)});
+    }
+    if (m.orgs.empty()) return InvalidArgument("workload: orgs is empty");
+    const json& u = w.value("utility", json::object());
+    m.placement.lambda_inference = u.value("lambda_inference", m.placement.lambda_inference);
+    m.placement.lambda_training = u.value("lambda_training", m.placement.lambda_training);
+    m.placement.lambda_other = u.value("lambda_other", m.placement.lambda_other);
+    m.placement.alpha_locality = u.value("alpha_locality", m.placement.alpha_locality);
+    m.placement.beta_age = u.value("beta_age", m.placement.beta_age);
+    m.placement.fairness_weight = u.value("fairness_weight", m.placement.fairness_weight);
+    FM_RETURN_IF_ERROR(Field(w, "workflows", "the workload"));
+    for (const auto& wj : w["workflows"]) {
+      WorkflowDef d;
+      d.name = wj.at("name").get<std::string>();
+      d.mix = wj.value("mix", 1.0);
+      std::map<std::string, int> index;
+      for (const auto& tj : wj.at("tasks")) {
+        TaskDef t;
+        t.name = tj.at("name").get<std::string>();
+        t.kind = tj.at("kind").get<std::string>();
+        if (t.kind != "inference" && t.kind != "training") {
+          return InvalidArgument("workload: task " + d.name + "/" + t.name + " kind must be inference or training");
+        }
+        t.rows = tj.value("rows", 0.0);
+        t.tokens_per_row = tj.value("tokens_per_row", 256.0);
+        t.train_h100_s = tj.value("h100_seconds", 0.0);
+        t.memory_gb = tj.value("memory_gb", 0.0);
+        t.model = tj.value("model", "");
+        t.produces = tj.value("produces", "");
+        for (const auto& dep : tj.value("depends_on", json::array())) {
+          auto it = index.find(dep.get<std::string>());
+          if (it == index.end()) return InvalidArgument("workload: " + d.name + "/" + t.name + " depends on unknown or later task " + dep.dump());
+          t.deps.push_back(it->second);
+        }
+        index[t.name] = static_cast<int>(d.tasks.size());
+        d.tasks.push_back(t);
+      }
+      for (size_t i = 0; i < d.tasks.size(); ++i) {
+        for (int dep : d.tasks[i].deps) d.tasks[dep].dependents.push_back(static_cast<int>(i));
+      }
+      d.static_gpu = -1;
+      m.wfs.push_back(std::move(d));
+    }
+    for (auto& d : m.wfs) {
+      double need = 0;
+      for (const auto& t : d.tasks) need = std::max(need, t.memory_gb);
+      // An isolated pipeline picks the GPU type on which its own run costs least.
+      int best = -1;
+      double best_cost = 0;
+      for (size_t g = 0; g < m.gpus.size(); ++g) {
+        if (m.gpus[g].memory_gb + kEps < need) continue;
+        double secs = m.startup_s;
+        for (const auto& t : d.tasks) {
+          secs += t.kind == "training" ? t.train_h100_s / m.gpus[g].train_speed
+                                       : t.rows * t.tokens_per_row / (Curve(m, std::min<double>(t.rows, m.per_task_sequences)) * m.gpus[g].infer_speed);
+        }
+        double cost = secs * m.gpus[g].cost;
+        if (best < 0 || cost < best_cost) {
+          best = static_cast<int>(g);
+          best_cost = cost;
+        }
+      }
+      if (best < 0) return InvalidArgument("workload: no GPU type holds workflow " + d.name);
+      d.static_gpu = best;
+    }
+    if (m.wfs.empty()) return InvalidArgument("workload: workflows is empty");
+    // Arrivals.
+    const json& a = w.at("arrivals");
+    std::mt19937_64 rng(m.seed);
+    std::string process = a.at("process").get<std::string>();
+    double per_min = a.value("per_min", 1.0);
+    int count = a.value("count", 0);
+    bool random = a.value("random", false);
+    std::exponential_distribution<double> expo(1.0);
+    if (process == "fixed") {
+      for (int i = 0; i < count; ++i) m.arrivals.push_back(i * 60.0 / per_min);
+    } else if (process == "poisson") {
+      double t = 0;
+      for (int i = 0; i < count; ++i) {
+        m.arrivals.push_back(t);
+        t += expo(rng) * 60.0 / per_min;
+      }
+    } else if (process == "ramp") {
+      // Rate falls (or rises) linearly from `from_per_min` to `to_per_min` over `over_s`;
+      // arrival k comes when the integral of the rate reaches k (or, random, at unit
+      // exponential increments of it).
+      double r0 = a.at("from_per_min").get<double>() / 60, r1 = a.at("to_per_min").get<double>() / 60;
+      double over = a.at("over_s").get<double>();
+      double total = (r0 + r1) / 2 * over, target = 0;
+      while (true) {
+        if (target > total) break;
+        // Solve r0*t + (r1-r0)/(2*over)*t^2 = target for t.
+        double qa = (r1 - r0) / (2 * over), qb = r0, t;
+        if (std::abs(qa) < 1e-15) {
+          t = target / qb;
+        } else {
+          t = (-qb + std::sqrt(std::max(0.0, qb * qb + 4 * qa * target))) / (2 * qa);
+        }
+        m.arrivals.push_back(t);
+        target += random ? expo(rng) : 1.0;
+      }
+    } else {
+      return InvalidArgument("workload: arrivals.process must be fixed, poisson or ramp");
+    }
+    double mix_total = 0;
+    for (const auto& d : m.wfs) mix_total += d.mix;
+    std::uniform_real_distribution<double> uni(0, mix_total);
+    for (size_t i = 0; i < m.arrivals.size(); ++i) {
+      double x = uni(rng);
+      int pick = 0;
+      for (size_t k = 0; k < m.wfs.size(); ++k) {
+        if (x < m.wfs[k].mix) {
+          pick = static_cast<int>(k);
+          break;
+        }
+        x -= m.wfs[k].mix;
+        pick = static_cast<int>(k);
+      }
+      m.arrival_wf.push_back(pick);
+    }
+    const json& f = w.value("failures", json::object());
+    m.preempt_at = f.value("preempt_at_s", 0.0);
+    m.preempt_fraction = f.value("preempt_fraction", 0.0);
+  } catch (const json::exception& e) {
+    return InvalidArgument(std::string("workload: ") + e.what());
+  }
+  return m;
+}
+
+// One run of one policy.
+class Run {
+ public:
+  Run(const Model& m, std::string policy, SimOptions opt)
+      : m_(m), policy_(std::move(policy)), opt_(opt), rng_(m.seed * 7919 + 1), placer_(m.placement) {
+    for (const auto& [name, weight] : m.orgs) placer_.SetOrgPolicy(name, {weight, 0, 0});
+  }
+
+  PolicyResult Go() {
+    for (size_t i = 0; i < m_.arrivals.size(); ++i) Push(m_.arrivals[i], kArrival, static_cast<int>(i));
+    bool fixed = policy_ == "round_robin" || policy_ == "fcfs_first_fit" || (policy_ == "flowmesh" && !m_.elastic);
+    if (fixed) {
+      for (size_t g = 0; g < m_.gpus.size(); ++g) {
+        for (int i = 0; i < m_.gpus[g].max_count; ++i) StartWorker(static_cast<int>(g), 0, true);
+      }
+    } else if (policy_ == "flowmesh") {
+      for (int i = 0; i < m_.min_workers; ++i) StartWorker(CheapestFor(0), 0, true);
+      Push(0, kTick, 0);
+    }
+    if (opt_.preempt && m_.preempt_fraction > 0) Push(m_.preempt_at, kPreempt, 0);
+    while (!events_.empty()) {
+      Event e = events_.top();
+      if (opt_.horizon_s > 0 && e.t > opt_.horizon_s) break;
+      events_.pop();
+      now_ = e.t;
+      Handle(e);
+      // Everything at this instant first, then one dispatch pass.
+      if (!events_.empty() && events_.top().t <= now_ + kEps) continue;
+      Dispatch();
+      if (done_wfs_ == static_cast<int>(wfs_.size()) && wfs_.size() == m_.arrivals.size() && tasks_queued_ == 0) {
+        if (policy_ != "flowmesh" || !m_.elastic) break;
+      }
+    }
+    double end = opt_.horizon_s > 0 ? opt_.horizon_s : now_;
+    for (size_t w = 0; w < workers_.size(); ++w) Advance(static_cast<int>(w), end);
+    PolicyResult r;
+    r.policy = policy_;
+    r.workflows = static_cast<int>(wfs_.size());
+    std::vector<double> lat;
+    for (const auto& wf : wfs_) {
+      if (wf.done_at >= 0) lat.push_back(wf.done_at - wf.arrival);
+    }
+    r.completed = static_cast<int>(lat.size());
+    for (const auto& wf : wfs_) {
+      r.by_workflow[m_.wfs[wf.def].name].push_back(wf.done_at >= 0 ? wf.done_at - wf.arrival : -1);
+    }
+    std::sort(lat.begin(), lat.end());
+    auto pct = [&lat](double p) {
+      if (lat.empty()) return 0.0;
+      size_t i = static_cast<size_t>(std::ceil(p * lat.size())) - 1;
+      return lat[std::min(i, lat.size() - 1)];
+    };
+    r.p50_s = pct(0.50);
+    r.p95_s = pct(0.95);
+    double sum = 0;
+    for (double l : lat) sum += l;
+    r.mean_s = lat.empty() ? 0 : sum / lat.size();
+    double up = 0, busy = 0;
+    for (const auto& w : workers_) {
+      double stop = w.down_at >= 0 ? w.down_at : end;
+      double uptime = std::max(0.0, stop - w.up_at);
+      up += uptime;
+      r.cost += uptime / 3600.0 * m_.gpus[w.type].cost;
+      busy += w.busy_s + (w.tasks.empty() ? 0 : std::max(0.0, stop - w.busy_since));
+    }
+    r.utilisation = up > 0 ? busy / up : 0;
+    r.makespan_s = end;
+    r.peak_workers = peak_;
+    r.preempted = preempted_;
+    r.retries = retries_;
+    r.failed_tasks = failed_tasks_;
+    double total = 0;
+    for (const auto& [o, s] : org_ws_) total += s;
+    for (const auto& [o, s] : org_ws_) r.org_share[o] = total > 0 ? s / total : 0;
+    return r;
+  }
+
+ private:
+  enum Kind { kArrival, kWorkerReady, kWorkerEvent, kTick, kPreempt, kRetry };
+  struct Event {
+    double t;
+    uint64_t seq;
+    Kind kind;
+    int a;
+    uint64_t b;
+    bool operator<(const Event& o) const { return t != o.t ? t > o.t : seq > o.seq; }
+  };
+  struct TaskRun {
+    int wf = 0, def = 0, unmet = 0, state = 0;  // 0 waiting, 1 queued, 2 running, 3 done
+    double remaining = 0, start_at = 0, rate = 0, share = 0;
+    int worker = -1, attempts = 0;
+    std::vector<int> failed_on;
+  };
+  struct WfRun {
+    int def = 0, left = 0, static_worker = -1;
+    std::string org;
+    double arrival = 0, done_at = -1;
+    std::vector<int> tasks;
+    std::deque<int> static_queue;
+  };
+  struct WorkerRun {
+    int type = 0;
+    std::string id;
+    double up_at = 0, ready_at = 0, down_at = -1, last = 0, busy_s = 0, busy_since = 0, idle_since = 0;
+    bool ready = false;
+    std::vector<int> tasks;
+    std::map<std::string, double> loaded;  // key -> when it is ready
+    uint64_t version = 0;
+    int owner_wf = -1;  // static_worker: the workflow it serves
+  };
+
+  void Push(double t, Kind k, int a, uint64_t b = 0) { events_.push({t, seq_++, k, a, b}); }
+
+  const TaskDef& Def(const TaskRun& t) const { return m_.wfs[wfs_[t.wf].def].tasks[t.def]; }
+
+  // A locality key with "{wf}" standing for this workflow instance (adapters it trains).
+  std::string Key(const TaskRun& t, const std::string& k) const {
+    size_t at = k.find("{wf}");
+    if (at == std::string::npos) return k;
+    return k.substr(0, at) + "wf" + std::to_string(t.wf) + k.substr(at + 4);
+  }
+
+  int CheapestFor(double memory_gb) const {
+    int best = -1;
+    for (size_t g = 0; g < m_.gpus.size(); ++g) {
+      if (m_.gpus[g].memory_gb + kEps < memory_gb) continue;
+      double c = m_.gpus[g].cost / m_.gpus[g].infer_speed;
+      if (best < 0 || c < m_.gpus[best].cost / m_.gpus[best].infer_speed) best = static_cast<int>(g);
+    }
+    return best < 0 ? 0 : best;
+  }
+
+  int StartWorker(int type, double now, bool instant) {
+    WorkerRun w;
+    w.type = type;
+    w.id = "w" + std::to_string(workers_.size()) + "-" + m_.gpus[type].name;
+    w.up_at = now;
+    w.ready_at = instant ? now : now + m_.startup_s;
+    w.last = w.ready_at;
+    workers_.push_back(w);
+    int wi = static_cast<int>(workers_.size()) - 1;
+    Push(w.ready_at, kWorkerReady, wi);
+    ++live_;
+    peak_ = std::max(peak_, live_);
+    return wi;
+  }
+
+  placement::WorkerSpec SpecOf(int wi) const {
+    const WorkerRun& w = workers_[wi];
+    const GpuType& g = m_.gpus[w.type];
+    placement::WorkerSpec s;
+    s.id = w.id;
+    s.task_types = {"inference", "training"};
+    s.gpu_type = g.name;
+    s.capacity = {static_cast<double>(m_.slots), 0, 1, g.memory_gb * 1024};
+    s.slots = m_.slots;
+    s.cost_per_hour = g.cost;
+    s.speed = g.infer_speed;
+    s.training_speed = g.train_speed;
+    for (const auto& [k, t] : w.loaded) s.keys.push_back(k);
+    return s;
+  }
+
+  void Handle(const Event& e) {
+    switch (e.kind) {
+      case kArrival: Arrive(e.a); break;
+      case kWorkerReady: {
+        WorkerRun& w = workers_[e.a];
+        if (w.down_at >= 0) break;
+        w.ready = true;
+        w.last = now_;
+        w.idle_since = now_;
+        if (policy_ == "flowmesh") placer_.UpsertWorker(SpecOf(e.a), now_);
+        if (w.owner_wf >= 0) StaticPump(w.owner_wf);
+        break;
+      }
+      case kWorkerEvent:
+        if (workers_[e.a].version == e.b && workers_[e.a].down_at < 0) Recompute(e.a);
+        break;
+      case kTick: Elastic(); break;
+      case kPreempt: Preempt(); break;
+      case kRetry: Ready(e.a); break;
+    }
+  }
+
+  void Arrive(int i) {
+    WfRun wf;
+    wf.def = m_.arrival_wf[i];
+    wf.arrival = now_;
+    wf.org = m_.orgs[i % m_.orgs.size()].first;
+    const WorkflowDef& d = m_.wfs[wf.def];
+    wf.left = static_cast<int>(d.tasks.size());
+    int wfi = static_cast<int>(wfs_.size());
+    for (size_t k = 0; k < d.tasks.size(); ++k) {
+      TaskRun t;
+      t.wf = wfi;
+      t.def = static_cast<int>(k);
+      t.unmet = static_cast<int>(d.tasks[k].deps.size());
+      wf.tasks.push_back(static_cast<int>(tasks_.size()));
+      tasks_.push_back(t);
+    }
+    wfs_.push_back(std::move(wf));
+    if (policy_ == "static_worker") {
+      // The fleet's count of each type holds for dedicated workers too: a workflow whose
+      // type is all taken waits for one.
+      if (LiveOf(d.static_gpu) < m_.gpus[d.static_gpu].max_count) {
+        GiveStaticWorker(wfi, d.static_gpu);
+      } else {
+        static_waiting_.push_back(wfi);
+      }
+    }
+    for (int ti : wfs_[wfi].tasks) {
+      if (tasks_[ti].unmet == 0) Ready(ti);
+    }
+  }
+
+  void Ready(int ti) {
+    TaskRun& t = tasks_[ti];
+    const TaskDef& d = Def(t);
+    t.state = 1;
+    t.remaining = d.kind == "training" ? d.train_h100_s : d.rows * d.tokens_per_row;
+    ++tasks_queued_;
+    if (policy_ == "flowmesh") {
+      placement::TaskRequest r;
+      r.handle = static_cast<uint64_t>(ti) + 1;
+      r.org = wfs_[t.wf].org;
+      r.task_type = d.kind;
+      r.category = d.kind == "training" ? placement::Category::kTraining : placement::Category::kInference;
+      r.batch_key = d.kind + "|" + Key(t, d.model);
+      r.demand = {d.kind == "training" ? static_cast<double>(m_.slots) : 1.0, 0, 0, d.memory_gb * 1024};
+      if (!d.model.empty()) r.locality_keys = {Key(t, d.model)};
+      for (int f : t.failed_on) r.failed_on.push_back(workers_[f].id);
+      r.enqueue_time = now_;
+      r.est_seconds = d.kind == "training" ? d.train_h100_s : t.remaining / Curve(m_, m_.per_task_sequences) ;
+      placer_.Enqueue(r);
+    } else if (policy_ == "static_worker") {
+      wfs_[t.wf].static_queue.push_back(ti);
+      StaticPump(t.wf);
+    } else {
+      fifo_.push_back(ti);
+    }
+  }
+
+  bool Fits(const WorkerRun& w, const TaskDef& d) const {
+    if (!w.ready || w.down_at >= 0) return false;
+    if (m_.gpus[w.type].memory_gb + kEps < d.memory_gb) return false;
+    int inference = 0;
+    for (int ti : w.tasks) {
+      if (Def(tasks_[ti]).kind == "training") return false;
+      ++inference;
+    }
+    if (d.kind == "training") return inference == 0;
+    return inference < m_.slots;
+  }
+
+  void GiveStaticWorker(int wfi, int type) {
+    int wi = StartWorker(type, now_, false);
+    workers_[wi].owner_wf = wfi;
+    wfs_[wfi].static_worker = wi;
+  }
+
+  void StaticPump(int wfi) {
+    WfRun& wf = wfs_[wfi];
+    if (wf.static_worker < 0) return;
+    while (!wf.static_queue.empty()) {
+      int ti = wf.static_queue.front();
+      if (!Fits(workers_[wf.static_worker], Def(tasks_[ti]))) return;
+      wf.static_queue.pop_front();
+      Start(ti, wf.static_worker);
+    }
+  }
+
+  void Dispatch() {
+    if (policy_ == "flowmesh") {
+      for (const auto& pl : placer_.Schedule(now_)) {
+        int wi = WorkerIndex(pl.worker_id);
+        for (uint64_t h : pl.tasks) Start(static_cast<int>(h - 1), wi);
+      }
+      return;
+    }
+    if (policy_ == "static_worker") return;
+    std::deque<int> keep;
+    while (!fifo_.empty()) {
+      int ti = fifo_.front();
+      fifo_.pop_front();
+      const TaskDef& d = Def(tasks_[ti]);
+      int chosen = -1;
+      size_t n = workers_.size();
+      for (size_t k = 0; k < n && chosen < 0; ++k) {
+        size_t wi = policy_ == "round_robin" ? (rr_ + k) % n : k;
+        if (Fits(workers_[wi], d)) chosen = static_cast<int>(wi);
+      }
+      if (chosen < 0) {
+        keep.push_back(ti);
+        continue;
+      }
+      if (policy_ == "round_robin") rr_ = (chosen + 1) % n;
+      Start(ti, chosen);
+    }
+    fifo_ = std::move(keep);
+  }
+
+  int WorkerIndex(const std::string& id) {
+    // ids are "w<index>-<type>"
+    return std::stoi(id.substr(1, id.find('-') - 1));
+  }
+
+  void Start(int ti, int wi) {
+    TaskRun& t = tasks_[ti];
+    WorkerRun& w = workers_[wi];
+    const TaskDef& d = Def(t);
+    Advance(wi, now_);
+    --tasks_queued_;
+    t.state = 2;
+    t.worker = wi;
+    t.start_at = now_;
+    if (!d.model.empty()) {
+      std::string key = Key(t, d.model);
+      auto it = w.loaded.find(key);
+      if (it == w.loaded.end()) {
+        bool adapter = key.rfind("adapter:", 0) == 0 || key.rfind("weights:", 0) == 0;
+        double ready = now_ + (adapter ? m_.adapter_load_s : m_.model_load_s);
+        w.loaded[key] = ready;
+        if (policy_ == "flowmesh") placer_.AddKey(w.id, key);
+        t.start_at = ready;
+      } else {
+        t.start_at = std::max(now_, it->second);
+      }
+    }
+    if (w.tasks.empty()) w.busy_since = now_;
+    w.tasks.push_back(ti);
+    Recompute(wi);
+  }
+
+  // Moves every started task on the worker forward to `to` at the current rates.
+  void Advance(int wi, double to) {
+    WorkerRun& w = workers_[wi];
+    if (!w.ready || to <= w.last) return;
+    double dt = to - w.last;
+    for (int ti : w.tasks) {
+      TaskRun& t = tasks_[ti];
+      if (t.start_at > w.last + kEps) continue;
+      t.remaining -= t.rate * dt;
+      org_ws_[wfs_[t.wf].org] += t.share * dt;
+    }
+    w.last = to;
+  }
+
+  void Recompute(int wi) {
+    Advance(wi, now_);
+    WorkerRun& w = workers_[wi];
+    const GpuType& g = m_.gpus[w.type];
+    std::vector<int> finished;
+    for (int ti : w.tasks) {
+      const TaskRun& t = tasks_[ti];
+      if (t.start_at <= now_ + kEps && t.remaining <= 1e-6) finished.push_back(ti);
+    }
+    for (int ti : finished) Finish(ti, wi);
+    // Rates: processor sharing of the curve among started inference tasks.
+    double seqs = 0;
+    for (int ti : w.tasks) {
+      TaskRun& t = tasks_[ti];
+      if (t.start_at > now_ + kEps || Def(t).kind != "inference") continue;
+      seqs += std::min<double>(m_.per_task_sequences, std::ceil(t.remaining / Def(t).tokens_per_row));
+    }
+    double capped = std::min<double>(seqs, m_.max_sequences);
+    double tp = Curve(m_, capped) * g.infer_speed;
+    double next = -1;
+    for (int ti : w.tasks) {
+      TaskRun& t = tasks_[ti];
+      const TaskDef& d = Def(t);
+      if (t.start_at > now_ + kEps) {
+        t.rate = 0;
+        t.share = 0;
+        next = next < 0 ? t.start_at : std::min(next, t.start_at);
+        continue;
+      }
+      if (d.kind == "training") {
+        t.rate = g.train_speed;
+        t.share = 1;
+      } else {
+        double c = std::min<double>(m_.per_task_sequences, std::ceil(t.remaining / d.tokens_per_row));
+        t.rate = seqs > 0 ? tp * c / seqs : 0;
+        t.share = seqs > 0 ? c / seqs : 0;
+      }
+      if (t.rate > 0) {
+        // Next change: this task ends, or its sequence count drops below the per-task cap.
+        double until = t.remaining / t.rate;
+        if (d.kind == "inference") {
+          double rows_left = std::ceil(t.remaining / d.tokens_per_row);
+          if (rows_left > m_.per_task_sequences) until = std::min(until, (t.remaining - m_.per_task_sequences * d.tokens_per_row) / t.rate + 1e-6);
+          else if (rows_left > 1) until = std::min(until, (t.remaining - (rows_left - 1) * d.tokens_per_row) / t.rate + 1e-6);
+        }
+        double at = now_ + std::max(until, 1e-6);
+        next = next < 0 ? at : std::min(next, at);
+      }
+    }
+    ++w.version;
+    if (next >= 0) Push(next, kWorkerEvent, wi, w.version);
+  }
+
+  void Finish(int ti, int wi) {
+    TaskRun& t = tasks_[ti];
+    WorkerRun& w = workers_[wi];
+    const TaskDef& d = Def(t);
+    t.state = 3;
+    w.tasks.erase(std::find(w.tasks.begin(), w.tasks.end(), ti));
+    if (w.tasks.empty()) {
+      w.busy_s += now_ - w.busy_since;
+      w.idle_since = now_;
+    }
+    if (!d.produces.empty()) {
+      w.loaded[Key(t, d.produces)] = now_;
+      if (policy_ == "flowmesh") placer_.AddKey(w.id, Key(t, d.produces));
+    }
+    if (policy_ == "flowmesh") placer_.Finished(static_cast<uint64_t>(ti) + 1, -1, now_);
+    WfRun& wf = wfs_[t.wf];
+    for (int dep : d.dependents) {
+      TaskRun& n = tasks_[wf.tasks[dep]];
+      if (--n.unmet == 0) Ready(wf.tasks[dep]);
+    }
+    if (--wf.left == 0) {
+      wf.done_at = now_;
+      ++done_wfs_;
+      if (wf.static_worker >= 0) {
+        int type = workers_[wf.static_worker].type;
+        Retire(wf.static_worker);
+        for (auto it = static_waiting_.begin(); it != static_waiting_.end(); ++it) {
+          if (m_.wfs[wfs_[*it].def].static_gpu == type) {
+            int next = *it;
+            static_waiting_.erase(it);
+            GiveStaticWorker(next, type);
+            break;
+          }
+        }
+      }
+    } else if (wf.static_worker >= 0) {
+      StaticPump(t.wf);
+    }
+  }
+
+  void Retire(int wi) {
+    WorkerRun& w = workers_[wi];
+    if (w.down_at >= 0) return;
+    Advance(wi, now_);
+    w.down_at = now_;
+    --live_;
+    if (policy_ == "flowmesh") placer_.RemoveWorker(w.id);
+  }
+
+  void Elastic() {
+    placement::ElasticityConfig e;
+    e.enabled = true;
+    e.min_workers = m_.min_workers;
+    e.max_workers = m_.max_workers;
+    e.idle_timeout_s = m_.idle_timeout_s;
+    e.queued_per_new_worker = m_.slots;
+    e.new_worker_cpu = m_.slots;
+    e.new_worker_slots = m_.slots;
+    placement::ElasticityAdvice a = placer_.Advise(e, now_);
+    int starting = 0;
+    for (const auto& w : workers_) starting += (!w.ready && w.down_at < 0) ? 1 : 0;
+    int want = a.start - starting;
+    if (m_.max_workers > 0) want = std::min(want, m_.max_workers - live_);
+    // Which types: for the queued tasks in arrival order, the type with the lowest cost per
+    // unit of that task's kind of work that holds it, within the fleet's count of the type.
+    std::vector<double> units(m_.gpus.size(), 0);
+    std::vector<int> planned(m_.gpus.size(), 0);
+    for (size_t g = 0; g < m_.gpus.size(); ++g) planned[g] = LiveOf(static_cast<int>(g));
+    int started = 0;
+    for (const auto& t : tasks_) {
+      if (started >= want) break;
+      if (t.state != 1) continue;
+      const TaskDef& d = Def(t);
+      int best = -1;
+      for (size_t g = 0; g < m_.gpus.size(); ++g) {
+        if (m_.gpus[g].memory_gb + kEps < d.memory_gb || planned[g] >= m_.gpus[g].max_count) continue;
+        double speed = d.kind == "training" ? m_.gpus[g].train_speed : m_.gpus[g].infer_speed;
+        double best_speed = best < 0 ? 1 : (d.kind == "training" ? m_.gpus[best].train_speed : m_.gpus[best].infer_speed);
+        if (best < 0 || m_.gpus[g].cost / speed < m_.gpus[best].cost / best_speed) best = static_cast<int>(g);
+      }
+      if (best < 0) continue;
+      units[best] += d.kind == "training" ? m_.slots : 1;
+      if (units[best] >= m_.slots || d.kind == "training") {
+        units[best] = 0;
+        StartWorker(best, now_, false);
+        ++planned[best];
+        ++started;
+      }
+    }
+    for (size_t g = 0; g < m_.gpus.size() && started < want; ++g) {
+      if (units[g] > 0 && planned[g] < m_.gpus[g].max_count) {
+        StartWorker(static_cast<int>(g), now_, false);
+        ++started;
+      }
+    }
+    for (const auto& id : a.retire) Retire(WorkerIndex(id));
+    bool more = done_wfs_ < static_cast<int>(m_.arrivals.size()) || live_ > m_.min_workers;
+    if (more) Push(now_ + m_.tick_s, kTick, 0);
+  }
+
+  int LiveOf(int type) const {
+    int n = 0;
+    for (const auto& w : workers_) n += (w.type == type && w.down_at < 0) ? 1 : 0;
+    return n;
+  }
+
+  // Preempts a share of the live workers: their tasks fail and are retried elsewhere
+  // (static_worker: its workflow gets a fresh worker).
+  void Preempt() {
+    std::vector<int> live;
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      if (workers_[i].ready && workers_[i].down_at < 0) live.push_back(static_cast<int>(i));
+    }
+    std::shuffle(live.begin(), live.end(), rng_);
+    int n = static_cast<int>(std::ceil(live.size() * m_.preempt_fraction));
+    for (int k = 0; k < n && k < static_cast<int>(live.size()); ++k) {
+      int wi = live[k];
+      Advance(wi, now_);
+      std::vector<int> running = workers_[wi].tasks;
+      int owner = workers_[wi].owner_wf;
+      if (!workers_[wi].tasks.empty()) workers_[wi].busy_s += now_ - workers_[wi].busy_since;
+      workers_[wi].tasks.clear();
+      Retire(wi);
+      ++preempted_;
+      for (int ti : running) {
+        TaskRun& t = tasks_[ti];
+        if (policy_ == "flowmesh") placer_.Finished(static_cast<uint64_t>(ti) + 1, -1, now_);
+        t.failed_on.push_back(wi);
+        t.state = 0;
+        ++t.attempts;
+        ++retries_;
+        double backoff = std::min(30.0, 0.1 * std::pow(2.0, t.attempts - 1)) *
+                         std::uniform_real_distribution<double>(0.5, 1.0)(rng_);
+        if (owner >= 0) {
+          wfs_[owner].static_queue.push_front(ti);
+          t.state = 1;
+          t.remaining = Def(t).kind == "training" ? Def(t).train_h100_s : Def(t).rows * Def(t).tokens_per_row;
+          ++tasks_queued_;
+        } else {
+          Push(now_ + backoff, kRetry, ti);
+        }
+      }
+      if (owner >= 0 && wfs_[owner].done_at < 0) {
+        int nw = StartWorker(workers_[wi].type, now_, false);
+        workers_[nw].owner_wf = owner;
+        wfs_[owner].static_worker = nw;
+      }
+    }
+  }
+
+  const Model& m_;
+  std::string policy_;
+  SimOptions opt_;
+  std::mt19937_64 rng_;
+  placement::Placer placer_;
+  std::priority_queue<Event> events_;
+  uint64_t seq_ = 0;
+  double now_ = 0;
+  std::vector<TaskRun> tasks_;
+  std::vector<WfRun> wfs_;
+  std::vector<WorkerRun> workers_;
+  std::deque<int> fifo_;
+  std::deque<int> static_waiting_;  // static_worker: workflows waiting for a worker
+  size_t rr_ = 0;
+  int done_wfs_ = 0, tasks_queued_ = 0, live_ = 0, peak_ = 0, preempted_ = 0, retries_ = 0, failed_tasks_ = 0;
+  std::map<std::string, double> org_ws_;
+};
+
+}  // namespace
+
+Result<json> LoadWorkload(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFound("cannot read workload file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  json w = json::parse(ss.str(), nullptr, false);
+  if (w.is_discarded()) return InvalidArgument("workload file " + path + " is not valid JSON");
+  FM_RETURN_IF_ERROR(Build(w).status());
+  return w;
+}
+
+Result<PolicyResult> Simulate(const json& workload, const std::string& policy, const SimOptions& options) {
+  if (policy != "flowmesh" && policy != "static_worker" && policy != "round_robin" && policy != "fcfs_first_fit") {
+    return InvalidArgument("unknown policy '" + policy + "' (flowmesh, static_worker, round_robin, fcfs_first_fit)");
+  }
+  FM_ASSIGN_OR_RETURN(Model m, Build(workload));
+  Run run(m, policy, options);
+  return run.Go();
+}
+
+}  // namespace flowmesh::sim

@@ -1,0 +1,92 @@
+"""The global scheduler through the real stack: heterogeneous CPU workers (different costs,
+slots and tags), batching up to free slots, selected_worker, the no-eligible-worker failure
+and elasticity of native workers."""
+import unittest
+
+from harness import StackTestCase, echo_workflow, wait_until
+
+API = "/api/v1"
+
+
+def independent(name, n, sleep, extra_spec=""):
+    nodes = "".join(f"""
+      - name: n{i}
+        spec:
+          data: {{type: list, items: ["{i}"]}}
+          echo: {{sleep_seconds: {sleep}}}{extra_spec}""" for i in range(n))
+    return f"""apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {{name: {name}}}
+spec:
+  taskType: echo
+  graph:
+    nodes:{nodes}
+"""
+
+
+class SchedulerTest(StackTestCase):
+    def start_worker(self, name, cost, slots, tags):
+        self.stack.api("POST", f"{API}/stack/workers",
+                       {"name": name, "worker_config": {"worker_type": "cpu", "worker_cost_per_hour": str(cost),
+                                                        "slots": str(slots), "tags": tags}}, expect=201)
+
+    def live_workers(self):
+        return {w["name"]: w for w in self.stack.api("GET", f"{API}/workers") if w["status"] != "DOWN"}
+
+    def test_heterogeneous_workers(self):
+        s = self.stack
+        s.env["FLOWMESH_UNPLACEABLE_GRACE_S"] = "2"
+        s.up()
+        self.start_worker("cheap", 1, 2, ["small"])
+        self.start_worker("dear", 5, 2, ["large"])
+        workers = wait_until(lambda: self.live_workers() if len(self.live_workers()) == 2 else None,
+                             timeout=60, what="two workers")
+        cheap, dear = workers["cheap"]["worker_id"], workers["dear"]["worker_id"]
+        self.assertEqual(workers["dear"]["cost_per_hour"], 5)
+
+        # One task: the cheaper worker, everything else being equal.
+        wf = s.submit(echo_workflow("one"))["workflow_id"]
+        self.assertEqual(s.wait_workflow(wf)["status"], "DONE")
+        self.assertEqual([t["assigned_worker"] for t in s.tasks(wf)], [cheap])
+
+        # Four compatible tasks at once: a batch up to the cheap worker's two free slots,
+        # the rest on the other worker; each task keeps its own record and result.
+        wf = s.submit(independent("burst", 4, 1.5))["workflow_id"]
+        self.assertEqual(s.wait_workflow(wf)["status"], "DONE")
+        placed = [t["assigned_worker"] for t in s.tasks(wf)]
+        self.assertEqual(sorted(placed), sorted([cheap, cheap, dear, dear]), placed)
+        for t in s.tasks(wf):
+            self.assertEqual(t["status"], "DONE")
+            self.assertEqual(t["attempts"], 1)
+
+        # selected_worker overrides the utility.
+        pinned = echo_workflow("pinned").replace(
+            "metadata: {name: pinned}",
+            "metadata:\n  name: pinned\n  annotations:\n    schedule_hint: {selected_worker: dear}")
+        wf = s.submit(pinned)["workflow_id"]
+        self.assertEqual(s.wait_workflow(wf)["status"], "DONE")
+        self.assertEqual([t["assigned_worker"] for t in s.tasks(wf)], [dear])
+
+        # A task no worker can ever run fails after the grace period, saying why.
+        gpu = independent("needs-gpus", 1, 0, "\n          resources: {hardware: {gpu: {count: 2}}}")
+        wf = s.submit(gpu)["workflow_id"]
+        self.assertEqual(s.wait_workflow(wf, timeout=30)["status"], "FAILED")
+        task = s.tasks(wf)[0]
+        self.assertIn("no worker can run this task", task["error"])
+        self.assertIn("gpus=2", task["error"])
+        self.assertIn("gpus=0", task["error"])
+
+    def test_elasticity_starts_and_retires_native_workers(self):
+        s = self.stack
+        s.env.update({"FLOWMESH_ELASTIC_MAX_WORKERS": "1", "FLOWMESH_ELASTIC_IDLE_S": "2"})
+        s.up()
+        self.assertEqual(s.api("GET", f"{API}/stack/workers"), [])
+        wf = s.submit(echo_workflow("grow"))["workflow_id"]
+        self.assertEqual(s.wait_workflow(wf, timeout=90)["status"], "DONE")
+        # Idle past the timeout: the worker the policy started is removed again.
+        wait_until(lambda: s.api("GET", f"{API}/stack/workers") == [], timeout=60,
+                   what="the elastic worker to be retired")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,351 @@
+#include "placement/placement.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+namespace flowmesh::placement {
+namespace {
+
+WorkerSpec Worker(const std::string& id, int slots = 1, double cost = 1.0, const std::string& gpu = "",
+                  int gpus = 0, double speed = 1.0, std::vector<std::string> types = {"echo"}) {
+  WorkerSpec w;
+  w.id = id;
+  w.task_types = std::move(types);
+  w.gpu_type = gpu;
+  w.capacity.cpu = 8;
+  w.capacity.memory_mb = 16384;
+  w.capacity.gpus = gpus;
+  w.slots = slots;
+  w.cost_per_hour = cost;
+  w.speed = speed;
+  return w;
+}
+
+TaskRequest Task(uint64_t h, const std::string& org = "o", const std::string& key = "echo", double t = 0) {
+  TaskRequest r;
+  r.handle = h;
+  r.org = org;
+  r.batch_key = key;
+  r.task_type = "echo";
+  r.enqueue_time = t;
+  return r;
+}
+
+TEST(PlacerTest, PlacesOnTheRequestedGpuType) {
+  Placer p;
+  p.UpsertWorker(Worker("a100", 1, 3.0, "A100", 1, 2.0, {"infer"}));
+  p.UpsertWorker(Worker("l4", 1, 0.8, "L4", 1, 0.5, {"infer"}));
+  TaskRequest t = Task(1);
+  t.task_type = "infer";
+  t.gpu_type = "L4";
+  t.demand.gpus = 1;
+  ASSERT_TRUE(p.Enqueue(t));
+  auto out = p.Schedule(0);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker_id, "l4");
+}
+
+TEST(PlacerTest, CpuTaskNeverGoesToAWorkerWithoutItsType) {
+  Placer p;
+  p.UpsertWorker(Worker("w1", 1, 1.0, "", 0, 1.0, {"other"}));
+  ASSERT_TRUE(p.Enqueue(Task(1)));
+  EXPECT_TRUE(p.Schedule(0).empty());
+  p.UpsertWorker(Worker("w2"));
+  auto out = p.Schedule(1);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker_id, "w2");
+}
+
+TEST(PlacerTest, BatchesCompatibleTasksUpToFreeSlots) {
+  Placer p;
+  p.UpsertWorker(Worker("w", 4));
+  for (uint64_t i = 1; i <= 6; ++i) p.Enqueue(Task(i, "o", "k", static_cast<double>(i)));
+  auto out = p.Schedule(10);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].tasks, (std::vector<uint64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(p.queued(), 2u);
+  p.Finished(1, -1, 11);
+  out = p.Schedule(11);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].tasks, (std::vector<uint64_t>{5}));
+}
+
+TEST(PlacerTest, DifferentBatchKeysAreNotMixed) {
+  Placer p;
+  p.UpsertWorker(Worker("w", 4));
+  p.Enqueue(Task(1, "o", "a"));
+  p.Enqueue(Task(2, "o", "b"));
+  auto out = p.Schedule(0);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].tasks.size(), 1u);
+  EXPECT_EQ(out[1].tasks.size(), 1u);
+}
+
+TEST(PlacerTest, ResourcesLimitTheBatch) {
+  Placer p;
+  p.UpsertWorker(Worker("w", 8));  // 8 cpus
+  for (uint64_t i = 1; i <= 5; ++i) {
+    TaskRequest t = Task(i);
+    t.demand.cpu = 3;
+    p.Enqueue(t);
+  }
+  auto out = p.Schedule(0);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].tasks.size(), 2u);
+}
+
+TEST(PlacerTest, CheaperWorkerWinsWhenNothingElseDiffers) {
+  Placer p;
+  p.UpsertWorker(Worker("dear", 1, 4.0));
+  p.UpsertWorker(Worker("cheap", 1, 1.0));
+  p.Enqueue(Task(1));
+  auto out = p.Schedule(0);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker_id, "cheap");
+}
+
+TEST(PlacerTest, LocalityBeatsACheaperColdWorkerWhenTheUtilitySaysSo) {
+  PlacementConfig c;
+  c.alpha_locality = 1.0;
+  Placer p(c);
+  WorkerSpec warm = Worker("warm", 1, 1.5, "L4", 1, 1.0, {"infer"});
+  warm.keys = {"hf:llama-1b"};
+  p.UpsertWorker(warm);
+  p.UpsertWorker(Worker("cold", 1, 1.0, "L4", 1, 1.0, {"infer"}));
+  TaskRequest t = Task(1);
+  t.task_type = "infer";
+  t.category = Category::kInference;
+  t.locality_keys = {"hf:llama-1b"};
+  p.Enqueue(t);
+  auto out = p.Schedule(0);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker_id, "warm");
+
+  // With locality weighted at nothing, the cheaper cold worker wins.
+  c.alpha_locality = 0;
+  Placer q(c);
+  q.UpsertWorker(warm);
+  q.UpsertWorker(Worker("cold", 1, 1.0, "L4", 1, 1.0, {"infer"}));
+  q.Enqueue(t);
+  out = q.Schedule(0);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker_id, "cold");
+}
+
+TEST(PlacerTest, TrainingPrefersThroughputInferencePrefersCost) {
+  Placer p;
+  p.UpsertWorker(Worker("h100", 1, 4.0, "H100", 1, 3.0, {"infer", "train"}));
+  p.UpsertWorker(Worker("l4", 1, 0.8, "L4", 1, 0.5, {"infer", "train"}));
+  TaskRequest train = Task(1);
+  train.task_type = "train";
+  train.category = Category::kTraining;
+  train.demand.gpus = 1;
+  p.Enqueue(train);
+  auto out = p.Schedule(0);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker_id, "h100");  // per unit of work h100 is 1.33/h, l4 1.6/h
+}
+
+TEST(PlacerTest, WeightedFairShareUnderSaturation) {
+  Placer p;
+  p.SetOrgPolicy("a", {1.0, 0, 0});
+  p.SetOrgPolicy("b", {3.0, 0, 0});
+  p.UpsertWorker(Worker("w", 1));
+  uint64_t h = 1;
+  for (int i = 0; i < 400; ++i) {
+    p.Enqueue(Task(h++, "a", "k"));
+    p.Enqueue(Task(h++, "b", "k"));
+  }
+  std::map<uint64_t, bool> is_a;
+  for (uint64_t i = 1; i < h; ++i) is_a[i] = (i % 2) == 1;
+  int a = 0, b = 0;
+  for (int step = 0; step < 400; ++step) {
+    auto out = p.Schedule(step);
+    ASSERT_EQ(out.size(), 1u);
+    for (uint64_t t : out[0].tasks) {
+      (is_a[t] ? a : b)++;
+      p.Finished(t, 1.0, step + 1);
+    }
+  }
+  double share_a = static_cast<double>(a) / (a + b);
+  EXPECT_NEAR(share_a, 0.25, 0.02);
+}
+
+TEST(PlacerTest, PriorityOrdersWithinAnOrganisation) {
+  Placer p;
+  p.UpsertWorker(Worker("w", 1));
+  TaskRequest low = Task(1, "o", "k", 0);
+  TaskRequest high = Task(2, "o", "k", 5);
+  high.priority = 10;
+  p.Enqueue(low);
+  p.Enqueue(high);
+  auto out = p.Schedule(10);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].tasks, (std::vector<uint64_t>{2}));
+}
+
+TEST(PlacerTest, NoTenantStarvesAnother) {
+  Placer p;
+  p.UpsertWorker(Worker("w", 1));
+  uint64_t h = 1;
+  for (int i = 0; i < 1000; ++i) p.Enqueue(Task(h++, "big", "k"));
+  p.Enqueue(Task(9999, "small", "k", 5));
+  bool small_ran = false;
+  for (int step = 0; step < 5 && !small_ran; ++step) {
+    for (const auto& pl : p.Schedule(step)) {
+      for (uint64_t t : pl.tasks) {
+        small_ran |= t == 9999;
+        p.Finished(t, 1.0, step);
+      }
+    }
+  }
+  EXPECT_TRUE(small_ran);
+}
+
+TEST(PlacerTest, QuotaCapsRunningTasks) {
+  Placer p;
+  p.SetOrgPolicy("o", {1.0, 2, 0});
+  p.UpsertWorker(Worker("w", 8));
+  for (uint64_t i = 1; i <= 5; ++i) p.Enqueue(Task(i));
+  auto out = p.Schedule(0);
+  size_t n = 0;
+  for (const auto& pl : out) n += pl.tasks.size();
+  EXPECT_EQ(n, 2u);
+  p.Finished(out[0].tasks[0], -1, 1);
+  out = p.Schedule(1);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].tasks.size(), 1u);
+}
+
+TEST(PlacerTest, RetryAvoidsTheWorkerThatFailed) {
+  Placer p;
+  p.UpsertWorker(Worker("a", 1, 1.0));
+  p.UpsertWorker(Worker("b", 1, 5.0));
+  TaskRequest t = Task(1);
+  t.failed_on = {"a"};
+  p.Enqueue(t);
+  auto out = p.Schedule(0);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker_id, "b");
+}
+
+TEST(PlacerTest, RetryWaitsForAnUnfailedBusyWorkerThenFallsBack) {
+  Placer p;
+  p.UpsertWorker(Worker("a", 1, 1.0));
+  p.UpsertWorker(Worker("b", 1, 1.0));
+  p.Enqueue(Task(7));
+  auto busy = p.Schedule(0);  // task 7 takes one worker
+  ASSERT_EQ(busy.size(), 1u);
+  std::string other = busy[0].worker_id == "a" ? "b" : "a";
+  TaskRequest t = Task(1);
+  t.failed_on = {other};
+  p.Enqueue(t);
+  EXPECT_TRUE(p.Schedule(1).empty());  // waits for the busy, unfailed one
+  p.Finished(7, -1, 2);
+  auto out = p.Schedule(2);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker_id, busy[0].worker_id);
+
+  Placer q;
+  q.UpsertWorker(Worker("only"));
+  TaskRequest u = Task(2);
+  u.failed_on = {"only"};
+  q.Enqueue(u);
+  out = q.Schedule(0);
+  ASSERT_EQ(out.size(), 1u);  // every capable worker failed it: reuse one
+  EXPECT_EQ(out[0].worker_id, "only");
+}
+
+TEST(PlacerTest, PinnedTasksGoOnlyToTheirWorker) {
+  Placer p;
+  WorkerSpec named = Worker("wkr-1", 1, 9.0);
+  named.names = {"gpu-box"};
+  p.UpsertWorker(named);
+  p.UpsertWorker(Worker("wkr-2", 1, 1.0));
+  TaskRequest t = Task(1);
+  t.pinned = {"gpu-box"};
+  p.Enqueue(t);
+  auto out = p.Schedule(0);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker_id, "wkr-1");
+}
+
+TEST(PlacerTest, CordonedWorkersGetNothingUntilUncordoned) {
+  Placer p;
+  p.UpsertWorker(Worker("w"));
+  p.SetCordoned("w", true);
+  p.Enqueue(Task(1));
+  EXPECT_TRUE(p.Schedule(0).empty());
+  p.SetCordoned("w", false);
+  EXPECT_EQ(p.Schedule(1).size(), 1u);
+}
+
+TEST(PlacerTest, RemovedTasksAreNotPlaced) {
+  Placer p;
+  p.Enqueue(Task(1));
+  p.Enqueue(Task(2));
+  EXPECT_TRUE(p.Remove(1));
+  EXPECT_FALSE(p.Remove(1));
+  p.UpsertWorker(Worker("w", 4));
+  auto out = p.Schedule(0);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].tasks, (std::vector<uint64_t>{2}));
+}
+
+TEST(PlacerTest, UnplaceableTasksNameWhatWasAskedAndWhatTheFleetOffers) {
+  Placer p;
+  p.UpsertWorker(Worker("small", 1, 1.0, "", 0));
+  TaskRequest t = Task(1);
+  t.demand.gpus = 2;
+  t.gpu_type = "H100";
+  p.Enqueue(t);
+  EXPECT_TRUE(p.Schedule(0).empty());
+  EXPECT_TRUE(p.FindUnplaceable(5, 30).empty());  // still within the grace period
+  auto bad = p.FindUnplaceable(31, 30);
+  ASSERT_EQ(bad.size(), 1u);
+  EXPECT_EQ(bad[0].handle, 1u);
+  EXPECT_NE(bad[0].reason.find("H100"), std::string::npos) << bad[0].reason;
+  EXPECT_NE(bad[0].reason.find("gpus=2"), std::string::npos) << bad[0].reason;
+  EXPECT_NE(bad[0].reason.find("gpus=0"), std::string::npos) << bad[0].reason;
+}
+
+TEST(PlacerTest, RemovedWorkerReleasesAndNewWorkerTakesOver) {
+  Placer p;
+  p.UpsertWorker(Worker("a"));
+  p.Enqueue(Task(1));
+  auto out = p.Schedule(0);
+  ASSERT_EQ(out.size(), 1u);
+  p.RemoveWorker("a");
+  p.Finished(1, -1, 1);
+  p.Enqueue(Task(1));  // the retry
+  EXPECT_TRUE(p.Schedule(1).empty());
+  p.UpsertWorker(Worker("b"));
+  out = p.Schedule(2);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker_id, "b");
+}
+
+TEST(PlacerTest, ElasticityAsksForWorkersAndRetiresIdleOnes) {
+  Placer p;
+  ElasticityConfig e;
+  e.enabled = true;
+  e.max_workers = 3;
+  e.min_workers = 1;
+  e.idle_timeout_s = 10;
+  p.UpsertWorker(Worker("a"), 0);
+  for (uint64_t i = 1; i <= 5; ++i) p.Enqueue(Task(i));
+  p.Schedule(0);
+  EXPECT_EQ(p.Advise(e, 0).start, 2);  // 4 waiting, capped at 3 workers
+  for (uint64_t i = 2; i <= 5; ++i) p.Remove(i);
+  p.UpsertWorker(Worker("b"), 0);
+  p.UpsertWorker(Worker("c"), 0);
+  p.Finished(1, -1, 1);
+  auto advice = p.Advise(e, 20);
+  EXPECT_EQ(advice.start, 0);
+  EXPECT_EQ(advice.retire.size(), 2u);  // down to min_workers
+}
+
+}  // namespace
+}  // namespace flowmesh::placement
