@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "bus/bus.h"
 #include "common/status.h"
@@ -26,6 +27,11 @@ struct ServerAppConfig {
   std::string log_level = "info";
   bool synchronous_full = true;     // fsync every commit (else only at WAL checkpoints)
   scheduler::SchedulerConfig scheduler;
+  // Authentication and tenancy (see docs/security.md). Off: every caller is the default
+  // organisation's admin (single-user development only).
+  bool auth = true;
+  std::string bootstrap_key_sha256;   // admin key to ensure exists (set by `stack up`)
+  std::vector<std::string> plugins;   // shared libraries (FLOWMESH_PLUGINS)
 };
 
 class ServerApp {

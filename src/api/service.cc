@@ -6,6 +6,7 @@
 #include <sstream>
 #include <variant>
 
+#include "api/access.h"
 #include "api/archive.h"
 #include "api/workflow_schema.h"
 #include "common/clock.h"
@@ -237,7 +238,9 @@ std::shared_ptr<http::Router> ApiService::MakeRouter() {
   AddTaskRoutes(*r);
   AddResultRoutes(*r);
   AddWorkerRoutes(*r);
-  return r;
+  if (!auth_) return r;
+  AddAdminRoutes(*r);
+  return GuardRouter(*r, auth_);
 }
 
 // ---------------------------------------------------------------- workflows
@@ -251,11 +254,30 @@ void ApiService::AddWorkflowRoutes(http::Router& r) {
       return;
     }
     Parsed& ok = std::get<Parsed>(parsed);
+    if (auto refused = CheckSubmission(req, ok.def)) {
+      resp->Send(std::move(*refused));
+      return;
+    }
     scheduler::SubmitRequest sub;
     sub.def = std::move(ok.def);
     sub.source_text = std::move(ok.text);
     sub.format = ok.format == spec::Format::kN8n ? "n8n" : "native";
-    scheduler_->Submit(std::move(sub), [resp](Result<json> result) { SendResult(resp, result, 201); });
+    const auth::PluginHost* plugins = nullptr;
+    if (const auth::Principal* caller = Caller(req)) {
+      sub.org_id = caller->org_id;
+      sub.owner_id = caller->principal_id;
+      plugins = auth_->plugins();
+    }
+    std::string org = sub.org_id, owner = sub.owner_id;
+    scheduler_->Submit(std::move(sub), [resp, plugins, org, owner](Result<json> result) {
+      if (result.ok() && plugins) {
+        plugins->Register("workflow", result->value("workflow_id", ""), org, owner);
+        for (const auto& t : result->value("tasks", json::array())) {
+          plugins->Register("task", t.value("task_id", ""), org, owner);
+        }
+      }
+      SendResult(resp, result, 201);
+    });
   });
 
   r.Add("POST", p + "/workflows/validate", [](Request& req) {
@@ -278,10 +300,16 @@ void ApiService::AddWorkflowRoutes(http::Router& r) {
     f.status = req.Query("status");
     f.name = req.Query("name");
     f.limit = ParseInt(req.Query("limit"), 0);
+    std::optional<std::set<std::string>> allowed;
+    if (const auth::Principal* caller = Caller(req); caller && !caller->all_orgs) {
+      f.org_id = caller->org_id;
+      allowed = auth_->Accessible(*caller, auth::Kind::kWorkflow, auth::Action::kRead);
+    }
     auto list = store_->ListWorkflows(f);
     if (!list.ok()) return StatusResponse(list.status());
     json out = json::array();
     for (const auto& w : *list) {
+      if (allowed && !allowed->count(w.workflow_id)) continue;
       state::TaskFilter tf;
       tf.workflow_id = w.workflow_id;
       auto tasks = store_->ListTasks(tf);
@@ -295,6 +323,9 @@ void ApiService::AddWorkflowRoutes(http::Router& r) {
   r.Add("GET", p + "/workflows/{id}", [this](Request& req) {
     auto w = store_->GetWorkflow(req.params["id"]);
     if (!w.ok()) return StatusResponse(w.status());
+    Status access = CheckAccess(req, w->org_id, auth::Kind::kWorkflow, auth::Action::kRead,
+                                "workflow", w->workflow_id);
+    if (!access.ok()) return StatusResponse(access);
     state::TaskFilter tf;
     tf.workflow_id = w->workflow_id;
     auto tasks = store_->ListTasks(tf);
@@ -303,6 +334,16 @@ void ApiService::AddWorkflowRoutes(http::Router& r) {
   });
 
   r.AddAsync("POST", p + "/workflows/{id}/cancel", [this](Request& req, std::shared_ptr<http::Responder> resp) {
+    if (auth_) {
+      auto w = store_->GetWorkflow(req.params["id"]);
+      Status access = w.ok() ? CheckAccess(req, w->org_id, auth::Kind::kWorkflow,
+                                           auth::Action::kCancel, "workflow", w->workflow_id)
+                             : w.status();
+      if (!access.ok()) {
+        resp->Send(StatusResponse(access));
+        return;
+      }
+    }
     scheduler_->CancelWorkflow(req.params["id"], [resp](Result<json> result) { SendResult(resp, result); });
   });
 
@@ -316,14 +357,21 @@ void ApiService::AddLogRoutes(http::Router& r, const std::string& kind) {
   bool is_task = kind == "tasks";
   int default_limit = is_task ? 200 : 500;
 
-  auto exists = [this, is_task](const std::string& id) -> Status {
-    if (is_task) return store_->GetTask(id).status();
-    return store_->GetWorkflow(id).status();
+  // Missing, or of another organisation: both NotFound.
+  auto exists = [this, is_task](const Request& req, const std::string& id) -> Status {
+    if (is_task) {
+      auto t = store_->GetTask(id);
+      if (!t.ok()) return t.status();
+      return CheckAccess(req, t->org_id, auth::Kind::kTask, auth::Action::kRead, "task", id);
+    }
+    auto w = store_->GetWorkflow(id);
+    if (!w.ok()) return w.status();
+    return CheckAccess(req, w->org_id, auth::Kind::kWorkflow, auth::Action::kRead, "workflow", id);
   };
 
   r.Add("GET", p + "/logs", [this, is_task, default_limit, exists](Request& req) {
     std::string id = req.params["id"];
-    Status s = exists(id);
+    Status s = exists(req, id);
     if (!s.ok()) return StatusResponse(s);
     int limit = ParseInt(req.Query("limit"), default_limit);
     if (limit < 1 || limit > 10000) return Response::Error(422, "query parameter 'limit' must be between 1 and 10000");
@@ -349,7 +397,7 @@ void ApiService::AddLogRoutes(http::Router& r, const std::string& kind) {
   });
 
   auto precheck = [exists](Request& req) -> std::optional<Response> {
-    Status s = exists(req.params["id"]);
+    Status s = exists(req, req.params["id"]);
     if (!s.ok()) return StatusResponse(s);
     std::string c = req.Header("Last-Event-ID");
     if (c.empty()) c = req.Query("cursor");
@@ -476,10 +524,16 @@ void ApiService::AddTaskRoutes(http::Router& r) {
     f.assigned_worker = req.Query("assigned_worker");
     f.graph_node_name = req.Query("graph_node_name");
     f.limit = ParseInt(req.Query("limit"), 0);
+    std::optional<std::set<std::string>> allowed;
+    if (const auth::Principal* caller = Caller(req); caller && !caller->all_orgs) {
+      f.org_id = caller->org_id;
+      allowed = auth_->Accessible(*caller, auth::Kind::kTask, auth::Action::kRead);
+    }
     auto list = store_->ListTasks(f);
     if (!list.ok()) return StatusResponse(list.status());
     json out = json::array();
     for (const auto& t : *list) {
+      if (allowed && !allowed->count(t.task_id)) continue;
       json rec = TaskJson(t);
       if (Matches(rec, req.query, {"limit"})) out.push_back(std::move(rec));
     }
@@ -488,11 +542,17 @@ void ApiService::AddTaskRoutes(http::Router& r) {
   r.Add("GET", p + "/tasks/{id}", [this](Request& req) {
     auto t = store_->GetTask(req.params["id"]);
     if (!t.ok()) return StatusResponse(t.status());
+    Status access = CheckAccess(req, t->org_id, auth::Kind::kTask, auth::Action::kRead, "task",
+                                t->task_id);
+    if (!access.ok()) return StatusResponse(access);
     return JsonResponse(200, TaskJson(*t));
   });
   r.Add("POST", p + "/tasks/{id}/stop", [this](Request& req) {
     auto t = store_->GetTask(req.params["id"]);
     if (!t.ok()) return StatusResponse(t.status());
+    Status access = CheckAccess(req, t->org_id, auth::Kind::kTask, auth::Action::kCancel, "task",
+                                t->task_id);
+    if (!access.ok()) return StatusResponse(access);
     if (t->task_type != "ssh" && t->task_type != "serve") {
       return Response::Error(501, "only ssh and serve tasks can be stopped; task " + t->task_id +
                                       " is of type " + t->task_type + " (cancel its workflow instead)");
@@ -572,8 +632,11 @@ void ApiService::AddResultRoutes(http::Router& r) {
     }
     std::string task_id = body["task_id"].get<std::string>();
     auto task = store_->GetTask(task_id);
-    if (!task.ok()) {
-      resp->Send(StatusResponse(task.status()));
+    Status access = task.ok() ? CheckAccess(req, task->org_id, auth::Kind::kResult,
+                                            auth::Action::kWrite, "task", task_id)
+                              : task.status();
+    if (!access.ok()) {
+      resp->Send(StatusResponse(access));
       return;
     }
     std::string blob = body["result"].dump(-1, ' ', false, json::error_handler_t::replace);
@@ -607,6 +670,9 @@ void ApiService::AddResultRoutes(http::Router& r) {
     std::string id = req.params["task_id"];
     auto task = store_->GetTask(id);
     if (!task.ok()) return StatusResponse(task.status());
+    Status access =
+        CheckAccess(req, task->org_id, auth::Kind::kResult, auth::Action::kRead, "task", id);
+    if (!access.ok()) return StatusResponse(access);
     auto rec = store_->GetResult(id);
     if (!rec.ok()) {
       return Response::Error(404, "task " + id + " has no result (status " +
@@ -620,8 +686,11 @@ void ApiService::AddResultRoutes(http::Router& r) {
   r.AddAsync("POST", p + "/results/{task_id}/files", [this](Request& req, std::shared_ptr<http::Responder> resp) {
     std::string id = req.params["task_id"];
     auto task = store_->GetTask(id);
-    if (!task.ok()) {
-      resp->Send(StatusResponse(task.status()));
+    Status access = task.ok() ? CheckAccess(req, task->org_id, auth::Kind::kResult,
+                                            auth::Action::kWrite, "task", id)
+                              : task.status();
+    if (!access.ok()) {
+      resp->Send(StatusResponse(access));
       return;
     }
     auto parts = ParseMultipart(req.body, req.Header("Content-Type"));
@@ -668,6 +737,9 @@ void ApiService::AddResultRoutes(http::Router& r) {
     std::string id = req.params["task_id"];
     auto task = store_->GetTask(id);
     if (!task.ok()) return StatusResponse(task.status());
+    Status access =
+        CheckAccess(req, task->org_id, auth::Kind::kResult, auth::Action::kRead, "task", id);
+    if (!access.ok()) return StatusResponse(access);
     auto clean = SanitizeRelativePath(req.params["path"]);
     if (!clean.ok()) return StatusResponse(clean.status());
     auto files = store_->ListResultFiles(id);
@@ -706,6 +778,9 @@ void ApiService::AddResultRoutes(http::Router& r) {
     std::string id = req.params["task_id"];
     auto task = store_->GetTask(id);
     if (!task.ok()) return StatusResponse(task.status());
+    Status access =
+        CheckAccess(req, task->org_id, auth::Kind::kResult, auth::Action::kRead, "task", id);
+    if (!access.ok()) return StatusResponse(access);
     auto lines = task_log_lines(id);
     if (!lines.ok()) return StatusResponse(lines.status());
     Response resp;
@@ -718,6 +793,9 @@ void ApiService::AddResultRoutes(http::Router& r) {
     std::string id = req.params["task_id"];
     auto task = store_->GetTask(id);
     if (!task.ok()) return StatusResponse(task.status());
+    Status access =
+        CheckAccess(req, task->org_id, auth::Kind::kResult, auth::Action::kRead, "task", id);
+    if (!access.ok()) return StatusResponse(access);
     if (!state::IsTerminal(task->status)) {
       return Response::Error(409, "task " + id + " is " + std::string(state::TaskStateName(task->status)) +
                                       "; bundles are available once it is finished");
