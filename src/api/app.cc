@@ -1,7 +1,12 @@
 #include "api/app.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <atomic>
 #include <condition_variable>
@@ -40,6 +45,28 @@ bool IsSupervisorProcess(pid_t pid) {
   if (pid <= 0 || ::kill(pid, 0) != 0) return false;
   std::string cmdline = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
   return cmdline.find("--role") != std::string::npos;
+}
+
+// The fleet's tokens (service token, worker token) survive a server restart: a supervisor
+// adopted from the previous server process, and its workers, keep the ones they were
+// started with. Kept in a 0600 file in the state directory.
+Status LoadOrCreateFleetTokens(const std::string& path, std::string* service, std::string* worker) {
+  {
+    std::ifstream in(path);
+    if (in && std::getline(in, *service) && std::getline(in, *worker) && service->size() == 64 &&
+        worker->size() == 64) {
+      return Status::Ok();
+    }
+  }
+  *service = RandomHex(32);
+  *worker = RandomHex(32);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Internal("cannot write " + path + ": " + std::strerror(errno));
+  ::fchmod(fd, 0600);
+  std::string text = *service + "\n" + *worker + "\n";
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  return ok ? Status::Ok() : Internal("cannot write " + path);
 }
 
 }  // namespace
@@ -155,8 +182,8 @@ Status ServerApp::Start() {
     FM_ASSIGN_OR_RETURN(s.plugins, auth::PluginHost::Load(s.config.plugins, config_of));
   }
   if (s.config.auth) {
-    s.service_token = RandomHex(32);
-    s.worker_token = RandomHex(32);
+    FM_RETURN_IF_ERROR(LoadOrCreateFleetTokens(s.config.state_dir + "/fleet.tokens",
+                                               &s.service_token, &s.worker_token));
     auth::AuthenticatorConfig authc;
     authc.bootstrap_key_sha256 = s.config.bootstrap_key_sha256;
     authc.service_token = s.service_token;
