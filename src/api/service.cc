@@ -940,7 +940,11 @@ void ApiService::AddWorkerRoutes(http::Router& r) {
       resp->Send(Response::Error(422, "node registration must be a JSON object"));
       return;
     }
-    scheduler_->RegisterNode(std::move(body), [resp](Result<json> res) { SendResult(resp, res, 201); });
+    const auth::PluginHost* plugins = auth_ ? auth_->plugins() : nullptr;
+    scheduler_->RegisterNode(std::move(body), [resp, plugins](Result<json> res) {
+      if (res.ok() && plugins) plugins->Register("node", res->value("node_id", ""), "", "");
+      SendResult(resp, res, 201);
+    });
   });
   // Registers a worker that a supervisor manages without the gRPC protocol (the published
   // contract's route); native supervisors announce theirs on the bus instead.
@@ -965,6 +969,9 @@ void ApiService::AddWorkerRoutes(http::Router& r) {
     json up = {{"kind", "worker_up"}, {"node_id", node->node_id}, {"worker_id", worker_id}, {"info", info}};
     bus::Message m;
     m.payload = up.dump();
+    if (const auth::PluginHost* plugins = auth_ ? auth_->plugins() : nullptr) {
+      plugins->Register("worker", worker_id, "", "");
+    }
     scheduler_->ApplyBusMessagesAsync({m}, [resp, worker_id] {
       resp->Send(JsonResponse(201, json{{"ok", true}, {"worker_id", worker_id}}));
     });

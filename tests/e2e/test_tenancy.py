@@ -278,6 +278,19 @@ class TenancyTest(unittest.TestCase):
                 reply += c.recv(200)
             self.assertEqual(reply, b"+OK\r\n+PONG\r\n")
 
+    def test_worker_with_a_wrong_token_is_refused(self):
+        s = self.stack
+        node = next(n for n in s.api("GET", f"{API}/nodes") if n["local"])
+        addr = node["info"]["grpc_address"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWMESH_")}
+        for token in ("wrong-token", ""):
+            p = subprocess.run([os.path.join(BIN_DIR, "flowmesh-worker"), "--supervisor", addr,
+                                "--name", "intruder", "--token", token],
+                               env=env, capture_output=True, text=True, timeout=60)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("invalid worker token", p.stderr + p.stdout)
+        self.assertFalse([w for w in s.api("GET", f"{API}/workers") if w.get("name") == "intruder"])
+
     # ---- plugins
 
     def test_plugin_identity_provider(self):
@@ -311,6 +324,7 @@ class TenancyTest(unittest.TestCase):
         self.assertIn("reconcile workflow", registry)
         self.assertIn(f"register workflow {self.wf} {self.alpha_org}", registry)
         self.assertIn(f"register task {self.task} {self.alpha_org}", registry)
+        self.assertIn("register node nod-", registry)
 
     def test_plugin_permission_checker(self):
         s = self.stack
