@@ -16,8 +16,8 @@ struct Entry {
   RoutePermission permission;
 };
 
-constexpr RoutePermission Public() { return {true, Kind::kSystem, Action::kRead}; }
-constexpr RoutePermission Need(Kind k, Action a) { return {false, k, a}; }
+constexpr RoutePermission Public() { return {true, true, Kind::kSystem, Action::kRead}; }
+constexpr RoutePermission Need(Kind k, Action a) { return {false, true, k, a}; }
 
 // Exact patterns first; entries ending in "*" match any pattern with that prefix.
 const std::vector<Entry>& Table() {
@@ -93,7 +93,7 @@ RoutePermission PermissionFor(const std::string& method, const std::string& patt
       return e.permission;
     }
   }
-  return Need(Kind::kSystem, Action::kAdmin);
+  return {false, false, Kind::kSystem, Action::kAdmin};
 }
 
 const auth::Principal* Caller(const http::Request& req) {

@@ -14,6 +14,7 @@ namespace flowmesh::api {
 
 struct RoutePermission {
   bool public_route = false;  // no token needed
+  bool listed = true;         // false: not in the table (the system:admin fallback)
   auth::Kind kind = auth::Kind::kSystem;
   auth::Action action = auth::Action::kAdmin;
 };
