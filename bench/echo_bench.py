@@ -29,11 +29,12 @@ def single(k):
 class Conn:
     """One keep-alive HTTP connection."""
 
-    def __init__(self, port):
+    def __init__(self, port, key=None):
         self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.auth = {"Authorization": f"Bearer {key}"} if key else {}
 
     def post(self, path, body, ctype="text/plain"):
-        self.c.request("POST", path, body=body, headers={"Content-Type": ctype})
+        self.c.request("POST", path, body=body, headers={"Content-Type": ctype, **self.auth})
         r = self.c.getresponse()
         data = r.read()
         if r.status >= 300:
@@ -41,15 +42,16 @@ class Conn:
         return json.loads(data)
 
     def get(self, path):
-        self.c.request("GET", path)
+        self.c.request("GET", path, headers=self.auth)
         r = self.c.getresponse()
         return json.loads(r.read())
 
 
-def wait_eos(port, wf_id):
+def wait_eos(port, wf_id, key=None):
     """Follows the workflow's SSE stream until eos (no polling)."""
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    c.request("GET", f"/api/v1/workflows/{wf_id}/logs/stream")
+    c.request("GET", f"/api/v1/workflows/{wf_id}/logs/stream",
+              headers={"Authorization": f"Bearer {key}"} if key else {})
     r = c.getresponse()
     while True:
         line = r.fp.readline()
@@ -62,18 +64,23 @@ def wait_eos(port, wf_id):
 
 def main():
     stack = Stack()
+    # BENCH_AUTH=off measures the same run with authentication switched off (FLOWMESH_AUTH).
+    auth_on = os.environ.get("BENCH_AUTH", "on") != "off"
+    if not auth_on:
+        stack.env["FLOWMESH_AUTH"] = "off"
     try:
         stack.up()
         stack.workers_up(WORKERS)
-        conn = Conn(stack.port)
+        key = stack.api_key if auth_on else None
+        conn = Conn(stack.port, key)
         # Warm-up.
         wf = conn.post("/api/v1/workflows", single("warm-up"))
-        wait_eos(stack.port, wf["workflow_id"])
+        wait_eos(stack.port, wf["workflow_id"], key)
 
         text = wide_workflow(N_TASKS)
         t0 = time.perf_counter()
         wf = conn.post("/api/v1/workflows", text)
-        wait_eos(stack.port, wf["workflow_id"])
+        wait_eos(stack.port, wf["workflow_id"], key)
         elapsed = time.perf_counter() - t0
         info = conn.get(f"/api/v1/workflows/{wf['workflow_id']}")
         assert info["status"] == "DONE" and info["completed_tasks"] == N_TASKS, info
@@ -82,9 +89,10 @@ def main():
         for k in range(N_LATENCY):
             t = time.perf_counter()
             wf = conn.post("/api/v1/workflows", single(k))
-            wait_eos(stack.port, wf["workflow_id"])
+            wait_eos(stack.port, wf["workflow_id"], key)
             lat.append((time.perf_counter() - t) * 1000)
         lat.sort()
+        print(f"auth={'on' if auth_on else 'off'}")
         print(f"tasks={N_TASKS}")
         print(f"workers={WORKERS}")
         print(f"tasks_per_sec={N_TASKS / elapsed:.0f}")

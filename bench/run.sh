@@ -2,6 +2,8 @@
 # Runs one benchmark and prints key=value lines. Usage: bench/run.sh NAME
 #   echo   throughput of 1,000 independent echo tasks and submit->DONE latency of
 #          200 sequential single-task workflows, on a private stack with 2 CPU workers.
+#   echo-auth  the echo benchmark twice, authentication off then on (the default), and
+#          prints both figures: tasks_per_sec_auth_off, tasks_per_sec_auth_on, auth_ratio, …
 #   parse  parse + validate of a generated 10,000-node graph with references
 #          (parse_ms_10k_nodes) and of a typical 5-node document (validate_docs_per_sec).
 #   scheduler  placements_per_sec / bytes_per_queued_task of the placement core (10,000
@@ -14,11 +16,21 @@
 #          build/fuzz/artifacts/ (add them to tests/fuzz/corpus/ once fixed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name="${1:?usage: bench/run.sh NAME (echo|parse|scheduler|fuzz-parser)}"
+name="${1:?usage: bench/run.sh NAME (echo|echo-auth|parse|scheduler|dedup|fuzz-parser)}"
 case "$name" in
   echo)
     scripts/build release >&2  # incremental: never measure stale binaries
     exec python3 bench/echo_bench.py ;;
+  echo-auth)
+    scripts/build release >&2
+    off=$(BENCH_AUTH=off python3 bench/echo_bench.py)
+    on=$(BENCH_AUTH=on python3 bench/echo_bench.py)
+    get() { printf '%s\n' "$1" | sed -n "s/^$2=//p"; }
+    for k in tasks_per_sec latency_p50_ms latency_p99_ms; do
+      echo "${k}_auth_off=$(get "$off" $k)"
+      echo "${k}_auth_on=$(get "$on" $k)"
+    done
+    python3 -c "print(f'auth_ratio={$(get "$on" tasks_per_sec)/$(get "$off" tasks_per_sec):.3f}')" ;;
   parse)
     [ -f build/release/build.ninja ] || cmake --preset release >&2
     cmake --build build/release --target parse_bench >&2
@@ -33,5 +45,5 @@ case "$name" in
       sed -n 's/^flowmesh_share_\(a\|b\)=/share_\1=/p' ;;
   fuzz-parser)
     exec tests/fuzz/run_fuzzer.sh "${2:-60}" ;;
-  *) echo "unknown benchmark '$name' (known: echo, parse, scheduler, fuzz-parser)" >&2; exit 2 ;;
+  *) echo "unknown benchmark '$name' (known: echo, echo-auth, parse, scheduler, dedup, fuzz-parser)" >&2; exit 2 ;;
 esac

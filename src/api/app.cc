@@ -1,7 +1,12 @@
 #include "api/app.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <atomic>
 #include <condition_variable>
@@ -11,9 +16,12 @@
 #include <thread>
 
 #include "api/service.h"
+#include "auth/authenticator.h"
+#include "auth/plugin_host.h"
 #include "cas/cas.h"
 #include "cas/content_store.h"
 #include "common/clock.h"
+#include "common/ids.h"
 #include "common/log.h"
 #include "common/process.h"
 #include "http/http.h"
@@ -40,6 +48,28 @@ bool IsSupervisorProcess(pid_t pid) {
   return cmdline.find("--role") != std::string::npos;
 }
 
+// The fleet's tokens (service token, worker token) survive a server restart: a supervisor
+// adopted from the previous server process, and its workers, keep the ones they were
+// started with. Kept in a 0600 file in the state directory.
+Status LoadOrCreateFleetTokens(const std::string& path, std::string* service, std::string* worker) {
+  {
+    std::ifstream in(path);
+    if (in && std::getline(in, *service) && std::getline(in, *worker) && service->size() == 64 &&
+        worker->size() == 64) {
+      return Status::Ok();
+    }
+  }
+  *service = RandomHex(32);
+  *worker = RandomHex(32);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Internal("cannot write " + path + ": " + std::strerror(errno));
+  ::fchmod(fd, 0600);
+  std::string text = *service + "\n" + *worker + "\n";
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  return ok ? Status::Ok() : Internal("cannot write " + path);
+}
+
 }  // namespace
 
 struct ServerApp::Impl {
@@ -50,6 +80,10 @@ struct ServerApp::Impl {
   std::shared_ptr<bus::Bus> bus;
   scheduler::EventHub hub;
   std::unique_ptr<scheduler::Scheduler> sched;
+  std::unique_ptr<auth::PluginHost> plugins;
+  std::unique_ptr<auth::Authenticator> authn;
+  std::string service_token;  // the local supervisor's and its workers' API token
+  std::string worker_token;   // workers not started by the supervisor present this
   std::unique_ptr<ApiService> api;
   std::unique_ptr<http::Server> http;
   std::unique_ptr<bus::StreamConsumer> events;
@@ -81,6 +115,9 @@ struct ServerApp::Impl {
     if (!config.redis.password.empty()) {
       opts.env["FLOWMESH_REDIS_PASSWORD"] = config.redis.password;
     }
+    // Secrets travel in the environment, never on the command line (visible in ps).
+    if (!service_token.empty()) opts.env["FLOWMESH_API_TOKEN"] = service_token;
+    if (!worker_token.empty()) opts.env["FLOWMESH_WORKER_TOKEN"] = worker_token;
     opts.log_file = config.log_dir + "/supervisor.log";
     auto pid = Spawn(opts);
     if (!pid.ok()) return pid.status();
@@ -180,14 +217,73 @@ Status ServerApp::Start() {
   s.content = std::make_unique<cas::ContentStore>(s.blobs.get(), s.store.get());
   s.bus = s.config.in_process_bus ? bus::MakeInProcessBus() : bus::MakeRedisBus(s.config.redis);
 
+  if (!s.config.plugins.empty()) {
+    auto config_of = [](const std::string& name) {
+      std::string var = "FLOWMESH_PLUGIN_CONFIG_";
+      for (char c : name) var += std::isalnum(static_cast<unsigned char>(c)) ? std::toupper(c) : '_';
+      const char* v = std::getenv(var.c_str());
+      return std::string(v ? v : "");
+    };
+    FM_ASSIGN_OR_RETURN(s.plugins, auth::PluginHost::Load(s.config.plugins, config_of));
+  }
+  if (s.config.auth) {
+    FM_RETURN_IF_ERROR(LoadOrCreateFleetTokens(s.config.state_dir + "/fleet.tokens",
+                                               &s.service_token, &s.worker_token));
+    auth::AuthenticatorConfig authc;
+    authc.bootstrap_key_sha256 = s.config.bootstrap_key_sha256;
+    authc.service_token = s.service_token;
+    FM_ASSIGN_OR_RETURN(s.authn,
+                        auth::Authenticator::Create(authc, s.store.get(), s.plugins.get()));
+  } else {
+    FM_LOG_WARN("authentication is OFF: every caller acts as the default organisation's admin");
+  }
+
   s.sched = std::make_unique<scheduler::Scheduler>(s.config.scheduler, s.store.get(), s.bus, &s.hub,
                                                    s.content.get());
   FM_RETURN_IF_ERROR(s.sched->Recover());
+  if (s.plugins) {
+    auth::PluginHost* plugins = s.plugins.get();
+    s.sched->SetUsageSink([plugins](const state::UsageRecord& u) {
+      plugins->RecordUsage({{"task_id", u.task_id}, {"workflow_id", u.workflow_id},
+                            {"org_id", u.org_id}, {"principal_id", u.principal_id},
+                            {"supplier_id", u.supplier_id}, {"worker_id", u.worker_id},
+                            {"attempt", u.attempt}, {"started_at", u.started_at},
+                            {"finished_at", u.finished_at}, {"runtime_sec", u.runtime_sec},
+                            {"hardware", u.hardware}, {"cost_per_hour", u.cost_per_hour},
+                            {"cost", u.cost}, {"status", u.status}});
+    });
+    s.sched->SetSupplierResolver([plugins](const std::string& worker_id, const std::string& info) {
+      return plugins->ResolveSupplier(worker_id, info);
+    });
+    // Registrars learn what exists now (they may have missed changes while we were down).
+    state::WorkflowFilter wf;
+    auto workflows = s.store->ListWorkflows(wf);
+    if (workflows.ok()) {
+      std::vector<std::string> ids;
+      for (const auto& w : *workflows) ids.push_back(w.workflow_id);
+      plugins->Reconcile("workflow", ids);
+    }
+    auto nodes = s.store->ListNodes();
+    if (nodes.ok()) {
+      std::vector<std::string> ids;
+      for (const auto& n : *nodes) ids.push_back(n.node_id);
+      plugins->Reconcile("node", ids);
+    }
+  }
+  if (s.authn) {
+    // Weights and running/GPU quotas of every organisation, now and on each change.
+    scheduler::Scheduler* sched = s.sched.get();
+    s.authn->OnPolicyChange([sched](const std::string& org, const auth::OrgPolicy& p) {
+      sched->SetOrgPolicy(org, p.weight, static_cast<int>(p.max_running_tasks),
+                          static_cast<int>(p.max_gpus));
+    });
+  }
   s.sched->Start();
 
   ApiConfig ac;
   ac.body_limit = s.config.body_limit;
   s.api = std::make_unique<ApiService>(ac, s.store.get(), s.content.get(), s.sched.get(), &s.hub);
+  if (s.authn) s.api->SetAuthenticator(s.authn.get());
   http::ServerConfig hc;
   hc.address = s.config.host;
   hc.port = s.config.port;

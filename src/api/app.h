@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "bus/bus.h"
 #include "common/status.h"
@@ -32,6 +33,11 @@ struct ServerAppConfig {
   double gc_interval_s = 600;
   double gc_grace_s = 3600;
   double retention_days = 0;
+  // Authentication and tenancy (see docs/security.md). Off: every caller is the default
+  // organisation's admin (single-user development only).
+  bool auth = true;
+  std::string bootstrap_key_sha256;   // admin key to ensure exists (set by `stack up`)
+  std::vector<std::string> plugins;   // shared libraries (FLOWMESH_PLUGINS)
 };
 
 class ServerApp {

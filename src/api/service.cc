@@ -6,6 +6,7 @@
 #include <sstream>
 #include <variant>
 
+#include "api/access.h"
 #include "api/archive.h"
 #include "api/traces.h"
 #include "api/workflow_schema.h"
@@ -239,15 +240,20 @@ std::shared_ptr<http::Router> ApiService::MakeRouter() {
   AddResultRoutes(*r);
   AddWorkerRoutes(*r);
   AddTraceRoutes(*r);
-  return r;
+  if (!auth_) return r;
+  AddAdminRoutes(*r);
+  return GuardRouter(*r, auth_);
 }
 
 // ---------------------------------------------------------------- traces
 
 void ApiService::AddTraceRoutes(http::Router& r) {
   std::string p = std::string(kPrefix) + "/traces/workflows";
-  auto build = [this](const std::string& id) -> Result<WorkflowTrace> {
+  // Another organisation's workflow answers 404 exactly as a missing one.
+  auto build = [this](Request& req, const std::string& id) -> Result<WorkflowTrace> {
     FM_ASSIGN_OR_RETURN(state::WorkflowRecord w, store_->GetWorkflow(id));
+    FM_RETURN_IF_ERROR(CheckAccess(req, w.org_id, auth::Kind::kWorkflow, auth::Action::kRead,
+                                   "workflow", w.workflow_id));
     return BuildTrace(*store_, w);
   };
   auto ndjson = [](const std::vector<json>& rows) {
@@ -257,22 +263,22 @@ void ApiService::AddTraceRoutes(http::Router& r) {
     return resp;
   };
   r.Add("GET", p + "/analyze/{id}", [build](Request& req) {
-    auto trace = build(req.params["id"]);
+    auto trace = build(req, req.params["id"]);
     if (!trace.ok()) return StatusResponse(trace.status());
     return JsonResponse(200, AnalyzeTrace(*trace));
   });
   r.Add("GET", p + "/{id}/lineage", [build, ndjson](Request& req) {
-    auto trace = build(req.params["id"]);
+    auto trace = build(req, req.params["id"]);
     if (!trace.ok()) return StatusResponse(trace.status());
     return ndjson(trace->lineage);
   });
   r.Add("GET", p + "/{id}/spans", [build, ndjson](Request& req) {
-    auto trace = build(req.params["id"]);
+    auto trace = build(req, req.params["id"]);
     if (!trace.ok()) return StatusResponse(trace.status());
     return ndjson(trace->spans);
   });
   r.Add("GET", p + "/{id}/assets", [build, ndjson](Request& req) {
-    auto trace = build(req.params["id"]);
+    auto trace = build(req, req.params["id"]);
     if (!trace.ok()) return StatusResponse(trace.status());
     return ndjson(trace->assets);
   });
@@ -289,11 +295,30 @@ void ApiService::AddWorkflowRoutes(http::Router& r) {
       return;
     }
     Parsed& ok = std::get<Parsed>(parsed);
+    if (auto refused = CheckSubmission(req, ok.def)) {
+      resp->Send(std::move(*refused));
+      return;
+    }
     scheduler::SubmitRequest sub;
     sub.def = std::move(ok.def);
     sub.source_text = std::move(ok.text);
     sub.format = ok.format == spec::Format::kN8n ? "n8n" : "native";
-    scheduler_->Submit(std::move(sub), [resp](Result<json> result) { SendResult(resp, result, 201); });
+    const auth::PluginHost* plugins = nullptr;
+    if (const auth::Principal* caller = Caller(req)) {
+      sub.org_id = caller->org_id;
+      sub.owner_id = caller->principal_id;
+      plugins = auth_->plugins();
+    }
+    std::string org = sub.org_id, owner = sub.owner_id;
+    scheduler_->Submit(std::move(sub), [resp, plugins, org, owner](Result<json> result) {
+      if (result.ok() && plugins) {
+        plugins->Register("workflow", result->value("workflow_id", ""), org, owner);
+        for (const auto& t : result->value("tasks", json::array())) {
+          plugins->Register("task", t.value("task_id", ""), org, owner);
+        }
+      }
+      SendResult(resp, result, 201);
+    });
   });
 
   r.Add("POST", p + "/workflows/validate", [](Request& req) {
@@ -316,10 +341,16 @@ void ApiService::AddWorkflowRoutes(http::Router& r) {
     f.status = req.Query("status");
     f.name = req.Query("name");
     f.limit = ParseInt(req.Query("limit"), 0);
+    std::optional<std::set<std::string>> allowed;
+    if (const auth::Principal* caller = Caller(req); caller && !caller->all_orgs) {
+      f.org_id = caller->org_id;
+      allowed = auth_->Accessible(*caller, auth::Kind::kWorkflow, auth::Action::kRead);
+    }
     auto list = store_->ListWorkflows(f);
     if (!list.ok()) return StatusResponse(list.status());
     json out = json::array();
     for (const auto& w : *list) {
+      if (allowed && !allowed->count(w.workflow_id)) continue;
       state::TaskFilter tf;
       tf.workflow_id = w.workflow_id;
       auto tasks = store_->ListTasks(tf);
@@ -333,6 +364,9 @@ void ApiService::AddWorkflowRoutes(http::Router& r) {
   r.Add("GET", p + "/workflows/{id}", [this](Request& req) {
     auto w = store_->GetWorkflow(req.params["id"]);
     if (!w.ok()) return StatusResponse(w.status());
+    Status access = CheckAccess(req, w->org_id, auth::Kind::kWorkflow, auth::Action::kRead,
+                                "workflow", w->workflow_id);
+    if (!access.ok()) return StatusResponse(access);
     state::TaskFilter tf;
     tf.workflow_id = w->workflow_id;
     auto tasks = store_->ListTasks(tf);
@@ -341,6 +375,16 @@ void ApiService::AddWorkflowRoutes(http::Router& r) {
   });
 
   r.AddAsync("POST", p + "/workflows/{id}/cancel", [this](Request& req, std::shared_ptr<http::Responder> resp) {
+    if (auth_) {
+      auto w = store_->GetWorkflow(req.params["id"]);
+      Status access = w.ok() ? CheckAccess(req, w->org_id, auth::Kind::kWorkflow,
+                                           auth::Action::kCancel, "workflow", w->workflow_id)
+                             : w.status();
+      if (!access.ok()) {
+        resp->Send(StatusResponse(access));
+        return;
+      }
+    }
     scheduler_->CancelWorkflow(req.params["id"], [resp](Result<json> result) { SendResult(resp, result); });
   });
 
@@ -354,14 +398,21 @@ void ApiService::AddLogRoutes(http::Router& r, const std::string& kind) {
   bool is_task = kind == "tasks";
   int default_limit = is_task ? 200 : 500;
 
-  auto exists = [this, is_task](const std::string& id) -> Status {
-    if (is_task) return store_->GetTask(id).status();
-    return store_->GetWorkflow(id).status();
+  // Missing, or of another organisation: both NotFound.
+  auto exists = [this, is_task](const Request& req, const std::string& id) -> Status {
+    if (is_task) {
+      auto t = store_->GetTask(id);
+      if (!t.ok()) return t.status();
+      return CheckAccess(req, t->org_id, auth::Kind::kTask, auth::Action::kRead, "task", id);
+    }
+    auto w = store_->GetWorkflow(id);
+    if (!w.ok()) return w.status();
+    return CheckAccess(req, w->org_id, auth::Kind::kWorkflow, auth::Action::kRead, "workflow", id);
   };
 
   r.Add("GET", p + "/logs", [this, is_task, default_limit, exists](Request& req) {
     std::string id = req.params["id"];
-    Status s = exists(id);
+    Status s = exists(req, id);
     if (!s.ok()) return StatusResponse(s);
     int limit = ParseInt(req.Query("limit"), default_limit);
     if (limit < 1 || limit > 10000) return Response::Error(422, "query parameter 'limit' must be between 1 and 10000");
@@ -387,7 +438,7 @@ void ApiService::AddLogRoutes(http::Router& r, const std::string& kind) {
   });
 
   auto precheck = [exists](Request& req) -> std::optional<Response> {
-    Status s = exists(req.params["id"]);
+    Status s = exists(req, req.params["id"]);
     if (!s.ok()) return StatusResponse(s);
     std::string c = req.Header("Last-Event-ID");
     if (c.empty()) c = req.Query("cursor");
@@ -514,10 +565,16 @@ void ApiService::AddTaskRoutes(http::Router& r) {
     f.assigned_worker = req.Query("assigned_worker");
     f.graph_node_name = req.Query("graph_node_name");
     f.limit = ParseInt(req.Query("limit"), 0);
+    std::optional<std::set<std::string>> allowed;
+    if (const auth::Principal* caller = Caller(req); caller && !caller->all_orgs) {
+      f.org_id = caller->org_id;
+      allowed = auth_->Accessible(*caller, auth::Kind::kTask, auth::Action::kRead);
+    }
     auto list = store_->ListTasks(f);
     if (!list.ok()) return StatusResponse(list.status());
     json out = json::array();
     for (const auto& t : *list) {
+      if (allowed && !allowed->count(t.task_id)) continue;
       json rec = TaskJson(t);
       if (Matches(rec, req.query, {"limit"})) out.push_back(std::move(rec));
     }
@@ -526,11 +583,17 @@ void ApiService::AddTaskRoutes(http::Router& r) {
   r.Add("GET", p + "/tasks/{id}", [this](Request& req) {
     auto t = store_->GetTask(req.params["id"]);
     if (!t.ok()) return StatusResponse(t.status());
+    Status access = CheckAccess(req, t->org_id, auth::Kind::kTask, auth::Action::kRead, "task",
+                                t->task_id);
+    if (!access.ok()) return StatusResponse(access);
     return JsonResponse(200, TaskJson(*t));
   });
   r.Add("POST", p + "/tasks/{id}/stop", [this](Request& req) {
     auto t = store_->GetTask(req.params["id"]);
     if (!t.ok()) return StatusResponse(t.status());
+    Status access = CheckAccess(req, t->org_id, auth::Kind::kTask, auth::Action::kCancel, "task",
+                                t->task_id);
+    if (!access.ok()) return StatusResponse(access);
     if (t->task_type != "ssh" && t->task_type != "serve") {
       return Response::Error(501, "only ssh and serve tasks can be stopped; task " + t->task_id +
                                       " is of type " + t->task_type + " (cancel its workflow instead)");
@@ -610,8 +673,11 @@ void ApiService::AddResultRoutes(http::Router& r) {
     }
     std::string task_id = body["task_id"].get<std::string>();
     auto task = store_->GetTask(task_id);
-    if (!task.ok()) {
-      resp->Send(StatusResponse(task.status()));
+    Status access = task.ok() ? CheckAccess(req, task->org_id, auth::Kind::kResult,
+                                            auth::Action::kWrite, "task", task_id)
+                              : task.status();
+    if (!access.ok()) {
+      resp->Send(StatusResponse(access));
       return;
     }
     std::string blob = body["result"].dump(-1, ' ', false, json::error_handler_t::replace);
@@ -645,6 +711,9 @@ void ApiService::AddResultRoutes(http::Router& r) {
     std::string id = req.params["task_id"];
     auto task = store_->GetTask(id);
     if (!task.ok()) return StatusResponse(task.status());
+    Status access =
+        CheckAccess(req, task->org_id, auth::Kind::kResult, auth::Action::kRead, "task", id);
+    if (!access.ok()) return StatusResponse(access);
     auto rec = store_->GetResult(id);
     if (!rec.ok()) {
       return Response::Error(404, "task " + id + " has no result (status " +
@@ -658,8 +727,11 @@ void ApiService::AddResultRoutes(http::Router& r) {
   r.AddAsync("POST", p + "/results/{task_id}/files", [this](Request& req, std::shared_ptr<http::Responder> resp) {
     std::string id = req.params["task_id"];
     auto task = store_->GetTask(id);
-    if (!task.ok()) {
-      resp->Send(StatusResponse(task.status()));
+    Status access = task.ok() ? CheckAccess(req, task->org_id, auth::Kind::kResult,
+                                            auth::Action::kWrite, "task", id)
+                              : task.status();
+    if (!access.ok()) {
+      resp->Send(StatusResponse(access));
       return;
     }
     auto parts = ParseMultipart(req.body, req.Header("Content-Type"));
@@ -706,6 +778,9 @@ void ApiService::AddResultRoutes(http::Router& r) {
     std::string id = req.params["task_id"];
     auto task = store_->GetTask(id);
     if (!task.ok()) return StatusResponse(task.status());
+    Status access =
+        CheckAccess(req, task->org_id, auth::Kind::kResult, auth::Action::kRead, "task", id);
+    if (!access.ok()) return StatusResponse(access);
     auto clean = SanitizeRelativePath(req.params["path"]);
     if (!clean.ok()) return StatusResponse(clean.status());
     auto files = store_->ListResultFiles(id);
@@ -744,6 +819,9 @@ void ApiService::AddResultRoutes(http::Router& r) {
     std::string id = req.params["task_id"];
     auto task = store_->GetTask(id);
     if (!task.ok()) return StatusResponse(task.status());
+    Status access =
+        CheckAccess(req, task->org_id, auth::Kind::kResult, auth::Action::kRead, "task", id);
+    if (!access.ok()) return StatusResponse(access);
     auto lines = task_log_lines(id);
     if (!lines.ok()) return StatusResponse(lines.status());
     Response resp;
@@ -756,6 +834,9 @@ void ApiService::AddResultRoutes(http::Router& r) {
     std::string id = req.params["task_id"];
     auto task = store_->GetTask(id);
     if (!task.ok()) return StatusResponse(task.status());
+    Status access =
+        CheckAccess(req, task->org_id, auth::Kind::kResult, auth::Action::kRead, "task", id);
+    if (!access.ok()) return StatusResponse(access);
     if (!state::IsTerminal(task->status)) {
       return Response::Error(409, "task " + id + " is " + std::string(state::TaskStateName(task->status)) +
                                       "; bundles are available once it is finished");
@@ -900,7 +981,11 @@ void ApiService::AddWorkerRoutes(http::Router& r) {
       resp->Send(Response::Error(422, "node registration must be a JSON object"));
       return;
     }
-    scheduler_->RegisterNode(std::move(body), [resp](Result<json> res) { SendResult(resp, res, 201); });
+    const auth::PluginHost* plugins = auth_ ? auth_->plugins() : nullptr;
+    scheduler_->RegisterNode(std::move(body), [resp, plugins](Result<json> res) {
+      if (res.ok() && plugins) plugins->Register("node", res->value("node_id", ""), "", "");
+      SendResult(resp, res, 201);
+    });
   });
   // Registers a worker that a supervisor manages without the gRPC protocol (the published
   // contract's route); native supervisors announce theirs on the bus instead.
@@ -925,6 +1010,9 @@ void ApiService::AddWorkerRoutes(http::Router& r) {
     json up = {{"kind", "worker_up"}, {"node_id", node->node_id}, {"worker_id", worker_id}, {"info", info}};
     bus::Message m;
     m.payload = up.dump();
+    if (const auth::PluginHost* plugins = auth_ ? auth_->plugins() : nullptr) {
+      plugins->Register("worker", worker_id, "", "");
+    }
     scheduler_->ApplyBusMessagesAsync({m}, [resp, worker_id] {
       resp->Send(JsonResponse(201, json{{"ok", true}, {"worker_id", worker_id}}));
     });

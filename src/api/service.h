@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "auth/authenticator.h"
 #include "cas/content_store.h"
 #include "http/http.h"
 #include "scheduler/event_hub.h"
@@ -27,6 +28,10 @@ class ApiService {
 
   std::shared_ptr<http::Router> MakeRouter();
 
+  // Turns authentication, per-organisation isolation, quotas and the admin routes on.
+  // Call before MakeRouter. Without it every caller acts as the default organisation's admin.
+  void SetAuthenticator(auth::Authenticator* authenticator) { auth_ = authenticator; }
+
   // Counters shown by /metrics; the app adds server-level gauges.
   void SetExtraMetrics(std::function<nlohmann::json()> extra) { extra_metrics_ = std::move(extra); }
   // POST /api/v1/system/gc runs one storage maintenance pass (grace in seconds).
@@ -39,6 +44,14 @@ class ApiService {
   void AddWorkerRoutes(http::Router& r);
   void AddSystemRoutes(http::Router& r);
   void AddTraceRoutes(http::Router& r);
+  void AddAdminRoutes(http::Router& r);  // admin_routes.cc: orgs, keys, usage
+  // NotFound (worded as for a missing record) unless the caller may see a record of
+  // `org_id`; then PermissionDenied unless every plugin permission checker allows.
+  Status CheckAccess(const http::Request& req, const std::string& org_id, auth::Kind kind,
+                     auth::Action action, const std::string& what, const std::string& id) const;
+  // Quota and submission-guard checks before a submission; the refusal to send, if any.
+  std::optional<http::Response> CheckSubmission(const http::Request& req,
+                                                const spec::WorkflowDef& def) const;
   void AddLogRoutes(http::Router& r, const std::string& kind);
 
   nlohmann::json MetricsJson() const;
@@ -48,6 +61,7 @@ class ApiService {
   cas::ContentStore* blobs_;
   scheduler::Scheduler* scheduler_;
   scheduler::EventHub* hub_;
+  auth::Authenticator* auth_ = nullptr;
   std::function<nlohmann::json()> extra_metrics_;
   std::function<nlohmann::json(double)> maintenance_;
 };

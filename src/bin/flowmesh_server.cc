@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "api/app.h"
+#include "auth/plugin_host.h"
 #include "common/log.h"
 #include "common/process.h"
 #include "supervisor/supervisor.h"
@@ -82,6 +83,10 @@ int main(int argc, char** argv) {
   std::string grpc_address = Env("FLOWMESH_GRPC_ADDRESS", "127.0.0.1:0");
   std::string worker_token = Env("FLOWMESH_WORKER_TOKEN", "");
   bool local = false;
+  std::string api_token = Env("FLOWMESH_API_TOKEN", "");
+  std::string auth_mode = Env("FLOWMESH_AUTH", "on");
+  cfg.bootstrap_key_sha256 = Env("FLOWMESH_ADMIN_KEY_SHA256", "");
+  std::string plugins = Env("FLOWMESH_PLUGINS", "");
 
   app.add_option("--role", role, "server | worker (a supervisor for this node)")
       ->check(CLI::IsMember({"server", "worker"}));
@@ -123,6 +128,11 @@ int main(int argc, char** argv) {
   app.add_option("--node-alias", node_alias, "[worker role] this node's alias");
   app.add_option("--grpc-address", grpc_address, "[worker role] gRPC listen address for workers");
   app.add_option("--worker-token", worker_token, "[worker role] token workers must present");
+  app.add_option("--auth", auth_mode,
+                 "on: API keys, organisations and quotas; off: every caller is admin (FLOWMESH_AUTH)")
+      ->check(CLI::IsMember({"on", "off"}));
+  app.add_option("--plugins", plugins,
+                 "plugin shared libraries, ':'-separated (FLOWMESH_PLUGINS)");
   app.add_flag("--local", local, "[worker role] this is the root node's own supervisor");
   CLI11_PARSE(app, argc, argv);
 
@@ -142,6 +152,7 @@ int main(int argc, char** argv) {
     sc.state_dir = cfg.state_dir;
     sc.worker_binary = flowmesh::ExecutableDir() + "/flowmesh-worker";
     sc.worker_token = worker_token;
+    sc.api_token = api_token;
     std::atomic<bool> stop{false};
     std::thread waiter([&stop] {
       WaitForSignal();
@@ -151,6 +162,8 @@ int main(int argc, char** argv) {
     return flowmesh::supervisor::RunSupervisor(sc, nullptr, &stop);
   }
 
+  cfg.auth = auth_mode == "on";
+  cfg.plugins = flowmesh::auth::PluginHost::SplitList(plugins);
   cfg.log_level = log_level;
   cfg.body_limit = body_limit_mb << 20;
   cfg.scheduler.worker_grace_s = grace;

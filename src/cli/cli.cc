@@ -142,6 +142,41 @@ void BuildApp(CLI::App* app, Invocation* inv) {
       ->add_option("id", inv->names, "Workflow id")
       ->required()
       ->expected(1);
+  // ---- tenancy ----
+  CLI::App* admin = Group(app, "admin", "Organisations and API keys (needs system:admin)");
+  CLI::App* org = Group(admin, "org", "Organisations");
+  for (const char* verb : {"create", "set"}) {
+    CLI::App* c = org->add_subcommand(
+        verb, std::string(verb) == "create" ? "Create an organisation" : "Change its policy");
+    c->add_option("name", inv->names, "Organisation name (or id)")->required()->expected(1);
+    for (const char* field : {"max-queued-tasks", "max-running-tasks", "max-gpus",
+                              "max-request-bytes", "weight"}) {
+      std::string key = field;
+      for (char& ch : key) ch = ch == '-' ? '_' : ch;
+      c->add_option_function<double>(
+           std::string("--") + field, [inv, key](double v) { inv->policy[key] = v; },
+           key == "weight" ? "Scheduling weight (default 1)" : "Quota (0: no limit)")
+          ->check(CLI::NonNegativeNumber);
+    }
+  }
+  org->add_subcommand("list", "List organisations");
+  CLI::App* key = Group(admin, "key", "API keys");
+  CLI::App* kc = key->add_subcommand("create", "Create an API key (printed once)");
+  kc->add_option("--org", inv->org, "Organisation name or id (default: your own)");
+  kc->add_option("--scopes", inv->scopes,
+                 "Scopes kind:action, e.g. workflow:read,workflow:write (default: a user's set)")
+      ->delimiter(',');
+  kc->add_option("--name", inv->key_name, "A label for the key");
+  kc->add_option("--principal", inv->principal, "Principal id acting with the key");
+  key->add_subcommand("list", "List API keys")->add_option("--org", inv->org, "Only this organisation");
+  key->add_subcommand("revoke", "Revoke an API key (refused at once)")
+      ->add_option("key_id", inv->names, "Key id")
+      ->required()
+      ->expected(1);
+  CLI::App* usage = app->add_subcommand("usage", "Usage per task attempt, totals per org and day");
+  usage->add_option("--org", inv->org, "Organisation (default: your own; 'all' for every one)");
+  usage->add_option("--from", inv->from, "Start (epoch seconds or YYYY-MM-DD, UTC)");
+  usage->add_option("--to", inv->to, "End, exclusive (epoch seconds or YYYY-MM-DD, UTC)");
 
   // ---- local configuration ----
   CLI::App* init = app->add_subcommand("init", "Write config.json (server URL, API key)");
@@ -212,6 +247,13 @@ const std::map<std::string, Handler>& Handlers() {
       {"worker info", WorkerInfo},
       {"worker cordon", [](Context& c) { return WorkerCordon(c, true); }},
       {"worker uncordon", [](Context& c) { return WorkerCordon(c, false); }},
+      {"admin org create", AdminOrgCreate},
+      {"admin org set", AdminOrgSet},
+      {"admin org list", AdminOrgList},
+      {"admin key create", AdminKeyCreate},
+      {"admin key list", AdminKeyList},
+      {"admin key revoke", AdminKeyRevoke},
+      {"usage", Usage},
       {"init", Init},
       {"config", ShowConfig},
       {"health", Health},

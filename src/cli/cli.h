@@ -44,6 +44,13 @@ struct Invocation {
   int port = 0;                    // stack up --port (0: env or 8000)
   int redis_port = 0;              // stack up --redis-port (0: env or 6379)
   std::string trace_kind = "lineage";  // trace fetch --kind lineage|spans|assets
+  // admin org / key, usage
+  std::string org;                 // --org
+  std::vector<std::string> scopes; // admin key create --scopes
+  std::string key_name;            // admin key create --name
+  std::string principal;           // admin key create --principal
+  std::map<std::string, double> policy;  // admin org create/set --max-… / --weight
+  std::string from, to;            // usage --from/--to
 };
 
 // Registers every verb on `app`, writing into `inv`. The callbacks only record the verb;

@@ -1,6 +1,7 @@
 // `flowmesh stack …`: starts and stops the local stack and manages the local node's workers.
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <dirent.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -22,9 +23,11 @@
 #include <sstream>
 #include <thread>
 
+#include "auth/credentials.h"
 #include "cli/context.h"
 #include "cli/host.h"
 #include "cli/output.h"
+#include "common/ids.h"
 #include "common/process.h"
 
 namespace flowmesh::cli {
@@ -159,6 +162,48 @@ size_t SweepMarked(const HomeLayout& layout) {
   return pids.size();
 }
 
+// The local stack's Redis password: generated once, kept in a 0600 file beside its data,
+// handed to redis-server in a 0600 config file (never on a command line, where ps shows it).
+Result<std::string> RedisPassword(const HomeLayout& layout) {
+  std::string path = layout.RedisDir() + "/password";
+  {
+    std::ifstream in(path);
+    std::string pw;
+    if (in && std::getline(in, pw) && !pw.empty()) return pw;
+  }
+  std::string pw = RandomHex(32);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Internal("cannot write " + path + ": " + std::strerror(errno));
+  std::string line = pw + "\n";
+  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::close(fd);
+  if (!ok) return Internal("cannot write " + path);
+  return pw;
+}
+
+Status WriteRedisConf(const HomeLayout& layout, const std::string& password) {
+  std::string path = layout.RedisDir() + "/redis.conf";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Internal("cannot write " + path + ": " + std::strerror(errno));
+  ::fchmod(fd, 0600);
+  std::string text = "requirepass " + password + "\n";
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  return ok ? Status::Ok() : Internal("cannot write " + path);
+}
+
+// The admin key of this installation: the one in config.json, or a new one saved there
+// (mode 0600). The server is told only its SHA-256.
+Result<std::string> AdminKey(const HomeLayout& layout, std::ostream& err) {
+  auto config = LoadConfig(layout.ConfigFile());
+  CliConfig c = config.ok() ? *config : CliConfig{};
+  if (!c.api_key.empty()) return c.api_key;
+  c.api_key = auth::GenerateApiKey();
+  FM_RETURN_IF_ERROR(SaveConfig(layout.ConfigFile(), c));
+  err << "created an admin API key, saved in " << layout.ConfigFile() << "\n";
+  return c.api_key;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- stack up/down/status/logs
@@ -186,6 +231,11 @@ int StackUp(Context& ctx) {
     return kExitFailure;
   }
 
+  auto redis_password = RedisPassword(ctx.layout);
+  if (!redis_password.ok()) {
+    err << "error: " << redis_password.status().message() << "\n";
+    return kExitFailure;
+  }
   // Redis: reuse ours if it already runs, else start it on the configured port.
   pid_t redis_pid = RunningPid(ctx.layout, kRedis);
   bool started_redis = false;
@@ -203,8 +253,13 @@ int StackUp(Context& ctx) {
              "FLOWMESH_REDIS_PORT\n";
       return kExitFailure;
     }
+    st = WriteRedisConf(ctx.layout, *redis_password);
+    if (!st.ok()) {
+      err << "error: " << st.message() << "\n";
+      return kExitFailure;
+    }
     SpawnOptions so;
-    so.argv = {redis_bin, "--bind", "127.0.0.1", "--port", std::to_string(redis_port),
+    so.argv = {redis_bin, ctx.layout.RedisDir() + "/redis.conf", "--bind", "127.0.0.1", "--port", std::to_string(redis_port),
                "--dir", ctx.layout.RedisDir(), "--daemonize", "no", "--protected-mode", "yes",
                // Streams must survive a Redis restart: append-only file, fsync every second.
                "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""};
@@ -269,13 +324,22 @@ int StackUp(Context& ctx) {
                             port),
                 0);
   }
+  bool auth_on = ctx.env.Get("FLOWMESH_AUTH") != "off";
+  std::string admin_key_hash;
+  if (auth_on) {
+    auto key = AdminKey(ctx.layout, err);
+    if (!key.ok()) return fail("cannot create the admin API key: " + key.status().message(), 0);
+    admin_key_hash = auth::HashApiKey(*key);
+  }
   SpawnOptions so;
   so.argv = {server_bin,     "--port",       std::to_string(port),      "--state-dir",
              ctx.layout.StateDir(), "--redis-host", "127.0.0.1", "--redis-port",
              std::to_string(redis_port)};
   so.env = {{"FLOWMESH_HOME", ctx.layout.home},
             {"FLOWMESH_LOG_DIR", ctx.layout.LogDir()},
-            {"FLOWMESH_STACK_HOME", ctx.layout.home}};
+            {"FLOWMESH_STACK_HOME", ctx.layout.home},
+            {"FLOWMESH_REDIS_PASSWORD", *redis_password}};
+  if (auth_on) so.env["FLOWMESH_ADMIN_KEY_SHA256"] = admin_key_hash;
   so.log_file = ctx.layout.LogFile("server");
   auto spawned = Spawn(so);
   if (!spawned.ok()) return fail("cannot start flowmesh-server: " + spawned.status().message(), 0);

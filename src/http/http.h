@@ -4,6 +4,7 @@
 // out of this header (pimpl).
 #pragma once
 
+#include <any>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -32,6 +33,8 @@ struct Request {
   Headers headers;
   std::string body;
   std::string remote_address;
+  // Set by middleware for the handler (the API puts the authenticated principal here).
+  std::any context;
 
   std::string Header(const std::string& name) const;  // "" when absent
   std::string Query(const std::string& name, const std::string& fallback = "") const;

@@ -661,6 +661,7 @@ struct Scheduler::Impl {
     SetState(t, TaskState::kDispatched);
     t.rec.attempts += 1;
     t.rec.assigned_worker = w.id;
+    if (supplier_resolver) t.rec.supplier_id = supplier_resolver(w.id, w.info.dump());
     t.rec.dispatched_ts = WallSeconds();
     t.rec.started_ts = 0;
     t.attempt_started = 0;
@@ -712,6 +713,9 @@ struct Scheduler::Impl {
     }
   }
 
+  std::function<void(const state::UsageRecord&)> usage_sink;
+  std::function<std::string(const std::string&, const std::string&)> supplier_resolver;
+
   void RecordUsage(Task& t, const std::string& status) {
     auto wit = workers.find(t.rec.assigned_worker);
     double started = t.rec.started_ts != 0 ? t.rec.started_ts : t.rec.dispatched_ts;
@@ -729,6 +733,24 @@ struct Scheduler::Impl {
                       {"total_cost", runtime / 3600.0 * cost_per_hour},
                       {"status", status}});
     t.rec.usages_json = usages.dump();
+    // One durable row per attempt, for usage queries and billing.
+    state::UsageRecord row;
+    row.task_id = t.rec.task_id;
+    row.workflow_id = t.rec.workflow_id;
+    row.org_id = t.rec.org_id;
+    row.principal_id = t.rec.owner_id;
+    row.supplier_id = t.rec.supplier_id;
+    row.worker_id = t.rec.assigned_worker;
+    row.attempt = t.rec.attempts;
+    row.started_at = started;
+    row.finished_at = finished;
+    row.runtime_sec = runtime;
+    row.hardware = hardware;
+    row.cost_per_hour = cost_per_hour;
+    row.cost = runtime / 3600.0 * cost_per_hour;
+    row.status = status;
+    store->Write([row](state::WriteTxn& txn) { return txn.AppendUsage(row); });
+    if (usage_sink) usage_sink(row);
   }
 
   // Ends dependents of a task that cannot complete, transitively.
@@ -1664,6 +1686,15 @@ Status Scheduler::Recover() {
   FM_LOG_INFO("recovered {} active workflows, {} tasks, {} workers, next cursor {}",
               s.workflows.size(), n_tasks, s.workers.size(), s.next_cursor + 1);
   return Status::Ok();
+}
+
+void Scheduler::SetUsageSink(std::function<void(const state::UsageRecord&)> sink) {
+  impl_->usage_sink = std::move(sink);
+}
+
+void Scheduler::SetSupplierResolver(
+    std::function<std::string(const std::string&, const std::string&)> resolve) {
+  impl_->supplier_resolver = std::move(resolve);
 }
 
 void Scheduler::Start() {

@@ -94,6 +94,13 @@ class Scheduler {
   void ApplyBusMessagesAsync(const std::vector<bus::Message>& batch, std::function<void()> durable);
   void ApplyHeartbeat(const std::string& payload);
 
+  // Tenancy hooks; set before Start(). The usage sink gets one row per ended task attempt
+  // (after it is queued for the store's `usage` table) on the scheduler thread: it must
+  // not block. The supplier resolver names the supplier of a worker at dispatch ("" none).
+  void SetUsageSink(std::function<void(const state::UsageRecord&)> sink);
+  void SetSupplierResolver(
+      std::function<std::string(const std::string& worker_id, const std::string& info_json)> resolve);
+
   // Snapshots for the API (thread-safe copies, refreshed on each change).
   nlohmann::json WorkersSnapshot() const;      // array of worker records
   nlohmann::json StackWorkersSnapshot() const; // local node's worker processes

@@ -140,4 +140,46 @@ struct GcStats {
   int64_t temp_files_removed = 0;
 };
 
+// An organisation (tenant). `policy_json` holds its quotas and scheduling weight:
+// {max_queued_tasks, max_running_tasks, max_gpus, max_request_bytes, weight} (0 / absent:
+// no limit; weight defaults to 1).
+struct OrgRecord {
+  std::string org_id;
+  std::string name;
+  double created_at = 0;
+  std::string policy_json = "{}";
+};
+
+// An API key. Only the SHA-256 of the key is stored; the key itself is shown once.
+struct ApiKeyRecord {
+  std::string key_id;        // "key-…"
+  std::string org_id;
+  std::string principal_id;  // who acts with it ("usr-…" or a name)
+  std::string name;
+  std::vector<std::string> scopes;  // "workflow:read", "*:admin", …
+  std::string key_hash;      // hex SHA-256 of the key
+  std::string prefix;        // first characters of the key, to recognise it in listings
+  double created_at = 0;
+  double revoked_at = 0;     // 0: active
+};
+
+// One row per task attempt (durable usage / billing record).
+struct UsageRecord {
+  int64_t seq = 0;  // assigned by the store
+  std::string task_id;
+  std::string workflow_id;
+  std::string org_id;
+  std::string principal_id;
+  std::string supplier_id;
+  std::string worker_id;
+  int attempt = 0;
+  double started_at = 0;
+  double finished_at = 0;
+  double runtime_sec = 0;
+  std::string hardware;
+  double cost_per_hour = 0;
+  double cost = 0;
+  std::string status;
+};
+
 }  // namespace flowmesh::state

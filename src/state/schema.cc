@@ -131,10 +131,46 @@ CREATE TABLE blobs (
 ) WITHOUT ROWID;
 )sql";
 
+// Tenancy: organisation policy, API keys (hashes only) and per-attempt usage rows.
+constexpr const char* kMigration3 = R"sql(
+ALTER TABLE orgs ADD COLUMN policy_json TEXT NOT NULL DEFAULT '{}';
+CREATE TABLE api_keys (
+  seq          INTEGER PRIMARY KEY,
+  key_id       TEXT NOT NULL UNIQUE,
+  org_id       TEXT NOT NULL,
+  principal_id TEXT NOT NULL,
+  name         TEXT NOT NULL,
+  scopes       TEXT NOT NULL,
+  key_hash     TEXT NOT NULL UNIQUE,
+  prefix       TEXT NOT NULL,
+  created_at   REAL NOT NULL,
+  revoked_at   REAL NOT NULL
+);
+CREATE TABLE usage (
+  seq           INTEGER PRIMARY KEY,
+  task_id       TEXT NOT NULL,
+  workflow_id   TEXT NOT NULL,
+  org_id        TEXT NOT NULL,
+  principal_id  TEXT NOT NULL,
+  supplier_id   TEXT NOT NULL,
+  worker_id     TEXT NOT NULL,
+  attempt       INTEGER NOT NULL,
+  started_at    REAL NOT NULL,
+  finished_at   REAL NOT NULL,
+  runtime_sec   REAL NOT NULL,
+  hardware      TEXT NOT NULL,
+  cost_per_hour REAL NOT NULL,
+  cost          REAL NOT NULL,
+  status        TEXT NOT NULL
+);
+CREATE INDEX usage_org_time ON usage (org_id, started_at);
+CREATE INDEX tasks_org_status ON tasks (org_id, status);
+)sql";
+
 // Provenance: blob reference counts (results, result files and operator results each
 // hold one), stored operator results for de-duplication, per-task lineage, and the
 // published merge fields on tasks.
-constexpr const char* kMigration3 = R"sql(
+constexpr const char* kMigration4 = R"sql(
 CREATE TABLE blob_refs (
   digest     TEXT PRIMARY KEY,
   refs       INTEGER NOT NULL,
@@ -174,7 +210,8 @@ ALTER TABLE tasks ADD COLUMN merge_key TEXT NOT NULL DEFAULT '';
 ALTER TABLE tasks ADD COLUMN merged_parent_id TEXT NOT NULL DEFAULT '';
 )sql";
 
-constexpr std::array<const char*, 3> kMigrations = {kMigration1, kMigration2, kMigration3};
+constexpr std::array<const char*, 4> kMigrations = {kMigration1, kMigration2, kMigration3,
+                                                     kMigration4};
 
 Result<int> UserVersion(Connection& conn) {
   FM_ASSIGN_OR_RETURN(Statement stmt, conn.Prepare("PRAGMA user_version"));

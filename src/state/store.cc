@@ -79,6 +79,15 @@ constexpr auto kResultFileCols =
 constexpr auto kEventCols =
     std::to_array<std::string_view>({"cursor", "workflow_id", "task_id", "ts", "type", "json"});
 constexpr auto kSettingCols = std::to_array<std::string_view>({"key", "value"});
+constexpr auto kOrgCols =
+    std::to_array<std::string_view>({"org_id", "name", "created_at", "policy_json"});
+constexpr auto kApiKeyCols = std::to_array<std::string_view>(
+    {"key_id", "org_id", "principal_id", "name", "scopes", "key_hash", "prefix", "created_at",
+     "revoked_at"});
+constexpr auto kUsageCols = std::to_array<std::string_view>(
+    {"task_id", "workflow_id", "org_id", "principal_id", "supplier_id", "worker_id", "attempt",
+     "started_at", "finished_at", "runtime_sec", "hardware", "cost_per_hour", "cost", "status",
+     "seq"});
 
 constexpr std::string_view kTaskIdKey[] = {"task_id"};
 
@@ -92,6 +101,18 @@ struct Sql {
   std::string upsert_result_file =
       UpsertSql("result_files", kResultFileCols, Columns(kResultFileCols).first(2));
   std::string upsert_setting = UpsertSql("settings", kSettingCols, Columns(kSettingCols).first(1));
+  std::string upsert_org = UpsertSql("orgs", kOrgCols, Columns(kOrgCols).first(1));
+  std::string upsert_api_key = UpsertSql("api_keys", kApiKeyCols, Columns(kApiKeyCols).first(1));
+  std::string insert_usage = fmt::format(
+      "INSERT INTO usage ({}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)",
+      Join(Columns(kUsageCols).first(14), ","));
+  std::string list_orgs = fmt::format("SELECT {} FROM orgs ORDER BY rowid", Join(kOrgCols, ","));
+  std::string list_api_keys =
+      fmt::format("SELECT {} FROM api_keys ORDER BY seq", Join(kApiKeyCols, ","));
+  std::string list_usage = fmt::format(
+      "SELECT {} FROM usage WHERE (?1='' OR org_id=?1) AND started_at>=?2 AND started_at<?3 "
+      "ORDER BY seq",
+      Join(kUsageCols, ","));
   std::string insert_event = fmt::format("INSERT INTO events ({}) VALUES (?1,?2,?3,?4,?5,?6)",
                                          Join(kEventCols, ","));
 
@@ -271,6 +292,35 @@ WorkerRecord ReadWorker(const Statement& s) {
   return w;
 }
 
+OrgRecord ReadOrg(const Statement& s) {
+  OrgRecord o;
+  o.org_id = s.Text(0);
+  o.name = s.Text(1);
+  o.created_at = s.Double(2);
+  o.policy_json = s.Text(3);
+  return o;
+}
+
+UsageRecord ReadUsage(const Statement& s) {
+  UsageRecord u;
+  u.task_id = s.Text(0);
+  u.workflow_id = s.Text(1);
+  u.org_id = s.Text(2);
+  u.principal_id = s.Text(3);
+  u.supplier_id = s.Text(4);
+  u.worker_id = s.Text(5);
+  u.attempt = s.Int(6);
+  u.started_at = s.Double(7);
+  u.finished_at = s.Double(8);
+  u.runtime_sec = s.Double(9);
+  u.hardware = s.Text(10);
+  u.cost_per_hour = s.Double(11);
+  u.cost = s.Double(12);
+  u.status = s.Text(13);
+  u.seq = s.Int64(14);
+  return u;
+}
+
 NodeRecord ReadNode(const Statement& s) {
   NodeRecord n;
   n.node_id = s.Text(0);
@@ -426,6 +476,29 @@ class GroupTxn final : public WriteTxn {
   Status PutSetting(const std::string& key, const std::string& value) override {
     FM_ASSIGN_OR_RETURN(Statement s, conn_.Prepare(Q().upsert_setting));
     s.Bind(1, key).Bind(2, value);
+    return s.Run();
+  }
+
+  Status PutOrg(const OrgRecord& o) override {
+    FM_ASSIGN_OR_RETURN(Statement s, conn_.Prepare(Q().upsert_org));
+    s.Bind(1, o.org_id).Bind(2, o.name).Bind(3, o.created_at).Bind(4, o.policy_json);
+    return s.Run();
+  }
+
+  Status PutApiKey(const ApiKeyRecord& k) override {
+    FM_ASSIGN_OR_RETURN(Statement s, conn_.Prepare(Q().upsert_api_key));
+    s.Bind(1, k.key_id).Bind(2, k.org_id).Bind(3, k.principal_id).Bind(4, k.name);
+    s.Bind(5, EncodeList(k.scopes)).Bind(6, k.key_hash).Bind(7, k.prefix).Bind(8, k.created_at);
+    s.Bind(9, k.revoked_at);
+    return s.Run();
+  }
+
+  Status AppendUsage(const UsageRecord& u) override {
+    FM_ASSIGN_OR_RETURN(Statement s, conn_.Prepare(Q().insert_usage));
+    s.Bind(1, u.task_id).Bind(2, u.workflow_id).Bind(3, u.org_id).Bind(4, u.principal_id);
+    s.Bind(5, u.supplier_id).Bind(6, u.worker_id).Bind(7, u.attempt).Bind(8, u.started_at);
+    s.Bind(9, u.finished_at).Bind(10, u.runtime_sec).Bind(11, u.hardware);
+    s.Bind(12, u.cost_per_hour).Bind(13, u.cost).Bind(14, u.status);
     return s.Run();
   }
 
@@ -646,6 +719,61 @@ class SqliteStore final : public Store {
   Result<std::vector<std::string>> ExpiredWorkflows(double cutoff, int limit) override {
     FM_ASSIGN_OR_RETURN(ReaderPtr conn, AcquireReader());
     return provenance::ExpiredWorkflows(*conn, cutoff, limit);
+  }
+
+  Result<std::vector<OrgRecord>> ListOrgs() override {
+    FM_ASSIGN_OR_RETURN(ReaderPtr conn, AcquireReader());
+    FM_ASSIGN_OR_RETURN(Statement stmt, conn->Prepare(Q().list_orgs));
+    return CollectRows<OrgRecord>(stmt, ReadOrg);
+  }
+
+  Result<std::vector<ApiKeyRecord>> ListApiKeys() override {
+    FM_ASSIGN_OR_RETURN(ReaderPtr conn, AcquireReader());
+    FM_ASSIGN_OR_RETURN(Statement stmt, conn->Prepare(Q().list_api_keys));
+    std::vector<ApiKeyRecord> out;
+    for (;;) {
+      FM_ASSIGN_OR_RETURN(bool row, stmt.Step());
+      if (!row) return out;
+      ApiKeyRecord k;
+      k.key_id = stmt.Text(0);
+      k.org_id = stmt.Text(1);
+      k.principal_id = stmt.Text(2);
+      k.name = stmt.Text(3);
+      FM_ASSIGN_OR_RETURN(k.scopes, DecodeList(stmt.Text(4), "scope"));
+      k.key_hash = stmt.Text(5);
+      k.prefix = stmt.Text(6);
+      k.created_at = stmt.Double(7);
+      k.revoked_at = stmt.Double(8);
+      out.push_back(std::move(k));
+    }
+  }
+
+  Result<std::vector<UsageRecord>> ListUsage(const UsageQuery& q) override {
+    FM_ASSIGN_OR_RETURN(ReaderPtr conn, AcquireReader());
+    FM_ASSIGN_OR_RETURN(Statement stmt, conn->Prepare(Q().list_usage));
+    stmt.Bind(1, q.org_id).Bind(2, q.from).Bind(3, q.to > 0 ? q.to : 1e18);
+    return CollectRows<UsageRecord>(stmt, ReadUsage);
+  }
+
+  Result<int64_t> CountTasks(const TaskFilter& f) override {
+    const std::array<std::pair<std::string_view, const std::string*>, 7> fields = {{
+        {"workflow_id", &f.workflow_id}, {"status", &f.status}, {"task_type", &f.task_type},
+        {"category", &f.category}, {"assigned_worker", &f.assigned_worker},
+        {"graph_node_name", &f.graph_node_name}, {"org_id", &f.org_id}}};
+    std::string where;
+    int param = 0;
+    for (const auto& [col, value] : fields) {
+      if (value->empty()) continue;
+      where += fmt::format("{}{}=?{}", where.empty() ? " WHERE " : " AND ", col, ++param);
+    }
+    FM_ASSIGN_OR_RETURN(ReaderPtr conn, AcquireReader());
+    FM_ASSIGN_OR_RETURN(Statement stmt, conn->Prepare("SELECT COUNT(*) FROM tasks" + where));
+    param = 0;
+    for (const auto& [col, value] : fields) {
+      if (!value->empty()) stmt.Bind(++param, *value);
+    }
+    FM_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    return row ? stmt.Int64(0) : int64_t{0};
   }
 
   Result<std::vector<WorkflowRecord>> LoadActiveWorkflows() override {

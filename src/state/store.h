@@ -42,6 +42,15 @@ class WriteTxn {
   // Deletes a workflow with its tasks, events, results, files and lineage (retention),
   // dropping the blob references they held.
   virtual Status PurgeWorkflow(const std::string& workflow_id) = 0;
+  virtual Status PutOrg(const OrgRecord& o) = 0;        // insert or replace
+  virtual Status PutApiKey(const ApiKeyRecord& k) = 0;  // insert or replace
+  virtual Status AppendUsage(const UsageRecord& u) = 0; // seq is assigned
+};
+
+struct UsageQuery {
+  std::string org_id;  // "": every organisation
+  double from = 0;     // started_at >= from
+  double to = 0;       // started_at < to (0: no bound)
 };
 
 struct StoreConfig {
@@ -105,6 +114,11 @@ class Store {
   virtual Result<std::vector<ResultFileRecord>> ListResultFiles(const std::string& task_id) = 0;
   virtual Result<std::string> GetSetting(const std::string& key) = 0;  // NotFound if unset
   virtual Result<std::string> GetBlob(const std::string& digest) = 0;  // NotFound if absent
+  virtual Result<std::vector<OrgRecord>> ListOrgs() = 0;
+  virtual Result<std::vector<ApiKeyRecord>> ListApiKeys() = 0;
+  virtual Result<std::vector<UsageRecord>> ListUsage(const UsageQuery& q) = 0;
+  // Tasks matching the filter (limit ignored), without reading them.
+  virtual Result<int64_t> CountTasks(const TaskFilter& f) = 0;
 
   // Provenance reads. GetOperatorResult: NotFound when the key has no stored result.
   virtual Result<OperatorResultRecord> GetOperatorResult(const std::string& scope_key) = 0;

@@ -22,6 +22,7 @@
 #include "http/http.h"
 #include "supervisor/event_outbox.h"
 #include "worker/host_info.h"
+#include "worker/worker.h"
 
 namespace flowmesh::supervisor {
 
@@ -54,6 +55,7 @@ struct Connection {
 // A worker that called Register (and, once connected, its stream).
 struct RegisteredWorker {
   v1::WorkerInfo info;
+  std::string token;  // what it registered with; its stream must present the same
   std::shared_ptr<Connection> connection;  // null until Hello
   std::map<std::string, std::pair<std::string, int>> running;  // "id#attempt" -> (id, attempt)
 };
@@ -207,19 +209,31 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
 
   // ---- gRPC service ----
 
-  grpc::Status Register(grpc::ServerContext*, const v1::RegisterRequest* request,
+  // The worker token of a call: gRPC metadata (every call), else the Register field.
+  static std::string TokenOf(const grpc::ServerContext* context, const std::string& fallback) {
+    const auto& md = context->client_metadata();
+    auto it = md.find(worker::kWorkerTokenMetadata);
+    return it == md.end() ? fallback : std::string(it->second.data(), it->second.size());
+  }
+
+  grpc::Status Register(grpc::ServerContext* context, const v1::RegisterRequest* request,
                         v1::RegisterReply* reply) override {
     std::lock_guard<std::mutex> lock(mu);
     if (stopping) return {grpc::StatusCode::UNAVAILABLE, "supervisor is stopping"};
     const std::string& name = request->info().name();
-    if (!config.worker_token.empty()) {
-      auto m = managed.find(name);
-      bool ok = request->token() == config.worker_token ||
-                (m != managed.end() && !m->second.token.empty() && request->token() == m->second.token);
+    const std::string token = TokenOf(context, request->token());
+    auto m = managed.find(name);
+    bool managed_with_token = m != managed.end() && !m->second.token.empty();
+    if (!config.worker_token.empty() || managed_with_token) {
+      // A worker this supervisor started presents its own per-process token; others the
+      // node's worker token.
+      bool ok = (!config.worker_token.empty() && token == config.worker_token) ||
+                (managed_with_token && token == m->second.token);
       if (!ok) return {grpc::StatusCode::UNAUTHENTICATED, "invalid worker token"};
     }
     std::string worker_id = NewId("wkr");
     workers[worker_id].info = request->info();
+    workers[worker_id].token = token;
     reply->set_worker_id(worker_id);
     reply->set_node_id(node_id);
     reply->set_root_url(config.root_url);
@@ -243,6 +257,9 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
       auto it = workers.find(worker_id);
       if (it == workers.end()) {
         return {grpc::StatusCode::UNAUTHENTICATED, "unknown worker id " + worker_id};
+      }
+      if (!it->second.token.empty() && TokenOf(context, "") != it->second.token) {
+        return {grpc::StatusCode::UNAUTHENTICATED, "invalid worker token for " + worker_id};
       }
       if (it->second.connection) {
         return {grpc::StatusCode::ALREADY_EXISTS, "worker " + worker_id + " is already connected"};

@@ -107,6 +107,7 @@ struct Worker::Impl {
     for (;;) {
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      if (!config.token.empty()) ctx.AddMetadata(kWorkerTokenMetadata, config.token);
       v1::RegisterReply reply;
       grpc::Status status = stub->Register(&ctx, request, &reply);
       if (status.ok()) {
@@ -186,6 +187,9 @@ int Worker::Run() {
     std::lock_guard<std::mutex> lock(w.mu);
     if (w.stop_requested) return kExitOk;
     w.context = std::make_unique<grpc::ClientContext>();
+    if (!w.config.token.empty()) {
+      w.context->AddMetadata(kWorkerTokenMetadata, w.config.token);
+    }
     {
       std::lock_guard<std::mutex> write_lock(w.write_mu);
       w.stream = w.stub->Connect(w.context.get());

@@ -22,6 +22,9 @@
 
 namespace flowmesh::worker {
 
+// gRPC metadata key of the worker token, sent on every call to the supervisor.
+inline constexpr char kWorkerTokenMetadata[] = "x-flowmesh-worker-token";
+
 struct WorkerConfig {
   std::string supervisor = "127.0.0.1:50051";  // host:port of the supervisor's gRPC server
   std::string name;                            // process name given by the supervisor

@@ -61,6 +61,9 @@ class HttpError(Exception):
         self.body = body
 
 
+ADMIN = object()  # request(key=ADMIN): the installation's admin key from config.json
+
+
 class Stack:
     """One private FlowMesh installation: home dir, ports, and the processes it started."""
 
@@ -156,10 +159,31 @@ class Stack:
                     return "".join(f.readlines()[-lines:])
         return f"(no {name} log)"
 
+    @property
+    def api_key(self):
+        """The admin key `stack up` stored in config.json (None before the first `stack up`)."""
+        try:
+            with open(os.path.join(self.home, "config.json")) as f:
+                return json.load(f).get("api_key") or None
+        except (OSError, ValueError):
+            return None
+
+    @property
+    def redis_password(self):
+        try:
+            with open(os.path.join(self.home, "redis", "password")) as f:
+                return f.read().strip()
+        except OSError:
+            return ""
+
     # ---- HTTP
-    def request(self, method, path, body=None, headers=None, timeout=30):
+    def request(self, method, path, body=None, headers=None, timeout=30, key=ADMIN):
+        """key: ADMIN (default) sends the admin key, None sends no Authorization, a string sends it."""
         data = None
         hdrs = dict(headers or {})
+        token = self.api_key if key is ADMIN else key
+        if token and "Authorization" not in hdrs:
+            hdrs["Authorization"] = f"Bearer {token}"
         if body is not None:
             if isinstance(body, (dict, list)):
                 data = json.dumps(body).encode()
@@ -176,8 +200,8 @@ class Stack:
         except urllib.error.HTTPError as e:
             return e.code, e.headers, e.read()
 
-    def api(self, method, path, body=None, headers=None, timeout=30, expect=None):
-        status, _, raw = self.request(method, path, body, headers, timeout)
+    def api(self, method, path, body=None, headers=None, timeout=30, expect=None, key=ADMIN):
+        status, _, raw = self.request(method, path, body, headers, timeout, key=key)
         if expect is not None and status != expect:
             raise HttpError(status, raw.decode(errors="replace"))
         if status >= 400 and expect is None:

@@ -25,13 +25,16 @@ def multipart(files, boundary="fmE2eBoundary7MA4YWxkTrZu0gW"):
     return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
-def read_sse(port, path, headers=None, timeout=30):
+def read_sse(port, path, headers=None, timeout=30, key=None):
     """GETs an SSE stream over a raw socket until the server closes it.
 
     Returns (status line, header dict with lower-case keys, [frame dicts]); each frame maps
     field name to value (comments are dropped)."""
     c = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    headers = dict(headers or {})
+    if key:
+        headers.setdefault("Authorization", f"Bearer {key}")
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     c.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n{extra}\r\n".encode())
     raw = b""
     deadline = time.monotonic() + timeout
@@ -221,7 +224,7 @@ class ApiTest(StackTestCase):
         self.assertIn("TASK_LOG", [e["event"]["type"] for e in tlogs])
 
         # SSE: the whole history, then eos.
-        status_line, hdrs, frames = read_sse(s.port, f"{API}/workflows/{wf_id}/logs/stream")
+        status_line, hdrs, frames = read_sse(s.port, f"{API}/workflows/{wf_id}/logs/stream", key=s.api_key)
         self.assertIn("200", status_line)
         self.assertIn("text/event-stream", hdrs.get("content-type", ""))
         self.assertEqual(hdrs.get("x-accel-buffering"), "no")
@@ -238,19 +241,19 @@ class ApiTest(StackTestCase):
         # Resume: ?cursor=N, Last-Event-ID: N, and the header wins over the query.
         n = int(logs[2]["id"])
         want = [int(f["id"]) for f in logs if int(f["id"]) > n]
-        _, _, frames = read_sse(s.port, f"{API}/workflows/{wf_id}/logs/stream?cursor={n}")
+        _, _, frames = read_sse(s.port, f"{API}/workflows/{wf_id}/logs/stream?cursor={n}", key=s.api_key)
         self.assertEqual([int(f["id"]) for f in frames if f.get("event") == "log"], want)
         self.assertEqual(frames[-1].get("event"), "eos")
-        _, _, frames = read_sse(s.port, f"{API}/workflows/{wf_id}/logs/stream", {"Last-Event-ID": str(n)})
+        _, _, frames = read_sse(s.port, f"{API}/workflows/{wf_id}/logs/stream", {"Last-Event-ID": str(n)}, key=s.api_key)
         self.assertEqual([int(f["id"]) for f in frames if f.get("event") == "log"], want)
-        _, _, frames = read_sse(s.port, f"{API}/workflows/{wf_id}/logs/stream?cursor=0", {"Last-Event-ID": str(n)})
+        _, _, frames = read_sse(s.port, f"{API}/workflows/{wf_id}/logs/stream?cursor=0", {"Last-Event-ID": str(n)}, key=s.api_key)
         self.assertEqual([int(f["id"]) for f in frames if f.get("event") == "log"], want)
-        _, _, frames = read_sse(s.port, f"{API}/workflows/{wf_id}/logs/stream?cursor={all_cursors[-1]}")
+        _, _, frames = read_sse(s.port, f"{API}/workflows/{wf_id}/logs/stream?cursor={all_cursors[-1]}", key=s.api_key)
         self.assertEqual([f.get("event") for f in frames], ["eos"])
         status, _, _ = s.request("GET", f"{API}/workflows/{wf_id}/logs/stream?cursor=abc")
         self.assertIn(status, (400, 422))
         # Task stream: the task's events, ending with eos since it is terminal.
-        _, hdrs, frames = read_sse(s.port, f"{API}/tasks/{task_id}/logs/stream")
+        _, hdrs, frames = read_sse(s.port, f"{API}/tasks/{task_id}/logs/stream", key=s.api_key)
         self.assertEqual(hdrs.get("x-accel-buffering"), "no")
         self.assertEqual(frames[-1].get("event"), "eos", frames)
         task_events = [json.loads(f["data"]) for f in frames if f.get("event") == "log"]
@@ -259,7 +262,7 @@ class ApiTest(StackTestCase):
 
         # A stream opened while the workflow runs gets every event (backlog, then live), then eos.
         live = s.submit(echo_workflow("live", sleep=0.5))["workflow_id"]
-        _, _, frames = read_sse(s.port, f"{API}/workflows/{live}/logs/stream")
+        _, _, frames = read_sse(s.port, f"{API}/workflows/{live}/logs/stream", key=s.api_key)
         types = [json.loads(f["data"])["type"] for f in frames if f.get("event") == "log"]
         self.assertEqual(frames[-1].get("event"), "eos")
         self.assertEqual(types[0], "TASK_SUBMITTED")

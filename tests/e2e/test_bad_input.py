@@ -1,5 +1,6 @@
 """Bad input gets clear errors; nothing bad input does takes a process down."""
 import json
+import os
 import socket
 import subprocess
 import time
@@ -58,7 +59,8 @@ class BadInputTest(StackTestCase):
         socks = []
         for _ in range(50):
             c = socket.create_connection(("127.0.0.1", s.port))
-            c.sendall(f"GET /api/v1/workflows/{wf_id}/logs/stream HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            c.sendall(f"GET /api/v1/workflows/{wf_id}/logs/stream HTTP/1.1\r\nHost: x\r\n"
+                      f"Authorization: Bearer {s.api_key}\r\n\r\n".encode())
             socks.append(c)
         for c in socks:
             self.assertIn(b"text/event-stream", c.recv(4096))
@@ -73,14 +75,15 @@ class BadInputTest(StackTestCase):
         s = self.stack
         s.workers_up(1)
         cli = ["redis-cli", "-p", str(s.redis_port)]
+        redis_env = dict(os.environ, REDISCLI_AUTH=s.redis_password)
         for payload in ("not json", "[1,2,3]", '{"kind":"task_event","task_id":42,"attempt":"x"}',
                         '{"kind":"worker_up","worker_id":"wkr-x","info":{"slots":"many"}}', '{"kind": "task_event"',
                         "\xff\xfe garbage", '{"kind":1}', '{"kind":"task_event","task_id":"tsk-x","attempt":1e300}',
                         '{"kind":"stack_workers","node_id":"x","workers":{"a":1}}'):
-            subprocess.run(cli + ["XADD", "fm:events", "*", "p", payload], check=True, capture_output=True)
+            subprocess.run(cli + ["XADD", "fm:events", "*", "p", payload], check=True, capture_output=True, env=redis_env)
         for payload in ('{"workers":[{"worker_id":7}]}', '{"workers":[{"worker_id":"wkr-x","running":[1,{"task_id":2}]}]}',
                         '[]', "not json", '{"workers":{"x":1}}'):
-            subprocess.run(cli + ["PUBLISH", "fm:heartbeats", payload], check=True, capture_output=True)
+            subprocess.run(cli + ["PUBLISH", "fm:heartbeats", payload], check=True, capture_output=True, env=redis_env)
         for body in ({"node_id": 5}, {"local": "yes", "alias": ["x"]}):
             status, _, _ = s.request("POST", "/api/v1/nodes/register", body)
             self.assertLess(status, 500)
