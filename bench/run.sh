@@ -43,6 +43,9 @@ case "$name" in
     build/release/bin/flowmesh-sim bench/workloads/paper.json --preempt | sed 's/^/preempt_/'
     build/release/bin/flowmesh-sim bench/workloads/fairness.json --policy flowmesh --horizon 3600 |
       sed -n 's/^flowmesh_share_\(a\|b\)=/share_\1=/p' ;;
+  dedup)
+    scripts/build release >&2
+    exec python3 bench/dedup_bench.py ;;
   fuzz-parser)
     exec tests/fuzz/run_fuzzer.sh "${2:-60}" ;;
   *) echo "unknown benchmark '$name' (known: echo, echo-auth, parse, scheduler, dedup, fuzz-parser)" >&2; exit 2 ;;

@@ -580,6 +580,7 @@ class SchemaBuilder {
                 {"maxAttempts", attempts},
                 {"timeoutSeconds", Positive()},
                 {"cache", Enum({"auto", "never", "always"})},
+                {"priority", Int(-1000.0, 1000.0)},
                 {"resources", Resources()},
                 {"output", Output()},
                 {"model", Model()},

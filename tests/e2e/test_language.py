@@ -105,7 +105,9 @@ class LanguageTest(StackTestCase):
         self.assertEqual([i["output"] for i in self.result(t["main"])["items"]], ["row 1", "row 2", "row 3"])
 
     def test_epoch_order_is_honoured(self):
+        # cache: never — identical nodes would otherwise be reused, not dispatched.
         body = """  taskType: echo
+  cache: never
   echo: {sleep_seconds: 0.3}
   graph:
     nodes:
@@ -124,6 +126,7 @@ class LanguageTest(StackTestCase):
         workers = [w for w in s.api("GET", "/api/v1/workers") if w["status"] != "DOWN"]
         target = sorted(w["alias"] for w in workers)[-1]
         body = """  taskType: echo
+  cache: never
   graph:
     nodes:
 """ + "".join(f"      - {{name: n{i}}}\n" for i in range(6))

@@ -60,7 +60,7 @@ class SchedulerTest(StackTestCase):
             self.assertEqual(t["attempts"], 1)
 
         # selected_worker overrides the utility.
-        pinned = echo_workflow("pinned").replace(
+        pinned = echo_workflow("pinned", items=("pinned",)).replace(
             "metadata: {name: pinned}",
             "metadata:\n  name: pinned\n  annotations:\n    schedule_hint: {selected_worker: dear}")
         wf = s.submit(pinned)["workflow_id"]
