@@ -42,8 +42,8 @@ def find_model_tool():
 
 def workflow(name, seed, model):
     """A three-operator chain; `seed` decides every input, so equal seeds are equal work."""
-    words = " ".join(random.Random(seed).choice(["alpha", "beta", "gamma", "delta", "omega"])
-                     for _ in range(12))
+    rng = random.Random(seed)
+    words = " ".join(rng.choice(["alpha", "beta", "gamma", "delta", "omega"]) for _ in range(12))
     if model:
         middle = f"""      - name: think
         dependsOn: [prep]
