@@ -1,19 +1,21 @@
 """Inference workflows through the real stack on the worker's embedded llama.cpp."""
 import json
 import os
+import subprocess
 import threading
+import time
 import unittest
 
 from harness import TEMPLATES, StackTestCase, ensure_demo_model, wait_until
 
 
-def inference_workflow(name, model, items, inference, extra=""):
+def inference_workflow(name, model, items, inference, extra=None):
     return json.dumps({
         "apiVersion": "flowmesh/v1", "kind": "Workflow", "metadata": {"name": name},
         "spec": {"taskType": "inference",
                  "model": {"source": {"type": "local", "identifier": model}, "llamacpp": {"n_ctx": 4096}},
                  "data": {"type": "list", "items": items},
-                 "inference": inference, **extra}})
+                 "inference": inference, **(extra or {})}})
 
 
 class InferenceTest(StackTestCase):
@@ -67,6 +69,28 @@ class InferenceTest(StackTestCase):
         # Greedy decoding: the same prompt gives the same text whatever it was batched with.
         for prompt, texts in outputs.items():
             self.assertEqual(len(texts), 1, f"{prompt}: {texts}")
+        # The supervisor's heartbeat relays what the worker holds loaded and its free slots.
+        beat = self.heartbeat_with_models()
+        [worker] = [w for w in beat["workers"] if w["loaded_models"]]
+        self.assertEqual(worker["loaded_models"], [f"local:{self.model}"])
+        self.assertGreater(worker["free_sequence_slots"], 0)
+
+    def heartbeat_with_models(self):
+        proc = subprocess.Popen(["redis-cli", "-p", str(self.stack.redis_port), "--raw", "subscribe", "fm:heartbeats"],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                line = proc.stdout.readline()
+                if line.startswith("{"):
+                    beat = json.loads(line)
+                    if any(w.get("loaded_models") for w in beat.get("workers", [])):
+                        return beat
+            self.fail("no heartbeat with loaded models")
+        finally:
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()
 
     def test_tokens_stream_as_logs(self):
         s = self.stack
