@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
                           : static_cast<uint64_t>(flowmesh::worker::DetectHost(false, "").memory_mb) * 6 / 10 << 20;
   models_config.default_slots = sequence_slots;
   models_config.default_threads = inference_threads;
+  if (config.worker_type == "gpu") models_config.default_gpu_layers = -1;  // all layers on the GPU
   models_config.sources = flowmesh::inference::ModelSourceConfig::FromEnvironment();
   auto models = std::make_shared<flowmesh::inference::ModelCache>(models_config);
   config.loaded_models = [models] { return models->LoadedModels(); };

@@ -18,6 +18,7 @@ Result<std::shared_ptr<Engine>> ModelCache::Acquire(const nlohmann::json& task_s
   FM_ASSIGN_OR_RETURN(EngineOptions options, EngineOptions::FromJson(llamacpp));
   if (!llamacpp.is_object() || !llamacpp.contains("n_seq")) options.n_seq = config_.default_slots;
   if (options.threads == 0) options.threads = config_.default_threads;
+  if (!llamacpp.is_object() || !llamacpp.contains("n_gpu_layers")) options.n_gpu_layers = config_.default_gpu_layers;
   std::string model_key = spec::ModelKey(task_spec);
   std::string key = model_key + "|" + spec::CanonicalJson(llamacpp.is_null() ? nlohmann::json::object() : llamacpp);
   auto find = [&]() -> std::shared_ptr<Engine> {

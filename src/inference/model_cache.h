@@ -22,6 +22,7 @@ struct ModelCacheConfig {
   uint64_t memory_budget_bytes = 0;  // 0: no limit
   int default_slots = 16;            // sequence slots per engine unless model.llamacpp.n_seq says
   int default_threads = 0;           // 0: hardware threads
+  int default_gpu_layers = 0;        // -1 (all) on GPU workers built with FLOWMESH_CUDA
   ModelSourceConfig sources;
 };
 

@@ -194,6 +194,38 @@ TEST(InferenceExecutorTest, ConcurrentTasksFromManyWorkflowsShareTheEngine) {
   EXPECT_EQ(cache->FreeSequenceSlots(), 6);
 }
 
+TEST(InferenceExecutorTest, LeastRecentlyUsedModelIsEvictedOverBudget) {
+  auto make = [](uint64_t budget) {
+    ModelCacheConfig config;
+    config.default_slots = 2;
+    config.default_threads = 1;
+    config.memory_budget_bytes = budget;
+    config.sources.allow_download = false;
+    return std::make_shared<ModelCache>(config);
+  };
+  auto spec = [](const std::string& path) {
+    json s = Spec({"x"}, json::object());
+    s["model"]["source"]["identifier"] = path;
+    return s;
+  };
+  std::string a = testing::TinyModel();
+  std::string b = testing::TestModel("tiny-b", "--dim 64 --layers 2 --type f32 --seed 8");
+  std::string c = testing::TestModel("tiny-c", "--dim 64 --layers 2 --type f32 --seed 9");
+  uint64_t one = (*make(0)->Acquire(spec(a)))->memory_bytes();
+  auto cache = make(one * 5 / 2);  // room for two
+  ASSERT_TRUE(cache->Acquire(spec(a)).ok());
+  ASSERT_TRUE(cache->Acquire(spec(b)).ok());
+  ASSERT_TRUE(cache->Acquire(spec(a)).ok());  // a is now the most recently used
+  ASSERT_TRUE(cache->Acquire(spec(c)).ok());  // b goes
+  EXPECT_EQ(cache->LoadedModels(), (std::vector<std::string>{"local:" + c, "local:" + a}));
+  {
+    auto held = cache->Acquire(spec(a));  // a task holds a: never evicted under it
+    ASSERT_TRUE(held.ok());
+    ASSERT_TRUE(cache->Acquire(spec(b)).ok());  // c (idle) goes, a stays
+    EXPECT_EQ(cache->LoadedModels(), (std::vector<std::string>{"local:" + b, "local:" + a}));
+  }
+}
+
 TEST(InferenceExecutorTest, Embeddings) {
   EmbeddingExecutor executor(Cache());
   std::atomic<bool> cancelled{false};
