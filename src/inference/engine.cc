@@ -16,7 +16,11 @@
 namespace flowmesh::inference {
 namespace {
 
-constexpr int kDefaultCtx = 8192;
+constexpr int kDefaultUnifiedCtx = 8192;
+constexpr int kDefaultCtxPerSlot = 2048;
+// With one KV stream per slot, reusing another slot's prefix copies that slot's whole
+// stream: worth it only for a long enough prefix.
+constexpr size_t kMinCopiedPrefix = 64;
 constexpr std::chrono::milliseconds kIdlePoll(100);
 
 void LlamaLog(ggml_log_level level, const char* text, void*) {
@@ -115,14 +119,14 @@ Result<EngineOptions> EngineOptions::FromJson(const nlohmann::json& llamacpp) {
     else if (key == "n_ubatch") target = &o.n_ubatch;
     else if (key == "threads" || key == "n_threads") target = &o.threads;
     else if (key == "n_gpu_layers") target = &o.n_gpu_layers;
-    if (key == "flash_attn") {
-      if (!value.is_boolean()) return InvalidArgument("model.llamacpp.flash_attn must be a boolean");
-      o.flash_attn = value.get<bool>();
+    if (key == "flash_attn" || key == "kv_unified") {
+      if (!value.is_boolean()) return InvalidArgument("model.llamacpp." + key + " must be a boolean");
+      (key == "flash_attn" ? o.flash_attn : o.kv_unified) = value.get<bool>();
       continue;
     }
     if (!target) {
       return InvalidArgument("model.llamacpp: unknown option '" + key +
-                             "' (known: n_ctx, n_seq, n_batch, n_ubatch, threads, n_gpu_layers, flash_attn)");
+                             "' (known: n_ctx, n_seq, n_batch, n_ubatch, threads, n_gpu_layers, flash_attn, kv_unified)");
     }
     if (!value.is_number_integer()) return InvalidArgument("model.llamacpp." + key + " must be an integer");
     *target = value.get<int>();
@@ -301,8 +305,9 @@ struct Engine::Impl {
     llama_memory_t mem = llama_get_memory(ctx);
     while (!waiting.empty()) {
       Seq& s = *waiting.front();
+      bool unified = options.kv_unified;
       int reserved = Reserved();
-      if (!active.empty() && reserved + s.reserve > n_ctx) return;  // wait for room
+      if (unified && !active.empty() && reserved + s.reserve > n_ctx) return;  // wait for room
       // Prefix reuse: the longest common prefix with any slot's cached tokens.
       int best_slot = -1;
       size_t best_len = 0;
@@ -317,6 +322,8 @@ struct Engine::Impl {
         }
       }
       best_len = std::min(best_len, s.prompt.size() - 1);  // the last prompt token gives logits
+      bool in_place = best_slot >= 0 && !slots[best_slot].busy;
+      if (!unified && !in_place && best_len < kMinCopiedPrefix) best_len = 0;
       int free_slot = -1;
       if (best_slot >= 0 && best_len > 0 && !slots[best_slot].busy) {
         free_slot = best_slot;
@@ -331,8 +338,8 @@ struct Engine::Impl {
         }
       }
       if (free_slot < 0) return;  // all slots busy
-      // Make room: forget idle prefixes (least recently used first) while over budget.
-      while (reserved + s.reserve + IdleCached() > n_ctx) {
+      // Make room in a shared buffer: forget idle prefixes (least recently used first).
+      while (unified && reserved + s.reserve + IdleCached() > n_ctx) {
         int victim = -1;
         for (size_t i = 0; i < slots.size(); ++i) {
           if (slots[i].busy || slots[i].cached.empty()) continue;
@@ -353,7 +360,13 @@ struct Engine::Impl {
       } else {
         DropIdleCache(free_slot);
         if (best_len > 0 && best_slot >= 0) {
-          llama_memory_seq_cp(mem, best_slot, free_slot, 0, static_cast<llama_pos>(best_len));
+          if (unified) {
+            llama_memory_seq_cp(mem, best_slot, free_slot, 0, static_cast<llama_pos>(best_len));
+          } else {
+            // Streams copy whole (at the next decode); then drop what follows the prefix.
+            llama_memory_seq_cp(mem, best_slot, free_slot, -1, -1);
+            llama_memory_seq_rm(mem, free_slot, static_cast<llama_pos>(best_len), -1);
+          }
           slot.cached.assign(s.prompt.begin(), s.prompt.begin() + static_cast<long>(best_len));
         } else {
           best_len = 0;
@@ -633,19 +646,23 @@ Result<std::unique_ptr<Engine>> Engine::Load(const std::string& path, const Engi
   int threads = options.threads > 0 ? options.threads
                                     : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   llama_context_params cp = llama_context_default_params();
-  cp.n_ctx = static_cast<uint32_t>(options.n_ctx > 0 ? options.n_ctx : kDefaultCtx);
+  int per_slot = std::min(kDefaultCtxPerSlot, std::max(256, llama_model_n_ctx_train(impl->model)));
+  cp.n_ctx = static_cast<uint32_t>(options.n_ctx > 0      ? options.n_ctx
+                                   : options.kv_unified ? kDefaultUnifiedCtx
+                                                        : per_slot * options.n_seq);
   cp.n_seq_max = static_cast<uint32_t>(options.n_seq);
   cp.n_batch = static_cast<uint32_t>(options.n_batch);
   cp.n_ubatch = static_cast<uint32_t>(std::min(options.n_ubatch, options.n_batch));
   cp.n_threads = threads;
   cp.n_threads_batch = threads;
-  cp.kv_unified = true;  // prefixes are shared between sequences by copying KV cells
+  cp.kv_unified = options.kv_unified;
   cp.flash_attn_type = options.flash_attn ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED;
   cp.no_perf = true;
   impl->ctx = llama_init_from_model(impl->model, cp);
   if (!impl->ctx) return Status(StatusCode::kResourceExhausted, "cannot create a llama.cpp context for " + path);
   impl->n_ctx = static_cast<int>(llama_n_ctx(impl->ctx));
-  impl->n_ctx_seq = std::min<int>(impl->n_ctx, std::max(1, llama_model_n_ctx_train(impl->model)));
+  impl->n_ctx_seq = std::min<int>(static_cast<int>(llama_n_ctx_seq(impl->ctx)),
+                                  std::max(1, llama_model_n_ctx_train(impl->model)));
   impl->slots.resize(static_cast<size_t>(options.n_seq));
   impl->batch = llama_batch_init(options.n_batch, 0, 1);
   Impl* raw = impl.get();

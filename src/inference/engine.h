@@ -3,9 +3,10 @@
 // Every generation submitted to an Engine (from any task, workflow or tenant) becomes a
 // sequence in the model's single llama_context; one loop thread owns that context and
 // decodes all running sequences together in one llama_batch per step. New sequences join
-// between steps; a finished or cancelled sequence frees its slot at once. The KV cache is
-// unified, and a new prompt that shares a prefix with a cached or running sequence copies
-// that prefix's KV cells instead of recomputing them.
+// between steps; a finished or cancelled sequence frees its slot at once. A slot keeps its
+// KV cells when its sequence ends; a new prompt that shares a prefix with a cached or
+// running sequence reuses that prefix (in place, or by copying the cells) instead of
+// recomputing it.
 //
 // Thread-safety: Submit/Cancel/accessors may be called from any thread; callbacks of a
 // generation run on the loop thread. The destructor cancels what is left and joins.
@@ -27,7 +28,10 @@
 namespace flowmesh::inference {
 
 struct EngineOptions {
-  int n_ctx = 0;            // total KV cells shared by all sequences; 0: 4096 * slots capped by model
+  int n_ctx = 0;            // KV cells in all; 0: 2048 per slot (capped by the model), or
+                            // 8192 shared when kv_unified
+  bool kv_unified = false;  // one KV buffer for all sequences (else one stream per slot,
+                            // so a sequence attends only over its own cells)
   int n_seq = 16;           // sequence slots
   int n_batch = 2048;       // tokens per decode step
   int n_ubatch = 512;

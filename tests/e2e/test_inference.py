@@ -13,7 +13,7 @@ def inference_workflow(name, model, items, inference, extra=None):
     return json.dumps({
         "apiVersion": "flowmesh/v1", "kind": "Workflow", "metadata": {"name": name},
         "spec": {"taskType": "inference",
-                 "model": {"source": {"type": "local", "identifier": model}, "llamacpp": {"n_ctx": 4096}},
+                 "model": {"source": {"type": "local", "identifier": model}},
                  "data": {"type": "list", "items": items},
                  "inference": inference, **(extra or {})}})
 

@@ -83,6 +83,26 @@ TEST(EngineTest, SharedPrefixReusesTheCache) {
   EXPECT_EQ(Generate(*fresh, system + "what is snow", Greedy(8)).tokens, second.tokens);
 }
 
+TEST(EngineTest, ANewSequenceCopiesTheKvOfARunningOneWithTheSamePrefix) {
+  for (bool unified : {false, true}) {
+    EngineOptions options;
+    options.n_seq = 4;
+    options.n_ctx = 4096;
+    options.threads = 1;
+    options.kv_unified = unified;
+    auto engine = std::move(Engine::Load(TinyModel(), options)).value();
+    std::string prefix;
+    for (int i = 0; i < 90; ++i) prefix += std::string(1, static_cast<char>('a' + (i * 7) % 26)) + " ";
+    auto running = *engine->Submit(prefix + "one", Greedy(400));
+    while (running->TakeDelta().empty() && !running->done()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    Completion joined = Generate(*engine, prefix + "two", Greedy(10));
+    EXPECT_GE(joined.cached_prompt_tokens, 64) << "unified " << unified;
+    engine->Cancel(running);
+    auto fresh = Load();
+    EXPECT_EQ(Generate(*fresh, prefix + "two", Greedy(10)).tokens, joined.tokens) << "unified " << unified;
+  }
+}
+
 TEST(EngineTest, MaxAndMinTokens) {
   auto engine = Load();
   ASSERT_TRUE(engine);
