@@ -36,3 +36,11 @@ echo "llama_batched_bench_tokens_per_s=$bb_speed"
 echo "engine_tokens_per_s=$ours_speed"
 python3 -c 'import sys; print("ratio_vs_llama_batched_bench=%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' \
   "$ours_speed" "$bb_speed"
+# The most batching can give here, by llama.cpp's own figures: 8 sequences one after
+# another (npl 1, 8x) vs 8 at once (npl 8). batched_over_sequential cannot exceed it.
+bb=$(build/llama-tools/bin/llama-batched-bench -m "$model" -c 4096 -b 2048 -ub 512 -npp 128 -ntg 128 -npl 1,8 \
+       -no-kvu -fa off -t "$threads" -tb "$threads" --output-format jsonl 2>/dev/null | grep '^{')
+python3 -c '
+import json, sys
+rows = {r["pl"]: r["t"] for r in map(json.loads, sys.argv[1].splitlines())}
+print("llama_batched_bench_npl8_over_npl1=%.2f" % (8 * rows[1] / rows[8]))' "$bb"

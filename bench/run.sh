@@ -12,7 +12,8 @@
 #          prompts, 128 new tokens) at once through the full stack vs one at a time
 #          (batched_over_sequential), worker_rss_mb with the model loaded, and the engine's
 #          batched decode vs llama.cpp's llama-batched-bench from the same source
-#          (ratio_vs_llama_batched_bench; built into build/llama-tools).
+#          (ratio_vs_llama_batched_bench; built into build/llama-tools), and the ceiling
+#          llama.cpp itself gives batching on this machine (llama_batched_bench_npl8_over_npl1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name="${1:?usage: bench/run.sh NAME (echo|parse|fuzz-parser|inference)}"
