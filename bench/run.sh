@@ -14,9 +14,15 @@
 #          (apt-get install clang) and runs it over the seed corpus for SECONDS (default 60);
 #          prints fuzz_execs, fuzz_seconds, fuzz_crashes. Crashing inputs land in
 #          build/fuzz/artifacts/ (add them to tests/fuzz/corpus/ once fixed).
+#   inference  on a generated 512-dim, 8-layer f16 model: 8 inference tasks (128-token
+#          prompts, 128 new tokens) at once through the full stack vs one at a time
+#          (batched_over_sequential), worker_rss_mb with the model loaded, and the engine's
+#          batched decode vs llama.cpp's llama-batched-bench from the same source
+#          (ratio_vs_llama_batched_bench; built into build/llama-tools), and the ceiling
+#          llama.cpp itself gives batching on this machine (llama_batched_bench_npl8_over_npl1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name="${1:?usage: bench/run.sh NAME (echo|echo-auth|parse|scheduler|dedup|fuzz-parser)}"
+name="${1:?usage: bench/run.sh NAME (echo|echo-auth|parse|scheduler|dedup|inference|fuzz-parser)}"
 case "$name" in
   echo)
     scripts/build release >&2  # incremental: never measure stale binaries
@@ -48,5 +54,7 @@ case "$name" in
     exec python3 bench/dedup_bench.py ;;
   fuzz-parser)
     exec tests/fuzz/run_fuzzer.sh "${2:-60}" ;;
-  *) echo "unknown benchmark '$name' (known: echo, echo-auth, parse, scheduler, dedup, fuzz-parser)" >&2; exit 2 ;;
+  inference)
+    exec bench/inference.sh ;;
+  *) echo "unknown benchmark '$name' (known: echo, echo-auth, parse, scheduler, dedup, inference, fuzz-parser)" >&2; exit 2 ;;
 esac

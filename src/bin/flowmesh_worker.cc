@@ -7,6 +7,8 @@
 
 #include "common/log.h"
 #include "executors/executor.h"
+#include "inference/inference_executor.h"
+#include "inference/model_cache.h"
 #include "worker/host_info.h"
 #include "worker/worker.h"
 
@@ -39,6 +41,17 @@ int main(int argc, char** argv) {
       ->envname("FLOWMESH_WORKER_LOG_LEVEL");
   app.add_option("--log-file", log_file, "append logs here instead of stderr")
       ->envname("FLOWMESH_WORKER_LOG_FILE");
+  int model_memory_mb = 0, sequence_slots = 16, inference_threads = 0;
+  app.add_option("--model-memory-mb", model_memory_mb,
+                 "memory budget for loaded models (0: 60% of the host's memory)")
+      ->check(CLI::NonNegativeNumber)
+      ->envname("FLOWMESH_WORKER_MODEL_MEMORY_MB");
+  app.add_option("--sequence-slots", sequence_slots, "decode sequences per loaded model")
+      ->check(CLI::Range(1, 256))
+      ->envname("FLOWMESH_WORKER_SEQUENCE_SLOTS");
+  app.add_option("--inference-threads", inference_threads, "llama.cpp threads (0: all cores)")
+      ->check(CLI::Range(0, 1024))
+      ->envname("FLOWMESH_WORKER_INFERENCE_THREADS");
   CLI11_PARSE(app, argc, argv);
   config.tags = flowmesh::worker::SplitList(tags);
   if (config.name.empty()) config.name = "worker-" + std::to_string(::getpid());
@@ -53,7 +66,20 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  flowmesh::worker::Worker worker(config, flowmesh::executors::BuiltinExecutors());
+  flowmesh::inference::ModelCacheConfig models_config;
+  models_config.memory_budget_bytes =
+      model_memory_mb > 0 ? static_cast<uint64_t>(model_memory_mb) << 20
+                          : static_cast<uint64_t>(flowmesh::worker::DetectHost(false, "").memory_mb) * 6 / 10 << 20;
+  models_config.default_slots = sequence_slots;
+  models_config.default_threads = inference_threads;
+  if (config.worker_type == "gpu") models_config.default_gpu_layers = -1;  // all layers on the GPU
+  models_config.sources = flowmesh::inference::ModelSourceConfig::FromEnvironment();
+  auto models = std::make_shared<flowmesh::inference::ModelCache>(models_config);
+  config.loaded_models = [models] { return models->LoadedModels(); };
+  config.free_sequence_slots = [models] { return models->FreeSequenceSlots(); };
+  auto executors = flowmesh::executors::BuiltinExecutors();
+  flowmesh::inference::RegisterInferenceExecutors(executors, models);
+  flowmesh::worker::Worker worker(config, std::move(executors));
   std::thread signal_thread([&] {
     int sig = 0;
     sigwait(&signals, &sig);

@@ -395,7 +395,8 @@ class SchemaBuilder {
     Schema* source = Obj({{"type", Enum({"huggingface", "local", "url"})},
                           {"identifier", Str()},
                           {"revision", Str()},
-                          {"file", Str()}});
+                          {"file", Str()},     // a .gguf file name or quantisation (Q4_K_M)
+                          {"sha256", Str()}});  // url sources: expected digest
     source->required = {"identifier"};
     Schema* adapter = Obj({{"type", Enum({"lora"})},
                            {"path", Str()},
@@ -477,7 +478,8 @@ class SchemaBuilder {
                 {"stop", OneOf({Str(), Strings()}, "a string or a list of strings")},
                 {"stop_token_ids", List(Int(), "a list of integers")},
                 {"system_prompt", Str()},
-                {"logprobs", OneOf({Bool(), Int(0.0)}, "true, false or an integer >= 0")}});
+                {"logprobs", OneOf({Bool(), Int(0.0)}, "true, false or an integer >= 0")},
+                {"stream", Bool()}});  // generated text as task log lines (default true)
   }
 
   const Schema* Api() {

@@ -108,7 +108,10 @@ json InfoToJson(const v1::WorkerInfo& info) {
           {"cost_per_hour", info.cost_per_hour()},
           {"tags", std::vector<std::string>(info.tags().begin(), info.tags().end())},
           {"slots", info.slots()},
-          {"pid", info.pid()}};
+          {"pid", info.pid()},
+          {"loaded_models",
+           std::vector<std::string>(info.loaded_models().begin(), info.loaded_models().end())},
+          {"free_sequence_slots", info.free_sequence_slots()}};
 }
 
 std::string JsonString(const json& object, const char* key, const std::string& fallback = "") {
@@ -284,8 +287,19 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
         case v1::WorkerMessage::kEvent:
           HandleEvent(worker_id, message.event());
           break;
+        case v1::WorkerMessage::kHeartbeat: {
+          // Liveness is the open stream and running tasks are tracked here; the heartbeat
+          // carries what the worker holds loaded, relayed in the node heartbeat.
+          std::lock_guard<std::mutex> lock(mu);
+          auto it = workers.find(worker_id);
+          if (it != workers.end()) {
+            *it->second.info.mutable_loaded_models() = message.heartbeat().loaded_models();
+            it->second.info.set_free_sequence_slots(message.heartbeat().free_sequence_slots());
+          }
+          break;
+        }
         default:
-          break;  // heartbeats: liveness is the open stream; running tasks are tracked here
+          break;
       }
     }
     connection->Close();
@@ -613,7 +627,11 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
         for (const auto& [key, task] : w.running) {
           running.push_back({{"task_id", task.first}, {"attempt", task.second}});
         }
-        list.push_back({{"worker_id", id}, {"running", std::move(running)}});
+        list.push_back({{"worker_id", id},
+                        {"running", std::move(running)},
+                        {"loaded_models", std::vector<std::string>(w.info.loaded_models().begin(),
+                                                                   w.info.loaded_models().end())},
+                        {"free_sequence_slots", w.info.free_sequence_slots()}});
       }
       std::string payload =
           json{{"node_id", node_id}, {"ts", WallSeconds()}, {"workers", std::move(list)}}.dump();

@@ -100,6 +100,10 @@ struct Worker::Impl {
     for (const auto& t : config.tags) info->add_tags(t);
     info->set_slots(config.slots);
     info->set_pid(static_cast<int>(::getpid()));
+    if (config.loaded_models) {
+      for (const auto& m : config.loaded_models()) info->add_loaded_models(m);
+    }
+    if (config.free_sequence_slots) info->set_free_sequence_slots(config.free_sequence_slots());
 
     auto give_up = Clock::now() + config.register_timeout;
     auto backoff = std::chrono::milliseconds(100);
@@ -145,6 +149,10 @@ struct Worker::Impl {
       message.set_worker_id(worker_id);
       v1::Heartbeat* hb = message.mutable_heartbeat();
       for (const auto& id : runner->ActiveTaskIds()) hb->add_running_task_ids(id);
+      if (config.loaded_models) {
+        for (const auto& m : config.loaded_models()) hb->add_loaded_models(m);
+      }
+      if (config.free_sequence_slots) hb->set_free_sequence_slots(config.free_sequence_slots());
       Send(message);
       lock.lock();
     }

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -38,6 +39,10 @@ struct WorkerConfig {
   std::string api_token;     // Bearer token for result uploads to the server ("" = none)
   std::chrono::milliseconds register_timeout{30000};
   std::chrono::milliseconds upload_timeout{30000};
+  // What the inference executors hold (advertised at registration and in heartbeats);
+  // unset: no models, no sequence slots.
+  std::function<std::vector<std::string>()> loaded_models;
+  std::function<int()> free_sequence_slots;
 };
 
 // Exit codes of Worker::Run.

@@ -250,6 +250,12 @@ class StackTestCase(unittest.TestCase):
         self.assertEqual(leftovers, [], "processes left behind after stack down")
 
 
+def ensure_demo_model():
+    """Writes the tiny GGUF model examples/templates/inference_local.yaml names."""
+    subprocess.run([os.path.join(SOURCE_DIR, "scripts", "demo-model")], check=True)
+    return "/tmp/flowmesh-models/tiny-llama-64.gguf"
+
+
 def echo_workflow(name, sleep=0.0, items=("hello",), extra=""):
     items_yaml = ", ".join(json.dumps(i) for i in items)
     return f"""apiVersion: flowmesh/v1

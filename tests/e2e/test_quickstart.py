@@ -4,7 +4,7 @@ import json
 import os
 import unittest
 
-from harness import TEMPLATES, StackTestCase, pid_alive, wait_until
+from harness import TEMPLATES, StackTestCase, ensure_demo_model, pid_alive, wait_until
 
 
 class QuickStartTest(StackTestCase):
@@ -42,6 +42,7 @@ class QuickStartTest(StackTestCase):
         s = self.stack
         s.up()
         s.workers_up(2)
+        ensure_demo_model()
         files = sorted(glob.glob(os.path.join(TEMPLATES, "*.yaml")))
         self.assertGreaterEqual(len(files), 3)
         ids = {}

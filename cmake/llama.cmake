@@ -1,0 +1,32 @@
+# llama.cpp, built from the source tree that scripts/fetch-llama caches (node-llama-cpp's
+# bundle). Only the `llama` and ggml static libraries are built (never llama-common, which
+# carries its own HTTP stack); only the worker's inference library links them.
+if(DEFINED ENV{FLOWMESH_CACHE_DIR})
+  set(_fm_llama_default "$ENV{FLOWMESH_CACHE_DIR}/llama.cpp-3.21.1")
+else()
+  set(_fm_llama_default "/var/cache/flowmesh/llama.cpp-3.21.1")
+endif()
+set(FLOWMESH_LLAMA_SOURCE_DIR "${_fm_llama_default}" CACHE PATH "llama.cpp source tree")
+if(NOT EXISTS "${FLOWMESH_LLAMA_SOURCE_DIR}/include/llama.h")
+  message(FATAL_ERROR "llama.cpp source not found in ${FLOWMESH_LLAMA_SOURCE_DIR}: "
+                      "run scripts/install-deps (or scripts/fetch-llama)")
+endif()
+option(FLOWMESH_CUDA "Build the worker's llama.cpp with the CUDA backend" OFF)
+
+set(LLAMA_BUILD_COMMON OFF CACHE BOOL "" FORCE)
+set(LLAMA_BUILD_TESTS OFF CACHE BOOL "" FORCE)
+set(LLAMA_BUILD_TOOLS OFF CACHE BOOL "" FORCE)
+set(LLAMA_BUILD_EXAMPLES OFF CACHE BOOL "" FORCE)
+set(LLAMA_BUILD_SERVER OFF CACHE BOOL "" FORCE)
+set(LLAMA_BUILD_APP OFF CACHE BOOL "" FORCE)
+set(LLAMA_OPENSSL OFF CACHE BOOL "" FORCE)
+set(LLAMA_ALL_WARNINGS OFF CACHE BOOL "" FORCE)
+set(GGML_NATIVE OFF CACHE BOOL "" FORCE)
+set(GGML_BLAS OFF CACHE BOOL "" FORCE)
+set(GGML_CUDA ${FLOWMESH_CUDA} CACHE BOOL "" FORCE)
+
+# Static libraries, whatever the parent project builds.
+set(_fm_shared ${BUILD_SHARED_LIBS})
+set(BUILD_SHARED_LIBS OFF)
+add_subdirectory(${FLOWMESH_LLAMA_SOURCE_DIR} ${CMAKE_BINARY_DIR}/llama.cpp EXCLUDE_FROM_ALL SYSTEM)
+set(BUILD_SHARED_LIBS ${_fm_shared})

@@ -1,0 +1,126 @@
+// One loaded llama.cpp model and the decode loop that serves it.
+//
+// Every generation submitted to an Engine (from any task, workflow or tenant) becomes a
+// sequence in the model's single llama_context; one loop thread owns that context and
+// decodes all running sequences together in one llama_batch per step. New sequences join
+// between steps; a finished or cancelled sequence frees its slot at once. A slot keeps its
+// KV cells when its sequence ends; a new prompt that shares a prefix with a cached or
+// running sequence reuses that prefix (in place, or by copying the cells) instead of
+// recomputing it.
+//
+// Thread-safety: Submit/Cancel/accessors may be called from any thread; callbacks of a
+// generation run on the loop thread. The destructor cancels what is left and joins.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace flowmesh::inference {
+
+struct EngineOptions {
+  int n_ctx = 0;            // KV cells in all; 0: 2048 per slot (capped by the model), or
+                            // 8192 shared when kv_unified
+  bool kv_unified = false;  // one KV buffer for all sequences (else one stream per slot,
+                            // so a sequence attends only over its own cells)
+  int n_seq = 16;           // sequence slots
+  int n_batch = 2048;       // tokens per decode step
+  int n_ubatch = 512;
+  int threads = 0;          // 0: hardware threads
+  int n_gpu_layers = 0;     // -1: all (CUDA builds)
+  bool flash_attn = false;
+
+  // From a task's model.llamacpp object; unknown keys are an error.
+  static Result<EngineOptions> FromJson(const nlohmann::json& llamacpp);
+};
+
+struct SamplingParams {
+  float temperature = 1.0f;  // 0: greedy
+  float top_p = 1.0f;
+  int top_k = 0;
+  float min_p = 0.0f;
+  uint32_t seed = 0xFFFFFFFF;  // default: random
+  float repetition_penalty = 1.0f;
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  int max_tokens = 256;
+  int min_tokens = 0;
+  std::vector<std::string> stop;
+  std::vector<int32_t> stop_token_ids;
+  bool logprobs = false;
+};
+
+struct Completion {
+  std::string text;                  // valid UTF-8 (invalid bytes replaced)
+  std::string finish_reason;         // stop | length | cancelled | error
+  std::string error;                 // when finish_reason == error
+  int prompt_tokens = 0;
+  int completion_tokens = 0;
+  int cached_prompt_tokens = 0;      // prompt tokens whose KV was reused
+  std::vector<int32_t> tokens;
+  std::vector<float> logprobs;       // per token, when requested
+};
+
+// One submitted sequence. The submitter waits on it; the loop thread fills it.
+class Generation {
+ public:
+  // Blocks until done or `timeout` passes; returns whether it is done.
+  bool WaitFor(std::chrono::milliseconds timeout);
+  bool done() const;
+  Completion completion() const;  // meaningful once done()
+  // Text generated since the previous call (complete UTF-8 characters only).
+  std::string TakeDelta();
+
+ private:
+  friend class Engine;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;          // guarded by mu_
+  Completion completion_;      // guarded by mu_
+  std::string delta_;          // guarded by mu_
+  std::atomic<bool> cancel_{false};
+};
+
+class Engine {
+ public:
+  // Loads a GGUF file. A missing, corrupt or truncated file is an InvalidArgument error.
+  static Result<std::unique_ptr<Engine>> Load(const std::string& path, const EngineOptions& options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Tokenizes `prompt` (adding BOS when the model wants it) and queues a sequence.
+  Result<std::shared_ptr<Generation>> Submit(const std::string& prompt, const SamplingParams& params);
+  // Asks the loop to drop that sequence (finish_reason "cancelled"); its slot is freed at
+  // the next step.
+  void Cancel(const std::shared_ptr<Generation>& generation);
+
+  // Formats a chat through the model's own template (ChatML when it has none).
+  Result<std::string> ApplyChatTemplate(const std::vector<std::pair<std::string, std::string>>& messages) const;
+  // Mean-pooled, L2-normalised embeddings (a separate context; serialised).
+  Result<std::vector<std::vector<float>>> Embed(const std::vector<std::string>& texts);
+
+  int slots() const;
+  int free_slots() const;     // slots neither running nor waiting to run
+  uint64_t memory_bytes() const;  // weights + KV cache estimate
+  const std::string& path() const;
+
+ private:
+  struct Impl;
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Process-wide llama.cpp initialisation (backend, logging to our logger). Idempotent.
+void InitLlama();
+
+}  // namespace flowmesh::inference
