@@ -33,7 +33,7 @@ SCOPES = "workflow:read,workflow:write,task:read,result:read"
 
 def find_model_tool():
     """The test-model generator, when the tree has the inference executor."""
-    for rel in ("tools/gguf_gen.py", "tools/gguf-gen.py", "tools/make_test_model.py"):
+    for rel in ("tools/gguf-gen",):
         p = os.path.join(SOURCE_DIR, rel)
         if os.path.exists(p):
             return p
@@ -49,7 +49,7 @@ def workflow(name, seed, model):
         dependsOn: [prep]
         spec:
           taskType: inference
-          model: {{source: {{type: local, identifier: "{model}"}}}}
+          model: {{source: {{type: local, identifier: "{model}"}}, llamacpp: {{threads: 1}}}}
           data: {{type: list, items: ["${{prep.items.0.output}} {seed}"]}}
           inference: {{max_tokens: 48, temperature: 0}}"""
     else:
@@ -148,7 +148,7 @@ def main():
     try:
         if tool and os.path.exists(os.path.join(BIN_DIR, "flowmesh-worker")):
             model = os.path.join(tmp, "bench.gguf")
-            subprocess.run([sys.executable, tool, "--out", model, "--dim", "128", "--layers", "4",
+            subprocess.run([sys.executable, tool, model, "--dim", "128", "--layers", "4",
                             "--seed", "7"], check=True, capture_output=True)
         submissions = plan()
         figures, outputs = {}, {}

@@ -10,6 +10,7 @@
 #include <limits>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "common/log.h"
 
@@ -138,6 +139,26 @@ Result<EngineOptions> EngineOptions::FromJson(const nlohmann::json& llamacpp) {
   return o;
 }
 
+// The identity of a request for sharing: its prompt tokens and every sampling parameter.
+static std::string ShareKey(const std::vector<llama_token>& tokens, const SamplingParams& p) {
+  std::string key(reinterpret_cast<const char*>(tokens.data()), tokens.size() * sizeof(llama_token));
+  auto add = [&key](const void* v, size_t n) { key.append(static_cast<const char*>(v), n); };
+  for (float f : {p.temperature, p.top_p, p.min_p, p.repetition_penalty, p.presence_penalty,
+                  p.frequency_penalty}) {
+    add(&f, sizeof f);
+  }
+  for (int i : {p.top_k, p.max_tokens, p.min_tokens, p.logprobs ? 1 : 0}) add(&i, sizeof i);
+  add(&p.seed, sizeof p.seed);
+  for (const auto& stop : p.stop) {
+    uint32_t n = static_cast<uint32_t>(stop.size());
+    add(&n, sizeof n);
+    key += stop;
+  }
+  key += '\0';
+  for (int32_t id : p.stop_token_ids) add(&id, sizeof id);
+  return key;
+}
+
 // ---- Generation ----
 
 bool Generation::WaitFor(std::chrono::milliseconds timeout) {
@@ -153,6 +174,34 @@ bool Generation::done() const {
 Completion Generation::completion() const {
   std::lock_guard<std::mutex> lock(mu_);
   return completion_;
+}
+
+void Generation::Publish(const std::string& delta, const Completion* done) {
+  std::vector<std::shared_ptr<Generation>> handles;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    delta_ += delta;
+    if (done != nullptr) {
+      completion_ = *done;
+      done_ = true;
+      handles.swap(handles_);
+    } else {
+      handles = handles_;
+    }
+  }
+  cv_.notify_all();
+  for (auto& h : handles) {
+    {
+      std::lock_guard<std::mutex> lock(h->mu_);
+      if (h->done_) continue;  // detached (cancelled) by its submitter
+      h->delta_ += delta;
+      if (done != nullptr) {
+        h->completion_ = *done;
+        h->done_ = true;
+      }
+    }
+    h->cv_.notify_all();
+  }
 }
 
 std::string Generation::TakeDelta() {
@@ -180,6 +229,7 @@ struct Engine::Impl {
     std::string bytes;           // generated text so far (raw)
     size_t streamed = 0;         // bytes of `bytes` handed out as deltas
     llama_sampler* chain = nullptr;
+    std::string share_key;       // set when identical requests may join it
   };
   struct Slot {
     bool busy = false;
@@ -212,6 +262,11 @@ struct Engine::Impl {
   uint64_t clock = 0;
   llama_batch batch{};
   std::vector<llama_token_data> candidates;
+
+  // Running shareable sequences by request key (prompt tokens + sampling parameters).
+  std::mutex share_mu;
+  std::unordered_map<std::string, std::weak_ptr<Generation>> shared;  // guarded by share_mu
+  std::atomic<uint64_t> shared_hits{0};
 
   std::mutex embed_mu;
   llama_context* embed_ctx = nullptr;  // guarded by embed_mu
@@ -406,14 +461,15 @@ struct Engine::Impl {
     c.tokens = s.out;
     c.logprobs = s.logprobs;
     unfinished.fetch_sub(1);  // before done: a waiter may look at free_slots() at once
-    {
-      std::lock_guard<std::mutex> lock(s.gen->mu_);
-      if (s.streamed < s.bytes.size()) s.gen->delta_ += SanitizeUtf8(s.bytes.substr(s.streamed));
-      s.streamed = s.bytes.size();
-      s.gen->completion_ = std::move(c);
-      s.gen->done_ = true;
+    if (!s.share_key.empty()) {  // no request joins it from now on
+      std::lock_guard<std::mutex> lock(share_mu);
+      auto it = shared.find(s.share_key);
+      if (it != shared.end() && it->second.lock() == s.gen) shared.erase(it);
     }
-    s.gen->cv_.notify_all();
+    std::string delta;
+    if (s.streamed < s.bytes.size()) delta = SanitizeUtf8(s.bytes.substr(s.streamed));
+    s.streamed = s.bytes.size();
+    s.gen->Publish(delta, &c);
   }
 
   void Step() {
@@ -577,9 +633,9 @@ struct Engine::Impl {
       }
     }
     if (end <= s.streamed) return;
-    std::lock_guard<std::mutex> lock(s.gen->mu_);
-    s.gen->delta_ += SanitizeUtf8(s.bytes.substr(s.streamed, end - s.streamed));
+    std::string delta = SanitizeUtf8(s.bytes.substr(s.streamed, end - s.streamed));
     s.streamed = end;
+    s.gen->Publish(delta, nullptr);
   }
 
   llama_sampler* MakeChain(const SamplingParams& p) {
@@ -682,16 +738,51 @@ Result<std::shared_ptr<Generation>> Engine::Submit(const std::string& prompt, co
     return InvalidArgument("prompt of " + std::to_string(tokens.size()) +
                            " tokens does not fit the context (" + std::to_string(e.n_ctx_seq) + ")");
   }
+  // Greedy or seeded sampling gives the same tokens for the same prompt: such a request
+  // identical to a running one (any task, workflow or tenant) joins it.
+  bool shareable = params.temperature <= 0.0f || params.seed != 0xFFFFFFFF;
+  std::string share_key;
+  if (shareable) {
+    share_key = ShareKey(tokens, params);
+    std::lock_guard<std::mutex> lock(e.share_mu);
+    auto it = e.shared.find(share_key);
+    std::shared_ptr<Generation> running = it == e.shared.end() ? nullptr : it->second.lock();
+    if (running && !running->cancel_.load()) {
+      auto handle = std::make_shared<Generation>();
+      handle->sequence_ = running;
+      std::lock_guard<std::mutex> g(running->mu_);
+      if (!running->done_) {
+        running->handles_.push_back(handle);
+        e.shared_hits.fetch_add(1);
+        return handle;
+      }
+    }
+  }
   auto seq = std::make_unique<Impl::Seq>();
   seq->gen = std::make_shared<Generation>();
+  std::shared_ptr<Generation> first_handle;
+  if (shareable) {
+    seq->share_key = share_key;
+    first_handle = std::make_shared<Generation>();
+    first_handle->sequence_ = seq->gen;
+    seq->gen->handles_.push_back(first_handle);
+    std::lock_guard<std::mutex> lock(e.share_mu);
+    e.shared[share_key] = seq->gen;
+  }
   seq->params = params;
   seq->prompt = std::move(tokens);
   seq->reserve = std::min<int>(static_cast<int>(seq->prompt.size()) + params.max_tokens, e.n_ctx_seq);
   seq->chain = e.MakeChain(params);
-  auto gen = seq->gen;
+  auto gen = first_handle ? first_handle : seq->gen;
   {
     std::lock_guard<std::mutex> lock(e.mu);
-    if (e.stopping) return Unavailable("engine stopping");
+    if (e.stopping) {
+      if (shareable) {
+        std::lock_guard<std::mutex> g(e.share_mu);
+        e.shared.erase(share_key);
+      }
+      return Unavailable("engine stopping");
+    }
     e.incoming.push_back(std::move(seq));
     e.unfinished.fetch_add(1);
   }
@@ -700,9 +791,37 @@ Result<std::shared_ptr<Generation>> Engine::Submit(const std::string& prompt, co
 }
 
 void Engine::Cancel(const std::shared_ptr<Generation>& generation) {
+  if (auto seq = generation->sequence_.lock()) {
+    // A handle on a shared sequence: detach it (it ends at once) while others still want
+    // the sequence; the last one cancels the sequence itself.
+    bool last = false;
+    {
+      std::lock_guard<std::mutex> lock(seq->mu_);
+      auto& hs = seq->handles_;
+      // The last one stays attached and ends with the sequence, once its slot is free.
+      last = hs.size() == 1 && hs[0] == generation && !seq->done_;
+      if (!last) hs.erase(std::remove(hs.begin(), hs.end(), generation), hs.end());
+    }
+    if (last) {
+      seq->cancel_.store(true);
+      impl_->cv.notify_all();
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(generation->mu_);
+      if (!generation->done_) {
+        generation->completion_.finish_reason = "cancelled";
+        generation->done_ = true;
+      }
+    }
+    generation->cv_.notify_all();
+    return;
+  }
   generation->cancel_.store(true);
   impl_->cv.notify_all();
 }
+
+uint64_t Engine::shared_hits() const { return impl_->shared_hits.load(); }
 
 Result<std::string> Engine::ApplyChatTemplate(
     const std::vector<std::pair<std::string, std::string>>& messages) const {

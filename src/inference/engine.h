@@ -88,6 +88,14 @@ class Generation {
   Completion completion_;      // guarded by mu_
   std::string delta_;          // guarded by mu_
   std::atomic<bool> cancel_{false};
+  // Identical deterministic requests share one sequence: the sequence's own Generation
+  // lists the submitters' handles (each gets the deltas and the completion); a handle
+  // points at its sequence. Cancelling a handle detaches it; the sequence is cancelled
+  // when no handle is left.
+  std::vector<std::shared_ptr<Generation>> handles_;  // guarded by mu_
+  std::weak_ptr<Generation> sequence_;                // set before the handle is returned
+  // Appends `delta` and, when `done` is set, completes this and every attached handle.
+  void Publish(const std::string& delta, const Completion* done);
 };
 
 class Engine {
@@ -98,7 +106,8 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Tokenizes `prompt` (adding BOS when the model wants it) and queues a sequence.
+  // Tokenizes `prompt` (adding BOS when the model wants it) and queues a sequence, or,
+  // for a greedy or seeded request identical to one still running, joins that one.
   Result<std::shared_ptr<Generation>> Submit(const std::string& prompt, const SamplingParams& params);
   // Asks the loop to drop that sequence (finish_reason "cancelled"); its slot is freed at
   // the next step.
@@ -111,6 +120,9 @@ class Engine {
 
   int slots() const;
   int free_slots() const;     // slots neither running nor waiting to run
+  // Requests that joined an identical running deterministic sequence (same prompt tokens
+  // and sampling parameters, greedy or seeded) instead of decoding their own.
+  uint64_t shared_hits() const;
   uint64_t memory_bytes() const;  // weights + KV cache estimate
   const std::string& path() const;
 

@@ -213,6 +213,53 @@ TEST(EngineTest, MoreSequencesThanSlotsAllComplete) {
   EXPECT_EQ(engine->free_slots(), 3);
 }
 
+TEST(EngineTest, IdenticalDeterministicRequestsAreComputedOnce) {
+  auto engine = Load();
+  ASSERT_TRUE(engine);
+  Completion alone = Generate(*engine, "the same question", Greedy(32));
+  // Three identical greedy requests while the first runs: one sequence, three results.
+  std::vector<std::shared_ptr<Generation>> gens;
+  for (int i = 0; i < 3; ++i) gens.push_back(*engine->Submit("the same question", Greedy(32)));
+  EXPECT_EQ(engine->shared_hits(), 2u);
+  for (auto& g : gens) {
+    ASSERT_TRUE(g->WaitFor(std::chrono::seconds(60)));
+    EXPECT_EQ(g->completion().tokens, alone.tokens);
+    EXPECT_EQ(g->completion().text, alone.text);
+  }
+  // Sampling without a seed is never shared.
+  SamplingParams sampled = Greedy(8);
+  sampled.temperature = 0.8f;
+  auto s1 = *engine->Submit("the same question", sampled);
+  auto s2 = *engine->Submit("the same question", sampled);
+  EXPECT_EQ(engine->shared_hits(), 2u);
+  ASSERT_TRUE(s1->WaitFor(std::chrono::seconds(60)));
+  ASSERT_TRUE(s2->WaitFor(std::chrono::seconds(60)));
+}
+
+TEST(EngineTest, CancellingOneSharerLeavesTheOthersRunning) {
+  auto engine = Load();
+  ASSERT_TRUE(engine);
+  Completion alone = Generate(*engine, "keep going please", Greedy(48));
+  auto a = *engine->Submit("keep going please", Greedy(48));
+  auto b = *engine->Submit("keep going please", Greedy(48));
+  ASSERT_EQ(engine->shared_hits(), 1u);
+  engine->Cancel(a);
+  ASSERT_TRUE(a->WaitFor(std::chrono::seconds(10)));
+  EXPECT_EQ(a->completion().finish_reason, "cancelled");
+  ASSERT_TRUE(b->WaitFor(std::chrono::seconds(60)));
+  EXPECT_EQ(b->completion().finish_reason, "length");
+  EXPECT_EQ(b->completion().tokens, alone.tokens);
+  // When every sharer cancels, the sequence stops and its slot is free again.
+  auto c = *engine->Submit("keep going please", Greedy(48));
+  auto d = *engine->Submit("keep going please", Greedy(48));
+  engine->Cancel(c);
+  engine->Cancel(d);
+  for (int i = 0; i < 500 && engine->free_slots() != engine->slots(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(engine->free_slots(), engine->slots());
+}
+
 TEST(EngineTest, ChatTemplateFromTheModel) {
   auto engine = Load();
   ASSERT_TRUE(engine);
