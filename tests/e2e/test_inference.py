@@ -76,7 +76,9 @@ class InferenceTest(StackTestCase):
         self.assertGreater(worker["free_sequence_slots"], 0)
 
     def heartbeat_with_models(self):
-        proc = subprocess.Popen(["redis-cli", "-p", str(self.stack.redis_port), "--raw", "subscribe", "fm:heartbeats"],
+        auth = ["-a", self.stack.redis_password, "--no-auth-warning"] if self.stack.redis_password else []
+        proc = subprocess.Popen(["redis-cli", "-p", str(self.stack.redis_port), *auth, "--raw", "subscribe",
+                                 "fm:heartbeats"],
                                 stdout=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 20
