@@ -16,7 +16,7 @@ llama_src=$(sed -n 's/^FLOWMESH_LLAMA_SOURCE_DIR:PATH=//p' build/release/CMakeCa
 if [ ! -x build/llama-tools/bin/llama-batched-bench ]; then
   cmake -S "$llama_src" -B build/llama-tools -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
-    -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=OFF -DGGML_BLAS=OFF -DLLAMA_OPENSSL=OFF \
+    -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=OFF -DGGML_BLAS=OFF -DGGML_LLAMAFILE=OFF -DLLAMA_OPENSSL=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >&2
   cmake --build build/llama-tools --target llama-batched-bench -j 2 >&2
 fi

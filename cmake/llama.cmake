@@ -23,6 +23,11 @@ set(LLAMA_OPENSSL OFF CACHE BOOL "" FORCE)
 set(LLAMA_ALL_WARNINGS OFF CACHE BOOL "" FORCE)
 set(GGML_NATIVE OFF CACHE BOOL "" FORCE)
 set(GGML_BLAS OFF CACHE BOOL "" FORCE)
+# No llamafile sgemm: its tiled kernels sum in an order that depends on how many tokens
+# share a batch, so greedy decoding of a sequence would differ alone and inside a batch
+# (and a reused KV prefix would differ from a fresh one). ggml's own kernels compute each
+# output element with one dot product over the whole row: batch-invariant.
+set(GGML_LLAMAFILE OFF CACHE BOOL "" FORCE)
 set(GGML_CUDA ${FLOWMESH_CUDA} CACHE BOOL "" FORCE)
 
 # Static libraries, whatever the parent project builds.

@@ -740,7 +740,7 @@ Result<std::shared_ptr<Generation>> Engine::Submit(const std::string& prompt, co
   }
   // Greedy or seeded sampling gives the same tokens for the same prompt: such a request
   // identical to a running one (any task, workflow or tenant) joins it.
-  bool shareable = params.temperature <= 0.0f || params.seed != 0xFFFFFFFF;
+  bool shareable = params.share && (params.temperature <= 0.0f || params.seed != 0xFFFFFFFF);
   std::string share_key;
   if (shareable) {
     share_key = ShareKey(tokens, params);

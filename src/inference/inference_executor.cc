@@ -158,6 +158,7 @@ Result<SamplingParams> SamplingFromSpec(const json& task_spec) {
 
 Result<json> InferenceExecutor::Run(executors::TaskContext& ctx) {
   FM_ASSIGN_OR_RETURN(SamplingParams params, SamplingFromSpec(ctx.spec));
+  params.share = !(Field(ctx.spec, "cache").is_string() && ctx.spec["cache"] == "never");
   FM_ASSIGN_OR_RETURN(json items, Items(ctx.spec));
   const json& inf = Field(ctx.spec, "inference");
   int n = Field(inf, "n").is_number_integer() ? inf["n"].get<int>() : 1;
@@ -263,13 +264,18 @@ Result<json> InferenceExecutor::Run(executors::TaskContext& ctx) {
     if (n > 1) item["choices"] = std::move(choices);
     out_items.push_back(std::move(item));
   }
+  // How much of the prompts came from the KV cache depends on what ran before on this
+  // worker, not on the task: it goes to the log, so equal work gives equal results.
+  if (ctx.log && prompt_total > 0) {
+    ctx.log("inference: " + std::to_string(cached_total) + " of " + std::to_string(prompt_total) +
+            " prompt tokens reused from the KV cache");
+  }
   return json{{"items", std::move(out_items)},
               {"model", spec::ModelKey(ctx.spec)},
               {"usage",
                {{"prompt_tokens", prompt_total},
                 {"completion_tokens", completion_total},
-                {"total_tokens", prompt_total + completion_total},
-                {"cached_prompt_tokens", cached_total}}}};
+                {"total_tokens", prompt_total + completion_total}}}};
 }
 
 Result<json> EmbeddingExecutor::Run(executors::TaskContext& ctx) {

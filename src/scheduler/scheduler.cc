@@ -928,6 +928,10 @@ struct Scheduler::Impl {
     t.deterministic = spec::Deterministic(t.rec.task_type, t.spec);
     t.rec.merge_key = spec::OperatorFingerprint(t.rec.task_type, t.dispatch_spec, std::move(digests));
     WriteLineage(t, inputs, /*reused=*/false);
+    // With de-duplication off, executors must not share work between tasks either (the
+    // inference engine merges identical requests otherwise). `cache` is not part of the
+    // fingerprint.
+    if (config.dedup_scope == "off") t.dispatch_spec["cache"] = "never";
     if (config.dedup_scope == "off" || !t.deterministic || t.dedup_bypass) return true;
     t.dedup_key = config.dedup_scope == "global"
                       ? t.rec.merge_key

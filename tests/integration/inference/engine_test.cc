@@ -58,12 +58,17 @@ TEST(EngineTest, GreedyIsDeterministic) {
 TEST(EngineTest, AloneAndInsideABatchGiveTheSameTokens) {
   auto engine = Load();
   ASSERT_TRUE(engine);
-  std::vector<std::string> prompts = {"the quick brown fox", "jumps over", "a lazy dog sleeps here", "x", "hello world"};
+  // Random weights make near-ties in the logits common, so any difference in how a
+  // sequence's numbers are summed (batch size, a reused KV prefix) would show here.
+  std::vector<std::string> prompts = {"the quick brown fox", "jumps over", "a lazy dog sleeps here", "x",
+                                      "hello world", "delta omega delta omega delta omega gamma 1066",
+                                      "delta omega delta omega delta omega gamma 1068",
+                                      "beta gamma alpha delta omega beta gamma alpha delta omega 7"};
   std::vector<std::vector<int32_t>> alone;
-  for (const auto& p : prompts) alone.push_back(Generate(*engine, p, Greedy(20)).tokens);
+  for (const auto& p : prompts) alone.push_back(Generate(*Load(), p, Greedy(64)).tokens);
   auto fresh = Load();
   std::vector<std::shared_ptr<Generation>> gens;
-  for (const auto& p : prompts) gens.push_back(*fresh->Submit(p, Greedy(20)));
+  for (const auto& p : prompts) gens.push_back(*fresh->Submit(p, Greedy(64)));
   for (size_t i = 0; i < gens.size(); ++i) {
     ASSERT_TRUE(gens[i]->WaitFor(std::chrono::seconds(60)));
     EXPECT_EQ(gens[i]->completion().tokens, alone[i]) << prompts[i];
@@ -226,7 +231,14 @@ TEST(EngineTest, IdenticalDeterministicRequestsAreComputedOnce) {
     EXPECT_EQ(g->completion().tokens, alone.tokens);
     EXPECT_EQ(g->completion().text, alone.text);
   }
-  // Sampling without a seed is never shared.
+  // Not when sharing is off (cache: never), nor for sampling without a seed.
+  SamplingParams unshared = Greedy(8);
+  unshared.share = false;
+  auto u1 = *engine->Submit("the same question", unshared);
+  auto u2 = *engine->Submit("the same question", unshared);
+  EXPECT_EQ(engine->shared_hits(), 2u);
+  ASSERT_TRUE(u1->WaitFor(std::chrono::seconds(60)));
+  ASSERT_TRUE(u2->WaitFor(std::chrono::seconds(60)));
   SamplingParams sampled = Greedy(8);
   sampled.temperature = 0.8f;
   auto s1 = *engine->Submit("the same question", sampled);
