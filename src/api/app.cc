@@ -139,9 +139,18 @@ struct ServerApp::Impl {
       auto expired = store->ExpiredWorkflows(cutoff, 1000);
       if (expired.ok()) {
         for (const auto& id : *expired) {
+          std::vector<std::string> task_ids;
+          if (auto w = store->GetWorkflow(id); w.ok()) task_ids = w->task_ids;
           Status st = store->WriteSync([id](state::WriteTxn& txn) { return txn.PurgeWorkflow(id); });
-          if (st.ok()) ++purged;
-          else FM_LOG_WARN("purging workflow {} failed: {}", id, st.ToString());
+          if (!st.ok()) {
+            FM_LOG_WARN("purging workflow {} failed: {}", id, st.ToString());
+            continue;
+          }
+          ++purged;
+          if (plugins) {  // resource registrars forget what no longer exists
+            for (const auto& t : task_ids) plugins->Deregister("task", t);
+            plugins->Deregister("workflow", id);
+          }
         }
       }
     }

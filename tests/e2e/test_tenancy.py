@@ -229,6 +229,28 @@ class TenancyTest(unittest.TestCase):
         self.assertEqual(gamma["policy"]["max_queued_tasks"], 100)
         self.assertEqual(gamma["policy"]["max_request_bytes"], 4000)
 
+    def test_running_task_quota_throttles_dispatch(self):
+        s = self.stack
+        s.cli("admin", "org", "create", "delta", "--max-running-tasks", "1")
+        key = json.loads(s.cli("--json", "admin", "key", "create", "--org", "delta", "--scopes", USER_SCOPES).stdout)["key"]
+        nodes = "\n".join(f"      - name: t{i}\n        spec: {{taskType: echo, echo: {{sleep_seconds: 0.4}}, "
+                          f"data: {{type: list, items: [\"quota {i}\"]}}}}" for i in range(3))
+        text = f"apiVersion: flowmesh/v1\nkind: Workflow\nmetadata: {{name: one-at-a-time}}\nspec:\n  graph:\n    nodes:\n{nodes}\n"
+        wf = s.api("POST", f"{API}/workflows", text, key=key, expect=201)["workflow_id"]
+        peak = 0
+
+        def done():
+            nonlocal peak
+            tasks = s.api("GET", f"{API}/tasks?workflow_id={wf}", key=key)
+            peak = max(peak, sum(t["status"] == "DISPATCHED" for t in tasks))
+            return all(t["status"] == "DONE" for t in tasks)
+        wait_until(done, timeout=60, interval=0.02, what="delta's workflow")
+        self.assertEqual(peak, 1)
+        # The attempts ran one after another although the worker has free slots.
+        spans = sorted((t["dispatched_ts"], t["finished_ts"]) for t in s.api("GET", f"{API}/tasks?workflow_id={wf}", key=key))
+        for (_, end), (start, _) in zip(spans, spans[1:]):
+            self.assertGreaterEqual(start, end - 0.05)
+
     # ---- usage
 
     def test_usage_rows_and_totals(self):
