@@ -40,18 +40,19 @@ def main():
     try:
         stack.up()
         stack.workers_up(1)
-        conn = Conn(stack.port)
+        key = stack.api_key
+        conn = Conn(stack.port, key)
         # Warm-up: loads the model and sizes its compute buffers for a full batch.
         warm = [conn.post("/api/v1/workflows", workflow(f"warm-up-{i}", 90000 + i, ntg=4), "application/json")
                 for i in range(N)]
         for wf in warm:
-            wait_eos(stack.port, wf["workflow_id"])
+            wait_eos(stack.port, wf["workflow_id"], key)
 
         def run(names_salts):
             ids = [conn.post("/api/v1/workflows", workflow(n, s), "application/json")["workflow_id"]
                    for n, s in names_salts]
             for i in ids:
-                wait_eos(stack.port, i)
+                wait_eos(stack.port, i, key)
             for i in ids:
                 info = conn.get(f"/api/v1/workflows/{i}")
                 assert info["status"] == "DONE", info
