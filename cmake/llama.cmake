@@ -23,11 +23,15 @@ set(LLAMA_OPENSSL OFF CACHE BOOL "" FORCE)
 set(LLAMA_ALL_WARNINGS OFF CACHE BOOL "" FORCE)
 set(GGML_NATIVE OFF CACHE BOOL "" FORCE)
 set(GGML_BLAS OFF CACHE BOOL "" FORCE)
-# No llamafile sgemm: its tiled kernels sum in an order that depends on how many tokens
-# share a batch, so greedy decoding of a sequence would differ alone and inside a batch
-# (and a reused KV prefix would differ from a fresh one). ggml's own kernels compute each
-# output element with one dot product over the whole row: batch-invariant.
-set(GGML_LLAMAFILE OFF CACHE BOOL "" FORCE)
+# llamafile's sgemm (CPU) makes batched matrix products faster, but its tiles sum in an
+# order that depends on how many tokens share a batch: greedy decoding of a sequence then
+# differs alone and inside a batch, and a reused KV prefix differs from a fresh one (on
+# random-weight test models within 64 tokens). ggml's own kernels compute each output
+# element with one dot product over the whole row, so results are batch-invariant, which
+# equal-work-equal-result (de-duplication, greedy determinism) relies on. Off by default;
+# CPU-only fleets that prefer throughput may turn it on.
+option(FLOWMESH_LLAMAFILE "CPU inference: llamafile sgemm (faster batches, not batch-invariant)" OFF)
+set(GGML_LLAMAFILE ${FLOWMESH_LLAMAFILE} CACHE BOOL "" FORCE)
 set(GGML_CUDA ${FLOWMESH_CUDA} CACHE BOOL "" FORCE)
 
 # Static libraries, whatever the parent project builds.
