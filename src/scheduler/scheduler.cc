@@ -933,9 +933,7 @@ struct Scheduler::Impl {
     // fingerprint.
     if (config.dedup_scope == "off") t.dispatch_spec["cache"] = "never";
     if (config.dedup_scope == "off" || !t.deterministic || t.dedup_bypass) return true;
-    t.dedup_key = config.dedup_scope == "global"
-                      ? t.rec.merge_key
-                      : Sha256Hex(t.rec.org_id + "\n" + t.rec.merge_key);
+    t.dedup_key = DedupKey(t);
     if (auto hit = FindReusable(t.dedup_key)) {
       CompleteReused(t, *hit, inputs);
       return false;
@@ -960,6 +958,25 @@ struct Scheduler::Impl {
     flights[t.dedup_key].leader = t.rec.task_id;
     t.dedup_leader = true;
     return true;
+  }
+
+  std::string DedupKey(const Task& t) const {
+    return config.dedup_scope == "global" ? t.rec.merge_key
+                                          : Sha256Hex(t.rec.org_id + "\n" + t.rec.merge_key);
+  }
+
+  // After a restart, a deterministic task still running leads its flight again, so twins
+  // that arrive meanwhile join it instead of running.
+  void RestoreFlight(Task& t) {
+    if (config.dedup_scope == "off" || t.rec.merge_key.empty() ||
+        !spec::Deterministic(t.rec.task_type, t.spec)) {
+      return;
+    }
+    t.deterministic = true;
+    t.dedup_key = DedupKey(t);
+    if (flights.count(t.dedup_key) > 0) return;
+    flights[t.dedup_key].leader = t.rec.task_id;
+    t.dedup_leader = true;
   }
 
   void WriteLineage(const Task& t, const json& inputs, bool reused) {
@@ -1661,6 +1678,7 @@ Status Scheduler::Recover() {
           w->second.used_memory_mb += t.demand.memory_mb;
           w->second.used_gpus += t.demand.gpus;
           s.Adopt(t);  // it holds its worker's capacity in the placer too
+          if (t.rec.status == TaskState::kDispatched) s.RestoreFlight(t);
           if (t.rec.status == TaskState::kCancelling) s.SendInterrupt(t);  // may have been lost
         } else {
           lost.push_back(id);

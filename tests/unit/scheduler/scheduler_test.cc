@@ -776,6 +776,46 @@ TEST_F(DedupTest, JoinersRunOnTheirOwnWhenTheLeaderFails) {
   EXPECT_EQ(store_->GetWorkflow(w3)->status, "DONE");
 }
 
+TEST_F(DedupTest, ARunningLeaderStillLeadsAfterARestart) {
+  Reopen("tenant");
+  std::string node = RegisterNode();
+  {
+    auto sup = Node(node, /*hold=*/true);
+    WorkerUp(node, "wkr-1");
+    std::string w1 = SubmitOnly(kEchoX);
+    ASSERT_TRUE(WaitFor([&] { return Dispatches() == 1; }));
+    // Let the DISPATCHED transition commit before the restart.
+    ASSERT_TRUE(WaitFor([&] { return Tasks(w1)["main"].status == state::TaskState::kDispatched; }));
+  }
+  Close();
+  Open();
+  auto sup = Node(node, /*hold=*/true);
+  // Heartbeats keep the worker alive however slow the machine is.
+  std::atomic<bool> stop{false};
+  std::thread beats([&] {
+    while (!stop) {
+      sched_->ApplyHeartbeat(json{{"node_id", node}, {"workers", {{{"worker_id", "wkr-1"}}}}}.dump());
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  struct Joiner {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Joiner() {
+      stop = true;
+      t.join();
+    }
+  } joiner_guard{stop, beats};
+  std::string w2 = SubmitOnly(kEchoX);
+  std::string joiner = Tasks(w2)["main"].task_id;
+  ASSERT_TRUE(WaitFor([&] { return !Tasks(w2)["main"].merged_parent_id.empty(); }));
+  EXPECT_EQ(Dispatches(), 1u);  // the twin joined; nothing new was dispatched
+  Succeed(Dispatch(0));
+  WaitTerminal(w2);
+  EXPECT_EQ(store_->GetWorkflow(w2)->status, "DONE");
+  EXPECT_EQ(Dispatches(), 1u);
+}
+
 TEST_F(DedupTest, DownstreamOfAReusedTaskSeesItsResultAndFingerprintsChain) {
   Reopen("tenant");
   std::string node = RegisterNode();
