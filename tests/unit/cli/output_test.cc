@@ -145,5 +145,32 @@ TEST(FormatTest, ElapsedAndValues) {
   EXPECT_EQ(DisplayValue(json::parse(R"({"a":1})")), R"({"a":1})");
 }
 
+
+TEST(TraceViewTest, DrawsTheCriticalPathAndATable) {
+  nlohmann::json a = {
+      {"workflow", {{"workflow_id", "wfl-1"}, {"name", "w"}, {"status", "DONE"}, {"submitted_at", 100.0}}},
+      {"makespan_s", 10.0},
+      {"breakdown", {{"tasks", 2}, {"executed", 1}, {"reused", 1}, {"attempts", 1},
+                     {"queue_s_total", 1.0}, {"run_s_total", 8.0}}},
+      {"critical_path", {{"duration_s", 10.0}, {"queue_s", 1.0}, {"run_s", 8.0}, {"other_s", 1.0},
+                         {"tasks", {{{"node", "first"}, {"ready_at", 100.0}, {"finished_at", 109.0},
+                                     {"queue_s", 1.0}, {"run_s", 8.0}, {"reused", false}},
+                                    {{"node", "second"}, {"ready_at", 109.0}, {"finished_at", 110.0},
+                                     {"queue_s", 0.0}, {"run_s", 0.0}, {"reused", true}}}}}},
+      {"tasks", {{{"node", "first"}, {"task_type", "echo"}, {"status", "DONE"}, {"attempts", 1},
+                  {"queue_s", 1.0}, {"run_s", 8.0}, {"reused", false}},
+                 {{"node", "second"}, {"task_type", "echo"}, {"status", "DONE"}, {"attempts", 0},
+                  {"queue_s", 0.0}, {"run_s", 0.0}, {"reused", true}}}}};
+  std::string out = FormatTraceAnalysis(a, 20);
+  EXPECT_NE(out.find("critical path: 2 task(s)"), std::string::npos) << out;
+  // first: 1 s waiting ('..'), 8 s running ('#' x 16) on a 20-column, 10 s timeline.
+  EXPECT_NE(out.find("|..################  |"), std::string::npos) << out;
+  EXPECT_NE(out.find("reused"), std::string::npos);
+  EXPECT_NE(out.find("NODE"), std::string::npos);
+  // Missing fields never throw.
+  EXPECT_NO_THROW(FormatTraceAnalysis(nlohmann::json::object()));
+  EXPECT_NO_THROW(FormatTraceAnalysis(nlohmann::json::array()));
+}
+
 }  // namespace
 }  // namespace flowmesh::cli
