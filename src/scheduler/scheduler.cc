@@ -134,6 +134,7 @@ struct Scheduler::Impl {
     double used_cpu = 0, used_memory_mb = 0;
     int used_gpus = 0;
     std::vector<std::string> loaded_models;  // ModelKeys it reports holding
+    int free_sequence_slots = -1;  // decode slots its inference engines have free (-1: none)
   };
   struct Node {
     state::NodeRecord rec;
@@ -1432,7 +1433,12 @@ struct Scheduler::Impl {
           w.loaded_models = std::move(models);
           placer.SetKeys(w.id, w.loaded_models);
           dispatch_needed = true;
+          workers_dirty = true;
         }
+      }
+      if (int free_seq = JsonOr(hw, "free_sequence_slots", -1); free_seq != w.free_sequence_slots) {
+        w.free_sequence_slots = free_seq;
+        workers_dirty = true;
       }
       if (hw.contains("running") && hw["running"].is_array()) Reconcile(w, hw["running"], wall);
     }
@@ -1550,6 +1556,9 @@ struct Scheduler::Impl {
       rec["registered_at"] = w.registered_at;
       rec["running_tasks"] = json(std::vector<std::string>(w.running.begin(), w.running.end()));
       rec["free_slots"] = w.alive ? std::max(0, w.slots - static_cast<int>(w.running.size())) : 0;
+      // What its inference engines hold and can take, as of its last heartbeat.
+      rec["loaded_models"] = w.loaded_models;
+      if (w.free_sequence_slots >= 0) rec["free_sequence_slots"] = w.free_sequence_slots;
       arr.push_back(std::move(rec));
     }
     std::lock_guard<std::mutex> lock(snap_mu);

@@ -74,6 +74,11 @@ class InferenceTest(StackTestCase):
         [worker] = [w for w in beat["workers"] if w["loaded_models"]]
         self.assertEqual(worker["loaded_models"], [f"local:{self.model}"])
         self.assertGreater(worker["free_sequence_slots"], 0)
+        # ... and the server shows both on the worker's record.
+        shown = wait_until(lambda: [w for w in s.api("GET", "/api/v1/workers") if w.get("loaded_models")],
+                           timeout=20, what="a worker record with its loaded models")
+        self.assertEqual(shown[0]["loaded_models"], [f"local:{self.model}"])
+        self.assertGreater(shown[0]["free_sequence_slots"], 0)
 
     def heartbeat_with_models(self):
         auth = ["-a", self.stack.redis_password, "--no-auth-warning"] if self.stack.redis_password else []
