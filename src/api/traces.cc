@@ -211,7 +211,6 @@ Result<WorkflowTrace> BuildTrace(state::Store& store, const state::WorkflowRecor
 json AnalyzeTrace(const WorkflowTrace& trace) {
   std::unordered_map<std::string, const json*> by_id;
   for (const auto& l : trace.lineage) by_id[l["task_id"].get<std::string>()] = &l;
-  auto num = [](const json& v) { return v.is_number() ? v.get<double>() : 0.0; };
 
   json tasks = json::array();
   json edges = json::array();
@@ -220,14 +219,14 @@ json AnalyzeTrace(const WorkflowTrace& trace) {
   std::unordered_map<std::string, std::pair<double, double>> timing;  // id → queue, run
   for (const auto& l : trace.lineage) {
     std::string id = l["task_id"];
-    double ready = num(l["ready_at"]);
-    double finished = num(l["finished_ts"]);
-    double dispatched = l["attempts"].empty() ? finished : num(l["attempts"][0]["dispatched_at"]);
+    double ready = JsonOr(l, "ready_at", 0.0);
+    double finished = JsonOr(l, "finished_ts", 0.0);
+    double dispatched = l["attempts"].empty() ? finished : JsonOr(l["attempts"][0], "dispatched_at", 0.0);
     double queue = dispatched > 0 ? std::max(0.0, dispatched - ready) : 0;
     double run = 0;
     for (const auto& a : l["attempts"]) {
-      double s = num(a["dispatched_at"]);
-      double e = num(a["ended_at"]);
+      double s = JsonOr(a, "dispatched_at", 0.0);
+      double e = JsonOr(a, "ended_at", 0.0);
       if (s > 0 && e > 0) run += e - s;
     }
     timing[id] = {queue, run};
@@ -239,7 +238,7 @@ json AnalyzeTrace(const WorkflowTrace& trace) {
     } else if (!l["attempts"].empty()) {
       ++executed;
     }
-    double submitted = num(l["submitted_at"]);
+    double submitted = JsonOr(l, "submitted_at", 0.0);
     if (first == 0 || submitted < first) first = submitted;
     last = std::max(last, finished);
     tasks.push_back({{"task_id", id}, {"node", l["node"]}, {"task_type", l["task_type"]},
@@ -257,7 +256,7 @@ json AnalyzeTrace(const WorkflowTrace& trace) {
   json path = json::array();
   const json* cur = nullptr;
   for (const auto& l : trace.lineage) {
-    if (cur == nullptr || num(l["finished_ts"]) > num((*cur)["finished_ts"])) cur = &l;
+    if (cur == nullptr || JsonOr(l, "finished_ts", 0.0) > JsonOr(*cur, "finished_ts", 0.0)) cur = &l;
   }
   std::vector<const json*> chain;
   while (cur != nullptr && chain.size() <= trace.lineage.size()) {
@@ -266,7 +265,7 @@ json AnalyzeTrace(const WorkflowTrace& trace) {
     for (const auto& in : (*cur)["inputs"]) {
       auto it = by_id.find(JsonOr(in, "task_id", ""));
       if (it == by_id.end()) continue;
-      if (next == nullptr || num((*it->second)["finished_ts"]) > num((*next)["finished_ts"])) next = it->second;
+      if (next == nullptr || JsonOr(*it->second, "finished_ts", 0.0) > JsonOr(*next, "finished_ts", 0.0)) next = it->second;
     }
     cur = next;
   }

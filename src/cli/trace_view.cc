@@ -5,23 +5,15 @@
 #include <cmath>
 
 #include "cli/output.h"
+#include "common/json_util.h"
 
 namespace flowmesh::cli {
 namespace {
 
 using json = nlohmann::json;
 
-double Num(const json& j, const char* key) {
-  if (!j.is_object()) return 0;
-  auto it = j.find(key);
-  return it != j.end() && it->is_number() ? it->get<double>() : 0;
-}
-
-std::string Str(const json& j, const char* key) {
-  if (!j.is_object()) return "";
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
-}
+double Num(const json& j, const char* key) { return JsonOr(j, key, 0.0); }
+std::string Str(const json& j, const char* key) { return JsonOr(j, key, ""); }
 
 std::string Seconds(double s) {
   if (s < 1) return fmt::format("{:.0f}ms", s * 1000);

@@ -188,7 +188,6 @@ struct Scheduler::Impl {
     int64_t size = 0;
     json result;                 // the result itself while its blob may be uncommitted
     std::string source_task_id;  // internal only: never shown to the reuser
-    std::string source_org;
   };
   std::unordered_map<std::string, Flight> flights;
   std::unordered_map<std::string, Reusable> committing_results;
@@ -916,16 +915,9 @@ struct Scheduler::Impl {
   // twins that arrive while it runs. A leader that ends without a result releases its
   // joiners to run on their own. Returns false when the task is not to be dispatched now.
   bool ConsiderReuse(Task& t) {
+    json inputs = UpstreamInputs(t);
     std::vector<std::string> digests;
-    json inputs = json::array();
-    for (const auto& dep_id : t.rec.depends_on) {
-      auto d = tasks.find(dep_id);
-      if (d == tasks.end()) continue;
-      digests.push_back(d->second.rec.result_digest);
-      inputs.push_back({{"node", d->second.rec.graph_node_name},
-                        {"task_id", dep_id},
-                        {"digest", d->second.rec.result_digest}});
-    }
+    for (const auto& in : inputs) digests.push_back(in["digest"].get<std::string>());
     t.deterministic = spec::Deterministic(t.rec.task_type, t.spec);
     t.rec.merge_key = spec::OperatorFingerprint(t.rec.task_type, t.dispatch_spec, std::move(digests));
     WriteLineage(t, inputs, /*reused=*/false);
@@ -936,7 +928,7 @@ struct Scheduler::Impl {
     if (config.dedup_scope == "off" || !t.deterministic || t.dedup_bypass) return true;
     t.dedup_key = DedupKey(t);
     if (auto hit = FindReusable(t.dedup_key)) {
-      CompleteReused(t, *hit, inputs);
+      CompleteReused(t, *hit);
       return false;
     }
     auto flight = flights.find(t.dedup_key);
@@ -980,6 +972,19 @@ struct Scheduler::Impl {
     t.dedup_leader = true;
   }
 
+  // The task's inputs for lineage: [{node, task_id, digest}] of its dependencies' results.
+  json UpstreamInputs(const Task& t) const {
+    json inputs = json::array();
+    for (const auto& dep_id : t.rec.depends_on) {
+      auto d = tasks.find(dep_id);
+      if (d == tasks.end()) continue;
+      inputs.push_back({{"node", d->second.rec.graph_node_name},
+                        {"task_id", dep_id},
+                        {"digest", d->second.rec.result_digest}});
+    }
+    return inputs;
+  }
+
   void WriteLineage(const Task& t, const json& inputs, bool reused) {
     state::LineageRecord l;
     l.task_id = t.rec.task_id;
@@ -1006,13 +1011,12 @@ struct Scheduler::Impl {
     r.source_task_id = stored->source_task_id;
     auto rec = store->GetResult(stored->source_task_id);
     if (rec.ok()) r.size = rec->size;
-    if (auto src = store->GetTask(stored->source_task_id); src.ok()) r.source_org = src->org_id;
     return r;
   }
 
   // Completes a task with a result computed for its twin: its own result record (same
   // blob, files by reference), lineage marked reused, no worker involved.
-  void CompleteReused(Task& t, const Reusable& r, const json& inputs) {
+  void CompleteReused(Task& t, const Reusable& r) {
     std::vector<state::ResultFileRecord> files;
     if (auto listed = store->ListResultFiles(r.source_task_id); listed.ok()) files = *listed;
     for (auto& f : files) f.task_id = t.rec.task_id;
@@ -1034,7 +1038,7 @@ struct Scheduler::Impl {
     t.rec.finished_ts = WallSeconds();
     succeeded++;
     reused++;
-    WriteLineage(t, inputs, /*reused=*/true);
+    WriteLineage(t, UpstreamInputs(t), /*reused=*/true);
     PersistTask(t);
     Emit("TASK_SUCCEEDED", t, "", false,
          json{{"reused", true}, {"fingerprint", t.rec.merge_key}, {"result_digest", r.digest}});
@@ -1050,7 +1054,6 @@ struct Scheduler::Impl {
     r.size = t.result_size;
     r.result = t.result;
     r.source_task_id = t.rec.task_id;
-    r.source_org = t.rec.org_id;
     if (r.size == 0) {
       if (auto rec = store->GetResult(t.rec.task_id); rec.ok()) r.size = rec->size;
     }
@@ -1082,15 +1085,7 @@ struct Scheduler::Impl {
       if (it == tasks.end() || it->second.rec.status != TaskState::kPending) continue;
       Task& j = it->second;
       if (!j.dedup_joined) continue;
-      json inputs = json::array();
-      for (const auto& dep_id : j.rec.depends_on) {
-        auto d = tasks.find(dep_id);
-        if (d == tasks.end()) continue;
-        inputs.push_back({{"node", d->second.rec.graph_node_name},
-                          {"task_id", dep_id},
-                          {"digest", d->second.rec.result_digest}});
-      }
-      CompleteReused(j, r, inputs);
+      CompleteReused(j, r);
     }
   }
 

@@ -40,11 +40,7 @@ Status DropRefs(Connection& conn, const std::string& sql, const std::string& wor
   {
     FM_ASSIGN_OR_RETURN(Statement s, conn.Prepare(sql));
     s.Bind(1, workflow_id);
-    for (;;) {
-      FM_ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      digests.push_back(s.Text(0));
-    }
+    FM_ASSIGN_OR_RETURN(digests, CollectRows<std::string>(s, [](const Statement& st) { return st.Text(0); }));
   }
   for (const auto& d : digests) FM_RETURN_IF_ERROR(AddRef(conn, d, 0, -1));
   return Status::Ok();
@@ -149,20 +145,17 @@ Result<std::vector<LineageRecord>> ListLineage(Connection& conn, const std::stri
       "SELECT task_id, workflow_id, fingerprint, deterministic, inputs_json, reused, recorded_at "
       "FROM lineage WHERE workflow_id=?1 ORDER BY seq"));
   s.Bind(1, workflow_id);
-  std::vector<LineageRecord> out;
-  for (;;) {
-    FM_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) return out;
+  return CollectRows<LineageRecord>(s, [](const Statement& st) {
     LineageRecord l;
-    l.task_id = s.Text(0);
-    l.workflow_id = s.Text(1);
-    l.fingerprint = s.Text(2);
-    l.deterministic = s.Int(3) != 0;
-    l.inputs_json = s.Text(4);
-    l.reused = s.Int(5) != 0;
-    l.recorded_at = s.Double(6);
-    out.push_back(std::move(l));
-  }
+    l.task_id = st.Text(0);
+    l.workflow_id = st.Text(1);
+    l.fingerprint = st.Text(2);
+    l.deterministic = st.Int(3) != 0;
+    l.inputs_json = st.Text(4);
+    l.reused = st.Int(5) != 0;
+    l.recorded_at = st.Double(6);
+    return l;
+  });
 }
 
 Result<int64_t> BlobRefs(Connection& conn, const std::string& digest) {
@@ -178,12 +171,7 @@ Result<std::vector<std::string>> ExpiredWorkflows(Connection& conn, double cutof
       "SELECT workflow_id FROM workflows WHERE status IN ('DONE','FAILED','CANCELLED') "
       "AND updated_at < ?1 ORDER BY updated_at LIMIT ?2"));
   s.Bind(1, cutoff).Bind(2, limit);
-  std::vector<std::string> out;
-  for (;;) {
-    FM_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) return out;
-    out.push_back(s.Text(0));
-  }
+  return CollectRows<std::string>(s, [](const Statement& st) { return st.Text(0); });
 }
 
 Status CollectUnreferenced(Connection& conn, double cutoff, std::vector<std::string>* files,
@@ -197,11 +185,9 @@ Status CollectUnreferenced(Connection& conn, double cutoff, std::vector<std::str
     FM_ASSIGN_OR_RETURN(Statement s, conn.Prepare(
         "SELECT digest, size FROM blob_refs WHERE refs <= 0 AND updated_at < ?1 LIMIT 10000"));
     s.Bind(1, cutoff);
-    for (;;) {
-      FM_ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      victims.push_back({s.Text(0), s.Int64(1)});
-    }
+    FM_ASSIGN_OR_RETURN(victims, CollectRows<Victim>(s, [](const Statement& st) {
+                          return Victim{st.Text(0), st.Int64(1)};
+                        }));
   }
   for (const auto& v : victims) {
     FM_ASSIGN_OR_RETURN(Statement del_inline, conn.Prepare("DELETE FROM blobs WHERE digest=?1"));

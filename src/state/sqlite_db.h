@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "common/status.h"
 
@@ -93,5 +94,16 @@ class Connection {
   sqlite3* db_;
   std::unordered_map<std::string, sqlite3_stmt*> statements_;
 };
+
+// Steps `stmt` to the end, turning each row into a T with `read(stmt)`.
+template <typename T, typename ReadFn>
+Result<std::vector<T>> CollectRows(Statement& stmt, ReadFn read) {
+  std::vector<T> out;
+  for (;;) {
+    FM_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return out;
+    out.push_back(T(read(stmt)));
+  }
+}
 
 }  // namespace flowmesh::state

@@ -362,16 +362,6 @@ Result<T> GetOne(Connection& conn, const std::string& sql, const std::string& id
   return T(read(stmt));
 }
 
-template <typename T, typename ReadFn>
-Result<std::vector<T>> CollectRows(Statement& stmt, ReadFn read) {
-  std::vector<T> out;
-  for (;;) {
-    FM_ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) return out;
-    out.push_back(T(read(stmt)));
-  }
-}
-
 Result<std::vector<std::string>> TaskIdsOf(Connection& conn, const std::string& workflow_id) {
   FM_ASSIGN_OR_RETURN(Statement stmt, conn.Prepare(Q().task_ids_of_workflow));
   stmt.Bind(1, workflow_id);
