@@ -9,7 +9,8 @@
 #   scheduler  placements_per_sec / bytes_per_queued_task of the placement core (10,000
 #          workers, 1,000,000 queued tasks, 100 orgs); the paper's experiment in flowmesh-sim
 #          (bench/workloads/paper.json: cost and p50/p95 per policy, cost_ratio_static_over_flowmesh,
-#          the same with 10% of workers preempted); fairness 1:3 (bench/workloads/fairness.json).
+#          the same with 10% of workers preempted, and flowmesh again with de-duplication under
+#          tenant scope and off: dedup_tenant_*, dedup_off_*); fairness 1:3 (bench/workloads/fairness.json).
 #   fuzz-parser [SECONDS]  builds tests/fuzz/parse_fuzzer.cc with clang++ -fsanitize=fuzzer,address
 #          (apt-get install clang) and runs it over the seed corpus for SECONDS (default 60);
 #          prints fuzz_execs, fuzz_seconds, fuzz_crashes. Crashing inputs land in
@@ -59,6 +60,11 @@ case "$name" in
     build/release/bin/placement_bench
     build/release/bin/flowmesh-sim bench/workloads/paper.json
     build/release/bin/flowmesh-sim bench/workloads/paper.json --preempt | sed 's/^/preempt_/'
+    # How much of the ratio is de-duplication: the same run under tenant scope and with it off.
+    for scope in tenant off; do
+      build/release/bin/flowmesh-sim bench/workloads/paper.json --dedup-scope "$scope" |
+        sed -n "s/^\(flowmesh_cost\|flowmesh_p95_s\|flowmesh_executed_tasks\|cost_ratio_static_over_flowmesh\)=/dedup_${scope}_\1=/p"
+    done
     build/release/bin/flowmesh-sim bench/workloads/fairness.json --policy flowmesh --horizon 3600 |
       sed -n 's/^flowmesh_share_\(a\|b\)=/share_\1=/p' ;;
   dedup)

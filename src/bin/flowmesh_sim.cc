@@ -1,4 +1,4 @@
-// flowmesh-sim WORKLOAD [--policy NAME|all] [--preempt] [--horizon SECONDS]
+// flowmesh-sim WORKLOAD [--policy NAME|all] [--preempt] [--horizon SECONDS] [--dedup-scope SCOPE]
 // Runs the discrete-event simulator (src/sim) and prints key=value lines per policy.
 #include <cstdio>
 #include <string>
@@ -19,10 +19,12 @@ int main(int argc, char** argv) {
       verbose = true;
     } else if (a == "--preempt") {
       opt.preempt = true;
+    } else if (a == "--dedup-scope" && i + 1 < argc) {
+      opt.dedup_scope = argv[++i];
     } else if (a == "--horizon" && i + 1 < argc) {
       opt.horizon_s = std::atof(argv[++i]);
     } else if (a == "-h" || a == "--help") {
-      std::printf("usage: flowmesh-sim WORKLOAD.json [--policy flowmesh|static_worker|round_robin|fcfs_first_fit|all] [--preempt] [--horizon S] [--verbose]\n");
+      std::printf("usage: flowmesh-sim WORKLOAD.json [--policy flowmesh|static_worker|round_robin|fcfs_first_fit|all] [--preempt] [--horizon S] [--dedup-scope off|tenant|global] [--verbose]\n");
       return 0;
     } else if (!a.empty() && a[0] != '-' && path.empty()) {
       path = a;
@@ -53,9 +55,14 @@ int main(int argc, char** argv) {
     std::printf("%s_workflows=%d\n%s_completed=%d\n", n, r->workflows, n, r->completed);
     std::printf("%s_cost=%.4f\n%s_p50_s=%.1f\n%s_p95_s=%.1f\n%s_mean_s=%.1f\n", n, r->cost, n, r->p50_s, n, r->p95_s, n, r->mean_s);
     std::printf("%s_utilisation=%.3f\n%s_makespan_s=%.1f\n%s_peak_workers=%d\n", n, r->utilisation, n, r->makespan_s, n, r->peak_workers);
+    std::printf("%s_tasks=%d\n%s_executed_tasks=%d\n%s_reused_tasks=%d\n%s_joined_tasks=%d\n", n, r->total_tasks, n,
+                r->executed_tasks, n, r->reused_tasks, n, r->joined_tasks);
     if (opt.preempt) std::printf("%s_preempted_workers=%d\n%s_retries=%d\n", n, r->preempted, n, r->retries);
     for (const auto& [org, share] : r->org_share) std::printf("%s_share_%s=%.3f\n", n, org.c_str(), share);
     if (verbose) {
+      for (const auto& [type, c] : r->cost_by_type) {
+        std::printf("%s_cost_%s=%.4f\n%s_busy_s_%s=%.0f\n", n, type.c_str(), c, n, type.c_str(), r->busy_by_type.at(type));
+      }
       for (const auto& [kind, lats] : r->by_workflow) {
         double sum = 0;
         for (double l : lats) sum += l;

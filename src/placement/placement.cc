@@ -67,6 +67,9 @@ struct Placer::Impl {
     std::vector<uint32_t> keys;    // sorted interned locality keys
     bool live = false, cordoned = false, indexed = false;
     double idle_since = 0;
+    // Expected time its running tasks end (from their estimates), the run time of tasks
+    // waiting for it, and its key in the classes' by_free_at sets (-1: not in them).
+    double busy_until = 0, reserved = 0, free_key = -1;
     int free() const { return live && !cordoned ? slots - running : 0; }
   };
   // Tasks are a slab; groups hold slab indices.
@@ -74,6 +77,7 @@ struct Placer::Impl {
     uint64_t handle = 0;
     double enqueue = 0;
     float est = 1;
+    bool est_known = false;
     uint32_t group = kNone;  // kNone: free slot
   };
   struct Group {
@@ -91,6 +95,10 @@ struct Placer::Impl {
     std::tuple<int, double, uint32_t> org_key;  // its entry in the org's ordered set
     double first_enqueue = 0;         // when the oldest queued task arrived (for FindUnplaceable)
     std::string key;                  // its key in group_ids ("" for one-task groups)
+    // Waiting for a busy faster worker (see Defer): which, the run time reserved on it, and
+    // when to look again if it has not freed by then.
+    uint32_t waiting_on = kNone;
+    double reservation = 0, wake_at = 0;
   };
   struct Org {
     std::string name;
@@ -112,6 +120,9 @@ struct Placer::Impl {
     std::set<std::pair<double, uint32_t>> by_cost;   // cost per unit of work
     std::set<std::pair<double, uint32_t>> by_speed;  // -speed
     std::vector<uint32_t> members;                   // every worker, free or not
+    // Live, uncordoned workers by expected free time (busy_until + reserved).
+    std::set<std::pair<double, uint32_t>> by_free_at;
+    double max_speed = 0, max_train_speed = 0;       // fastest member seen
   };
 
   PlacementConfig cfg;
@@ -136,6 +147,8 @@ struct Placer::Impl {
   size_t n_queued = 0;
   std::vector<uint64_t> stamps;  // per worker: the last Collect that took it
   uint64_t stamp = 0;
+  std::vector<uint32_t> deferred;  // groups waiting for a faster worker (see Defer)
+  uint64_t n_deferrals = 0;
 
   explicit Impl(PlacementConfig c) : cfg(c) {}
 
@@ -163,6 +176,34 @@ struct Placer::Impl {
   // ---- worker indexes ----
 
   double CostKey(const Worker& w) const { return w.cost_per_hour / std::max(w.speed, kEps); }
+
+  static double SpeedFor(const Worker& w, Category c) {
+    return std::max(c == Category::kTraining ? w.train_speed : w.speed, kEps);
+  }
+
+  // Re-keys the worker in its classes' by_free_at sets.
+  void KeyFreeAt(uint32_t wi) {
+    Worker& w = workers[wi];
+    double key = w.live && !w.cordoned ? w.busy_until + w.reserved : -1;
+    if (key == w.free_key) return;
+    for (uint32_t t : w.types) {
+      Class& c = classes[ClassKey(t, w.gpu_type)];
+      if (w.free_key >= 0) c.by_free_at.erase({w.free_key, wi});
+      if (key >= 0) c.by_free_at.insert({key, wi});
+    }
+    w.free_key = key;
+  }
+
+  // A deferred group stops waiting: its reservation is released and it competes again.
+  void Undefer(uint32_t gi) {
+    Group& g = groups[gi];
+    if (g.waiting_on == kNone) return;
+    Worker& w = workers[g.waiting_on];
+    w.reserved = std::max(0.0, w.reserved - g.reservation);
+    KeyFreeAt(g.waiting_on);
+    g.waiting_on = kNone;
+    g.reservation = 0;
+  }
 
   void Unindex(uint32_t wi) {
     Worker& w = workers[wi];
@@ -204,6 +245,7 @@ struct Placer::Impl {
       Group& gr = groups[g];
       if (!gr.parked) continue;
       gr.parked = false;
+      Undefer(g);
       if (gr.live > 0) OrgInsert(g);
     }
   }
@@ -280,6 +322,7 @@ struct Placer::Impl {
     Group& g = groups[gi];
     if (g.live > 0) return;
     OrgErase(gi);
+    Undefer(gi);
     if (!g.key.empty()) group_ids.erase(g.key);
     g.parked = false;  // a stale entry in `parked` is skipped (parked flag false)
     g.queue.clear();
@@ -492,11 +535,134 @@ struct Placer::Impl {
         best_u = u;
       }
     }
-    Commit(*best, best_u, out);
+    if (Defer(*best, now)) return true;  // progress: the group waits for a faster worker
+    Commit(*best, best_u, now, out);
     return true;
   }
 
-  void Commit(const Pair& p, double utility, Placement& out) {
+  // Whether the best pair's group should rather wait for a busy worker that is both faster
+  // and no dearer per unit of work, because it would still finish the group's head task
+  // sooner (by cfg.defer_gain): e.g. a training job that would run three times longer on
+  // the idle slower GPU than it waits for the fast one. Earliest-finish-time with
+  // reservations: each waiting group adds its run time to the worker it waits for, so a
+  // queue that grows long sends the next group to the slower worker after all. The group
+  // parks until a worker of its type frees capacity, or until its wait was expected to end.
+  bool Defer(const Pair& p, double now) {
+    if (cfg.defer_gain <= 0) return false;
+    Group& g = groups[p.group];
+    if (!g.pins.empty()) return false;
+    uint32_t h = HeadSlab(g);
+    if (h == kNone || !slab[h].est_known || slab[h].est <= 0) return false;
+    const Worker& here = workers[p.worker];
+    double e = slab[h].est, s = SpeedFor(here, g.category);
+    double unit_cost = here.cost_per_hour / s;
+    double bar = e / s * cfg.defer_gain;  // a wait must beat this finish time
+    uint32_t alt = kNone;
+    auto cit = classes_of_type.find(g.type);
+    if (cit == classes_of_type.end()) return false;
+    for (uint64_t ck : cit->second) {
+      Class& c = classes[ck];
+      if (g.gpu_type != 0 && c.gpu_type != g.gpu_type) continue;
+      double cs = g.category == Category::kTraining ? c.max_train_speed : c.max_speed;
+      if (cs <= s * (1 + 1e-6)) continue;
+      int seen = 0;
+      for (const auto& [key, wi] : c.by_free_at) {
+        if (seen++ >= cfg.scan_limit || std::max(key, now) - now + e / cs >= bar) break;
+        const Worker& x = workers[wi];
+        double xs = SpeedFor(x, g.category);
+        if (xs <= s * (1 + 1e-6) || x.cost_per_hour / xs > unit_cost * (1 + 1e-6)) continue;
+        if (Fits(x, g) || FailedOn(g, wi) || !CouldEverHold(x, g)) continue;  // free ones were candidates
+        // A worker past its estimate is expected to run as long again.
+        double free_at = x.busy_until < now ? now + (now - x.busy_until) : x.busy_until;
+        double finish = free_at + x.reserved - now + e / xs;
+        if (finish < bar) {
+          bar = finish;
+          alt = wi;
+        }
+      }
+    }
+    if (alt == kNone) return false;
+    // Only the head waits, in a group of its own: the rest of its group, and tasks queued
+    // later, keep competing (and see the reservation).
+    uint32_t gi = groups[p.group].key.empty() && groups[p.group].live == 1 ? p.group : SplitHead(p.group);
+    Group& d = groups[gi];
+    Worker& a = workers[alt];
+    d.waiting_on = alt;
+    d.reservation = e / SpeedFor(a, d.category);
+    d.wake_at = now + bar - d.reservation;
+    a.reserved += d.reservation;
+    KeyFreeAt(alt);
+    OrgErase(gi);
+    d.parked = true;
+    parked[d.type].push_back(gi);
+    deferred.push_back(gi);
+    ++n_deferrals;
+    return true;
+  }
+
+  // Moves a group's head task into a one-task group of the same kind; returns its index.
+  uint32_t SplitHead(uint32_t gi) {
+    uint32_t ni = NewGroup();
+    Group& g = groups[gi];
+    Group& n = groups[ni];
+    n.org = g.org;
+    n.type = g.type;
+    n.gpu_type = g.gpu_type;
+    n.batch = g.batch;
+    n.priority = g.priority;
+    n.category = g.category;
+    n.demand = g.demand;
+    n.pins = g.pins;
+    n.failed_on = g.failed_on;
+    n.keys = g.keys;
+    uint32_t h = HeadSlab(g);
+    OrgErase(gi, false);
+    ++g.head;
+    --g.live;
+    if (g.live > 0) {
+      OrgInsert(gi);
+    } else {
+      ReleaseGroupIfEmpty(gi);
+      if (orgs[n.org].groups.empty()) DeactivateOrg(n.org);
+    }
+    n.queue = {h};
+    n.live = 1;
+    n.first_enqueue = slab[h].enqueue;
+    slab[h].group = ni;
+    return ni;
+  }
+
+  uint32_t NewGroup() {
+    uint32_t gi;
+    if (!free_groups.empty()) {
+      gi = free_groups.back();
+      free_groups.pop_back();
+      groups[gi] = Group{};
+    } else {
+      gi = static_cast<uint32_t>(groups.size());
+      groups.emplace_back();
+    }
+    return gi;
+  }
+
+  // Deferred groups whose faster worker has not freed by the expected time look again.
+  void WakeOverdue(double now) {
+    size_t keep = 0;
+    for (uint32_t gi : deferred) {
+      Group& g = groups[gi];
+      if (g.waiting_on == kNone || !g.parked) continue;  // woken already
+      if (now + kEps < g.wake_at) {
+        deferred[keep++] = gi;
+        continue;
+      }
+      g.parked = false;
+      Undefer(gi);
+      if (g.live > 0) OrgInsert(gi);
+    }
+    deferred.resize(keep);
+  }
+
+  void Commit(const Pair& p, double utility, double now, Placement& out) {
     Group& g = groups[p.group];
     Worker& w = workers[p.worker];
     Org& o = orgs[g.org];
@@ -509,7 +675,8 @@ struct Placer::Impl {
       uint32_t si = HeadSlab(g);
       if (si == kNone) break;
       Task& t = slab[si];
-      double charged = t.est / std::max(w.speed, kEps);
+      double charged = t.est / SpeedFor(w, g.category);
+      w.busy_until = std::max(w.busy_until, now + charged);
       running_tasks[t.handle] = Running{p.worker, g.org, g.demand, charged};
       queued_tasks.erase(t.handle);
       out.tasks.push_back(t.handle);
@@ -527,6 +694,7 @@ struct Placer::Impl {
       o.running_gpus += g.demand.gpus;
     }
     Charge(g.org, charged_total);
+    KeyFreeAt(p.worker);
     if (w.free() <= 0) Unindex(p.worker);
     if (g.live == 0) {
       ReleaseGroupIfEmpty(p.group);
@@ -559,15 +727,7 @@ struct Placer::Impl {
       auto it = group_ids.find(key);
       if (it != group_ids.end()) return it->second;
     }
-    uint32_t gi;
-    if (!free_groups.empty()) {
-      gi = free_groups.back();
-      free_groups.pop_back();
-      groups[gi] = Group{};
-    } else {
-      gi = static_cast<uint32_t>(groups.size());
-      groups.emplace_back();
-    }
+    uint32_t gi = NewGroup();
     Group& g = groups[gi];
     g.org = oi;
     g.type = type;
@@ -598,7 +758,7 @@ struct Placer::Impl {
       si = static_cast<uint32_t>(slab.size());
       slab.emplace_back();
     }
-    slab[si] = Task{t.handle, t.enqueue_time, static_cast<float>(t.est_seconds), gi};
+    slab[si] = Task{t.handle, t.enqueue_time, static_cast<float>(t.est_seconds), t.est_known, gi};
     queued_tasks.emplace(t.handle, si);
     Group& g = groups[gi];
     if (g.live == 0) g.first_enqueue = t.enqueue_time;
@@ -650,7 +810,11 @@ struct Placer::Impl {
         w.used.cpu = std::max(0.0, w.used.cpu - r.demand.cpu);
         w.used.memory_mb = std::max(0.0, w.used.memory_mb - r.demand.memory_mb);
         w.used.gpus = std::max(0, w.used.gpus - r.demand.gpus);
-        if (w.running == 0) w.idle_since = now;
+        if (w.running == 0) {
+          w.idle_since = now;
+          w.busy_until = now;
+          KeyFreeAt(r.worker);
+        }
         Index(r.worker);  // back in the indexes if it was full; its keys there do not change
         // Resources freed on a worker that still had a free slot: groups parked for
         // lack of resources may fit now.
@@ -670,6 +834,8 @@ struct Placer::Impl {
     bool was_live = w.live;
     if (!added) {
       // Leave the old classes' member lists.
+      w.live = false;
+      KeyFreeAt(wi);
       for (uint32_t t : w.types) {
         auto& m = classes[ClassKey(t, w.gpu_type)].members;
         m.erase(std::remove(m.begin(), m.end(), wi), m.end());
@@ -713,7 +879,10 @@ struct Placer::Impl {
         classes_of_type[t].push_back(ck);
       }
       cit->second.members.push_back(wi);
+      cit->second.max_speed = std::max(cit->second.max_speed, w.speed);
+      cit->second.max_train_speed = std::max(cit->second.max_train_speed, w.train_speed);
     }
+    KeyFreeAt(wi);
     Index(wi);
   }
 
@@ -726,6 +895,9 @@ struct Placer::Impl {
     w.live = false;
     w.running = 0;
     w.used = Resources{};
+    KeyFreeAt(wi);
+    // Groups waiting for it (or for any worker of its types) look again.
+    for (uint32_t t : w.types) Unpark(t);
     // Its running tasks stay in running_tasks until Finished; they no longer hold it.
     for (auto& [h, r] : running_tasks) {
       if (r.worker == wi) r.worker = kNone;
@@ -786,6 +958,7 @@ void Placer::SetCordoned(const std::string& id, bool cordoned) {
   auto it = impl_->worker_ids.find(id);
   if (it == impl_->worker_ids.end()) return;
   impl_->workers[it->second].cordoned = cordoned;
+  impl_->KeyFreeAt(it->second);
   impl_->Reindex(it->second);
 }
 
@@ -825,6 +998,7 @@ bool Placer::Queued(uint64_t handle) const { return impl_->queued_tasks.count(ha
 std::vector<Placement> Placer::Schedule(double now, int max_placements) {
   std::vector<Placement> out;
   Placement p;
+  impl_->WakeOverdue(now);
   while (static_cast<int>(out.size()) < max_placements && !impl_->active.empty()) {
     p.tasks.clear();
     if (!impl_->PlaceOne(now, p)) break;
@@ -894,7 +1068,7 @@ ElasticityAdvice Placer::Advise(const ElasticityConfig& config, double now) cons
   }
   double units = 0;
   for (const auto& g : s.groups) {
-    if (g.live == 0) continue;
+    if (g.live == 0 || g.waiting_on != kNone) continue;  // waiting for a known busy worker
     double u = per_slot > 0 ? std::max(1.0, std::ceil(g.demand.cpu / per_slot - 1e-9)) : 1.0;
     units += u * static_cast<double>(g.live);
   }
@@ -917,6 +1091,14 @@ ElasticityAdvice Placer::Advise(const ElasticityConfig& config, double now) cons
   return a;
 }
 
+bool Placer::Deferred(uint64_t handle) const {
+  auto it = impl_->queued_tasks.find(handle);
+  if (it == impl_->queued_tasks.end()) return false;
+  uint32_t gi = impl_->slab[it->second].group;
+  return gi != kNone && impl_->groups[gi].waiting_on != kNone;
+}
+
+uint64_t Placer::deferrals() const { return impl_->n_deferrals; }
 size_t Placer::queued() const { return impl_->n_queued; }
 size_t Placer::running() const { return impl_->running_tasks.size(); }
 size_t Placer::workers() const {

@@ -69,6 +69,9 @@ struct PlacementConfig {
   int candidate_batches = 3;      // head groups of this many orgs compete per decision
   int candidates_per_index = 4;   // fitting workers taken from each index
   int scan_limit = 64;            // free workers looked at per index before giving up
+  // Wait for a busy worker that is faster and no dearer per unit of work when it would
+  // finish the task in under defer_gain × the time on the free slower one (0: never).
+  double defer_gain = 0.8;
 };
 
 struct OrgPolicy {
@@ -104,6 +107,9 @@ struct TaskRequest {
   std::vector<std::string> locality_keys; // what a warm worker would hold
   double enqueue_time = 0;
   double est_seconds = 1.0;        // estimated run time at speed 1, for fair-share charging
+  // est_seconds comes from a model of the task (the simulator's durations, the server's
+  // run-time history); only then may the task wait for a busy faster worker.
+  bool est_known = false;
 };
 
 struct Placement {
@@ -175,7 +181,12 @@ class Placer {
   // queued for longer than grace_s. They stay queued; the caller fails and Removes them.
   std::vector<Unplaceable> FindUnplaceable(double now, double grace_s);
 
+  // Tasks waiting for a busy faster worker (Defer) do not count towards new workers.
   ElasticityAdvice Advise(const ElasticityConfig& config, double now) const;
+
+  // Whether a queued task is waiting for a busy faster worker rather than a free slower one.
+  bool Deferred(uint64_t handle) const;
+  uint64_t deferrals() const;  // times a group chose to wait, so far
 
   size_t queued() const;
   size_t running() const;

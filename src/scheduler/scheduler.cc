@@ -103,6 +103,7 @@ struct Scheduler::Impl {
     bool dedup_joined = false;   // waits for its running twin
     bool dedup_bypass = false;   // its twin failed: runs on its own
     uint64_t handle = 0;     // its id in the placer while queued or placed there; 0: none
+    std::string batch_key;   // as given to the placer (its run-time history's key)
   };
   struct Workflow {
     state::WorkflowRecord rec;
@@ -167,6 +168,9 @@ struct Scheduler::Impl {
   // The scheduling core: every dispatch decision (which batch, which worker) is its.
   placement::Placer placer{config.placement};
   std::unordered_map<uint64_t, std::string> handle_task;  // placer handle -> task id
+  // Run time at speed 1 per batch key, a moving average of completed runs: the placer's
+  // estimate (fair-share charge; waiting for a busy faster worker needs one).
+  std::unordered_map<std::string, double> run_estimates;
   uint64_t next_handle = 1;
   int elastic_starting = 0;                // start_worker commands in flight
   std::set<std::string> elastic_names;     // stack workers the elasticity started
@@ -539,6 +543,7 @@ struct Scheduler::Impl {
     spec.slots = w.slots;
     spec.cost_per_hour = w.cost_per_hour;
     spec.speed = JsonOr(w.info, "speed", 1.0);
+    spec.training_speed = JsonOr(w.info, "training_speed", 0.0);
     spec.keys = w.loaded_models;
     return spec;
   }
@@ -566,8 +571,13 @@ struct Scheduler::Impl {
     r.failed_on = t.rec.failed_workers;
     if (std::string model = spec::ModelKey(t.spec); !model.empty()) r.locality_keys.push_back(model);
     r.enqueue_time = MonoSeconds();
+    if (auto est = run_estimates.find(r.batch_key); est != run_estimates.end()) {
+      r.est_seconds = est->second;
+      r.est_known = true;
+    }
     if (!placer.Enqueue(r)) return;
     t.handle = r.handle;
+    t.batch_key = std::move(r.batch_key);
     handle_task.emplace(r.handle, t.rec.task_id);
   }
 
@@ -691,6 +701,22 @@ struct Scheduler::Impl {
     RefreshWorkflow(t.rec.workflow_id);
   }
 
+  void LearnRunTime(const Task& t) {
+    if (t.handle == 0 || t.batch_key.empty() || t.rec.dispatched_ts == 0 || placer.Queued(t.handle)) return;
+    auto w = workers.find(t.rec.assigned_worker);
+    double speed = 1.0;
+    if (w != workers.end()) {
+      speed = JsonOr(w->second.info, "speed", 1.0);
+      if (placement::CategoryFromTaskType(t.rec.task_type, t.rec.category) == placement::Category::kTraining) {
+        speed = JsonOr(w->second.info, "training_speed", speed);
+      }
+    }
+    double ran = std::max(0.0, WallSeconds() - t.rec.dispatched_ts) * std::max(speed, 1e-9);
+    auto [it, added] = run_estimates.try_emplace(t.batch_key, ran);
+    if (!added) it->second = 0.8 * it->second + 0.2 * ran;
+    if (run_estimates.size() > 100000) run_estimates.clear();  // bounded: batch keys are open-ended
+  }
+
   void Release(Task& t) {
     if (t.handle != 0 && placer.Queued(t.handle)) {
       Unqueue(t);  // ended before it was placed
@@ -794,6 +820,7 @@ struct Scheduler::Impl {
       payload.erase("result");
       payload["result_digest"] = t.rec.result_digest;
     }
+    LearnRunTime(t);
     Release(t);
     RecordUsage(t, "DONE");
     SetState(t, TaskState::kDone);

@@ -39,6 +39,10 @@ struct WorkflowDef {
   double mix = 1;
   std::vector<TaskDef> tasks;
   int static_gpu = 0;      // cheapest GPU type that holds every task
+  // How many distinct parameterisations (data, seed, hyperparameters) the instances of this
+  // template are drawn from; 0: every instance is different. Instances of one variant
+  // compute the same operators, which the fabric de-duplicates.
+  int variants = 0;
 };
 
 struct Model {
@@ -53,6 +57,8 @@ struct Model {
   std::vector<std::pair<std::string, double>> orgs;  // name, weight
   std::vector<double> arrivals;
   std::vector<int> arrival_wf;
+  std::vector<int> arrival_variant;  // -1: an instance of its own
+  std::string dedup_scope = "off";   // off | tenant | global, as the server's --dedup-scope
   double preempt_at = 0, preempt_fraction = 0;
   uint64_t seed = 1;
   placement::PlacementConfig placement;
@@ -129,6 +135,8 @@ Result<Model> Build(const json& w) {
       WorkflowDef d;
       d.name = wj.at("name").get<std::string>();
       d.mix = wj.value("mix", 1.0);
+      d.variants = wj.value("variants", 0);
+      if (d.variants < 0) return InvalidArgument("workload: workflow " + d.name + " variants must be >= 0");
       std::map<std::string, int> index;
       for (const auto& tj : wj.at("tasks")) {
         TaskDef t;
@@ -234,6 +242,15 @@ Result<Model> Build(const json& w) {
       }
       m.arrival_wf.push_back(pick);
     }
+    // Drawn after the mix so that adding variants leaves arrivals and the mix unchanged.
+    for (int wf : m.arrival_wf) {
+      int n = m.wfs[wf].variants;
+      m.arrival_variant.push_back(n > 0 ? std::uniform_int_distribution<int>(0, n - 1)(rng) : -1);
+    }
+    m.dedup_scope = w.value("dedup_scope", std::string("off"));
+    if (m.dedup_scope != "off" && m.dedup_scope != "tenant" && m.dedup_scope != "global") {
+      return InvalidArgument("workload: dedup_scope must be off, tenant or global");
+    }
     const json& f = w.value("failures", json::object());
     m.preempt_at = f.value("preempt_at_s", 0.0);
     m.preempt_fraction = f.value("preempt_fraction", 0.0);
@@ -248,6 +265,9 @@ class Run {
  public:
   Run(const Model& m, std::string policy, SimOptions opt)
       : m_(m), policy_(std::move(policy)), opt_(opt), rng_(m.seed * 7919 + 1), placer_(m.placement) {
+    // De-duplication is the fabric's: the baselines are isolated pipelines or plain
+    // schedulers that run every task they are given.
+    scope_ = policy_ != "flowmesh" ? "off" : opt.dedup_scope.empty() ? m.dedup_scope : opt.dedup_scope;
     for (const auto& [name, weight] : m.orgs) placer_.SetOrgPolicy(name, {weight, 0, 0});
   }
 
@@ -306,6 +326,8 @@ class Run {
       double uptime = std::max(0.0, stop - w.up_at);
       up += uptime;
       r.cost += uptime / 3600.0 * m_.gpus[w.type].cost;
+      r.cost_by_type[m_.gpus[w.type].name] += uptime / 3600.0 * m_.gpus[w.type].cost;
+      r.busy_by_type[m_.gpus[w.type].name] += w.busy_s + (w.tasks.empty() ? 0 : std::max(0.0, stop - w.busy_since));
       busy += w.busy_s + (w.tasks.empty() ? 0 : std::max(0.0, stop - w.busy_since));
     }
     r.utilisation = up > 0 ? busy / up : 0;
@@ -314,6 +336,10 @@ class Run {
     r.preempted = preempted_;
     r.retries = retries_;
     r.failed_tasks = failed_tasks_;
+    r.total_tasks = static_cast<int>(tasks_.size());
+    r.executed_tasks = executed_;
+    r.reused_tasks = reused_;
+    r.joined_tasks = joined_;
     double total = 0;
     for (const auto& [o, s] : org_ws_) total += s;
     for (const auto& [o, s] : org_ws_) r.org_share[o] = total > 0 ? s / total : 0;
@@ -337,7 +363,7 @@ class Run {
     std::vector<int> failed_on;
   };
   struct WfRun {
-    int def = 0, left = 0, static_worker = -1;
+    int def = 0, left = 0, static_worker = -1, variant = -1;
     std::string org;
     double arrival = 0, done_at = -1;
     std::vector<int> tasks;
@@ -358,11 +384,27 @@ class Run {
 
   const TaskDef& Def(const TaskRun& t) const { return m_.wfs[wfs_[t.wf].def].tasks[t.def]; }
 
-  // A locality key with "{wf}" standing for this workflow instance (adapters it trains).
+  // What a workflow instance computes: its template and variant, or the instance itself.
+  std::string Instance(int wfi) const {
+    const WfRun& wf = wfs_[wfi];
+    if (wf.variant < 0) return "wf" + std::to_string(wfi);
+    return m_.wfs[wf.def].name + "#" + std::to_string(wf.variant);
+  }
+
+  // A locality key with "{wf}" standing for what this instance produced (adapters it
+  // trains: content-addressed, so equal variants name equal outputs).
   std::string Key(const TaskRun& t, const std::string& k) const {
     size_t at = k.find("{wf}");
     if (at == std::string::npos) return k;
-    return k.substr(0, at) + "wf" + std::to_string(t.wf) + k.substr(at + 4);
+    return k.substr(0, at) + Instance(t.wf) + k.substr(at + 4);
+  }
+
+  // The operator fingerprint of a task: equal for the same task of the same variant (same
+  // spec, model and upstream results), with the org hashed in under tenant scope.
+  std::string Fingerprint(int ti) const {
+    const TaskRun& t = tasks_[ti];
+    std::string fp = Instance(t.wf) + "/" + Def(t).name;
+    return scope_ == "tenant" ? wfs_[t.wf].org + "|" + fp : fp;
   }
 
   int CheapestFor(double memory_gb) const {
@@ -433,6 +475,7 @@ class Run {
     wf.def = m_.arrival_wf[i];
     wf.arrival = now_;
     wf.org = m_.orgs[i % m_.orgs.size()].first;
+    wf.variant = m_.arrival_variant[i];
     const WorkflowDef& d = m_.wfs[wf.def];
     wf.left = static_cast<int>(d.tasks.size());
     int wfi = static_cast<int>(wfs_.size());
@@ -454,14 +497,36 @@ class Run {
         static_waiting_.push_back(wfi);
       }
     }
+    // The roots first: a root completed at once from a stored result readies its
+    // dependents itself.
+    std::vector<int> roots;
     for (int ti : wfs_[wfi].tasks) {
-      if (tasks_[ti].unmet == 0) Ready(ti);
+      if (tasks_[ti].unmet == 0) roots.push_back(ti);
     }
+    for (int ti : roots) Ready(ti);
   }
 
   void Ready(int ti) {
     TaskRun& t = tasks_[ti];
     const TaskDef& d = Def(t);
+    if (scope_ != "off") {
+      // As the server's scheduler once a task's inputs are resolved: reuse a stored result,
+      // join the running twin (single flight), or lead.
+      std::string fp = Fingerprint(ti);
+      if (results_.count(fp)) {
+        ++reused_;
+        t.state = 3;
+        Complete(ti);
+        return;
+      }
+      auto [flight, leads] = flights_.try_emplace(fp, Flight{ti, {}});
+      if (!leads && flight->second.leader != ti) {
+        ++joined_;
+        t.state = 1;
+        flight->second.joiners.push_back(ti);
+        return;
+      }
+    }
     t.state = 1;
     t.remaining = d.kind == "training" ? d.train_h100_s : d.rows * d.tokens_per_row;
     ++tasks_queued_;
@@ -476,7 +541,8 @@ class Run {
       if (!d.model.empty()) r.locality_keys = {Key(t, d.model)};
       for (int f : t.failed_on) r.failed_on.push_back(workers_[f].id);
       r.enqueue_time = now_;
-      r.est_seconds = d.kind == "training" ? d.train_h100_s : t.remaining / Curve(m_, m_.per_task_sequences) ;
+      r.est_seconds = d.kind == "training" ? d.train_h100_s : t.remaining / Curve(m_, m_.per_task_sequences);
+      r.est_known = true;
       placer_.Enqueue(r);
     } else if (policy_ == "static_worker") {
       wfs_[t.wf].static_queue.push_back(ti);
@@ -649,6 +715,7 @@ class Run {
     WorkerRun& w = workers_[wi];
     const TaskDef& d = Def(t);
     t.state = 3;
+    ++executed_;
     w.tasks.erase(std::find(w.tasks.begin(), w.tasks.end(), ti));
     if (w.tasks.empty()) {
       w.busy_s += now_ - w.busy_since;
@@ -659,6 +726,27 @@ class Run {
       if (policy_ == "flowmesh") placer_.AddKey(w.id, Key(t, d.produces));
     }
     if (policy_ == "flowmesh") placer_.Finished(static_cast<uint64_t>(ti) + 1, -1, now_);
+    if (scope_ != "off") {
+      std::string fp = Fingerprint(ti);
+      results_.insert(fp);
+      auto flight = flights_.find(fp);
+      if (flight != flights_.end()) {
+        std::vector<int> joiners = std::move(flight->second.joiners);
+        flights_.erase(flight);
+        for (int j : joiners) {
+          tasks_[j].state = 3;
+          Complete(j);
+        }
+      }
+    }
+    Complete(ti);
+  }
+
+  // A task's result is there (run here, reused or shared): its dependents may start and
+  // its workflow may end.
+  void Complete(int ti) {
+    const TaskRun& t = tasks_[ti];
+    const TaskDef& d = Def(t);
     WfRun& wf = wfs_[t.wf];
     for (int dep : d.dependents) {
       TaskRun& n = tasks_[wf.tasks[dep]];
@@ -716,6 +804,7 @@ class Run {
     for (const auto& t : tasks_) {
       if (started >= want) break;
       if (t.state != 1) continue;
+      if (placer_.Deferred(static_cast<uint64_t>(&t - tasks_.data()) + 1)) continue;  // waits for a busy faster worker
       const TaskDef& d = Def(t);
       int best = -1;
       for (size_t g = 0; g < m_.gpus.size(); ++g) {
@@ -810,6 +899,14 @@ class Run {
   size_t rr_ = 0;
   int done_wfs_ = 0, tasks_queued_ = 0, live_ = 0, peak_ = 0, preempted_ = 0, retries_ = 0, failed_tasks_ = 0;
   std::map<std::string, double> org_ws_;
+  struct Flight {
+    int leader = -1;
+    std::vector<int> joiners;
+  };
+  std::string scope_ = "off";
+  std::set<std::string> results_;                      // fingerprints with a stored result
+  std::unordered_map<std::string, Flight> flights_;    // fingerprint -> running leader
+  int executed_ = 0, reused_ = 0, joined_ = 0;
 };
 
 }  // namespace
@@ -828,6 +925,10 @@ Result<json> LoadWorkload(const std::string& path) {
 Result<PolicyResult> Simulate(const json& workload, const std::string& policy, const SimOptions& options) {
   if (policy != "flowmesh" && policy != "static_worker" && policy != "round_robin" && policy != "fcfs_first_fit") {
     return InvalidArgument("unknown policy '" + policy + "' (flowmesh, static_worker, round_robin, fcfs_first_fit)");
+  }
+  const std::string& scope = options.dedup_scope;
+  if (!scope.empty() && scope != "off" && scope != "tenant" && scope != "global") {
+    return InvalidArgument("unknown dedup scope '" + scope + "' (off, tenant, global)");
   }
   FM_ASSIGN_OR_RETURN(Model m, Build(workload));
   Run run(m, policy, options);

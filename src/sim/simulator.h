@@ -37,6 +37,11 @@ struct PolicyResult {
   double utilisation = 0;      // busy worker-seconds / up worker-seconds
   double makespan_s = 0;
   int peak_workers = 0, preempted = 0, retries = 0;
+  // Tasks of all workflows; those run on a worker to the end, those completed from a
+  // stored result, and those that waited for a running twin (de-duplication).
+  int total_tasks = 0, executed_tasks = 0, reused_tasks = 0, joined_tasks = 0;
+  std::map<std::string, double> cost_by_type;  // per GPU type: uptime × cost per hour
+  std::map<std::string, double> busy_by_type;  // per GPU type: worker-seconds with a task
   std::map<std::string, double> org_share;  // share of worker-seconds per org
   std::map<std::string, std::vector<double>> by_workflow;  // latencies per workflow kind (-1: unfinished)
 };
@@ -44,6 +49,7 @@ struct PolicyResult {
 struct SimOptions {
   bool preempt = false;           // apply the workload's failure section
   double horizon_s = 0;           // stop at this time (0: run until every workflow ends)
+  std::string dedup_scope;        // off | tenant | global; "" the workload's dedup_scope
 };
 
 // Parses and validates a workload document; errors name the offending field.

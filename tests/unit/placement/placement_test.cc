@@ -347,5 +347,146 @@ TEST(PlacerTest, ElasticityAsksForWorkersAndRetiresIdleOnes) {
   EXPECT_EQ(advice.retire.size(), 2u);  // down to min_workers
 }
 
+
+// Training: a fast GPU (speed 1, 4/h: 4 per unit of work) and a slow one (speed 0.32,
+// 1.8/h: 5.6 per unit), both serving "train"; each task takes the whole worker.
+TaskRequest Training(uint64_t h, double est, double t = 0) {
+  TaskRequest r = Task(h, "o", "train", t);
+  r.task_type = "train";
+  r.category = Category::kTraining;
+  r.demand.gpus = 1;
+  r.est_seconds = est;
+  r.est_known = true;
+  return r;
+}
+
+void AddTrainingFleet(Placer& p) {
+  WorkerSpec fast = Worker("h100", 1, 4.0, "H100", 1, 1.0, {"train"});
+  WorkerSpec slow = Worker("a100", 1, 1.8, "A100", 1, 0.32, {"train"});
+  p.UpsertWorker(fast);
+  p.UpsertWorker(slow);
+}
+
+TEST(PlacerTest, TrainingWaitsForABusyFasterCheaperWorkerWhenThatFinishesSooner) {
+  Placer p;
+  AddTrainingFleet(p);
+  ASSERT_TRUE(p.Enqueue(Training(1, 900)));
+  auto out = p.Schedule(0);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker_id, "h100");  // 900 s there, 2,812 s on the A100
+  // At t=100 the H100 is expected free at 900: waiting 800 s + 900 s beats 2,812 s.
+  ASSERT_TRUE(p.Enqueue(Training(2, 900, 100)));
+  EXPECT_TRUE(p.Schedule(100).empty());
+  EXPECT_TRUE(p.Deferred(2));
+  EXPECT_EQ(p.deferrals(), 1u);
+  // The waiting task does not ask for a new worker.
+  ElasticityConfig e;
+  e.enabled = true;
+  EXPECT_EQ(p.Advise(e, 100).start, 0);
+  // A third one would wait 800 + 900 (reserved) + 900 > 0.8 × 2,812: it takes the A100.
+  ASSERT_TRUE(p.Enqueue(Training(3, 900, 101)));
+  out = p.Schedule(101);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker_id, "a100");
+  EXPECT_EQ(out[0].tasks, (std::vector<uint64_t>{3}));
+  // The H100 frees: the waiting task goes there.
+  p.Finished(1, 900, 900);
+  out = p.Schedule(900);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker_id, "h100");
+  EXPECT_EQ(out[0].tasks, (std::vector<uint64_t>{2}));
+  EXPECT_FALSE(p.Deferred(2));
+}
+
+TEST(PlacerTest, NoWaitWhenTheFreeWorkerFinishesSoonEnough) {
+  Placer p;
+  AddTrainingFleet(p);
+  ASSERT_TRUE(p.Enqueue(Training(1, 900)));
+  ASSERT_EQ(p.Schedule(0).size(), 1u);
+  // Short job: 30 s on the A100 against 890 s of waiting.
+  ASSERT_TRUE(p.Enqueue(Training(2, 10, 10)));
+  auto out = p.Schedule(10);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker_id, "a100");
+}
+
+TEST(PlacerTest, NoWaitForAFasterWorkerThatCostsMorePerUnitOfWork) {
+  // Inference: the A100 (0.6 speed, 1.8/h = 3 per unit) is cheaper per unit of work than
+  // the H100 (4 per unit); waiting for the H100 would trade cost for time: the utility's call.
+  Placer p;
+  p.UpsertWorker(Worker("h100", 1, 4.0, "H100", 1, 1.0, {"infer"}));
+  p.UpsertWorker(Worker("a100", 1, 1.8, "A100", 1, 0.6, {"infer"}));
+  TaskRequest a = Task(1);
+  a.task_type = "infer";
+  a.category = Category::kInference;
+  a.est_seconds = 100;
+  a.est_known = true;
+  a.pinned = {"h100"};
+  ASSERT_TRUE(p.Enqueue(a));
+  ASSERT_EQ(p.Schedule(0).size(), 1u);
+  TaskRequest b = a;
+  b.handle = 2;
+  b.pinned.clear();
+  b.batch_key = "other";
+  ASSERT_TRUE(p.Enqueue(b));
+  auto out = p.Schedule(1);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker_id, "a100");
+}
+
+TEST(PlacerTest, AWaitingTaskLooksAgainWhenItsWorkerIsOverdueOrGone) {
+  Placer p;
+  AddTrainingFleet(p);
+  ASSERT_TRUE(p.Enqueue(Training(1, 900)));
+  ASSERT_EQ(p.Schedule(0).size(), 1u);
+  ASSERT_TRUE(p.Enqueue(Training(2, 900, 100)));
+  EXPECT_TRUE(p.Schedule(100).empty());
+  ASSERT_TRUE(p.Deferred(2));
+  // Past the H100's estimate the job there is expected to run as long again; by
+  // t = 2,300 waiting (1,400 + 900) no longer beats 0.8 × 2,812 s on the A100.
+  EXPECT_TRUE(p.Schedule(899).empty());
+  EXPECT_TRUE(p.Schedule(1000).empty());  // overdue by 100 s: 100 + 900 still beats 2,250
+  auto out = p.Schedule(2300);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker_id, "a100");
+
+  Placer q;
+  AddTrainingFleet(q);
+  ASSERT_TRUE(q.Enqueue(Training(1, 900)));
+  ASSERT_EQ(q.Schedule(0).size(), 1u);
+  ASSERT_TRUE(q.Enqueue(Training(2, 900, 100)));
+  EXPECT_TRUE(q.Schedule(100).empty());
+  q.RemoveWorker("h100");  // preempted: nothing to wait for
+  out = q.Schedule(101);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker_id, "a100");
+}
+
+TEST(PlacerTest, ATaskWithoutAnEstimateNeverWaits) {
+  Placer p;
+  AddTrainingFleet(p);
+  ASSERT_TRUE(p.Enqueue(Training(1, 900)));
+  ASSERT_EQ(p.Schedule(0).size(), 1u);
+  TaskRequest t = Training(2, 900, 100);
+  t.est_known = false;
+  ASSERT_TRUE(p.Enqueue(t));
+  auto out = p.Schedule(100);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker_id, "a100");
+}
+
+TEST(PlacerTest, WaitingCanBeTurnedOff) {
+  PlacementConfig c;
+  c.defer_gain = 0;
+  Placer p(c);
+  AddTrainingFleet(p);
+  ASSERT_TRUE(p.Enqueue(Training(1, 900)));
+  ASSERT_EQ(p.Schedule(0).size(), 1u);
+  ASSERT_TRUE(p.Enqueue(Training(2, 900, 100)));
+  auto out = p.Schedule(100);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].worker_id, "a100");
+}
+
 }  // namespace
 }  // namespace flowmesh::placement

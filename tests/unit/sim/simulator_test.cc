@@ -93,7 +93,83 @@ TEST(SimulatorTest, BadWorkloadsAreRejectedWithTheField) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("TPU"), std::string::npos);
   EXPECT_FALSE(Simulate(Small(), "magic", {}).ok());
+  json d = Small();
+  d["dedup_scope"] = "everyone";
+  r = Simulate(d, "flowmesh", {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("dedup_scope"), std::string::npos) << r.status().message();
+  SimOptions bad;
+  bad.dedup_scope = "sometimes";
+  EXPECT_FALSE(Simulate(Small(), "flowmesh", bad).ok());
   EXPECT_FALSE(LoadWorkload("/nonexistent.json").ok());
+}
+
+// Small() with every instance of a template identical (one variant).
+json Identical() {
+  json w = Small();
+  for (auto& wf : w["workflows"]) wf["variants"] = 1;
+  return w;
+}
+
+Result<PolicyResult> WithScope(const json& w, const std::string& policy, const std::string& scope) {
+  SimOptions o;
+  o.dedup_scope = scope;
+  return Simulate(w, policy, o);
+}
+
+TEST(SimulatorTest, GlobalDedupRunsEachIdenticalOperatorOnce) {
+  auto r = WithScope(Identical(), "flowmesh", "global");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->completed, 12);
+  EXPECT_EQ(r->total_tasks, 24);
+  EXPECT_EQ(r->executed_tasks, 4);  // two templates × two tasks
+  EXPECT_EQ(r->reused_tasks + r->joined_tasks, 20);
+  EXPECT_GT(r->joined_tasks, 0);    // arrivals every 10 s join running twins
+}
+
+TEST(SimulatorTest, TenantDedupNeverCrossesOrganisations) {
+  auto r = WithScope(Identical(), "flowmesh", "tenant");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->completed, 12);
+  EXPECT_EQ(r->executed_tasks, 8);  // each of the two orgs once
+}
+
+TEST(SimulatorTest, DistinctInstancesAndOffScopeRunEverything) {
+  auto distinct = WithScope(Small(), "flowmesh", "global");  // no variants: every instance differs
+  auto off = WithScope(Identical(), "flowmesh", "off");
+  ASSERT_TRUE(distinct.ok() && off.ok());
+  EXPECT_EQ(distinct->executed_tasks, 24);
+  EXPECT_EQ(off->executed_tasks, 24);
+  EXPECT_EQ(off->reused_tasks + off->joined_tasks, 0);
+}
+
+TEST(SimulatorTest, BaselinesRunEveryTaskTheyAreGiven) {
+  for (const char* p : {"static_worker", "round_robin", "fcfs_first_fit"}) {
+    auto r = WithScope(Identical(), p, "global");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->executed_tasks, 24) << p;
+    EXPECT_EQ(r->completed, 12) << p;
+  }
+}
+
+TEST(SimulatorTest, DedupCostsLessThanRunningEverything) {
+  auto global = WithScope(Identical(), "flowmesh", "global");
+  auto off = WithScope(Identical(), "flowmesh", "off");
+  ASSERT_TRUE(global.ok() && off.ok());
+  EXPECT_LT(global->cost, off->cost);
+}
+
+TEST(SimulatorTest, PreemptedLeaderStillCompletesItsJoiners) {
+  json w = Identical();
+  w["failures"] = {{"preempt_at_s", 50}, {"preempt_fraction", 1.0}};  // every live worker
+  SimOptions o;
+  o.preempt = true;
+  o.dedup_scope = "global";
+  auto r = Simulate(w, "flowmesh", o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_GT(r->preempted, 0);
+  EXPECT_GT(r->retries, 0);
+  EXPECT_EQ(r->completed, 12);
 }
 
 }  // namespace
