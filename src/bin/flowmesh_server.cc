@@ -14,6 +14,7 @@
 #include "auth/plugin_host.h"
 #include "common/log.h"
 #include "common/process.h"
+#include "placement/placement.h"
 #include "supervisor/supervisor.h"
 
 namespace {
@@ -73,6 +74,7 @@ int main(int argc, char** argv) {
   int elastic_min = EnvInt("FLOWMESH_ELASTIC_MIN_WORKERS", 0);
   double elastic_idle = EnvDouble("FLOWMESH_ELASTIC_IDLE_S", cfg.scheduler.elasticity.idle_timeout_s);
   size_t body_limit_mb = 16;
+  std::string utility = Env("FLOWMESH_UTILITY", "");
   bool no_supervisor = false;
   std::string sqlite_sync = Env("FLOWMESH_SQLITE_SYNCHRONOUS", "full");
   std::string dedup_scope = Env("FLOWMESH_DEDUP_SCOPE", "tenant");
@@ -109,6 +111,10 @@ int main(int argc, char** argv) {
                  "capacity, up to this many workers; 0: off (FLOWMESH_ELASTIC_MAX_WORKERS)");
   app.add_option("--elastic-min-workers", elastic_min, "elasticity: never retire below this many (FLOWMESH_ELASTIC_MIN_WORKERS)");
   app.add_option("--elastic-idle", elastic_idle, "elasticity: retire a worker it started after this many idle seconds (FLOWMESH_ELASTIC_IDLE_S)");
+  app.add_option("--utility", utility,
+                 "placement weights and bounds, key=value,… (lambda_inference 0.4, lambda_training 0.8, "
+                 "lambda_other 0.5, alpha_locality 0.5, beta_age 0.1, fairness_weight 1, defer_gain 0.8, "
+                 "candidate_batches 3, candidates_per_index 4, scan_limit 64) (FLOWMESH_UTILITY)");
   app.add_option("--sqlite-synchronous", sqlite_sync,
                  "full: every commit is fsynced (survives power loss); normal: survives a "
                  "process crash only (FLOWMESH_SQLITE_SYNCHRONOUS)")
@@ -169,6 +175,10 @@ int main(int argc, char** argv) {
   cfg.scheduler.worker_grace_s = grace;
   cfg.scheduler.dedup_scope = dedup_scope;
   cfg.scheduler.unplaceable_grace_s = unplaceable_grace;
+  if (std::string e = flowmesh::placement::ParsePlacementOptions(cfg.scheduler.placement, utility); !e.empty()) {
+    std::cerr << "flowmesh-server: --utility: " << e << "\n";
+    return 2;
+  }
   cfg.scheduler.elasticity.enabled = elastic_max > 0;
   cfg.scheduler.elasticity.max_workers = elastic_max;
   cfg.scheduler.elasticity.min_workers = elastic_min;

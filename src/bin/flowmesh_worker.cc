@@ -27,6 +27,12 @@ int main(int argc, char** argv) {
       ->envname("FLOWMESH_WORKER_TYPE");
   app.add_option("--cost-per-hour", config.cost_per_hour, "advertised cost per hour")
       ->envname("FLOWMESH_WORKER_COST_PER_HOUR");
+  app.add_option("--speed", config.speed, "relative throughput against the reference worker (placement)")
+      ->check(CLI::PositiveNumber)
+      ->envname("FLOWMESH_WORKER_SPEED");
+  app.add_option("--training-speed", config.training_speed, "relative throughput on training tasks (default: --speed)")
+      ->check(CLI::NonNegativeNumber)
+      ->envname("FLOWMESH_WORKER_TRAINING_SPEED");
   app.add_option("--slots", config.slots, "tasks run at once")
       ->check(CLI::Range(1, 1024))
       ->envname("FLOWMESH_WORKER_SLOTS");

@@ -25,6 +25,8 @@ CLI::App* Group(CLI::App* parent, const std::string& name, const std::string& he
 void AddWorkerConfigOptions(CLI::App* cmd, Invocation* inv) {
   cmd->add_option("--alias", inv->worker_alias, "Worker alias");
   cmd->add_option("--cost", inv->cost_per_hour, "Cost per hour (worker_cost_per_hour)");
+  cmd->add_option("--speed", inv->speed, "Relative throughput the scheduler weighs (worker_speed; default 1)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--tags", inv->tags, "Worker tags")->delimiter(',');
   cmd->add_option("--provider", inv->provider, "Worker provider")
       ->check(CLI::IsMember({"native", "docker"}));

@@ -29,6 +29,7 @@ struct Invocation {
   std::string targets;             // stack worker up gpu --targets
   std::string worker_alias;
   double cost_per_hour = -1;       // < 0: not sent
+  double speed = -1;               // relative throughput; <= 0: not sent
   std::vector<std::string> tags;
   std::string provider = "native";
   std::string workflow_filter;     // task list --workflow

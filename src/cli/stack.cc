@@ -486,6 +486,7 @@ int StartWorkers(Context& ctx, const std::string& type, const std::vector<std::s
                                      : ctx.inv.worker_alias;
     }
     if (ctx.inv.cost_per_hour >= 0) wc["worker_cost_per_hour"] = ctx.inv.cost_per_hour;
+    if (ctx.inv.speed > 0) wc["worker_speed"] = ctx.inv.speed;
     wc["tags"] = ctx.inv.tags;
     nlohmann::json body = {{"provider", ctx.inv.provider}, {"worker_config", wc}};
     auto reply = ctx.Call("POST", "/stack/workers", body.dump());

@@ -74,6 +74,13 @@ struct PlacementConfig {
   double defer_gain = 0.8;
 };
 
+// Sets one PlacementConfig field by name (lambda_inference, lambda_training, lambda_other,
+// alpha_locality, beta_age, fairness_weight, defer_gain, candidate_batches,
+// candidates_per_index, scan_limit). Returns "" or what is wrong, naming the key.
+std::string SetPlacementOption(PlacementConfig& config, const std::string& key, double value);
+// Applies "key=value,key=value" (the server's --utility). Returns "" or what is wrong.
+std::string ParsePlacementOptions(PlacementConfig& config, const std::string& text);
+
 struct OrgPolicy {
   double weight = 1.0;
   int max_running_tasks = 0;  // 0: unlimited

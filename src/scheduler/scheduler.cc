@@ -542,7 +542,7 @@ struct Scheduler::Impl {
     spec.capacity.gpus = w.gpus;
     spec.slots = w.slots;
     spec.cost_per_hour = w.cost_per_hour;
-    spec.speed = JsonOr(w.info, "speed", 1.0);
+    spec.speed = std::max(JsonOr(w.info, "speed", 1.0), 1e-6);
     spec.training_speed = JsonOr(w.info, "training_speed", 0.0);
     spec.keys = w.loaded_models;
     return spec;
@@ -706,7 +706,7 @@ struct Scheduler::Impl {
     auto w = workers.find(t.rec.assigned_worker);
     double speed = 1.0;
     if (w != workers.end()) {
-      speed = JsonOr(w->second.info, "speed", 1.0);
+      speed = std::max(JsonOr(w->second.info, "speed", 1.0), 1e-6);
       if (placement::CategoryFromTaskType(t.rec.task_type, t.rec.category) == placement::Category::kTraining) {
         speed = JsonOr(w->second.info, "training_speed", speed);
       }

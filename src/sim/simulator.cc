@@ -123,13 +123,11 @@ Result<Model> Build(const json& w) {
       m.orgs.push_back({o.at("name").get<std::string>(), o.value("weight", 1.0)});
     }
     if (m.orgs.empty()) return InvalidArgument("workload: orgs is empty");
-    const json& u = w.value("utility", json::object());
-    m.placement.lambda_inference = u.value("lambda_inference", m.placement.lambda_inference);
-    m.placement.lambda_training = u.value("lambda_training", m.placement.lambda_training);
-    m.placement.lambda_other = u.value("lambda_other", m.placement.lambda_other);
-    m.placement.alpha_locality = u.value("alpha_locality", m.placement.alpha_locality);
-    m.placement.beta_age = u.value("beta_age", m.placement.beta_age);
-    m.placement.fairness_weight = u.value("fairness_weight", m.placement.fairness_weight);
+    for (const auto& [key, value] : w.value("utility", json::object()).items()) {
+      if (!value.is_number()) return InvalidArgument("workload: utility." + key + " must be a number");
+      std::string e = placement::SetPlacementOption(m.placement, key, value.get<double>());
+      if (!e.empty()) return InvalidArgument("workload: utility: " + e);
+    }
     FM_RETURN_IF_ERROR(Field(w, "workflows", "the workload"));
     for (const auto& wj : w["workflows"]) {
       WorkflowDef d;

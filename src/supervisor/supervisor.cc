@@ -106,6 +106,8 @@ json InfoToJson(const v1::WorkerInfo& info) {
           {"memory_mb", info.memory_mb()},
           {"gpus", gpus},
           {"cost_per_hour", info.cost_per_hour()},
+          {"speed", info.speed() > 0 ? info.speed() : 1.0},
+          {"training_speed", info.training_speed() > 0 ? info.training_speed() : (info.speed() > 0 ? info.speed() : 1.0)},
           {"tags", std::vector<std::string>(info.tags().begin(), info.tags().end())},
           {"slots", info.slots()},
           {"pid", info.pid()},
@@ -493,7 +495,11 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
     options.argv = {config.worker_binary, "--supervisor", address, "--name", w.name,
                     "--alias", alias, "--type", type == "gpu" ? "gpu" : "cpu",
                     "--cost-per-hour", JsonString(c, "worker_cost_per_hour", "0"),
-                    "--slots", JsonString(c, "slots", "16")};
+                    "--slots", JsonString(c, "slots", "16"),
+                    "--speed", JsonString(c, "worker_speed", "1")};
+    if (std::string ts = JsonString(c, "worker_training_speed"); !ts.empty()) {
+      options.argv.insert(options.argv.end(), {"--training-speed", ts});
+    }
     if (!tags.empty()) options.argv.insert(options.argv.end(), {"--tags", tags});
     if (!cuda.empty()) {
       options.argv.insert(options.argv.end(), {"--cuda-devices", cuda});

@@ -97,6 +97,8 @@ struct Worker::Impl {
       gpu->set_memory_mb(g.memory_mb);
     }
     info->set_cost_per_hour(config.cost_per_hour);
+    info->set_speed(config.speed);
+    info->set_training_speed(config.training_speed);
     for (const auto& t : config.tags) info->add_tags(t);
     info->set_slots(config.slots);
     info->set_pid(static_cast<int>(::getpid()));

@@ -32,6 +32,8 @@ struct WorkerConfig {
   std::string alias;                           // defaults to name
   std::string worker_type = "cpu";             // cpu | gpu
   double cost_per_hour = 0;
+  double speed = 1;           // relative throughput the placement core weighs (1: reference)
+  double training_speed = 0;  // on training tasks; 0: speed
   int slots = 16;  // light executors (echo, profiling, api) overlap well; heavy ones batch inside
   std::vector<std::string> tags;
   std::string cuda_devices;  // "0,1"; GPU workers only

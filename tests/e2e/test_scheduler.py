@@ -1,9 +1,11 @@
 """The global scheduler through the real stack: heterogeneous CPU workers (different costs,
 slots and tags), batching up to free slots, selected_worker, the no-eligible-worker failure
 and elasticity of native workers."""
+import os
+import subprocess
 import unittest
 
-from harness import StackTestCase, echo_workflow, wait_until
+from harness import BIN_DIR, StackTestCase, echo_workflow, wait_until
 
 API = "/api/v1"
 
@@ -75,6 +77,31 @@ class SchedulerTest(StackTestCase):
         self.assertIn("no worker can run this task", task["error"])
         self.assertIn("gpus=2", task["error"])
         self.assertIn("gpus=0", task["error"])
+
+    def test_faster_worker_at_the_same_cost_wins(self):
+        # --speed travels worker -> supervisor -> scheduler -> placement core: at equal cost
+        # per hour the faster worker is cheaper per unit of work and has more throughput.
+        s = self.stack
+        s.up()
+        self.stack.api("POST", f"{API}/stack/workers",
+                       {"name": "slow", "worker_config": {"worker_type": "cpu", "worker_cost_per_hour": "2",
+                                                          "slots": "2"}}, expect=201)
+        self.stack.api("POST", f"{API}/stack/workers",
+                       {"name": "fast", "worker_config": {"worker_type": "cpu", "worker_cost_per_hour": "2",
+                                                          "worker_speed": "4", "slots": "2"}}, expect=201)
+        workers = wait_until(lambda: self.live_workers() if len(self.live_workers()) == 2 else None,
+                             timeout=60, what="two workers")
+        self.assertEqual(workers["fast"]["speed"], 4)
+        self.assertEqual(workers["slow"]["speed"], 1)
+        wf = s.submit(echo_workflow("speed"))["workflow_id"]
+        self.assertEqual(s.wait_workflow(wf)["status"], "DONE")
+        self.assertEqual([t["assigned_worker"] for t in s.tasks(wf)], [workers["fast"]["worker_id"]])
+
+    def test_bad_utility_option_is_refused_at_start(self):
+        out = subprocess.run([os.path.join(BIN_DIR, "flowmesh-server"), "--no-supervisor", "--utility", "lambda_training=2"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 2, out.stderr)
+        self.assertIn("lambda_training must be between 0 and 1", out.stderr)
 
     def test_elasticity_starts_and_retires_native_workers(self):
         s = self.stack

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -473,6 +474,26 @@ TEST(PlacerTest, ATaskWithoutAnEstimateNeverWaits) {
   auto out = p.Schedule(100);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].worker_id, "a100");
+}
+
+TEST(PlacementOptionsTest, ParsesKeyValueListsAndNamesWhatIsWrong) {
+  PlacementConfig c;
+  EXPECT_EQ(ParsePlacementOptions(c, "lambda_inference=0.3, alpha_locality=2,candidate_batches=5"), "");
+  EXPECT_DOUBLE_EQ(c.lambda_inference, 0.3);
+  EXPECT_DOUBLE_EQ(c.alpha_locality, 2);
+  EXPECT_EQ(c.candidate_batches, 5);
+  EXPECT_EQ(ParsePlacementOptions(c, ""), "");
+  // Errors name the key and leave the config as it was.
+  std::string e = ParsePlacementOptions(c, "beta_age=0.2,lambda_training=1.5");
+  EXPECT_NE(e.find("lambda_training"), std::string::npos) << e;
+  EXPECT_DOUBLE_EQ(c.beta_age, 0.1);
+  e = ParsePlacementOptions(c, "speediness=3");
+  EXPECT_NE(e.find("unknown option 'speediness'"), std::string::npos) << e;
+  EXPECT_NE(e.find("defer_gain"), std::string::npos) << e;  // lists the known ones
+  EXPECT_NE(ParsePlacementOptions(c, "scan_limit=2.5").find("scan_limit"), std::string::npos);
+  EXPECT_NE(ParsePlacementOptions(c, "beta_age=fast").find("not a number"), std::string::npos);
+  EXPECT_NE(ParsePlacementOptions(c, "beta_age").find("key=value"), std::string::npos);
+  EXPECT_NE(SetPlacementOption(c, "beta_age", std::nan("")), "");
 }
 
 TEST(PlacerTest, WaitingCanBeTurnedOff) {
