@@ -26,6 +26,10 @@
 //     fairness term is 0 for the org with the lowest virtual time and −1 for the highest
 //     among the candidates). The best pair is placed: up to the worker's free slots and
 //     free resources of the group's tasks go to it together (one batch).
+//   - Unless the head task (with a known estimate) would finish sooner on a busy worker
+//     that is faster and no dearer per unit of work, counting that worker's expected free
+//     time and what other waiting tasks reserved on it: then the task waits for it in a
+//     group of its own (earliest finish time with reservations; PlacementConfig::defer_gain).
 //
 // Complexity, with W workers, G non-empty groups, O orgs, C classes per task type (GPU
 // types, a handful), K = candidates_per_index, S = scan_limit:
