@@ -141,6 +141,10 @@ struct Placer::Impl {
     // Expected time its running tasks end (from their estimates), the run time of tasks
     // waiting for it, and its key in the classes' by_free_at sets (-1: not in them).
     double busy_until = 0, reserved = 0, free_key = -1;
+    // Decode sequences free at the last report (-1: not known) and the change since: -1
+    // per inference task placed, +1 per one ended.
+    int seq_free = -1, seq_delta = 0;
+    int SequencesLeft() const { return seq_free < 0 ? std::numeric_limits<int>::max() : std::max(0, seq_free + seq_delta); }
     int free() const { return live && !cordoned ? slots - running : 0; }
   };
   // Tasks are a slab; groups hold slab indices.
@@ -184,6 +188,7 @@ struct Placer::Impl {
     uint32_t worker, org;
     Resources demand;
     double charged;  // worker-seconds charged at dispatch
+    bool inference = false;
   };
   // A (task type, GPU type) class: its free workers, ordered.
   struct Class {
@@ -517,6 +522,7 @@ struct Placer::Impl {
   // How many of the group's tasks the worker can take now.
   int Capacity(const Worker& w, const Group& g, const Org& o) const {
     int n = std::min<int>(w.free(), static_cast<int>(g.live));
+    if (g.category == Category::kInference) n = std::min(n, w.SequencesLeft());
     const Resources& d = g.demand;
     auto limit = [&n](double cap, double used, double per) {
       if (per > 0 && cap > 0) n = std::min(n, static_cast<int>(std::floor((cap - used) / per + kEps)));
@@ -748,7 +754,7 @@ struct Placer::Impl {
       Task& t = slab[si];
       double charged = t.est / SpeedFor(w, g.category);
       w.busy_until = std::max(w.busy_until, now + charged);
-      running_tasks[t.handle] = Running{p.worker, g.org, g.demand, charged};
+      running_tasks[t.handle] = Running{p.worker, g.org, g.demand, charged, g.category == Category::kInference};
       queued_tasks.erase(t.handle);
       out.tasks.push_back(t.handle);
       charged_total += charged;
@@ -758,6 +764,7 @@ struct Placer::Impl {
       --n_queued;
       --o.queued;
       w.running++;
+      if (g.category == Category::kInference) --w.seq_delta;
       w.used.cpu += g.demand.cpu;
       w.used.memory_mb += g.demand.memory_mb;
       w.used.gpus += g.demand.gpus;
@@ -878,6 +885,7 @@ struct Placer::Impl {
       Worker& w = workers[r.worker];
       if (w.running > 0) {
         w.running--;
+        if (r.inference) ++w.seq_delta;
         w.used.cpu = std::max(0.0, w.used.cpu - r.demand.cpu);
         w.used.memory_mb = std::max(0.0, w.used.memory_mb - r.demand.memory_mb);
         w.used.gpus = std::max(0, w.used.gpus - r.demand.gpus);
@@ -936,6 +944,8 @@ struct Placer::Impl {
     for (const auto& k : s.keys) w.keys.push_back(strings.Id(k));
     std::sort(w.keys.begin(), w.keys.end());
     w.keys.erase(std::unique(w.keys.begin(), w.keys.end()), w.keys.end());
+    w.seq_free = s.free_sequence_slots;
+    w.seq_delta = 0;
     w.live = true;
     if (!was_live) {
       w.running = 0;
@@ -1055,6 +1065,16 @@ void Placer::AddKey(const std::string& id, const std::string& key) {
   impl_->Unindex(it->second);
   w.keys.insert(std::lower_bound(w.keys.begin(), w.keys.end(), k), k);
   impl_->Index(it->second);
+}
+
+void Placer::SetSequenceSlots(const std::string& id, int free_sequence_slots) {
+  auto it = impl_->worker_ids.find(id);
+  if (it == impl_->worker_ids.end()) return;
+  auto& w = impl_->workers[it->second];
+  w.seq_free = free_sequence_slots;
+  w.seq_delta = 0;
+  // Inference groups parked for want of sequences may fit now.
+  for (uint32_t t : w.types) impl_->Unpark(t);
 }
 
 bool Placer::HasWorker(const std::string& id) const {

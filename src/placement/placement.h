@@ -102,6 +102,9 @@ struct WorkerSpec {
   double speed = 1.0;              // relative throughput (1: reference)
   double training_speed = 0;       // relative throughput on training tasks; 0: `speed`
   std::vector<std::string> keys;   // locality: loaded models, adapters, datasets, outputs
+  // Decode sequences its inference engines can start now (-1: not known). Inference tasks
+  // placed on it count against this until the next report.
+  int free_sequence_slots = -1;
 };
 
 struct TaskRequest {
@@ -169,6 +172,8 @@ class Placer {
   void SetCordoned(const std::string& id, bool cordoned);
   void SetKeys(const std::string& id, const std::vector<std::string>& keys);
   void AddKey(const std::string& id, const std::string& key);  // stage stickiness
+  // A fresh report of the worker's free decode sequences (-1: not known).
+  void SetSequenceSlots(const std::string& id, int free_sequence_slots);
   bool HasWorker(const std::string& id) const;
 
   // Queues a ready task. False when the handle is already queued or running.

@@ -545,6 +545,7 @@ struct Scheduler::Impl {
     spec.speed = std::max(JsonOr(w.info, "speed", 1.0), 1e-6);
     spec.training_speed = JsonOr(w.info, "training_speed", 0.0);
     spec.keys = w.loaded_models;
+    spec.free_sequence_slots = w.free_sequence_slots >= 0 ? w.free_sequence_slots : JsonOr(w.info, "free_sequence_slots", -1);
     return spec;
   }
 
@@ -1460,6 +1461,8 @@ struct Scheduler::Impl {
       }
       if (int free_seq = JsonOr(hw, "free_sequence_slots", -1); free_seq != w.free_sequence_slots) {
         w.free_sequence_slots = free_seq;
+        placer.SetSequenceSlots(w.id, free_seq);
+        dispatch_needed = true;
         workers_dirty = true;
       }
       if (hw.contains("running") && hw["running"].is_array()) Reconcile(w, hw["running"], wall);

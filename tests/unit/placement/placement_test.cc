@@ -476,6 +476,37 @@ TEST(PlacerTest, ATaskWithoutAnEstimateNeverWaits) {
   EXPECT_EQ(out[0].worker_id, "a100");
 }
 
+TEST(PlacerTest, InferenceBatchesStopAtTheFreeDecodeSequences) {
+  Placer p;
+  WorkerSpec w = Worker("gpu", 8, 1.0, "", 0, 1.0, {"infer", "echo"});
+  w.free_sequence_slots = 2;  // its engine is nearly full
+  p.UpsertWorker(w);
+  for (uint64_t h = 1; h <= 4; ++h) {
+    TaskRequest t = Task(h, "o", "m");
+    t.task_type = "infer";
+    t.category = Category::kInference;
+    ASSERT_TRUE(p.Enqueue(t));
+  }
+  ASSERT_TRUE(p.Enqueue(Task(10, "o", "echo")));  // not inference: only task slots count
+  auto out = p.Schedule(0);
+  size_t inference = 0, other = 0;
+  for (const auto& pl : out) {
+    for (uint64_t h : pl.tasks) (h < 10 ? inference : other)++;
+  }
+  EXPECT_EQ(inference, 2u);
+  EXPECT_EQ(other, 1u);
+  // One ends: its sequence is free again before the next report.
+  p.Finished(1, -1, 1);
+  out = p.Schedule(1);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].tasks, (std::vector<uint64_t>{3}));
+  // A fresh report of 8 free sequences takes the last one.
+  p.SetSequenceSlots("gpu", 8);
+  out = p.Schedule(2);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].tasks, (std::vector<uint64_t>{4}));
+}
+
 TEST(PlacementOptionsTest, ParsesKeyValueListsAndNamesWhatIsWrong) {
   PlacementConfig c;
   EXPECT_EQ(ParsePlacementOptions(c, "lambda_inference=0.3, alpha_locality=2,candidate_batches=5"), "");
