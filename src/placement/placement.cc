@@ -174,6 +174,7 @@ struct Placer::Impl {
     // when to look again if it has not freed by then.
     uint32_t waiting_on = kNone;
     double reservation = 0, wake_at = 0;
+    bool listed = false;  // in `deferred`
   };
   struct Org {
     std::string name;
@@ -672,7 +673,10 @@ struct Placer::Impl {
     OrgErase(gi);
     d.parked = true;
     parked[d.type].push_back(gi);
-    deferred.push_back(gi);
+    if (!d.listed) {
+      d.listed = true;
+      deferred.push_back(gi);
+    }
     ++n_deferrals;
     return true;
   }
@@ -714,7 +718,9 @@ struct Placer::Impl {
     if (!free_groups.empty()) {
       gi = free_groups.back();
       free_groups.pop_back();
+      bool listed = groups[gi].listed;  // its entry in `deferred` stays until WakeOverdue drops it
       groups[gi] = Group{};
+      groups[gi].listed = listed;
     } else {
       gi = static_cast<uint32_t>(groups.size());
       groups.emplace_back();
@@ -727,11 +733,12 @@ struct Placer::Impl {
     size_t keep = 0;
     for (uint32_t gi : deferred) {
       Group& g = groups[gi];
-      if (g.waiting_on == kNone || !g.parked) continue;  // woken already
-      if (now + kEps < g.wake_at) {
+      if (g.waiting_on != kNone && g.parked && now + kEps < g.wake_at) {
         deferred[keep++] = gi;
         continue;
       }
+      g.listed = false;
+      if (g.waiting_on == kNone || !g.parked) continue;  // woken already
       g.parked = false;
       Undefer(gi);
       if (g.live > 0) OrgInsert(gi);

@@ -507,6 +507,49 @@ TEST(PlacerTest, InferenceBatchesStopAtTheFreeDecodeSequences) {
   EXPECT_EQ(out[0].tasks, (std::vector<uint64_t>{4}));
 }
 
+TEST(PlacerTest, WaitingNeverStrandsATask) {
+  // Random training jobs on 2 fast and 3 slow workers, each run to its estimate: every job
+  // is placed exactly once and the queue drains, whatever waits and wakes happen between.
+  Placer p;
+  for (int i = 0; i < 2; ++i) p.UpsertWorker(Worker("fast" + std::to_string(i), 1, 4.0, "H100", 1, 1.0, {"train"}));
+  for (int i = 0; i < 3; ++i) p.UpsertWorker(Worker("slow" + std::to_string(i), 1, 1.8, "A100", 1, 0.32, {"train"}));
+  std::map<std::string, double> speed = {{"fast0", 1}, {"fast1", 1}, {"slow0", 0.32}, {"slow1", 0.32}, {"slow2", 0.32}};
+  uint64_t seed = 12345;
+  auto rnd = [&seed] {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<double>(seed >> 11) / static_cast<double>(1ULL << 53);
+  };
+  std::map<uint64_t, double> est;
+  std::multimap<double, uint64_t> ends;  // end time -> handle
+  std::set<uint64_t> placed;
+  double now = 0;
+  uint64_t next = 1;
+  for (int step = 0; step < 2000 && (next <= 200 || !ends.empty() || p.queued() > 0); ++step) {
+    if (next <= 200 && rnd() < 0.5) {
+      double e = 10 + 500 * rnd();
+      est[next] = e;
+      ASSERT_TRUE(p.Enqueue(Training(next, e, now)));
+      ++next;
+    }
+    for (const auto& pl : p.Schedule(now)) {
+      for (uint64_t h : pl.tasks) {
+        ASSERT_TRUE(placed.insert(h).second) << "placed twice: " << h;
+        ends.emplace(now + est[h] / speed[pl.worker_id], h);
+      }
+    }
+    // Advance to the next end (or a little, while arrivals continue).
+    double to = ends.empty() ? now + 5 : std::min(ends.begin()->first, next <= 200 ? now + 5 : ends.begin()->first);
+    now = to;
+    while (!ends.empty() && ends.begin()->first <= now + 1e-9) {
+      p.Finished(ends.begin()->second, -1, now);
+      ends.erase(ends.begin());
+    }
+  }
+  EXPECT_EQ(placed.size(), 200u);
+  EXPECT_EQ(p.queued(), 0u);
+  EXPECT_GT(p.deferrals(), 0u);
+}
+
 TEST(PlacementOptionsTest, ParsesKeyValueListsAndNamesWhatIsWrong) {
   PlacementConfig c;
   EXPECT_EQ(ParsePlacementOptions(c, "lambda_inference=0.3, alpha_locality=2,candidate_batches=5"), "");
