@@ -123,7 +123,8 @@ Result<Model> Build(const json& w) {
       m.orgs.push_back({o.at("name").get<std::string>(), o.value("weight", 1.0)});
     }
     if (m.orgs.empty()) return InvalidArgument("workload: orgs is empty");
-    for (const auto& [key, value] : w.value("utility", json::object()).items()) {
+    const json utility = w.value("utility", json::object());
+    for (const auto& [key, value] : utility.items()) {
       if (!value.is_number()) return InvalidArgument("workload: utility." + key + " must be a number");
       std::string e = placement::SetPlacementOption(m.placement, key, value.get<double>());
       if (!e.empty()) return InvalidArgument("workload: utility: " + e);

@@ -159,6 +159,25 @@ TEST(SimulatorTest, DedupCostsLessThanRunningEverything) {
   EXPECT_LT(global->cost, off->cost);
 }
 
+TEST(SimulatorTest, UtilitySectionIsCheckedAndApplied) {
+  auto w = LoadWorkload(Workload("paper.json"));
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  json never_wait = *w;
+  never_wait["utility"] = {{"defer_gain", 0}};
+  auto waits = WithScope(*w, "flowmesh", "off");
+  auto takes_slow = WithScope(never_wait, "flowmesh", "off");
+  ASSERT_TRUE(waits.ok() && takes_slow.ok());
+  // Training that takes an idle A100 instead of waiting for an H100 runs ~3× longer.
+  EXPECT_LT(waits->p95_s, takes_slow->p95_s);
+  json bad = *w;
+  bad["utility"] = {{"lambda_training", 2}};
+  auto r = Simulate(bad, "flowmesh", {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("lambda_training"), std::string::npos) << r.status().message();
+  bad["utility"] = {{"speediness", 1}};
+  EXPECT_FALSE(Simulate(bad, "flowmesh", {}).ok());
+}
+
 TEST(SimulatorTest, PreemptedLeaderStillCompletesItsJoiners) {
   json w = Identical();
   w["failures"] = {{"preempt_at_s", 50}, {"preempt_fraction", 1.0}};  // every live worker
