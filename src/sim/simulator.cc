@@ -658,14 +658,15 @@ class Run {
 
   void Recompute(int wi) {
     Advance(wi, now_);
-    WorkerRun& w = workers_[wi];
-    const GpuType& g = m_.gpus[w.type];
     std::vector<int> finished;
-    for (int ti : w.tasks) {
+    for (int ti : workers_[wi].tasks) {
       const TaskRun& t = tasks_[ti];
       if (t.start_at <= now_ + kEps && t.remaining <= 1e-6) finished.push_back(ti);
     }
     for (int ti : finished) Finish(ti, wi);
+    // Only now: finishing may start workers (static_worker), which moves workers_.
+    WorkerRun& w = workers_[wi];
+    const GpuType& g = m_.gpus[w.type];
     // Rates: processor sharing of the curve among started inference tasks.
     double seqs = 0;
     for (int ti : w.tasks) {
