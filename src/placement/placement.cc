@@ -175,6 +175,7 @@ struct Placer::Impl {
     uint32_t waiting_on = kNone;
     double reservation = 0, wake_at = 0;
     bool listed = false;  // in `deferred`
+    uint64_t possible_at = 0;  // fleet_version at which some worker could run it (0: not known)
   };
   struct Org {
     std::string name;
@@ -225,6 +226,7 @@ struct Placer::Impl {
   std::vector<uint64_t> stamps;  // per worker: the last Collect that took it
   uint64_t stamp = 0;
   std::vector<uint32_t> deferred;  // groups waiting for a faster worker (see Defer)
+  uint64_t fleet_version = 0;      // bumped whenever a worker joins, changes or leaves
   uint64_t n_deferrals = 0;
 
   explicit Impl(PlacementConfig c) : cfg(c) {}
@@ -912,6 +914,7 @@ struct Placer::Impl {
   // ---- workers ----
 
   void UpsertWorker(const WorkerSpec& s, double now) {
+    ++fleet_version;
     auto [it, added] = worker_ids.emplace(s.id, static_cast<uint32_t>(workers.size()));
     uint32_t wi = it->second;
     if (added) workers.emplace_back();
@@ -978,6 +981,7 @@ struct Placer::Impl {
     auto it = worker_ids.find(id);
     if (it == worker_ids.end()) return;
     uint32_t wi = it->second;
+    ++fleet_version;
     Unindex(wi);
     Worker& w = workers[wi];
     w.live = false;
@@ -1133,6 +1137,8 @@ std::vector<Unplaceable> Placer::FindUnplaceable(double now, double grace_s) {
   for (uint32_t gi = 0; gi < s.groups.size(); ++gi) {
     auto& g = s.groups[gi];
     if (g.live == 0 || now - g.first_enqueue < grace_s) continue;
+    // Judged possible against this fleet already: nothing to scan until the fleet changes.
+    if (g.possible_at != 0 && g.possible_at == s.fleet_version) continue;
     bool possible = false;
     for (const auto& w : s.workers) {
       if (s.CouldEverHold(w, g, false)) {
@@ -1140,7 +1146,10 @@ std::vector<Unplaceable> Placer::FindUnplaceable(double now, double grace_s) {
         break;
       }
     }
-    if (possible) continue;
+    if (possible) {
+      g.possible_at = s.fleet_version;
+      continue;
+    }
     std::string reason = "no worker can run this task: it " + s.DescribeFleet(g);
     for (size_t i = g.head; i < g.queue.size(); ++i) {
       const auto& t = s.slab[g.queue[i]];

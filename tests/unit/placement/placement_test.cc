@@ -550,6 +550,28 @@ TEST(PlacerTest, WaitingNeverStrandsATask) {
   EXPECT_GT(p.deferrals(), 0u);
 }
 
+TEST(PlacerTest, ATaskBecomesUnplaceableWhenItsLastCapableWorkerLeaves) {
+  Placer p;
+  p.UpsertWorker(Worker("gpu", 1, 1.0, "L4", 1, 1.0, {"infer"}));
+  TaskRequest hold = Task(1);
+  hold.task_type = "infer";
+  hold.demand.gpus = 1;
+  ASSERT_TRUE(p.Enqueue(hold));
+  ASSERT_EQ(p.Schedule(0).size(), 1u);  // the only GPU worker is busy
+  TaskRequest t = Task(2, "o", "other");
+  t.task_type = "infer";
+  t.demand.gpus = 1;
+  ASSERT_TRUE(p.Enqueue(t));
+  EXPECT_TRUE(p.FindUnplaceable(100, 60).empty());  // runnable once the worker frees
+  EXPECT_TRUE(p.FindUnplaceable(101, 60).empty());  // (not scanned again: same fleet)
+  p.RemoveWorker("gpu");
+  p.UpsertWorker(Worker("cpu", 4));
+  auto u = p.FindUnplaceable(102, 60);
+  ASSERT_EQ(u.size(), 1u);
+  EXPECT_EQ(u[0].handle, 2u);
+  EXPECT_NE(u[0].reason.find("gpus=1"), std::string::npos) << u[0].reason;
+}
+
 TEST(PlacementOptionsTest, ParsesKeyValueListsAndNamesWhatIsWrong) {
   PlacementConfig c;
   EXPECT_EQ(ParsePlacementOptions(c, "lambda_inference=0.3, alpha_locality=2,candidate_batches=5"), "");
