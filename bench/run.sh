@@ -10,7 +10,9 @@
 #          workers, 1,000,000 queued tasks, 100 orgs); the paper's experiment in flowmesh-sim
 #          (bench/workloads/paper.json: cost and p50/p95 per policy, cost_ratio_static_over_flowmesh,
 #          the same with 10% of workers preempted, and flowmesh again with de-duplication under
-#          tenant scope and off: dedup_tenant_*, dedup_off_*); fairness 1:3 (bench/workloads/fairness.json).
+#          tenant scope and off: dedup_tenant_*, dedup_off_*; and with the training templates'
+#          instances drawn from 2, 3 or 5 distinct configurations: training_variants_N_*);
+#          fairness 1:3 (bench/workloads/fairness.json).
 #   fuzz-parser [SECONDS]  builds tests/fuzz/parse_fuzzer.cc with clang++ -fsanitize=fuzzer,address
 #          (apt-get install clang) and runs it over the seed corpus for SECONDS (default 60);
 #          prints fuzz_execs, fuzz_seconds, fuzz_crashes. Crashing inputs land in
@@ -64,6 +66,19 @@ case "$name" in
     for scope in tenant off; do
       build/release/bin/flowmesh-sim bench/workloads/paper.json --dedup-scope "$scope" |
         sed -n "s/^\(flowmesh_cost\|flowmesh_p95_s\|flowmesh_executed_tasks\|cost_ratio_static_over_flowmesh\)=/dedup_${scope}_\1=/p"
+    done
+    # And if each training template's instances came from N distinct configurations.
+    variant_workload=$(mktemp)
+    trap 'rm -f "$variant_workload"' EXIT
+    for n in 2 3 5; do
+      python3 -c 'import json, sys
+w = json.load(open("bench/workloads/paper.json"))
+for wf in w["workflows"]:
+    if any(t["kind"] == "training" for t in wf["tasks"]):
+        wf["variants"] = int(sys.argv[1])
+print(json.dumps(w))' "$n" > "$variant_workload"
+      build/release/bin/flowmesh-sim "$variant_workload" |
+        sed -n "s/^\(flowmesh_p95_s\|cost_ratio_static_over_flowmesh\)=/training_variants_${n}_\1=/p"
     done
     build/release/bin/flowmesh-sim bench/workloads/fairness.json --policy flowmesh --horizon 3600 |
       sed -n 's/^flowmesh_share_\(a\|b\)=/share_\1=/p' ;;
