@@ -320,13 +320,16 @@ struct Placer::Impl {
     if (it == parked.end() || it->second.empty()) return;
     std::vector<uint32_t> list = std::move(it->second);
     it->second.clear();
-    for (uint32_t g : list) {
-      Group& gr = groups[g];
-      if (!gr.parked) continue;
-      gr.parked = false;
-      Undefer(g);
-      if (gr.live > 0) OrgInsert(g);
-    }
+    for (uint32_t g : list) Wake(g);
+  }
+
+  // A parked (or deferred) group competes again.
+  void Wake(uint32_t gi) {
+    Group& g = groups[gi];
+    if (!g.parked) return;
+    g.parked = false;
+    Undefer(gi);
+    if (g.live > 0) OrgInsert(gi);
   }
 
   // ---- groups and orgs ----
@@ -740,10 +743,7 @@ struct Placer::Impl {
         continue;
       }
       g.listed = false;
-      if (g.waiting_on == kNone || !g.parked) continue;  // woken already
-      g.parked = false;
-      Undefer(gi);
-      if (g.live > 0) OrgInsert(gi);
+      if (g.waiting_on != kNone) Wake(gi);  // else woken already
     }
     deferred.resize(keep);
   }

@@ -104,6 +104,7 @@ struct Scheduler::Impl {
     bool dedup_bypass = false;   // its twin failed: runs on its own
     uint64_t handle = 0;     // its id in the placer while queued or placed there; 0: none
     std::string batch_key;   // as given to the placer (its run-time history's key)
+    placement::Category category = placement::Category::kOther;  // as given to the placer
   };
   struct Workflow {
     state::WorkflowRecord rec;
@@ -526,6 +527,13 @@ struct Scheduler::Impl {
   // prepared and allowed by epoch order) and carries out its placements.
   static double MonoSeconds() { return static_cast<double>(MonoMicros()) / 1e6; }
 
+  // Relative throughput the worker advertised (1 when it did not), for a task category.
+  static double SpeedOf(const Worker& w, placement::Category category) {
+    double speed = JsonOr(w.info, "speed", 1.0);
+    if (category == placement::Category::kTraining) speed = JsonOr(w.info, "training_speed", speed);
+    return speed > 0 ? speed : 1.0;
+  }
+
   placement::WorkerSpec PlacementSpecOf(const Worker& w) const {
     placement::WorkerSpec spec;
     spec.id = w.id;
@@ -542,8 +550,8 @@ struct Scheduler::Impl {
     spec.capacity.gpus = w.gpus;
     spec.slots = w.slots;
     spec.cost_per_hour = w.cost_per_hour;
-    spec.speed = std::max(JsonOr(w.info, "speed", 1.0), 1e-6);
-    spec.training_speed = JsonOr(w.info, "training_speed", 0.0);
+    spec.speed = SpeedOf(w, placement::Category::kOther);
+    spec.training_speed = SpeedOf(w, placement::Category::kTraining);
     spec.keys = w.loaded_models;
     spec.free_sequence_slots = w.free_sequence_slots >= 0 ? w.free_sequence_slots : JsonOr(w.info, "free_sequence_slots", -1);
     return spec;
@@ -579,6 +587,7 @@ struct Scheduler::Impl {
     if (!placer.Enqueue(r)) return;
     t.handle = r.handle;
     t.batch_key = std::move(r.batch_key);
+    t.category = r.category;
     handle_task.emplace(r.handle, t.rec.task_id);
   }
 
@@ -705,14 +714,8 @@ struct Scheduler::Impl {
   void LearnRunTime(const Task& t) {
     if (t.handle == 0 || t.batch_key.empty() || t.rec.dispatched_ts == 0 || placer.Queued(t.handle)) return;
     auto w = workers.find(t.rec.assigned_worker);
-    double speed = 1.0;
-    if (w != workers.end()) {
-      speed = std::max(JsonOr(w->second.info, "speed", 1.0), 1e-6);
-      if (placement::CategoryFromTaskType(t.rec.task_type, t.rec.category) == placement::Category::kTraining) {
-        speed = JsonOr(w->second.info, "training_speed", speed);
-      }
-    }
-    double ran = std::max(0.0, WallSeconds() - t.rec.dispatched_ts) * std::max(speed, 1e-9);
+    double speed = w == workers.end() ? 1.0 : SpeedOf(w->second, t.category);
+    double ran = std::max(0.0, WallSeconds() - t.rec.dispatched_ts) * speed;
     auto [it, added] = run_estimates.try_emplace(t.batch_key, ran);
     if (!added) it->second = 0.8 * it->second + 0.2 * ran;
     if (run_estimates.size() > 100000) run_estimates.clear();  // bounded: batch keys are open-ended

@@ -77,6 +77,8 @@ double Curve(const Model& m, double s) {
   return c.back().second;
 }
 
+bool KnownScope(const std::string& scope) { return scope == "off" || scope == "tenant" || scope == "global"; }
+
 Status Field(const json& j, const char* name, const char* what) {
   if (!j.is_object() || !j.contains(name)) return InvalidArgument(std::string("workload: ") + what + " needs '" + name + "'");
   return Status::Ok();
@@ -247,7 +249,7 @@ Result<Model> Build(const json& w) {
       m.arrival_variant.push_back(n > 0 ? std::uniform_int_distribution<int>(0, n - 1)(rng) : -1);
     }
     m.dedup_scope = w.value("dedup_scope", std::string("off"));
-    if (m.dedup_scope != "off" && m.dedup_scope != "tenant" && m.dedup_scope != "global") {
+    if (!KnownScope(m.dedup_scope)) {
       return InvalidArgument("workload: dedup_scope must be off, tenant or global");
     }
     const json& f = w.value("failures", json::object());
@@ -324,10 +326,12 @@ class Run {
       double stop = w.down_at >= 0 ? w.down_at : end;
       double uptime = std::max(0.0, stop - w.up_at);
       up += uptime;
-      r.cost += uptime / 3600.0 * m_.gpus[w.type].cost;
-      r.cost_by_type[m_.gpus[w.type].name] += uptime / 3600.0 * m_.gpus[w.type].cost;
-      r.busy_by_type[m_.gpus[w.type].name] += w.busy_s + (w.tasks.empty() ? 0 : std::max(0.0, stop - w.busy_since));
-      busy += w.busy_s + (w.tasks.empty() ? 0 : std::max(0.0, stop - w.busy_since));
+      double cost = uptime / 3600.0 * m_.gpus[w.type].cost;
+      double busy_s = w.busy_s + (w.tasks.empty() ? 0 : std::max(0.0, stop - w.busy_since));
+      r.cost += cost;
+      r.cost_by_type[m_.gpus[w.type].name] += cost;
+      r.busy_by_type[m_.gpus[w.type].name] += busy_s;
+      busy += busy_s;
     }
     r.utilisation = up > 0 ? busy / up : 0;
     r.makespan_s = end;
@@ -927,7 +931,7 @@ Result<PolicyResult> Simulate(const json& workload, const std::string& policy, c
     return InvalidArgument("unknown policy '" + policy + "' (flowmesh, static_worker, round_robin, fcfs_first_fit)");
   }
   const std::string& scope = options.dedup_scope;
-  if (!scope.empty() && scope != "off" && scope != "tenant" && scope != "global") {
+  if (!scope.empty() && !KnownScope(scope)) {
     return InvalidArgument("unknown dedup scope '" + scope + "' (off, tenant, global)");
   }
   FM_ASSIGN_OR_RETURN(Model m, Build(workload));
