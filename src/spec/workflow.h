@@ -44,6 +44,10 @@ struct WorkflowDef {
   std::vector<std::vector<std::string>> epochs;  // node_execution_order (a flat list: one each)
   bool schedule_in_epoch_order = false;          // node_schedule_in_epoch_order
   std::vector<std::string> selected_workers;     // selected_worker (global part)
+  // Non-fatal findings: unknown keys kept in the free-form sections of the published format
+  // (executor options, training config, data extras), deprecated spellings. Returned by
+  // submit and validate and printed by `flowmesh workflow validate`; never a reason to refuse.
+  std::vector<SpecError> warnings;
 };
 
 enum class Format { kNative, kN8n };
