@@ -1,11 +1,12 @@
-// flowmesh-worker: one worker process, started by a supervisor. Flags (or the
-// FLOWMESH_WORKER_* environment variables) configure it; see worker/worker.h.
-#include <CLI/CLI.hpp>
+// flowmesh-worker: one worker process, started by a supervisor. Each setting is declared once
+// below (flag, FLOWMESH_WORKER_* variable, default, doc); see worker/worker.h.
 #include <signal.h>
 
+#include <iostream>
 #include <thread>
 
 #include "common/log.h"
+#include "config/settings.h"
 #include "executors/executor.h"
 #include "inference/inference_executor.h"
 #include "inference/model_cache.h"
@@ -16,49 +17,50 @@ int main(int argc, char** argv) {
   flowmesh::worker::WorkerConfig config;
   std::string tags, log_level = "info", log_file;
   CLI::App app{"FlowMesh worker process"};
-  app.add_option("--supervisor", config.supervisor, "supervisor gRPC address host:port")
-      ->envname("FLOWMESH_WORKER_SUPERVISOR");
-  app.add_option("--name", config.name, "process name given by the supervisor")
-      ->envname("FLOWMESH_WORKER_NAME");
-  app.add_option("--alias", config.alias, "alias shown to users (default: name)")
-      ->envname("FLOWMESH_WORKER_ALIAS");
-  app.add_option("--type", config.worker_type, "cpu | gpu")
-      ->check(CLI::IsMember({"cpu", "gpu"}))
-      ->envname("FLOWMESH_WORKER_TYPE");
-  app.add_option("--cost-per-hour", config.cost_per_hour, "advertised cost per hour")
-      ->envname("FLOWMESH_WORKER_COST_PER_HOUR");
-  app.add_option("--speed", config.speed, "relative throughput against the reference worker (placement)")
-      ->check(CLI::PositiveNumber)
-      ->envname("FLOWMESH_WORKER_SPEED");
-  app.add_option("--training-speed", config.training_speed, "relative throughput on training tasks (default: --speed)")
-      ->check(CLI::NonNegativeNumber)
-      ->envname("FLOWMESH_WORKER_TRAINING_SPEED");
-  app.add_option("--slots", config.slots, "tasks run at once")
-      ->check(CLI::Range(1, 1024))
-      ->envname("FLOWMESH_WORKER_SLOTS");
-  app.add_option("--tags", tags, "comma-separated tags")->envname("FLOWMESH_WORKER_TAGS");
-  app.add_option("--cuda-devices", config.cuda_devices, "GPU indices, e.g. 0,1")
-      ->envname("FLOWMESH_WORKER_CUDA_DEVICES");
-  app.add_option("--token", config.token, "token presented to the supervisor")
-      ->envname("FLOWMESH_WORKER_TOKEN");
-  app.add_option("--api-token", config.api_token, "Bearer token for result uploads")
-      ->envname("FLOWMESH_WORKER_API_TOKEN");
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")
-      ->envname("FLOWMESH_WORKER_LOG_LEVEL");
-  app.add_option("--log-file", log_file, "append logs here instead of stderr")
-      ->envname("FLOWMESH_WORKER_LOG_FILE");
+  flowmesh::config::SettingsTable t(&app);
+  t.Add("--supervisor", "FLOWMESH_WORKER_SUPERVISOR", &config.supervisor,
+        "supervisor gRPC address host:port");
+  t.Add("--name", "FLOWMESH_WORKER_NAME", &config.name, "process name given by the supervisor");
+  t.Add("--alias", "FLOWMESH_WORKER_ALIAS", &config.alias, "alias shown to users (default: name)");
+  t.Add("--type", "FLOWMESH_WORKER_TYPE", &config.worker_type,
+        "cpu | gpu")
+      ->check(CLI::IsMember({"cpu", "gpu"}));
+  t.Add("--cost-per-hour", "FLOWMESH_WORKER_COST_PER_HOUR", &config.cost_per_hour,
+        "advertised cost per hour");
+  t.Add("--speed", "FLOWMESH_WORKER_SPEED", &config.speed,
+        "relative throughput against the reference worker (placement)")
+      ->check(CLI::PositiveNumber);
+  t.Add("--training-speed", "FLOWMESH_WORKER_TRAINING_SPEED", &config.training_speed,
+        "relative throughput on training tasks (default: --speed)")
+      ->check(CLI::NonNegativeNumber);
+  t.Add("--slots", "FLOWMESH_WORKER_SLOTS", &config.slots,
+        "tasks run at once")
+      ->check(CLI::Range(1, 1024));
+  t.Add("--tags", "FLOWMESH_WORKER_TAGS", &tags, "comma-separated tags");
+  t.Add("--cuda-devices", "FLOWMESH_WORKER_CUDA_DEVICES", &config.cuda_devices,
+        "GPU indices, e.g. 0,1");
+  t.Add("--token", "FLOWMESH_WORKER_TOKEN", &config.token, "token presented to the supervisor");
+  t.Add("--api-token", "FLOWMESH_WORKER_API_TOKEN", &config.api_token,
+        "Bearer token for result uploads");
+  t.Add("--log-level", "FLOWMESH_WORKER_LOG_LEVEL", &log_level, "trace|debug|info|warn|error");
+  t.Add("--log-file", "FLOWMESH_WORKER_LOG_FILE", &log_file, "append logs here instead of stderr");
   int model_memory_mb = 0, sequence_slots = 16, inference_threads = 0;
-  app.add_option("--model-memory-mb", model_memory_mb,
-                 "memory budget for loaded models (0: 60% of the host's memory)")
-      ->check(CLI::NonNegativeNumber)
-      ->envname("FLOWMESH_WORKER_MODEL_MEMORY_MB");
-  app.add_option("--sequence-slots", sequence_slots, "decode sequences per loaded model")
-      ->check(CLI::Range(1, 256))
-      ->envname("FLOWMESH_WORKER_SEQUENCE_SLOTS");
-  app.add_option("--inference-threads", inference_threads, "llama.cpp threads (0: all cores)")
-      ->check(CLI::Range(0, 1024))
-      ->envname("FLOWMESH_WORKER_INFERENCE_THREADS");
+  t.Add("--model-memory-mb", "FLOWMESH_WORKER_MODEL_MEMORY_MB", &model_memory_mb,
+        "memory budget for loaded models (0: 60% of the host's memory)")
+      ->check(CLI::NonNegativeNumber);
+  t.Add("--sequence-slots", "FLOWMESH_WORKER_SEQUENCE_SLOTS", &sequence_slots,
+        "decode sequences per loaded model")
+      ->check(CLI::Range(1, 256));
+  t.Add("--inference-threads", "FLOWMESH_WORKER_INFERENCE_THREADS", &inference_threads,
+        "llama.cpp threads (0: all cores)")
+      ->check(CLI::Range(0, 1024));
+  bool print_settings = false;
+  app.add_flag("--print-settings", print_settings, "print every setting as a Markdown table and exit");
   CLI11_PARSE(app, argc, argv);
+  if (print_settings) {
+    std::cout << t.Markdown();
+    return 0;
+  }
   config.tags = flowmesh::worker::SplitList(tags);
   if (config.name.empty()) config.name = "worker-" + std::to_string(::getpid());
   flowmesh::InitLogging("worker", log_level, log_file);
