@@ -83,7 +83,7 @@ Status Authenticator::Load() {
   FM_ASSIGN_OR_RETURN(auto keys, store_->ListApiKeys());
   const std::string& boot = config_.bootstrap_key_sha256;
   bool have_boot = boot.empty();
-  std::unique_lock<std::shared_mutex> lock(mu_);
+  WriterLock lock(mu_);
   for (auto& o : orgs) {
     json j = json::parse(o.policy_json, nullptr, false);
     auto policy = OrgPolicy::FromJson(j.is_object() ? j : json::object());
@@ -112,9 +112,9 @@ Status Authenticator::Load() {
     k.key_hash = boot;
     k.prefix = "fmk_";
     k.created_at = WallSeconds();
-    lock.unlock();
+    lock.Unlock();
     FM_RETURN_IF_ERROR(store_->WriteSync([k](state::WriteTxn& txn) { return txn.PutApiKey(k); }));
-    lock.lock();
+    lock.Lock();
     active_by_hash_[k.key_hash] = KeyEntry{k, ScopeSet::All()};
     keys_by_id_[k.key_id] = k;
     FM_LOG_INFO("created the bootstrap admin key {}", k.key_id);
@@ -159,7 +159,7 @@ Result<Principal> Authenticator::AuthenticateToken(std::string_view token) const
     return p;
   }
   {
-    std::shared_lock<std::shared_mutex> lock(mu_);
+    ReaderLock lock(mu_);
     auto it = active_by_hash_.find(hash);
     // The map lookup compares hashes, not keys: timing reveals nothing about a key.
     if (it != active_by_hash_.end() && ConstantTimeEquals(it->second.record.key_hash, hash)) {
@@ -226,7 +226,7 @@ Result<state::OrgRecord> Authenticator::CreateOrg(const std::string& name, const
   FM_RETURN_IF_ERROR(store_->WriteSync([o](state::WriteTxn& txn) { return txn.PutOrg(o); }));
   std::vector<std::function<void(const std::string&, const OrgPolicy&)>> observers;
   {
-    std::unique_lock<std::shared_mutex> lock(mu_);
+    WriterLock lock(mu_);
     orgs_[o.org_id] = o;
     policies_[o.org_id] = policy;
     observers = policy_observers_;
@@ -245,7 +245,7 @@ Result<state::OrgRecord> Authenticator::UpdateOrgPolicy(const std::string& org,
   FM_RETURN_IF_ERROR(store_->WriteSync([o](state::WriteTxn& txn) { return txn.PutOrg(o); }));
   std::vector<std::function<void(const std::string&, const OrgPolicy&)>> observers;
   {
-    std::unique_lock<std::shared_mutex> lock(mu_);
+    WriterLock lock(mu_);
     orgs_[o.org_id] = o;
     policies_[o.org_id] = policy;
     observers = policy_observers_;
@@ -255,14 +255,14 @@ Result<state::OrgRecord> Authenticator::UpdateOrgPolicy(const std::string& org,
 }
 
 std::vector<state::OrgRecord> Authenticator::ListOrgs() const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(mu_);
   std::vector<state::OrgRecord> out;
   for (const auto& [id, o] : orgs_) out.push_back(o);
   return out;
 }
 
 std::optional<state::OrgRecord> Authenticator::FindOrg(const std::string& id_or_name) const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(mu_);
   if (auto it = orgs_.find(id_or_name); it != orgs_.end()) return it->second;
   for (const auto& [id, o] : orgs_) {
     if (o.name == id_or_name) return o;
@@ -271,7 +271,7 @@ std::optional<state::OrgRecord> Authenticator::FindOrg(const std::string& id_or_
 }
 
 OrgPolicy Authenticator::PolicyOf(const std::string& org_id) const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(mu_);
   auto it = policies_.find(org_id);
   return it == policies_.end() ? OrgPolicy{} : it->second;
 }
@@ -280,7 +280,7 @@ void Authenticator::OnPolicyChange(
     std::function<void(const std::string& org_id, const OrgPolicy&)> cb) {
   std::map<std::string, OrgPolicy> now;
   {
-    std::unique_lock<std::shared_mutex> lock(mu_);
+    WriterLock lock(mu_);
     policy_observers_.push_back(cb);
     now = policies_;
   }
@@ -311,7 +311,7 @@ Result<CreatedKey> Authenticator::CreateKey(const Principal& creator, const std:
   k.prefix = KeyDisplayPrefix(out.key);
   k.created_at = WallSeconds();
   FM_RETURN_IF_ERROR(store_->WriteSync([k](state::WriteTxn& txn) { return txn.PutApiKey(k); }));
-  std::unique_lock<std::shared_mutex> lock(mu_);
+  WriterLock lock(mu_);
   active_by_hash_[k.key_hash] = KeyEntry{k, set};
   keys_by_id_[k.key_id] = k;
   return out;
@@ -320,7 +320,7 @@ Result<CreatedKey> Authenticator::CreateKey(const Principal& creator, const std:
 Status Authenticator::RevokeKey(const std::string& key_id) {
   state::ApiKeyRecord k;
   {
-    std::unique_lock<std::shared_mutex> lock(mu_);
+    WriterLock lock(mu_);
     auto it = keys_by_id_.find(key_id);
     if (it == keys_by_id_.end()) return NotFound("API key " + key_id + " not found");
     // Refused from now on, before the revocation is even durable.
@@ -332,7 +332,7 @@ Status Authenticator::RevokeKey(const std::string& key_id) {
 }
 
 std::vector<state::ApiKeyRecord> Authenticator::ListKeys(const std::string& org_id) const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(mu_);
   std::vector<state::ApiKeyRecord> out;
   for (const auto& [id, k] : keys_by_id_) {
     if (org_id.empty() || k.org_id == org_id) out.push_back(k);

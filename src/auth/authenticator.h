@@ -7,10 +7,9 @@
 // once, so a revoked key is refused by the very next request. Thread-safe.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -21,6 +20,7 @@
 #include "auth/plugin_host.h"
 #include "auth/scopes.h"
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "state/records.h"
 #include "state/store.h"
 
@@ -120,12 +120,13 @@ class Authenticator {
   PluginHost* plugins_;
   std::string service_hash_;
 
-  mutable std::shared_mutex mu_;
-  std::unordered_map<std::string, KeyEntry> active_by_hash_;  // guarded by mu_
-  std::map<std::string, state::ApiKeyRecord> keys_by_id_;     // guarded by mu_ (all, revoked too)
-  std::map<std::string, state::OrgRecord> orgs_;              // guarded by mu_
-  std::map<std::string, OrgPolicy> policies_;                 // guarded by mu_
-  std::vector<std::function<void(const std::string&, const OrgPolicy&)>> policy_observers_;  // guarded by mu_
+  mutable SharedMutex mu_;
+  std::unordered_map<std::string, KeyEntry> active_by_hash_ FM_GUARDED_BY(mu_);
+  std::map<std::string, state::ApiKeyRecord> keys_by_id_ FM_GUARDED_BY(mu_);  // all, revoked too
+  std::map<std::string, state::OrgRecord> orgs_ FM_GUARDED_BY(mu_);
+  std::map<std::string, OrgPolicy> policies_ FM_GUARDED_BY(mu_);
+  std::vector<std::function<void(const std::string&, const OrgPolicy&)>> policy_observers_
+      FM_GUARDED_BY(mu_);
 };
 
 }  // namespace flowmesh::auth

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "common/thread_annotations.h"
 #include "flowmesh/plugin.h"
 
 struct FlowmeshPrincipal {
@@ -115,20 +116,20 @@ struct PluginHost::Impl {
   std::vector<Loaded> plugins;
 
   // Usage rows go to the sinks on this thread.
-  std::mutex mu;
+  Mutex mu;
   std::condition_variable cv;
-  std::deque<nlohmann::json> rows;  // guarded by mu
-  bool stopping = false;            // guarded by mu
+  std::deque<nlohmann::json> rows FM_GUARDED_BY(mu);
+  bool stopping FM_GUARDED_BY(mu) = false;
   std::thread sink_thread;
 
   void SinkLoop() {
-    std::unique_lock<std::mutex> lock(mu);
+    MutexLock lock(mu);
     for (;;) {
-      cv.wait(lock, [this] { return stopping || !rows.empty(); });
+      lock.Wait(cv, [this]() FM_REQUIRES(mu) { return stopping || !rows.empty(); });
       if (rows.empty()) return;  // stopping and drained
       nlohmann::json row = std::move(rows.front());
       rows.pop_front();
-      lock.unlock();
+      lock.Unlock();
       std::string text = row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       for (const auto& p : plugins) {
         if (!p.usage) continue;
@@ -139,7 +140,7 @@ struct PluginHost::Impl {
                       ReasonOr(reason, "no reason given"));
         }
       }
-      lock.lock();
+      lock.Lock();
     }
   }
 };
@@ -148,7 +149,7 @@ PluginHost::PluginHost() : impl_(std::make_unique<Impl>()) {}
 
 PluginHost::~PluginHost() {
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    MutexLock lock(impl_->mu);
     impl_->stopping = true;
   }
   impl_->cv.notify_all();
@@ -270,7 +271,7 @@ void PluginHost::RecordUsage(nlohmann::json row) {
   for (const auto& p : impl_->plugins) any |= p.usage != nullptr;
   if (!any) return;
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    MutexLock lock(impl_->mu);
     impl_->rows.push_back(std::move(row));
   }
   impl_->cv.notify_one();

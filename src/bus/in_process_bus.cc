@@ -7,6 +7,8 @@
 // condition variable wakes blocked ReadGroup calls when entries are appended.
 // Subscribers get their own thread and queue so that Publish never runs handlers on the
 // publisher's thread.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <charconv>
 #include <condition_variable>
@@ -17,10 +19,9 @@
 #include <thread>
 #include <utility>
 
-#include <fmt/format.h>
-
 #include "bus/bus.h"
 #include "common/log.h"
+#include "common/thread_annotations.h"
 
 namespace flowmesh::bus {
 namespace {
@@ -57,7 +58,7 @@ class InProcessSubscription : public std::enable_shared_from_this<InProcessSubsc
   bool Wants(const std::string& channel) const { return channels_.count(channel) > 0; }
 
   void Push(const std::string& channel, const std::string& payload) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_) return;
     queue_.emplace_back(channel, payload);
     cv_.notify_one();
@@ -65,7 +66,7 @@ class InProcessSubscription : public std::enable_shared_from_this<InProcessSubsc
 
   void Stop() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       stopping_ = true;
     }
     cv_.notify_one();
@@ -79,35 +80,35 @@ class InProcessSubscription : public std::enable_shared_from_this<InProcessSubsc
 
  private:
   void Run() {
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     while (true) {
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      lock.Wait(cv_, [this]() FM_REQUIRES(mu_) { return stopping_ || !queue_.empty(); });
       if (stopping_) return;
       auto [channel, payload] = std::move(queue_.front());
       queue_.pop_front();
-      lock.unlock();
+      lock.Unlock();
       try {
         handler_(channel, payload);
       } catch (const std::exception& e) {
         FM_LOG_ERROR("bus: subscriber handler failed on channel {}: {}", channel, e.what());
       }
-      lock.lock();
+      lock.Lock();
     }
   }
 
   const std::set<std::string> channels_;
   const Subscriber::Handler handler_;
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::pair<std::string, std::string>> queue_;  // guarded by mu_
-  bool stopping_ = false;                                   // guarded by mu_
+  std::deque<std::pair<std::string, std::string>> queue_ FM_GUARDED_BY(mu_);
+  bool stopping_ FM_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 
 class InProcessBus : public Bus {
  public:
   Result<std::string> Append(const std::string& stream, const std::string& payload) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     std::string id = AppendLocked(streams_[stream], payload);
     cv_.notify_all();
     return id;
@@ -115,7 +116,7 @@ class InProcessBus : public Bus {
 
   Status AppendBatch(const std::string& stream,
                      const std::vector<std::string>& payloads) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     Stream& s = streams_[stream];
     for (const auto& payload : payloads) AppendLocked(s, payload);
     cv_.notify_all();
@@ -123,7 +124,7 @@ class InProcessBus : public Bus {
   }
 
   Status EnsureGroup(const std::string& stream, const std::string& group) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     streams_[stream].groups[group];
     return Status::Ok();
   }
@@ -133,7 +134,7 @@ class InProcessBus : public Bus {
                                          std::chrono::milliseconds block) override {
     if (max <= 0) return InvalidArgument("ReadGroup: max must be positive");
     auto deadline = std::chrono::steady_clock::now() + block;
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     // Like the Redis implementation, reading recreates a missing group (from the start).
     Stream& s = streams_[stream];
     Group& g = s.groups[group];
@@ -150,7 +151,8 @@ class InProcessBus : public Bus {
       session.drained = true;
     }
     if (block.count() > 0) {
-      cv_.wait_until(lock, deadline, [&] { return g.next_undelivered < s.entries.size(); });
+      lock.WaitUntil(cv_, deadline,
+                     [&]() FM_REQUIRES(mu_) { return g.next_undelivered < s.entries.size(); });
     }
     while (g.next_undelivered < s.entries.size() && static_cast<int>(out.size()) < max) {
       size_t index = g.next_undelivered++;
@@ -168,7 +170,7 @@ class InProcessBus : public Bus {
         return InvalidArgument(fmt::format("Ack: invalid stream entry id '{}'", ids[i]));
       }
     }
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     auto sit = streams_.find(stream);
     if (sit == streams_.end()) return Status::Ok();
     auto git = sit->second.groups.find(group);
@@ -182,7 +184,7 @@ class InProcessBus : public Bus {
   }
 
   Status Publish(const std::string& channel, const std::string& payload) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (const auto& sub : subscriptions_) {
       if (sub->Wants(channel)) sub->Push(channel, payload);
     }
@@ -191,7 +193,7 @@ class InProcessBus : public Bus {
 
   void RewindPending(const std::string& stream, const std::string& group,
                      const std::string& consumer) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     auto sit = streams_.find(stream);
     if (sit == streams_.end()) return;
     auto git = sit->second.groups.find(group);
@@ -200,12 +202,12 @@ class InProcessBus : public Bus {
   }
 
   void AddSubscription(std::shared_ptr<InProcessSubscription> sub) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     subscriptions_.push_back(std::move(sub));
   }
 
   void RemoveSubscription(const InProcessSubscription* sub) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     std::erase_if(subscriptions_, [&](const auto& s) { return s.get() == sub; });
   }
 
@@ -239,10 +241,10 @@ class InProcessBus : public Bus {
     return s.entries.back().id;
   }
 
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable cv_;                  // signalled on every append
-  std::map<std::string, Stream> streams_;       // guarded by mu_
-  std::vector<std::shared_ptr<InProcessSubscription>> subscriptions_;  // guarded by mu_
+  std::map<std::string, Stream> streams_ FM_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<InProcessSubscription>> subscriptions_ FM_GUARDED_BY(mu_);
 };
 
 // Subscriber handle: unregisters from the bus (if it still exists) and stops the thread.

@@ -7,6 +7,8 @@
 // the next call. Each connection loss bumps an epoch; a consumer that sees a new epoch
 // re-reads its pending entries, because an XREADGROUP whose reply was lost has still
 // moved entries into its pending list.
+#include <fmt/format.h>
+#include <hiredis/hiredis.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -16,11 +18,9 @@
 #include <thread>
 #include <tuple>
 
-#include <fmt/format.h>
-#include <hiredis/hiredis.h>
-
 #include "bus/bus.h"
 #include "common/log.h"
+#include "common/thread_annotations.h"
 
 namespace flowmesh::bus {
 namespace {
@@ -236,7 +236,7 @@ class RedisBus : public Bus {
     for (const auto& p : payloads) commands.push_back({"XADD", stream, "*", "p", p});
     std::vector<Reply> replies;
     {
-      std::lock_guard<std::mutex> lock(command_mu_);
+      MutexLock lock(command_mu_);
       bool was_connected = command_.connected();
       auto result = command_.RunPipeline(commands, config_.command_timeout);
       // Retrying after a lost connection may append some entries twice: at-least-once.
@@ -265,7 +265,7 @@ class RedisBus : public Bus {
                                          milliseconds block) override {
     if (max <= 0) return InvalidArgument("ReadGroup: max must be positive");
     ConsumerState& state = StateFor(stream, group, consumer);
-    std::lock_guard<std::mutex> lock(state.mu);
+    MutexLock lock(state.mu);
     std::string count = std::to_string(max);
     Status last;
     // A lost connection or a missing group (Redis restarted empty) costs one attempt.
@@ -343,18 +343,18 @@ class RedisBus : public Bus {
   struct ConsumerState {
     explicit ConsumerState(const RedisConfig& config, std::function<void()> on_lost)
         : connection(config, std::move(on_lost)) {}
-    std::mutex mu;                     // held for a whole ReadGroup call
-    Connection connection;             // guarded by mu
-    uint64_t epoch = 0;                // guarded by mu; the epoch the session began in
-    bool drained = false;              // guarded by mu; pending entries all handed out
-    std::string cursor = "0";          // guarded by mu; last pending id handed out
+    Mutex mu;  // held for a whole ReadGroup call
+    Connection connection FM_GUARDED_BY(mu);
+    uint64_t epoch FM_GUARDED_BY(mu) = 0;        // the epoch the session began in
+    bool drained FM_GUARDED_BY(mu) = false;      // pending entries all handed out
+    std::string cursor FM_GUARDED_BY(mu) = "0";  // last pending id handed out
     std::atomic<bool> rewind{false};   // set by RewindPending
   };
 
   // Runs one command on the command connection, reconnecting and retrying once if the
   // connection was lost. Error replies are returned as replies.
   Result<Reply> Command(const std::vector<std::string>& argv) {
-    std::lock_guard<std::mutex> lock(command_mu_);
+    MutexLock lock(command_mu_);
     bool was_connected = command_.connected();
     auto r = command_.Run(argv, config_.command_timeout);
     if (!r.ok() && was_connected && !command_.connected()) {
@@ -366,8 +366,8 @@ class RedisBus : public Bus {
   // One XREADGROUP on the consumer's connection. Returns whether the reply held no
   // vanished entries, NotFound after recreating a missing group, or the error.
   Result<bool> ReadOnce(ConsumerState& state, const std::vector<std::string>& argv,
-                        milliseconds timeout, const std::string& stream,
-                        const std::string& group, std::vector<Message>* out) {
+                        milliseconds timeout, const std::string& stream, const std::string& group,
+                        std::vector<Message>* out) FM_REQUIRES(state.mu) {
     FM_ASSIGN_OR_RETURN(Reply r, state.connection.Run(argv, timeout));
     if (IsError(r, "NOGROUP")) {
       FM_LOG_WARN("bus: consumer group {} on {} is missing, recreating it", group, stream);
@@ -396,7 +396,7 @@ class RedisBus : public Bus {
 
   ConsumerState& StateFor(const std::string& stream, const std::string& group,
                           const std::string& consumer) {
-    std::lock_guard<std::mutex> lock(consumers_mu_);
+    MutexLock lock(consumers_mu_);
     auto& slot = consumers_[std::make_tuple(stream, group, consumer)];
     if (!slot) slot = std::make_unique<ConsumerState>(config_, [this] { ConnectionLost(); });
     return *slot;
@@ -409,11 +409,11 @@ class RedisBus : public Bus {
 
   const RedisConfig config_;
   std::atomic<uint64_t> epoch_{0};  // bumped whenever any connection is lost
-  std::mutex command_mu_;
-  Connection command_;  // guarded by command_mu_
-  std::mutex consumers_mu_;
+  Mutex command_mu_;
+  Connection command_ FM_GUARDED_BY(command_mu_);
+  Mutex consumers_mu_;
   std::map<std::tuple<std::string, std::string, std::string>, std::unique_ptr<ConsumerState>>
-      consumers_;  // guarded by consumers_mu_; entries are never removed
+      consumers_ FM_GUARDED_BY(consumers_mu_);  // entries are never removed
 };
 
 // Listens on its own connection and thread; Stop() shuts the socket down to unblock it.
@@ -424,14 +424,14 @@ class RedisSubscriber : public Subscriber {
     thread_ = std::thread([this] { Run(); });
     // Wait for the first attempt, so that messages published after this returns are
     // received when Redis is up; if it is not, the thread keeps trying.
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return first_attempt_done_ || stopping_; });
+    MutexLock lock(mu_);
+    lock.Wait(cv_, [this]() FM_REQUIRES(mu_) { return first_attempt_done_ || stopping_; });
   }
   ~RedisSubscriber() override { Stop(); }
 
   void Stop() override {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       stopping_ = true;
       if (ctx_) ::shutdown(ctx_->fd, SHUT_RDWR);
     }
@@ -450,7 +450,7 @@ class RedisSubscriber : public Subscriber {
     bool failing = false;
     while (true) {
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(mu_);
         if (stopping_) return;
       }
       auto connected = Connect(config_, config_.connect_timeout);
@@ -463,13 +463,13 @@ class RedisSubscriber : public Subscriber {
       if (connected.ok()) {
         Context ctx = std::move(connected).value();
         {
-          std::lock_guard<std::mutex> lock(mu_);
+          MutexLock lock(mu_);
           if (stopping_) return;
           ctx_ = ctx.get();
         }
         Status s = Listen(ctx.get(), &backoff, &failing);
         {
-          std::lock_guard<std::mutex> lock(mu_);
+          MutexLock lock(mu_);
           ctx_ = nullptr;
           if (stopping_) return;
         }
@@ -481,10 +481,10 @@ class RedisSubscriber : public Subscriber {
         FM_LOG_WARN("bus: cannot subscribe, retrying: {}", connected.status().ToString());
       }
       failing = true;
-      std::unique_lock<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       first_attempt_done_ = true;
       cv_.notify_all();
-      if (cv_.wait_for(lock, backoff, [this] { return stopping_; })) return;
+      if (lock.WaitFor(cv_, backoff, [this]() FM_REQUIRES(mu_) { return stopping_; })) return;
       backoff = std::min(backoff * 2, milliseconds(5000));
     }
   }
@@ -519,7 +519,7 @@ class RedisSubscriber : public Subscriber {
           if (*failing) FM_LOG_INFO("bus: resubscribed to redis at {}", Endpoint(config_));
           *failing = false;
           *backoff = milliseconds(100);
-          std::lock_guard<std::mutex> lock(mu_);
+          MutexLock lock(mu_);
           first_attempt_done_ = true;
           cv_.notify_all();
         }
@@ -537,11 +537,11 @@ class RedisSubscriber : public Subscriber {
   const RedisConfig config_;
   const std::vector<std::string> channels_;
   const Handler handler_;
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;          // guarded by mu_
-  bool first_attempt_done_ = false;  // guarded by mu_; subscribed, or failed once
-  redisContext* ctx_ = nullptr;    // guarded by mu_; owned by the thread while listening
+  bool stopping_ FM_GUARDED_BY(mu_) = false;
+  bool first_attempt_done_ FM_GUARDED_BY(mu_) = false;  // subscribed, or failed once
+  redisContext* ctx_ FM_GUARDED_BY(mu_) = nullptr;      // owned by the thread while listening
   std::thread thread_;
 };
 

@@ -6,6 +6,7 @@
 
 #include "bus/bus.h"
 #include "common/log.h"
+#include "common/thread_annotations.h"
 
 namespace flowmesh::bus {
 namespace {
@@ -27,26 +28,26 @@ struct StreamConsumer::Impl {
   // Completion state of deferred batches. Shared with the acknowledge callbacks, which
   // may run after this consumer is gone.
   struct Acks {
-    std::mutex mu;
+    Mutex mu;
     std::condition_variable cv;
-    std::vector<std::string> ready;  // guarded by mu: ids whose batches are durable
-    int in_flight = 0;               // guarded by mu: batches not yet completed
+    std::vector<std::string> ready FM_GUARDED_BY(mu);  // ids whose batches are durable
+    int in_flight FM_GUARDED_BY(mu) = 0;               // batches not yet completed
   };
   std::shared_ptr<Acks> acks = std::make_shared<Acks>();
 
-  std::mutex mu;
+  Mutex mu;
   std::condition_variable cv;
-  bool stopping = false;  // guarded by mu
+  bool stopping FM_GUARDED_BY(mu) = false;
   std::thread thread;     // started/joined by the owner's thread only
 
   // Waits `d` or until Stop(); returns false when stopping.
   bool Sleep(std::chrono::milliseconds d) {
-    std::unique_lock<std::mutex> lock(mu);
-    return !cv.wait_for(lock, d, [this] { return stopping; });
+    MutexLock lock(mu);
+    return !lock.WaitFor(cv, d, [this]() FM_REQUIRES(mu) { return stopping; });
   }
 
   bool Stopping() {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     return stopping;
   }
 
@@ -62,7 +63,7 @@ struct StreamConsumer::Impl {
   bool AckCompleted(std::chrono::milliseconds* backoff, Report& report) {
     std::vector<std::string> ids;
     {
-      std::lock_guard<std::mutex> lock(acks->mu);
+      MutexLock lock(acks->mu);
       ids.swap(acks->ready);
     }
     if (ids.empty()) return true;
@@ -112,10 +113,10 @@ struct StreamConsumer::Impl {
       if (messages.empty()) continue;
       if (deferred) {
         {
-          std::unique_lock<std::mutex> lock(acks->mu);
+          MutexLock lock(acks->mu);
           // Wakes every 100 ms to notice Stop().
           while (acks->in_flight >= max_in_flight) {
-            acks->cv.wait_for(lock, std::chrono::milliseconds(100));
+            lock.WaitFor(acks->cv, std::chrono::milliseconds(100));
             if (Stopping()) return;
           }
           ++acks->in_flight;
@@ -126,7 +127,7 @@ struct StreamConsumer::Impl {
         try {
           deferred(messages, [acks = acks, ids = std::move(ids)] {
             {
-              std::lock_guard<std::mutex> lock(acks->mu);
+              MutexLock lock(acks->mu);
               acks->ready.insert(acks->ready.end(), ids.begin(), ids.end());
               --acks->in_flight;
             }
@@ -135,7 +136,7 @@ struct StreamConsumer::Impl {
         } catch (const std::exception& e) {
           FM_LOG_ERROR("bus: handler for {} failed, batch will be redelivered: {}", stream, e.what());
           {
-            std::lock_guard<std::mutex> lock(acks->mu);
+            MutexLock lock(acks->mu);
             --acks->in_flight;
           }
           bus->RewindPending(stream, group, consumer);
@@ -193,7 +194,7 @@ StreamConsumer::~StreamConsumer() { Stop(); }
 void StreamConsumer::Start() {
   if (impl_->thread.joinable()) return;
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    MutexLock lock(impl_->mu);
     impl_->stopping = false;
   }
   impl_->thread = std::thread([impl = impl_.get()] { impl->Run(); });
@@ -201,7 +202,7 @@ void StreamConsumer::Start() {
 
 void StreamConsumer::Stop() {
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    MutexLock lock(impl_->mu);
     impl_->stopping = true;
   }
   impl_->cv.notify_all();
@@ -211,7 +212,7 @@ void StreamConsumer::Stop() {
     // is left is redelivered to the next consumer, and handlers are idempotent).
     std::vector<std::string> ids;
     {
-      std::lock_guard<std::mutex> lock(impl_->acks->mu);
+      MutexLock lock(impl_->acks->mu);
       ids.swap(impl_->acks->ready);
     }
     if (!ids.empty()) (void)impl_->bus->Ack(impl_->stream, impl_->group, ids);

@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/hash.h"
 #include "common/ids.h"
+#include "common/thread_annotations.h"
 #include "state/store.h"
 
 namespace flowmesh::cas {
@@ -49,7 +50,7 @@ Result<std::string> BlobStore::Put(std::string_view data) {
   std::string digest = Sha256Hex(data);
   std::string final_path = PathFor(digest);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     // Present already: refresh its mtime so a collection pass in progress keeps it.
     if (::utimensat(AT_FDCWD, final_path.c_str(), nullptr, 0) == 0) return digest;
   }
@@ -79,7 +80,7 @@ Result<std::string> BlobStore::Put(std::string_view data) {
   }
   ::close(fd);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
       int e = errno;
       ::unlink(tmp.c_str());
@@ -101,7 +102,7 @@ static double MtimeSeconds(const struct stat& st) {
 
 int64_t BlobStore::RemoveIfOlder(const std::string& digest, double cutoff) {
   if (!ValidDigest(digest)) return 0;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::string path = PathFor(digest);
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0 || MtimeSeconds(st) >= cutoff) return 0;

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "common/thread_annotations.h"
 
 namespace flowmesh::cas {
 
@@ -37,7 +38,7 @@ class BlobStore {
 
  private:
   std::string root_;
-  std::mutex mu_;  // orders Put's existence check/refresh with removal
+  Mutex mu_;  // orders Put's existence check/refresh with removal
 };
 
 }  // namespace flowmesh::cas

@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "common/status.h"
+#include "common/thread_annotations.h"
 
 namespace flowmesh {
 
@@ -23,7 +24,7 @@ void EventLoop::Start() {
 
 void EventLoop::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
@@ -32,7 +33,7 @@ void EventLoop::Stop() {
 
 void EventLoop::Post(Closure fn) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     queue_.push_back(std::move(fn));
   }
   cv_.notify_one();
@@ -42,7 +43,7 @@ EventLoop::TimerId EventLoop::PostDelayed(std::chrono::microseconds delay, Closu
   auto when = std::chrono::steady_clock::now() + delay;
   TimerId id;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     id = next_timer_++;
     timers_.emplace(when, std::make_pair(id, std::move(fn)));
     timer_index_[id] = when;
@@ -52,7 +53,7 @@ EventLoop::TimerId EventLoop::PostDelayed(std::chrono::microseconds delay, Closu
 }
 
 void EventLoop::CancelTimer(TimerId id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = timer_index_.find(id);
   if (it == timer_index_.end()) return;
   // A due timer already moved into the running batch is marked kFiring: dropping its
@@ -80,7 +81,7 @@ void EventLoop::RunSync(const Closure& fn) {
 }
 
 size_t EventLoop::queued() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return queue_.size();
 }
 
@@ -91,7 +92,7 @@ void EventLoop::Run() {
   for (;;) {
     batch.clear();
     {
-      std::unique_lock<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       for (;;) {
         auto now = std::chrono::steady_clock::now();
         while (!timers_.empty() && timers_.begin()->first <= now) {
@@ -107,15 +108,15 @@ void EventLoop::Run() {
         if (!batch.empty()) break;
         if (stopping_) return;
         if (timers_.empty()) {
-          cv_.wait(lock);
+          lock.Wait(cv_);
         } else {
-          cv_.wait_until(lock, timers_.begin()->first);
+          lock.WaitUntil(cv_, timers_.begin()->first);
         }
       }
     }
     for (auto& [id, fn] : batch) {
       if (id != 0) {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(mu_);
         if (timer_index_.erase(id) == 0) continue;  // cancelled since it became due
       }
       // A backstop: a closure that throws is a bug, but it must not take the process down

@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/thread_annotations.h"
+
 namespace flowmesh {
 
 class EventLoop {
@@ -45,13 +47,14 @@ class EventLoop {
   void Run();
 
   std::string name_;
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable cv_;
-  std::deque<Closure> queue_;                                         // guarded by mu_
-  std::multimap<std::chrono::steady_clock::time_point, std::pair<TimerId, Closure>> timers_;  // guarded by mu_
-  std::map<TimerId, std::chrono::steady_clock::time_point> timer_index_;  // guarded by mu_
-  TimerId next_timer_ = 1;                                            // guarded by mu_
-  bool stopping_ = false;                                             // guarded by mu_
+  std::deque<Closure> queue_ FM_GUARDED_BY(mu_);
+  std::multimap<std::chrono::steady_clock::time_point, std::pair<TimerId, Closure>> timers_
+      FM_GUARDED_BY(mu_);
+  std::map<TimerId, std::chrono::steady_clock::time_point> timer_index_ FM_GUARDED_BY(mu_);
+  TimerId next_timer_ FM_GUARDED_BY(mu_) = 1;
+  bool stopping_ FM_GUARDED_BY(mu_) = false;
   Closure after_batch_;
   std::thread thread_;
 };

@@ -24,6 +24,7 @@
 #include <unordered_map>
 
 #include "common/log.h"
+#include "common/thread_annotations.h"
 #include "http/http.h"
 #include "http/sse.h"
 
@@ -53,8 +54,8 @@ struct ServerState {
   std::shared_ptr<const Router> router;
   std::atomic<size_t> open{0};
 
-  std::mutex mu;
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;  // guarded by mu
+  Mutex mu;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions FM_GUARDED_BY(mu);
 
   // Posting into the io_context from outside it happens under a shared lock; Stop() sets
   // `stopped` under the exclusive lock, so nothing is posted once the server winds down.
@@ -92,8 +93,8 @@ class SseStreamImpl : public SseStream {
   std::atomic<bool> closing_{false};  // Close() was called
   std::atomic<bool> ended_{false};    // the connection is gone; set under mu_
 
-  std::mutex mu_;
-  std::function<void()> on_close_;  // guarded by mu_; cleared when it runs
+  Mutex mu_;
+  std::function<void()> on_close_ FM_GUARDED_BY(mu_);  // cleared when it runs
 };
 
 // One connection: request/response cycles with keep-alive, or one SSE stream.
@@ -129,7 +130,7 @@ class Session : public std::enable_shared_from_this<Session> {
     keepalive_timer_.cancel();
     state_->open--;
     {
-      std::lock_guard<std::mutex> lock(state_->mu);
+      MutexLock lock(state_->mu);
       state_->sessions.erase(this);
     }
     // Dropping the self-reference may destroy *this: keep it until the end of the call.
@@ -495,7 +496,7 @@ void SseStreamImpl::Close() {
 
 void SseStreamImpl::OnClose(std::function<void()> callback) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (!ended_) {
       on_close_ = std::move(callback);  // replaces an earlier, not yet fired callback
       return;
@@ -507,7 +508,7 @@ void SseStreamImpl::OnClose(std::function<void()> callback) {
 void SseStreamImpl::MarkEnded() {
   std::function<void()> callback;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (ended_) return;
     ended_ = true;
     callback = std::move(on_close_);
@@ -560,7 +561,7 @@ struct Server::Impl {
       }
       auto session = std::make_shared<Session>(std::move(socket), state);
       {
-        std::lock_guard<std::mutex> lock(state->mu);
+        MutexLock lock(state->mu);
         state->sessions[session.get()] = session;
       }
       session->Start();
@@ -652,13 +653,13 @@ void Server::Stop() {
 
   std::vector<std::shared_ptr<Session>> sessions;
   {
-    std::lock_guard<std::mutex> lock(im.state->mu);
+    MutexLock lock(im.state->mu);
     for (auto& [ptr, weak] : im.state->sessions) {
       if (auto s = weak.lock()) sessions.push_back(std::move(s));
     }
   }
   struct Countdown {
-    std::mutex mu;
+    Mutex mu;
     std::condition_variable cv;
     size_t left;
   };
@@ -667,14 +668,15 @@ void Server::Stop() {
   for (auto& s : sessions) {
     asio::post(s->executor(), [s, countdown] {
       s->Finish();
-      std::lock_guard<std::mutex> lock(countdown->mu);
+      MutexLock lock(countdown->mu);
       if (--countdown->left == 0) countdown->cv.notify_all();
     });
   }
   sessions.clear();
   {
-    std::unique_lock<std::mutex> lock(countdown->mu);
-    if (!countdown->cv.wait_for(lock, kStopTimeout, [&] { return countdown->left == 0; })) {
+    MutexLock lock(countdown->mu);
+    if (!lock.WaitFor(countdown->cv, kStopTimeout,
+                      [&]() FM_REQUIRES(countdown->mu) { return countdown->left == 0; })) {
       FM_LOG_WARN("http: {} connections did not close in time", countdown->left);
     }
   }

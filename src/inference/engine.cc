@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "common/log.h"
+#include "common/thread_annotations.h"
 
 namespace flowmesh::inference {
 namespace {
@@ -162,24 +163,24 @@ static std::string ShareKey(const std::vector<llama_token>& tokens, const Sampli
 // ---- Generation ----
 
 bool Generation::WaitFor(std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_for(lock, timeout, [this] { return done_; });
+  MutexLock lock(mu_);
+  return lock.WaitFor(cv_, timeout, [this]() FM_REQUIRES(mu_) { return done_; });
 }
 
 bool Generation::done() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return done_;
 }
 
 Completion Generation::completion() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return completion_;
 }
 
 void Generation::Publish(const std::string& delta, const Completion* done) {
   std::vector<std::shared_ptr<Generation>> handles;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     delta_ += delta;
     if (done != nullptr) {
       completion_ = *done;
@@ -192,7 +193,7 @@ void Generation::Publish(const std::string& delta, const Completion* done) {
   cv_.notify_all();
   for (auto& h : handles) {
     {
-      std::lock_guard<std::mutex> lock(h->mu_);
+      MutexLock lock(h->mu_);
       if (h->done_) continue;  // detached (cancelled) by its submitter
       h->delta_ += delta;
       if (done != nullptr) {
@@ -205,7 +206,7 @@ void Generation::Publish(const std::string& delta, const Completion* done) {
 }
 
 std::string Generation::TakeDelta() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::string out;
   out.swap(delta_);
   return out;
@@ -248,10 +249,10 @@ struct Engine::Impl {
   std::vector<llama_token> eog;
   std::string chat_template;
 
-  std::mutex mu;
+  Mutex mu;
   std::condition_variable cv;
-  std::deque<std::unique_ptr<Seq>> incoming;  // guarded by mu
-  bool stopping = false;                       // guarded by mu
+  std::deque<std::unique_ptr<Seq>> incoming FM_GUARDED_BY(mu);
+  bool stopping FM_GUARDED_BY(mu) = false;
   std::atomic<int> unfinished{0};              // submitted, not yet finished
   std::thread loop;
 
@@ -264,16 +265,16 @@ struct Engine::Impl {
   std::vector<llama_token_data> candidates;
 
   // Running shareable sequences by request key (prompt tokens + sampling parameters).
-  std::mutex share_mu;
-  std::unordered_map<std::string, std::weak_ptr<Generation>> shared;  // guarded by share_mu
+  Mutex share_mu;
+  std::unordered_map<std::string, std::weak_ptr<Generation>> shared FM_GUARDED_BY(share_mu);
   std::atomic<uint64_t> shared_hits{0};
 
-  std::mutex embed_mu;
-  llama_context* embed_ctx = nullptr;  // guarded by embed_mu
+  Mutex embed_mu;
+  llama_context* embed_ctx FM_GUARDED_BY(embed_mu) = nullptr;
 
   ~Impl() {
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(mu);
       stopping = true;
     }
     cv.notify_all();
@@ -289,8 +290,8 @@ struct Engine::Impl {
   void Loop() {
     for (;;) {
       {
-        std::unique_lock<std::mutex> lock(mu);
-        cv.wait_for(lock, kIdlePoll, [this] {
+        MutexLock lock(mu);
+        lock.WaitFor(cv, kIdlePoll, [this]() FM_REQUIRES(mu) {
           return stopping || !incoming.empty() || !active.empty() || !waiting.empty();
         });
         if (stopping) break;
@@ -303,8 +304,8 @@ struct Engine::Impl {
       Admit();
       if (active.empty()) {
         if (!waiting.empty()) {
-          std::unique_lock<std::mutex> lock(mu);
-          cv.wait_for(lock, std::chrono::milliseconds(10));
+          MutexLock lock(mu);
+          lock.WaitFor(cv, std::chrono::milliseconds(10));
         }
         continue;
       }
@@ -312,7 +313,7 @@ struct Engine::Impl {
     }
     for (auto& s : active) Finish(*s, "cancelled", "engine stopping");
     for (auto& s : waiting) Finish(*s, "cancelled", "engine stopping");
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     for (auto& s : incoming) Finish(*s, "cancelled", "engine stopping");
   }
 
@@ -462,7 +463,7 @@ struct Engine::Impl {
     c.logprobs = s.logprobs;
     unfinished.fetch_sub(1);  // before done: a waiter may look at free_slots() at once
     if (!s.share_key.empty()) {  // no request joins it from now on
-      std::lock_guard<std::mutex> lock(share_mu);
+      MutexLock lock(share_mu);
       auto it = shared.find(s.share_key);
       if (it != shared.end() && it->second.lock() == s.gen) shared.erase(it);
     }
@@ -744,13 +745,13 @@ Result<std::shared_ptr<Generation>> Engine::Submit(const std::string& prompt, co
   std::string share_key;
   if (shareable) {
     share_key = ShareKey(tokens, params);
-    std::lock_guard<std::mutex> lock(e.share_mu);
+    MutexLock lock(e.share_mu);
     auto it = e.shared.find(share_key);
     std::shared_ptr<Generation> running = it == e.shared.end() ? nullptr : it->second.lock();
     if (running && !running->cancel_.load()) {
       auto handle = std::make_shared<Generation>();
       handle->sequence_ = running;
-      std::lock_guard<std::mutex> g(running->mu_);
+      MutexLock g(running->mu_);
       if (!running->done_) {
         running->handles_.push_back(handle);
         e.shared_hits.fetch_add(1);
@@ -765,8 +766,11 @@ Result<std::shared_ptr<Generation>> Engine::Submit(const std::string& prompt, co
     seq->share_key = share_key;
     first_handle = std::make_shared<Generation>();
     first_handle->sequence_ = seq->gen;
-    seq->gen->handles_.push_back(first_handle);
-    std::lock_guard<std::mutex> lock(e.share_mu);
+    {
+      MutexLock handles(seq->gen->mu_);  // not yet shared: taken for the analysis
+      seq->gen->handles_.push_back(first_handle);
+    }
+    MutexLock lock(e.share_mu);
     e.shared[share_key] = seq->gen;
   }
   seq->params = params;
@@ -775,10 +779,10 @@ Result<std::shared_ptr<Generation>> Engine::Submit(const std::string& prompt, co
   seq->chain = e.MakeChain(params);
   auto gen = first_handle ? first_handle : seq->gen;
   {
-    std::lock_guard<std::mutex> lock(e.mu);
+    MutexLock lock(e.mu);
     if (e.stopping) {
       if (shareable) {
-        std::lock_guard<std::mutex> g(e.share_mu);
+        MutexLock g(e.share_mu);
         e.shared.erase(share_key);
       }
       return Unavailable("engine stopping");
@@ -796,7 +800,7 @@ void Engine::Cancel(const std::shared_ptr<Generation>& generation) {
     // the sequence; the last one cancels the sequence itself.
     bool last = false;
     {
-      std::lock_guard<std::mutex> lock(seq->mu_);
+      MutexLock lock(seq->mu_);
       auto& hs = seq->handles_;
       // The last one stays attached and ends with the sequence, once its slot is free.
       last = hs.size() == 1 && hs[0] == generation && !seq->done_;
@@ -808,7 +812,7 @@ void Engine::Cancel(const std::shared_ptr<Generation>& generation) {
       return;
     }
     {
-      std::lock_guard<std::mutex> lock(generation->mu_);
+      MutexLock lock(generation->mu_);
       if (!generation->done_) {
         generation->completion_.finish_reason = "cancelled";
         generation->done_ = true;
@@ -851,7 +855,7 @@ Result<std::string> Engine::ApplyChatTemplate(
 
 Result<std::vector<std::vector<float>>> Engine::Embed(const std::vector<std::string>& texts) {
   Impl& e = *impl_;
-  std::lock_guard<std::mutex> lock(e.embed_mu);
+  MutexLock lock(e.embed_mu);
   int n_ctx = std::min(4096, std::max(64, llama_model_n_ctx_train(e.model)));
   if (!e.embed_ctx) {
     llama_context_params cp = llama_context_default_params();

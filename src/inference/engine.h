@@ -12,18 +12,18 @@
 // generation run on the loop thread. The destructor cancels what is left and joins.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
+#include "common/thread_annotations.h"
 
 namespace flowmesh::inference {
 
@@ -85,17 +85,17 @@ class Generation {
 
  private:
   friend class Engine;
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable cv_;
-  bool done_ = false;          // guarded by mu_
-  Completion completion_;      // guarded by mu_
-  std::string delta_;          // guarded by mu_
+  bool done_ FM_GUARDED_BY(mu_) = false;
+  Completion completion_ FM_GUARDED_BY(mu_);
+  std::string delta_ FM_GUARDED_BY(mu_);
   std::atomic<bool> cancel_{false};
   // Identical deterministic requests share one sequence: the sequence's own Generation
   // lists the submitters' handles (each gets the deltas and the completion); a handle
   // points at its sequence. Cancelling a handle detaches it; the sequence is cancelled
   // when no handle is left.
-  std::vector<std::shared_ptr<Generation>> handles_;  // guarded by mu_
+  std::vector<std::shared_ptr<Generation>> handles_ FM_GUARDED_BY(mu_);
   std::weak_ptr<Generation> sequence_;                // set before the handle is returned
   // Appends `delta` and, when `done` is set, completes this and every attached handle.
   void Publish(const std::string& delta, const Completion* done);

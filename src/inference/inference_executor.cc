@@ -86,7 +86,9 @@ Result<SamplingParams> SamplingFromSpec(const json& task_spec) {
       "max_tokens", "min_tokens", "temperature", "top_p", "top_k", "min_p", "seed", "n",
       "repetition_penalty", "presence_penalty", "frequency_penalty", "stop", "stop_token_ids",
       "system_prompt", "logprobs", "stream", "prompt"};
-  for (const auto& [key, value] : inf.items()) {
+  for (const auto& item : inf.items()) {
+    const std::string& key = item.key();  // named, not a structured binding: the lambdas
+    const json& value = item.value();     // below capture them (clang 14 cannot)
     if (!kKnown.count(key)) return InvalidArgument("inference: unknown parameter '" + key + "'");
     if (value.is_null()) continue;
     auto number = [&](float& out, float lo, float hi) -> Status {

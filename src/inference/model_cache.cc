@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/log.h"
+#include "common/thread_annotations.h"
 #include "spec/operator.h"
 
 namespace flowmesh::inference {
@@ -22,7 +23,7 @@ Result<std::shared_ptr<Engine>> ModelCache::Acquire(const nlohmann::json& task_s
   std::string model_key = spec::ModelKey(task_spec);
   std::string key = model_key + "|" + spec::CanonicalJson(llamacpp.is_null() ? nlohmann::json::object() : llamacpp);
   auto find = [&]() -> std::shared_ptr<Engine> {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {
       if (it->key == key) {
         entries_.splice(entries_.begin(), entries_, it);
@@ -32,7 +33,7 @@ Result<std::shared_ptr<Engine>> ModelCache::Acquire(const nlohmann::json& task_s
     return nullptr;
   };
   if (auto engine = find()) return engine;
-  std::lock_guard<std::mutex> load_lock(load_mu_);
+  MutexLock load_lock(load_mu_);
   if (auto engine = find()) return engine;  // loaded while we waited
   FM_ASSIGN_OR_RETURN(std::string path, ResolveModelPath(task_spec, config_.sources));
   auto loaded = Engine::Load(path, options);
@@ -46,7 +47,7 @@ Result<std::shared_ptr<Engine>> ModelCache::Acquire(const nlohmann::json& task_s
               engine->memory_bytes() >> 20, engine->slots());
   std::vector<std::shared_ptr<Engine>> evicted;  // destroyed outside the lock
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     uint64_t used = engine->memory_bytes();
     for (const auto& e : entries_) used += e.engine->memory_bytes();
     for (auto it = entries_.end(); used > config_.memory_budget_bytes && config_.memory_budget_bytes > 0 &&
@@ -65,7 +66,7 @@ Result<std::shared_ptr<Engine>> ModelCache::Acquire(const nlohmann::json& task_s
 }
 
 std::vector<std::string> ModelCache::LoadedModels() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::vector<std::string> keys;
   for (const auto& e : entries_) keys.push_back(e.model_key);
   std::sort(keys.begin(), keys.end());
@@ -74,7 +75,7 @@ std::vector<std::string> ModelCache::LoadedModels() const {
 }
 
 int ModelCache::FreeSequenceSlots() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (entries_.empty()) return config_.default_slots;
   int free = 0;
   for (const auto& e : entries_) free += e.engine->free_slots();

@@ -3,16 +3,16 @@
 // are evicted). Thread-safe; loading happens on the caller's thread, one load at a time.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <list>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "inference/engine.h"
 #include "inference/model_source.h"
 
@@ -48,9 +48,9 @@ class ModelCache {
     std::shared_ptr<Engine> engine;
   };
   ModelCacheConfig config_;
-  mutable std::mutex mu_;
-  std::list<Entry> entries_;  // guarded by mu_; most recently used first
-  std::mutex load_mu_;        // one load at a time
+  mutable Mutex mu_;
+  std::list<Entry> entries_ FM_GUARDED_BY(mu_);  // most recently used first
+  Mutex load_mu_;                                // one load at a time
 };
 
 }  // namespace flowmesh::inference

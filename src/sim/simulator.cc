@@ -101,7 +101,9 @@ Result<Model> Build(const json& w) {
     }
     if (m.gpus.empty()) return InvalidArgument("workload: gpu_types is empty");
     FM_RETURN_IF_ERROR(Field(w, "fleet", "the workload"));
-    for (const auto& [name, n] : w["fleet"].items()) {
+    for (const auto& entry : w["fleet"].items()) {
+      const std::string& name = entry.key();
+      const json& n = entry.value();
       auto it = std::find_if(m.gpus.begin(), m.gpus.end(), [&](const GpuType& g) { return g.name == name; });
       if (it == m.gpus.end()) return InvalidArgument("workload: fleet names unknown GPU type '" + name + "'");
       it->max_count = n.get<int>();

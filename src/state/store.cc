@@ -12,14 +12,15 @@
 #include <future>
 #include <limits>
 #include <mutex>
-#include <span>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string_view>
 #include <thread>
 #include <utility>
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/thread_annotations.h"
 #include "state/provenance.h"
 #include "state/schema.h"
 #include "state/sqlite_db.h"
@@ -524,7 +525,7 @@ class SqliteStore final : public Store {
 
   ~SqliteStore() override {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       stopping_ = true;
     }
     work_cv_.notify_one();
@@ -533,7 +534,7 @@ class SqliteStore final : public Store {
 
   void Write(WriteOp op, Done done) override {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       queue_.push_back(Pending{std::move(op), std::move(done)});
       ++enqueued_;
     }
@@ -550,9 +551,9 @@ class SqliteStore final : public Store {
 
   void Flush() override {
     FM_CHECK(std::this_thread::get_id() != writer_.get_id());  // would deadlock
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     const uint64_t target = enqueued_;
-    done_cv_.wait(lock, [&] { return completed_ >= target; });
+    lock.Wait(done_cv_, [&]() FM_REQUIRES(mu_) { return completed_ >= target; });
   }
 
   Result<WorkflowRecord> GetWorkflow(const std::string& id) override {
@@ -796,7 +797,7 @@ class SqliteStore final : public Store {
 
   Result<ReaderPtr> AcquireReader() {
     {
-      std::lock_guard<std::mutex> lock(readers_mu_);
+      MutexLock lock(readers_mu_);
       if (!idle_readers_.empty()) {
         Connection* conn = idle_readers_.back().release();
         idle_readers_.pop_back();
@@ -810,7 +811,7 @@ class SqliteStore final : public Store {
   }
 
   void ReturnReader(Connection* conn) {
-    std::lock_guard<std::mutex> lock(readers_mu_);
+    MutexLock lock(readers_mu_);
     idle_readers_.emplace_back(conn);
   }
 
@@ -837,8 +838,8 @@ class SqliteStore final : public Store {
     std::vector<Pending> batch;
     for (;;) {
       {
-        std::unique_lock<std::mutex> lock(mu_);
-        work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        MutexLock lock(mu_);
+        lock.Wait(work_cv_, [&]() FM_REQUIRES(mu_) { return stopping_ || !queue_.empty(); });
         if (queue_.empty()) return;  // stopping, and everything queued is done
         const size_t n = std::min(queue_.size(), static_cast<size_t>(config_.max_batch));
         batch.reserve(n);
@@ -849,7 +850,7 @@ class SqliteStore final : public Store {
       }
       CommitBatch(batch);
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(mu_);
         completed_ += batch.size();
       }
       done_cv_.notify_all();
@@ -931,16 +932,16 @@ class SqliteStore final : public Store {
   const StoreConfig config_;
   const std::unique_ptr<Connection> writer_conn_;  // writer thread only
 
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable work_cv_;  // the writer waits for work or stopping_
   std::condition_variable done_cv_;  // Flush waits for completed_
-  std::deque<Pending> queue_;        // guarded by mu_
-  uint64_t enqueued_ = 0;            // guarded by mu_
-  uint64_t completed_ = 0;           // guarded by mu_; ops whose `done` has run
-  bool stopping_ = false;            // guarded by mu_
+  std::deque<Pending> queue_ FM_GUARDED_BY(mu_);
+  uint64_t enqueued_ FM_GUARDED_BY(mu_) = 0;
+  uint64_t completed_ FM_GUARDED_BY(mu_) = 0;  // ops whose `done` has run
+  bool stopping_ FM_GUARDED_BY(mu_) = false;
 
-  std::mutex readers_mu_;
-  std::vector<std::unique_ptr<Connection>> idle_readers_;  // guarded by readers_mu_
+  Mutex readers_mu_;
+  std::vector<std::unique_ptr<Connection>> idle_readers_ FM_GUARDED_BY(readers_mu_);
 
   std::atomic<uint64_t> transactions_{0};
   std::atomic<uint64_t> operations_{0};

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/thread_annotations.h"
 
 namespace flowmesh::supervisor {
 
@@ -14,7 +15,7 @@ void EventOutbox::Start() { thread_ = std::thread([this] { Loop(); }); }
 
 void EventOutbox::Emit(const nlohmann::json& message) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     queue_.push_back(message.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
   cv_.notify_one();
@@ -22,7 +23,7 @@ void EventOutbox::Emit(const nlohmann::json& message) {
 
 void EventOutbox::Stop(std::chrono::milliseconds flush_timeout) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_) return;
     stopping_ = true;
     give_up_ = std::chrono::steady_clock::now() + flush_timeout;
@@ -33,14 +34,14 @@ void EventOutbox::Stop(std::chrono::milliseconds flush_timeout) {
 
 void EventOutbox::Loop() {
   auto backoff = std::chrono::milliseconds(100);
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (;;) {
-    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    lock.Wait(cv_, [this]() FM_REQUIRES(mu_) { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) return;  // stopping and drained
     std::vector<std::string> batch(queue_.begin(), queue_.end());
-    lock.unlock();
+    lock.Unlock();
     Status status = bus_->AppendBatch(bus::kEventsStream, batch);
-    lock.lock();
+    lock.Lock();
     if (status.ok()) {
       queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(batch.size()));
       backoff = std::chrono::milliseconds(100);
@@ -52,7 +53,7 @@ void EventOutbox::Loop() {
       FM_LOG_ERROR("dropping {} events: bus unavailable at shutdown", queue_.size());
       return;
     }
-    cv_.wait_for(lock, backoff, [] { return false; });  // back off; new events can wait
+    lock.WaitFor(cv_, backoff, []() { return false; });  // back off; new events can wait
     backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
   }
 }

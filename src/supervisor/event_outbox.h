@@ -3,16 +3,16 @@
 // the order of Emit calls and retrying with backoff while the bus is unavailable.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <condition_variable>
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
 #include "bus/bus.h"
+#include "common/thread_annotations.h"
 
 namespace flowmesh::supervisor {
 
@@ -32,11 +32,11 @@ class EventOutbox {
   void Loop();
 
   std::shared_ptr<bus::Bus> bus_;
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::string> queue_;  // guarded by mu_
-  bool stopping_ = false;          // guarded by mu_
-  std::chrono::steady_clock::time_point give_up_;  // guarded by mu_; set by Stop
+  std::deque<std::string> queue_ FM_GUARDED_BY(mu_);
+  bool stopping_ FM_GUARDED_BY(mu_) = false;
+  std::chrono::steady_clock::time_point give_up_ FM_GUARDED_BY(mu_);  // set by Stop
   std::thread thread_;
 };
 

@@ -18,6 +18,7 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/process.h"
+#include "common/thread_annotations.h"
 #include "flowmesh/v1/worker.grpc.pb.h"
 #include "http/http.h"
 #include "supervisor/event_outbox.h"
@@ -38,16 +39,16 @@ constexpr int kMaxRestartsPerMinute = 5;
 // through Write(), which fails once the handler has returned.
 struct Connection {
   std::string worker_id;
-  std::mutex write_mu;
-  bool open = true;          // guarded by write_mu
-  Stream* stream = nullptr;  // guarded by write_mu; valid while open
+  Mutex write_mu;
+  bool open FM_GUARDED_BY(write_mu) = true;
+  Stream* stream FM_GUARDED_BY(write_mu) = nullptr;  // valid while open
 
   bool Write(const v1::SupervisorMessage& message) {
-    std::lock_guard<std::mutex> lock(write_mu);
+    MutexLock lock(write_mu);
     return open && stream->Write(message);
   }
   void Close() {
-    std::lock_guard<std::mutex> lock(write_mu);
+    MutexLock lock(write_mu);
     open = false;
   }
 };
@@ -143,16 +144,16 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
   std::thread monitor_thread;
   std::thread heartbeat_thread;
 
-  mutable std::mutex mu;
+  mutable Mutex mu;
   std::condition_variable cv;                          // wakes the monitor and heartbeat loops
-  std::string node_id;                                 // guarded by mu
-  bool stopping = false;                               // guarded by mu
-  bool started = false;                                // guarded by mu
+  std::string node_id FM_GUARDED_BY(mu);
+  bool stopping FM_GUARDED_BY(mu) = false;
+  bool started FM_GUARDED_BY(mu) = false;
   std::atomic<bool> shutdown_done{false};
-  std::map<std::string, RegisteredWorker> workers;     // guarded by mu; by worker id
-  std::map<std::string, ManagedWorker> managed;        // guarded by mu; by name
-  std::set<std::string> seen_commands;                 // guarded by mu
-  std::vector<std::string> shutdown_commands;          // guarded by mu
+  std::map<std::string, RegisteredWorker> workers FM_GUARDED_BY(mu);  // by worker id
+  std::map<std::string, ManagedWorker> managed FM_GUARDED_BY(mu);     // by name
+  std::set<std::string> seen_commands FM_GUARDED_BY(mu);
+  std::vector<std::string> shutdown_commands FM_GUARDED_BY(mu);
 
   Impl(SupervisorConfig c, std::shared_ptr<bus::Bus> b)
       : config(std::move(c)), bus(std::move(b)), outbox(bus) {
@@ -177,7 +178,8 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
                  {"payload", std::move(payload)}});
   }
 
-  void EmitWorkerDownLocked(const std::string& worker_id, const std::string& reason) {
+  void EmitWorkerDownLocked(const std::string& worker_id, const std::string& reason)
+      FM_REQUIRES(mu) {
     outbox.Emit({{"kind", "worker_down"}, {"node_id", node_id}, {"worker_id", worker_id},
                  {"reason", reason}});
   }
@@ -188,7 +190,7 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
                  {"detail", detail}});
   }
 
-  void EmitSnapshotLocked() {
+  void EmitSnapshotLocked() FM_REQUIRES(mu) {
     json list = json::array();
     for (const auto& [name, w] : managed) {
       list.push_back({{"name", name},
@@ -203,7 +205,7 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
   }
 
   // Forgets a registered worker and reports it down (once). Caller holds mu.
-  void DropWorkerLocked(const std::string& worker_id, const std::string& reason) {
+  void DropWorkerLocked(const std::string& worker_id, const std::string& reason) FM_REQUIRES(mu) {
     auto it = workers.find(worker_id);
     if (it == workers.end()) return;
     bool was_up = it->second.connection != nullptr;
@@ -223,7 +225,7 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
 
   grpc::Status Register(grpc::ServerContext* context, const v1::RegisterRequest* request,
                         v1::RegisterReply* reply) override {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     if (stopping) return {grpc::StatusCode::UNAVAILABLE, "supervisor is stopping"};
     const std::string& name = request->info().name();
     const std::string token = TokenOf(context, request->token());
@@ -256,9 +258,12 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
     const std::string worker_id = message.worker_id();
     auto connection = std::make_shared<Connection>();
     connection->worker_id = worker_id;
-    connection->stream = stream;
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock write(connection->write_mu);  // not yet shared: taken for the analysis
+      connection->stream = stream;
+    }
+    {
+      MutexLock lock(mu);
       auto it = workers.find(worker_id);
       if (it == workers.end()) {
         return {grpc::StatusCode::UNAUTHENTICATED, "unknown worker id " + worker_id};
@@ -292,7 +297,7 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
         case v1::WorkerMessage::kHeartbeat: {
           // Liveness is the open stream and running tasks are tracked here; the heartbeat
           // carries what the worker holds loaded, relayed in the node heartbeat.
-          std::lock_guard<std::mutex> lock(mu);
+          MutexLock lock(mu);
           auto it = workers.find(worker_id);
           if (it != workers.end()) {
             *it->second.info.mutable_loaded_models() = message.heartbeat().loaded_models();
@@ -306,7 +311,7 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
     }
     connection->Close();
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(mu);
       auto it = workers.find(worker_id);
       if (it != workers.end() && it->second.connection == connection) {
         DropWorkerLocked(worker_id, context->IsCancelled() ? "stream cancelled" : "stream closed");
@@ -320,7 +325,7 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
     json payload = json::parse(event.payload_json(), nullptr, false);
     if (payload.is_discarded() || !payload.is_object()) payload = json::object();
     const std::string& type = event.type();
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     if (type == "TASK_SUCCEEDED" || type == "TASK_FAILED" || type == "TASK_CANCELLED") {
       auto it = workers.find(worker_id);
       if (it != workers.end()) it->second.running.erase(Key(event.task_id(), event.attempt()));
@@ -353,7 +358,7 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
   }
 
   std::shared_ptr<Connection> ConnectionOf(const std::string& worker_id) {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     auto it = workers.find(worker_id);
     return it == workers.end() ? nullptr : it->second.connection;
   }
@@ -376,12 +381,12 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
     auto connection = ConnectionOf(worker_id);
     {
       // Track before writing so a fast terminal event cannot precede the bookkeeping.
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(mu);
       auto it = workers.find(worker_id);
       if (it != workers.end()) it->second.running[Key(task_id, attempt)] = {task_id, attempt};
     }
     if (connection && connection->Write(message)) return;
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     auto it = workers.find(worker_id);
     if (it != workers.end()) it->second.running.erase(Key(task_id, attempt));
     EmitTaskEvent(worker_id, task_id, attempt, "TASK_FAILED",
@@ -399,7 +404,7 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
     auto connection = ConnectionOf(worker_id);
     if (connection && connection->Write(message)) return;
     // The attempt cannot be running there: confirm the cancellation so it does not hang.
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     EmitTaskEvent(worker_id, task_id, attempt, "TASK_CANCELLED",
                   "worker " + worker_id + " is not connected on node " + config.node_alias, false,
                   json::object());
@@ -407,7 +412,7 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
 
   void Command(const std::string& kind, const json& body) {
     std::string command_id = JsonString(body, "command_id");
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     if (!command_id.empty() && !seen_commands.insert(command_id).second) return;  // redelivery
     std::string name = JsonString(body, "name");
     if (kind == "shutdown") {
@@ -476,7 +481,7 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
 
   // ---- processes ----
 
-  Status SpawnLocked(ManagedWorker& w) {
+  Status SpawnLocked(ManagedWorker& w) FM_REQUIRES(mu) {
     const json& c = w.worker_config;
     std::string type = JsonString(c, "worker_type", "cpu");
     std::string alias = JsonString(c, "worker_alias", w.name);
@@ -527,7 +532,7 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
     return Status::Ok();
   }
 
-  void BeginStopLocked(ManagedWorker& w, const std::string& reason) {
+  void BeginStopLocked(ManagedWorker& w, const std::string& reason) FM_REQUIRES(mu) {
     w.restart_at.reset();
     if (w.pid <= 0) {
       if (w.status != "EXITED") w.status = "STOPPED";
@@ -546,7 +551,7 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
   }
 
   // Reaps exited workers, escalates stops, performs due restarts. Caller holds mu.
-  void MonitorOnceLocked() {
+  void MonitorOnceLocked() FM_REQUIRES(mu) {
     auto now = Clock::now();
     bool changed = false;
     for (auto it = managed.begin(); it != managed.end();) {
@@ -616,16 +621,18 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
   }
 
   void MonitorLoop() {
-    std::unique_lock<std::mutex> lock(mu);
+    MutexLock lock(mu);
     while (!stopping) {
       MonitorOnceLocked();
-      cv.wait_for(lock, std::chrono::milliseconds(100), [this] { return stopping; });
+      lock.WaitFor(cv, std::chrono::milliseconds(100),
+                   [this]() FM_REQUIRES(mu) { return stopping; });
     }
   }
 
   void HeartbeatLoop() {
-    std::unique_lock<std::mutex> lock(mu);
-    while (!cv.wait_for(lock, config.heartbeat_interval, [this] { return stopping; })) {
+    MutexLock lock(mu);
+    while (!lock.WaitFor(cv, config.heartbeat_interval,
+                         [this]() FM_REQUIRES(mu) { return stopping; })) {
       json list = json::array();
       for (const auto& [id, w] : workers) {
         if (!w.connection) continue;
@@ -641,10 +648,10 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
       }
       std::string payload =
           json{{"node_id", node_id}, {"ts", WallSeconds()}, {"workers", std::move(list)}}.dump();
-      lock.unlock();
+      lock.Unlock();
       Status s = bus->Publish(bus::kHeartbeatChannel, payload);
       if (!s.ok()) FM_LOG_DEBUG("heartbeat not published: {}", s.ToString());
-      lock.lock();
+      lock.Lock();
     }
   }
 
@@ -677,7 +684,7 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
         std::string id = parsed.is_object() ? JsonString(parsed, "node_id") : "";
         if (!id.empty()) {
           std::ofstream(id_file, std::ios::trunc) << id << "\n";
-          std::lock_guard<std::mutex> lock(mu);
+          MutexLock lock(mu);
           node_id = id;
           return Status::Ok();
         }
@@ -694,8 +701,9 @@ struct Supervisor::Impl : public v1::WorkerSupervisor::Service {
       }
       FM_LOG_WARN("node registration with {} failed ({}); retrying in {} ms", config.root_url,
                   problem, backoff.count());
-      std::unique_lock<std::mutex> lock(mu);
-      if (cv.wait_for(lock, backoff, [&] { return stopping || (cancel && cancel->load()); })) {
+      MutexLock lock(mu);
+      if (lock.WaitFor(cv, backoff,
+                       [&]() FM_REQUIRES(mu) { return stopping || (cancel && cancel->load()); })) {
         return Cancelled("stopped before the node was registered");
       }
       backoff = std::min(backoff * 2, config.register_retry_max);
@@ -730,7 +738,7 @@ Status Supervisor::Start(const std::atomic<bool>* cancel) {
   FM_LOG_INFO("supervisor gRPC on port {}", s.port);
   s.outbox.Start();
   {
-    std::lock_guard<std::mutex> lock(s.mu);
+    MutexLock lock(s.mu);
     s.started = true;
   }
   FM_RETURN_IF_ERROR(s.RegisterNode(cancel));
@@ -747,7 +755,7 @@ Status Supervisor::Start(const std::atomic<bool>* cancel) {
   s.monitor_thread = std::thread([&s] { s.MonitorLoop(); });
   s.heartbeat_thread = std::thread([&s] { s.HeartbeatLoop(); });
   {
-    std::lock_guard<std::mutex> lock(s.mu);
+    MutexLock lock(s.mu);
     s.EmitSnapshotLocked();
   }
   return Status::Ok();
@@ -756,7 +764,7 @@ Status Supervisor::Start(const std::atomic<bool>* cancel) {
 void Supervisor::Stop() {
   Impl& s = *impl_;
   {
-    std::lock_guard<std::mutex> lock(s.mu);
+    MutexLock lock(s.mu);
     if (s.stopping) return;
     s.stopping = true;
     if (!s.started) return;
@@ -769,7 +777,7 @@ void Supervisor::Stop() {
   // Stop every worker process: Stop message + SIGTERM, then SIGKILL after the grace.
   std::vector<pid_t> pids;
   {
-    std::lock_guard<std::mutex> lock(s.mu);
+    MutexLock lock(s.mu);
     for (auto& [name, w] : s.managed) {
       if (w.pid > 0) {
         s.BeginStopLocked(w, "supervisor stopping");
@@ -796,7 +804,7 @@ void Supervisor::Stop() {
   }
   if (s.server) s.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   {
-    std::lock_guard<std::mutex> lock(s.mu);
+    MutexLock lock(s.mu);
     for (auto& [name, w] : s.managed) {
       if (w.pid > 0) {
         w.exit_code = exits[w.pid];
@@ -818,7 +826,7 @@ void Supervisor::Stop() {
 int Supervisor::grpc_port() const { return impl_->port; }
 
 std::string Supervisor::node_id() const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(impl_->mu);
   return impl_->node_id;
 }
 

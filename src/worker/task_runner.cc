@@ -4,6 +4,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/thread_annotations.h"
 
 namespace flowmesh::worker {
 
@@ -14,7 +15,7 @@ struct TaskRunner::Task {
   std::string key;
   std::atomic<bool> cancelled{false};
   std::atomic<bool> reported{false};
-  std::mutex emit_mu;  // orders progress events before the terminal one
+  Mutex emit_mu;  // orders progress events before the terminal one
   Clock::time_point deadline = Clock::time_point::max();  // guarded by TaskRunner::mu_
 };
 
@@ -81,7 +82,7 @@ bool TaskRunner::Submit(Assignment assignment) {
   task->key = Key(assignment.task_id, assignment.attempt);
   task->assignment = std::move(assignment);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_ || tasks_.count(task->key) > 0) return false;
     tasks_[task->key] = task;
     queue_.push_back(task);
@@ -93,7 +94,7 @@ bool TaskRunner::Submit(Assignment assignment) {
 void TaskRunner::Interrupt(const std::string& task_id, int attempt) {
   std::shared_ptr<Task> task;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     auto it = tasks_.find(Key(task_id, attempt));
     if (it == tasks_.end()) return;
     task = it->second;
@@ -103,12 +104,12 @@ void TaskRunner::Interrupt(const std::string& task_id, int attempt) {
 }
 
 void TaskRunner::StopAll(const std::string& reason) {
-  std::lock_guard<std::mutex> stop_lock(stop_mu_);
+  MutexLock stop_lock(stop_mu_);
   if (stopped_) return;
   stopped_ = true;
   std::vector<std::shared_ptr<Task>> unfinished;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
     for (auto& [key, task] : tasks_) unfinished.push_back(task);
     queue_.clear();
@@ -121,12 +122,12 @@ void TaskRunner::StopAll(const std::string& reason) {
   }
   for (auto& t : pool_) t.join();
   timer_.join();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   tasks_.clear();
 }
 
 std::vector<std::string> TaskRunner::ActiveTaskIds() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::vector<std::string> ids;
   for (const auto& [key, task] : tasks_) {
     if (!task->reported.load()) ids.push_back(task->assignment.task_id);
@@ -138,8 +139,8 @@ void TaskRunner::PoolLoop() {
   for (;;) {
     std::shared_ptr<Task> task;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      MutexLock lock(mu_);
+      lock.Wait(queue_cv_, [this]() FM_REQUIRES(mu_) { return stopping_ || !queue_.empty(); });
       if (stopping_) return;
       task = queue_.front();
       queue_.pop_front();
@@ -150,13 +151,13 @@ void TaskRunner::PoolLoop() {
     }
     timer_cv_.notify_all();
     if (!task->reported.load()) Execute(task);
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     tasks_.erase(task->key);
   }
 }
 
 void TaskRunner::TimerLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   while (!stopping_) {
     auto next = Clock::time_point::max();
     std::vector<std::shared_ptr<Task>> expired;
@@ -170,7 +171,7 @@ void TaskRunner::TimerLoop() {
       }
     }
     if (!expired.empty()) {
-      lock.unlock();
+      lock.Unlock();
       for (auto& task : expired) {
         // Report first, then stop the executor: the other order lets the executor see the
         // flag and report TASK_CANCELLED before the timeout is reported.
@@ -179,13 +180,13 @@ void TaskRunner::TimerLoop() {
                nlohmann::json::object());
         task->cancelled = true;
       }
-      lock.lock();
+      lock.Lock();
       continue;
     }
     if (next == Clock::time_point::max()) {
-      timer_cv_.wait(lock);
+      lock.Wait(timer_cv_);
     } else {
-      timer_cv_.wait_until(lock, next);
+      lock.WaitUntil(timer_cv_, next);
     }
   }
 }
@@ -245,14 +246,14 @@ void TaskRunner::Execute(const std::shared_ptr<Task>& task) {
 
 void TaskRunner::Emit(Task& task, const std::string& type, const std::string& error,
                       bool retryable, const nlohmann::json& payload) {
-  std::lock_guard<std::mutex> lock(task.emit_mu);
+  MutexLock lock(task.emit_mu);
   if (task.reported.load()) return;
   sink_(MakeEvent(task.assignment, type, error, retryable, payload));
 }
 
 bool TaskRunner::Finish(Task& task, const std::string& type, const std::string& error,
                         bool retryable, const nlohmann::json& payload) {
-  std::lock_guard<std::mutex> lock(task.emit_mu);
+  MutexLock lock(task.emit_mu);
   if (task.reported.exchange(true)) return false;
   sink_(MakeEvent(task.assignment, type, error, retryable, payload));
   return true;

@@ -8,8 +8,6 @@
 // method is thread-safe. The event sink and uploader are called from those threads.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -17,11 +15,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "executors/executor.h"
 #include "flowmesh/v1/worker.pb.h"
 
@@ -83,16 +83,16 @@ class TaskRunner {
   EventSink sink_;
   ResultUploader uploader_;
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable queue_cv_;  // pool threads wait for work
   std::condition_variable timer_cv_;  // timer thread waits for the next deadline
-  std::deque<std::shared_ptr<Task>> queue_;                  // guarded by mu_
-  std::map<std::string, std::shared_ptr<Task>> tasks_;      // guarded by mu_; key id#attempt
-  bool stopping_ = false;                                   // guarded by mu_
+  std::deque<std::shared_ptr<Task>> queue_ FM_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<Task>> tasks_ FM_GUARDED_BY(mu_);  // key id#attempt
+  bool stopping_ FM_GUARDED_BY(mu_) = false;
   std::vector<std::thread> pool_;
   std::thread timer_;
-  std::mutex stop_mu_;  // serialises StopAll
-  bool stopped_ = false;  // guarded by stop_mu_
+  Mutex stop_mu_;  // serialises StopAll
+  bool stopped_ FM_GUARDED_BY(stop_mu_) = false;
   size_t inline_result_max_;
 };
 

@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/thread_annotations.h"
 #include "flowmesh/v1/worker.grpc.pb.h"
 #include "http/http.h"
 #include "worker/host_info.h"
@@ -59,7 +60,7 @@ struct Worker::Impl {
   std::string root_url;
   std::chrono::milliseconds heartbeat_interval{1000};
 
-  std::mutex mu;  // guards the fields below and the stop signal
+  Mutex mu;  // guards the fields below and the stop signal
   std::condition_variable cv;
   bool stop_requested = false;
   bool reader_done = false;
@@ -67,14 +68,14 @@ struct Worker::Impl {
   std::unique_ptr<grpc::ClientReaderWriter<v1::WorkerMessage, v1::SupervisorMessage>> stream;
   std::unique_ptr<TaskRunner> runner;
 
-  std::mutex write_mu;      // serialises stream writes
-  bool writes_done = false;  // guarded by write_mu
+  Mutex write_mu;  // serialises stream writes
+  bool writes_done FM_GUARDED_BY(write_mu) = false;
 
-  std::mutex shutdown_mu;  // serialises GracefulShutdown
-  bool shut_down = false;  // guarded by shutdown_mu
+  Mutex shutdown_mu;  // serialises GracefulShutdown
+  bool shut_down FM_GUARDED_BY(shutdown_mu) = false;
 
   bool Send(const v1::WorkerMessage& message) {
-    std::lock_guard<std::mutex> lock(write_mu);
+    MutexLock lock(write_mu);
     if (writes_done || !stream) return false;
     return stream->Write(message);
   }
@@ -130,13 +131,13 @@ struct Worker::Impl {
         return FailedPrecondition("supervisor at " + config.supervisor +
                                   " rejected the registration: " + last_error);
       }
-      std::unique_lock<std::mutex> lock(mu);
+      MutexLock lock(mu);
       if (Clock::now() + backoff > give_up) {
         return Unavailable("cannot reach the supervisor at " + config.supervisor + " after " +
                            std::to_string(config.register_timeout.count() / 1000) +
                            " s: " + last_error);
       }
-      if (cv.wait_for(lock, backoff, [this] { return stop_requested; })) {
+      if (lock.WaitFor(cv, backoff, [this]() FM_REQUIRES(mu) { return stop_requested; })) {
         return Cancelled("stopped before registering");
       }
       backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
@@ -144,9 +145,10 @@ struct Worker::Impl {
   }
 
   void HeartbeatLoop() {
-    std::unique_lock<std::mutex> lock(mu);
-    while (!cv.wait_for(lock, heartbeat_interval, [this] { return reader_done || stop_requested; })) {
-      lock.unlock();
+    MutexLock lock(mu);
+    while (!lock.WaitFor(cv, heartbeat_interval,
+                         [this]() FM_REQUIRES(mu) { return reader_done || stop_requested; })) {
+      lock.Unlock();
       v1::WorkerMessage message;
       message.set_worker_id(worker_id);
       v1::Heartbeat* hb = message.mutable_heartbeat();
@@ -156,17 +158,17 @@ struct Worker::Impl {
       }
       if (config.free_sequence_slots) hb->set_free_sequence_slots(config.free_sequence_slots());
       Send(message);
-      lock.lock();
+      lock.Lock();
     }
   }
 
   // Fails the running attempts and half-closes the stream; the supervisor then ends it.
   void GracefulShutdown(const std::string& reason) {
-    std::lock_guard<std::mutex> lock(shutdown_mu);
+    MutexLock lock(shutdown_mu);
     if (shut_down) return;
     shut_down = true;
     if (runner) runner->StopAll(reason);
-    std::lock_guard<std::mutex> write_lock(write_mu);
+    MutexLock write_lock(write_mu);
     if (stream && !writes_done) stream->WritesDone();
     writes_done = true;
   }
@@ -194,14 +196,14 @@ int Worker::Run() {
   FM_LOG_INFO("worker {} registered as {} (root {})", w.config.name, w.worker_id, w.root_url);
 
   {
-    std::lock_guard<std::mutex> lock(w.mu);
+    MutexLock lock(w.mu);
     if (w.stop_requested) return kExitOk;
     w.context = std::make_unique<grpc::ClientContext>();
     if (!w.config.token.empty()) {
       w.context->AddMetadata(kWorkerTokenMetadata, w.config.token);
     }
     {
-      std::lock_guard<std::mutex> write_lock(w.write_mu);
+      MutexLock write_lock(w.write_mu);
       w.stream = w.stub->Connect(w.context.get());
     }
     std::string root_url = w.root_url, api_token = w.config.api_token, worker_id = w.worker_id;
@@ -258,7 +260,7 @@ int Worker::Run() {
       case v1::SupervisorMessage::kStop:
         FM_LOG_INFO("worker {} asked to stop: {}", w.config.name, message.stop().reason());
         {
-          std::lock_guard<std::mutex> lock(w.mu);
+          MutexLock lock(w.mu);
           w.stop_requested = true;
         }
         w.cv.notify_all();
@@ -271,7 +273,7 @@ int Worker::Run() {
 
   bool requested;
   {
-    std::lock_guard<std::mutex> lock(w.mu);
+    MutexLock lock(w.mu);
     w.reader_done = true;
     requested = w.stop_requested;
   }
@@ -280,11 +282,11 @@ int Worker::Run() {
   w.runner->StopAll(requested ? "worker " + w.config.name + " stopped"
                               : "worker " + w.config.name + " lost its supervisor");
   {
-    std::lock_guard<std::mutex> write_lock(w.write_mu);
+    MutexLock write_lock(w.write_mu);
     w.writes_done = true;  // no writes after Finish
   }
   {
-    std::lock_guard<std::mutex> lock(w.shutdown_mu);
+    MutexLock lock(w.shutdown_mu);
     w.shut_down = true;
   }
   grpc::Status status = w.stream->Finish();
@@ -300,7 +302,7 @@ int Worker::Run() {
 void Worker::RequestStop() {
   Impl& w = *impl_;
   {
-    std::lock_guard<std::mutex> lock(w.mu);
+    MutexLock lock(w.mu);
     if (w.stop_requested) return;
     w.stop_requested = true;
     if (!w.runner) {
@@ -312,8 +314,9 @@ void Worker::RequestStop() {
   w.GracefulShutdown("worker " + w.config.name + " stopped");
   // The supervisor closes the stream when it sees our half-close; if it does not,
   // cancel the call so Run returns.
-  std::unique_lock<std::mutex> lock(w.mu);
-  if (!w.cv.wait_for(lock, std::chrono::seconds(3), [&w] { return w.reader_done; })) {
+  MutexLock lock(w.mu);
+  if (!lock.WaitFor(w.cv, std::chrono::seconds(3),
+                    [&w]() FM_REQUIRES(w.mu) { return w.reader_done; })) {
     w.context->TryCancel();
   }
 }
