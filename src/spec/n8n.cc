@@ -1706,11 +1706,16 @@ Result<WorkflowDef> ParseN8nWorkflow(const std::string& text, std::vector<SpecEr
   const N8nTranslation& tr = t.value().translation;
   std::vector<SpecError> native_errors;
   Result<WorkflowDef> def = ParseWorkflow(tr.document.dump(2), Format::kNative, &native_errors);
-  if (def.ok()) return def;
-  // Point each problem at the n8n node its task came from.
-  const json& graph = tr.document["spec"]["graph"]["nodes"];
-  std::vector<SpecError> mapped;
-  for (SpecError& e : native_errors) {
+  // Point each problem (error or warning) at the n8n node its task came from.
+  static const json kNoNodes = json::array();
+  const json* nodes = &kNoNodes;
+  if (const json* spec = Find(tr.document, "spec"); spec != nullptr) {
+    if (const json* g = Find(*spec, "graph"); g != nullptr) {
+      if (const json* n = Find(*g, "nodes"); n != nullptr && n->is_array()) nodes = n;
+    }
+  }
+  const json& graph = *nodes;
+  auto map_back = [&](const SpecError& e) {
     SpecError out{"", 0, 0, ""};
     std::string prefix = "spec.graph.nodes[";
     std::string where = e.path;
@@ -1741,8 +1746,14 @@ Result<WorkflowDef> ParseN8nWorkflow(const std::string& text, std::vector<SpecEr
       out.column = m.column;
     }
     out.message = where.empty() ? e.message : where + ": " + e.message;
-    mapped.push_back(std::move(out));
+    return out;
+  };
+  if (def.ok()) {
+    for (SpecError& w : def->warnings) w = map_back(w);
+    return def;
   }
+  std::vector<SpecError> mapped;
+  for (const SpecError& e : native_errors) mapped.push_back(map_back(e));
   return Failed(std::move(mapped), errors);
 }
 

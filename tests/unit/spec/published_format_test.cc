@@ -262,7 +262,7 @@ TEST(PublishedFormat, N8nSetNodesByNameAndOpenAiResponses) {
   "nodes": [
     {"name": "Start", "type": "n8n-nodes-base.manualTrigger", "parameters": {}},
     {"name": "Data Rows", "type": "n8n-nodes-base.set", "typeVersion": 3.4,
-     "parameters": {"mode": "raw", "jsonOutput": "{\"type\": \"list\", \"items\": [\"a\", \"b\"]}"}},
+     "parameters": {"mode": "raw", "jsonOutput": "{\"type\": \"list\", \"items\": [\"a\", \"b\"], \"origin\": \"n\"}"}},
     {"name": "Resource Cpu", "type": "n8n-nodes-base.set", "typeVersion": 3.4,
      "parameters": {"mode": "raw", "jsonOutput": "{\"hardware\": {\"cpu\": \"2\"}}"}},
     {"name": "Runtime Opts", "type": "n8n-nodes-base.set", "typeVersion": 3.4,
@@ -293,6 +293,12 @@ TEST(PublishedFormat, N8nSetNodesByNameAndOpenAiResponses) {
   EXPECT_EQ(chain["resources"]["hardware"]["cpu"], 2);
   EXPECT_EQ(chain["model"]["vllm"]["max_model_len"], 1024);
   EXPECT_EQ(chain["inference"]["system_prompt"], "Be brief.");
+  // Warnings point at the n8n node the task came from.
+  ASSERT_EQ(def.warnings.size(), 1u);
+  EXPECT_EQ(def.warnings[0].path, "nodes[4]");
+  EXPECT_GT(def.warnings[0].line, 0);
+  EXPECT_THAT(def.warnings[0].message, HasSubstr("n8n node 'Chain'"));
+  EXPECT_THAT(def.warnings[0].message, HasSubstr("unknown key 'origin'"));
   const json& ask = def.tasks[1].spec;
   EXPECT_EQ(ask["taskType"], "api");
   EXPECT_THAT(ask.dump(), HasSubstr("Check this."));
