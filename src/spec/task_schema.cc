@@ -622,6 +622,14 @@ class SchemaBuilder {
                                        {"rejected_field", Str()},
                                        {"image_field", Str()},
                                        {"label_field", Str()},
+                                       {"config_name", Str()},
+                                       {"prompt_column", Str()},
+                                       {"response_column", Str()},
+                                       {"text_column", Str()},
+                                       {"image_column", Str()},
+                                       {"label_column", Str()},
+                                       {"separator", Str()},
+                                       {"max_eval_samples", Int(0.0)},
                                        {"prompts", Any()},
                                        {"preferences", Any()},
                                        {"items", Any()},
@@ -632,10 +640,20 @@ class SchemaBuilder {
                            " (no type)");
     Schema* data = New(Schema::Kind::kTagged, "a mapping");
     data->tag = "type";
+    // data_retrieval's sources: a query or object-key template filled from params columns.
+    Schema* retrieval = Free(DataExtras({{"type", Any()},
+                                         {"connection_string", Str()},
+                                         {"template", Str()},
+                                         {"query", Str()},
+                                         {"params", columns},
+                                         {"encoding", Str()}}),
+                             " (data_retrieval source)");
     data->variants = {{"list", list},
                       {"dataset", dataset},
                       {"graph_template", graph_template},
-                      {"dataframe", dataframe}};
+                      {"dataframe", dataframe},
+                      {"sql", retrieval},
+                      {"s3", retrieval}};
     data->untagged = untyped;
     data->warn_unknown_tag = true;
     return data;
@@ -762,6 +780,15 @@ class SchemaBuilder {
                  {"loss_type", Str()},
                  {"packing", Bool()},
                  {"output_dir", Str()},
+                 {"save_model", Bool()},
+                 {"save_freq", count},
+                 {"save_total_limit", count},
+                 {"steps", count},
+                 {"padding_side", Str()},
+                 {"early_stopping", Bool()},
+                 {"project", Str()},
+                 {"max_grad_norm", Num(0.0)},
+                 {"resume_from_checkpoint", Any()},
                  {"report_to", Any()},
                  {"num_gpus", Int(0.0)},
                  {"image_size", Any()},
