@@ -686,6 +686,9 @@ class Translator {
     }
     if (node.kind == Kind::kSet) {
       std::vector<Route> out = node.in_routes;
+      // A Set node nothing leads into (the published exports wire section nodes straight
+      // into their task) starts a way of its own, as a trigger would.
+      if (node.inputs.empty()) out.push_back(Route{});
       for (Route& r : out) {
         for (const SetField& f : node.own_fields) {
           auto same = std::find_if(r.fields.begin(), r.fields.end(),

@@ -791,6 +791,8 @@ class SchemaBuilder {
                  {"resume_from_checkpoint", Any()},
                  {"report_to", Any()},
                  {"num_gpus", Int(0.0)},
+                 {"auto_deepspeed_stage", Int(0.0, 3.0)},
+                 {"deepspeed", Any()},
                  {"image_size", Any()},
                  {"num_labels", count},
                  // ppo

@@ -304,5 +304,54 @@ TEST(PublishedFormat, N8nSetNodesByNameAndOpenAiResponses) {
   EXPECT_THAT(ask.dump(), HasSubstr("Check this."));
 }
 
+// The published exports wire section Set nodes straight into their task (nothing leads into
+// them) and pass a training's model on through a Checkpoint Set node.
+TEST(PublishedFormat, N8nSectionNodesWithoutInputsAndCheckpoint) {
+  WorkflowDef def = MustParse(R"({
+  "nodes": [
+    {"name": "Start", "type": "n8n-nodes-base.manualTrigger", "parameters": {}},
+    {"name": "Data", "type": "n8n-nodes-base.set", "typeVersion": 3.4,
+     "parameters": {"mode": "raw", "jsonOutput": "{\"dataset_name\": \"org/d\", \"split\": \"train\"}"}},
+    {"name": "Training Spec", "type": "n8n-nodes-base.set", "typeVersion": 3.4,
+     "parameters": {"mode": "raw", "jsonOutput": "{\"num_train_epochs\": 1}"}},
+    {"name": "SFT", "type": "@n8n/n8n-nodes-langchain.chainLlm", "typeVersion": 1.8,
+     "notes": "{\"taskType\": \"sft\"}", "parameters": {"promptType": "define"}},
+    {"name": "Model S", "type": "@n8n/n8n-nodes-langchain.lmOpenHuggingFaceInference",
+     "parameters": {"model": "org/m"}},
+    {"name": "Checkpoint Spec", "type": "n8n-nodes-base.set", "typeVersion": 3.4,
+     "parameters": {"mode": "raw", "jsonOutput": "{\"path\": \"final_model.path\"}"}},
+    {"name": "Input", "type": "n8n-nodes-base.set", "typeVersion": 3.4,
+     "parameters": {"mode": "raw", "jsonOutput": "{\"type\": \"list\", \"items\": [\"q\"]}"}},
+    {"name": "Ask", "type": "@n8n/n8n-nodes-langchain.chainLlm", "typeVersion": 1.8,
+     "notes": "{\"taskType\": \"inference\"}",
+     "parameters": {"promptType": "define", "text": "Answer briefly."}},
+    {"name": "Model I", "type": "@n8n/n8n-nodes-langchain.lmOpenHuggingFaceInference",
+     "parameters": {"model": "org/m"}}
+  ],
+  "connections": {
+    "Start": {"main": [[{"node": "Data", "type": "main", "index": 0}]]},
+    "Data": {"main": [[{"node": "SFT", "type": "main", "index": 0}]]},
+    "Training Spec": {"main": [[{"node": "SFT", "type": "main", "index": 0}]]},
+    "Model S": {"ai_languageModel": [[{"node": "SFT", "type": "ai_languageModel", "index": 0}]]},
+    "SFT": {"main": [[{"node": "Checkpoint Spec", "type": "main", "index": 0}]]},
+    "Checkpoint Spec": {"main": [[{"node": "Ask", "type": "main", "index": 0}]]},
+    "Input": {"main": [[{"node": "Ask", "type": "main", "index": 0}]]},
+    "Model I": {"ai_languageModel": [[{"node": "Ask", "type": "ai_languageModel", "index": 0}]]}
+  }
+})",
+                              Format::kN8n);
+  ASSERT_EQ(def.tasks.size(), 2u);
+  const json& sft = def.tasks[0].spec;
+  EXPECT_EQ(sft["taskType"], "sft");
+  EXPECT_EQ(sft["data"]["dataset_name"], "org/d");
+  EXPECT_EQ(sft["training"]["num_train_epochs"], 1);
+  const json& ask = def.tasks[1].spec;
+  EXPECT_EQ(def.tasks[1].depends_on, std::vector<std::string>{"sft"});
+  EXPECT_EQ(ask["checkpoint"]["load"]["url"], "${sft.final_model_archive}");
+  EXPECT_EQ(ask["data"]["items"], json::array({"q"}));
+  EXPECT_EQ(ask["inference"]["system_prompt"], "Answer briefly.");
+  EXPECT_TRUE(def.warnings.empty());
+}
+
 }  // namespace
 }  // namespace flowmesh::spec
