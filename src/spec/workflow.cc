@@ -496,6 +496,21 @@ class NativeParser {
     return (node.spec_path.empty() ? node.path : node.spec_path) + rel;
   }
 
+  // A message about `.ssh.accessMode` that Locate found written flat (`spec.accessMode`)
+  // names the field as the author wrote it.
+  static void NameAsWritten(const std::string& rel, const std::string& path,
+                            std::string* message) {
+    for (std::string_view section : {".ssh.", ".python.", ".serve.", ".rag."}) {
+      if (rel.compare(0, section.size(), section) != 0) continue;
+      if (path.find(std::string(section)) != std::string::npos) return;  // written nested
+      std::string nested = rel.substr(1);
+      if (message->compare(0, nested.size(), nested) == 0) {
+        message->replace(0, nested.size(), rel.substr(section.size()));
+      }
+      return;
+    }
+  }
+
   void ValidateTaskSpec(Node* node_ptr, const NameIndex& by_name) {
     Node& node = *node_ptr;
     json& spec = node.spec;
@@ -518,6 +533,7 @@ class NativeParser {
     ValidateTaskFields(&spec, &issues);
     for (SchemaIssue& issue : issues) {
       std::string path = Locate(node, issue.rel);
+      NameAsWritten(issue.rel, path, &issue.message);
       Diagnostics* to = issue.warning ? warn_ : diag_;
       if (issue.at_key) {
         to->AddAtKey(path, std::move(issue.message));
