@@ -94,7 +94,8 @@ Result<SamplingParams> SamplingFromSpec(const json& task_spec) {
   for (const auto& [key, value] : inf.items()) {
     if (value.is_null()) continue;
     if (key == "max_new_tokens" && !has_max_tokens) {
-      if (!value.is_number_integer() || value.get<int64_t>() < 1 || value.get<int64_t>() > (1 << 20)) {
+      if (!value.is_number_integer() || value.get<int64_t>() < 1 ||
+          value.get<int64_t>() > (1 << 20)) {
         return BadType(key, "an integer >= 1");
       }
       p.max_tokens = value.get<int>();

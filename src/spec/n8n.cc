@@ -1600,10 +1600,9 @@ class Translator {
                                "whose final model to load)");
             continue;
           }
+          const std::string& trained = nodes_[static_cast<size_t>(r.task)].task;
           spec["checkpoint"] = {
-              {"load",
-               {{"type", "http"},
-                {"url", "${" + nodes_[static_cast<size_t>(r.task)].task + ".final_model_archive}"}}}};
+              {"load", {{"type", "http"}, {"url", "${" + trained + ".final_model_archive}"}}}};
           continue;
         }
         if (consumed.count(f.name) == 0) ApplyFragment(f, &spec);

@@ -441,7 +441,9 @@ class SchemaBuilder {
   }
 
   const Schema* Strings() { return List(Str(), "a list of strings"); }
-  const Schema* StrOrStrings() { return OneOf({Str(), Strings()}, "a string or a list of strings"); }
+  const Schema* StrOrStrings() {
+    return OneOf({Str(), Strings()}, "a string or a list of strings");
+  }
   // A string of which some values are known; another value is a warning, not an error.
   const Schema* SoftEnum(std::vector<std::string> values) {
     Schema* s = New(Schema::Kind::kString, "a string");
@@ -599,7 +601,8 @@ class SchemaBuilder {
     frame_column->exclusive = {{"label", "name"}};
     Schema* dataframe = Free(
         DataExtras({{"type", Any()},
-                    {"columns", OneOf({MapOf(List(Any(), "a list"), "a mapping of column names to lists"),
+                    {"columns", OneOf({MapOf(List(Any(), "a list"),
+                                             "a mapping of column names to lists"),
                                        List(frame_column, "a list of columns")},
                                       "a mapping of column names to lists or a list of columns "
                                       "[{label, node, path}]")},
@@ -989,8 +992,9 @@ void NormaliseTaskSpec(json* spec, std::vector<SchemaIssue>* issues) {
       const std::string& key = it.key();
       if (section.contains(key)) {
         issues->push_back(SchemaIssue{"." + key, true,
-                                      "'" + key + "' is given both as spec." + key + " and as spec." +
-                                          flat.section + "." + key + "; keep one"});
+                                      "'" + key + "' is given both as spec." + key +
+                                          " and as spec." + flat.section + "." + key +
+                                          "; keep one"});
         continue;
       }
       section[key] = std::move(*it);
