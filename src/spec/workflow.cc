@@ -541,10 +541,29 @@ class NativeParser {
         to->Add(path, std::move(issue.message));
       }
     }
+    WarnUntypedRows(node);
     ValidateInputs(node, by_name);
     ValidateCondition(node, by_name);
     std::string rel;
     ValidateReferences(node, spec, &rel, by_name);
+  }
+
+  // Data without a type is the published training form; the executors that take rows
+  // (echo, data_profiling, inference, embedding) need one, or the task fails at dispatch.
+  void WarnUntypedRows(const Node& node) {
+    static const std::set<std::string> kRowTypes = {"echo", "data_profiling", "inference",
+                                                    "embedding"};
+    auto type = node.spec.find("taskType");
+    auto data = node.spec.find("data");
+    if (type == node.spec.end() || !type->is_string() || data == node.spec.end() ||
+        !data->is_object() || data->contains("type") ||
+        kRowTypes.count(type->get_ref<const std::string&>()) == 0) {
+      return;
+    }
+    warn_->Add(Locate(node, ".data"),
+               "data has no type; taskType " + type->get<std::string>() +
+                   " reads rows from data of type list, dataset, graph_template or dataframe "
+                   "(the task will fail at dispatch)");
   }
 
   bool IsDependency(const Node& node, const std::string& name) const {

@@ -236,6 +236,16 @@ spec:
   EXPECT_EQ(errors[0].path, "spec.data.node");
 }
 
+TEST(PublishedFormat, UntypedDataWhereRowsAreNeededIsAWarning) {
+  WorkflowDef def = MustParse(Task("EchoTask", "  taskType: echo\n  data: {prompts: [a]}\n"));
+  ASSERT_EQ(def.warnings.size(), 1u);
+  EXPECT_EQ(def.warnings[0].path, "spec.data");
+  EXPECT_THAT(def.warnings[0].message, HasSubstr("data has no type"));
+  // Training and omni tasks read untyped data as it is.
+  def = MustParse(Task("OmniTask", "  taskType: omni_text2general\n  data: {text: hi}\n"));
+  EXPECT_TRUE(def.warnings.empty());
+}
+
 TEST(PublishedFormat, ApiWithoutUrlAndHttpOutputWithoutUrl) {
   WorkflowDef def = MustParse(Task("APITask", R"(  taskType: api
   api: {method: POST, body: {q: "{{prompt}}"}}
