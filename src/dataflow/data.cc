@@ -222,6 +222,8 @@ Result<json> ColumnValue(const json& col, const Upstream& up, const std::string&
     what = path.empty() ? "node '" + node + "'" : "node '" + node + "' path '" + path + "'";
   } else if (auto v = col.find("value"); v != col.end()) {
     return ResolveAt(*v, up, where + ".value");
+  } else if (auto d = col.find("data"); d != col.end()) {  // the published spelling of value
+    return ResolveAt(*d, up, where + ".data");
   } else if (auto d = col.find("default"); d != col.end()) {
     return *d;
   } else {
@@ -358,6 +360,12 @@ Result<json> DataframeItems(const json& data, const Upstream& up, const DataOpti
     for (size_t i = 0; i < cols->size(); ++i) {
       const json& c = (*cols)[i];
       std::string at = JoinIndex(cwhere, i);
+      if (c.is_object() && c.contains("label") && c["label"].is_string()) {
+        // The published form: {label, node, path} (or expr / value), like a template column.
+        FM_ASSIGN_OR_RETURN(json values, ColumnValue(c, up, at));
+        FM_RETURN_IF_ERROR(add(c["label"].get<std::string>(), values, at));
+        continue;
+      }
       if (!c.is_object() || !c.contains("name") || !c["name"].is_string() ||
           !c.contains("values")) {
         return InvalidArgument(at + " must be an object {name, values}");
@@ -369,8 +377,22 @@ Result<json> DataframeItems(const json& data, const Upstream& up, const DataOpti
   }
   auto text = data.find("text");
   auto messages = data.find("messages");
-  if ((text == data.end()) == (messages == data.end())) {
-    return InvalidArgument(where + " needs exactly one of messages, text");
+  if (text == data.end() && messages == data.end()) {
+    // A plain table: one item per row, an object of its column values.
+    FM_ASSIGN_OR_RETURN(size_t rows, columns.RowCount(where));
+    FM_RETURN_IF_ERROR(CheckRows(rows, opts, where));
+    json items = json::array();
+    for (size_t r = 0; r < rows; ++r) {
+      json row = json::object();
+      for (size_t c = 0; c < columns.labels.size(); ++c) {
+        row[columns.labels[c]] = columns.is_list[c] ? columns.values[c][r] : columns.values[c];
+      }
+      items.push_back(std::move(row));
+    }
+    return items;
+  }
+  if (text != data.end() && messages != data.end()) {
+    return InvalidArgument(where + " needs at most one of messages, text");
   }
   return FillRows(columns, text == data.end() ? nullptr : &*text,
                   messages == data.end() ? nullptr : &*messages, up, opts, where + ".text",
@@ -451,8 +473,13 @@ Result<json> MaterializeDataAt(const json& data, const Upstream& up, const DataO
     return InvalidArgument(where + " must be an object with a type (" + kKnownTypes + ")");
   }
   auto type_it = data.find("type");
-  if (type_it == data.end() || !type_it->is_string()) {
-    return InvalidArgument(where + ".type is missing (one of " + kKnownTypes + ")");
+  if (type_it == data.end() || type_it->is_null()) {
+    // Training data of the published format names its fields without a type
+    // (dataset_name, preferences, prompts, …): the executor reads it as it is.
+    return ResolveAt(data, up, where);
+  }
+  if (!type_it->is_string()) {
+    return InvalidArgument(where + ".type must be a string (one of " + kKnownTypes + ")");
   }
   std::string type = type_it->get<std::string>();
   // Keys that build the items are handled by type; every other key has its references
@@ -470,8 +497,21 @@ Result<json> MaterializeDataAt(const json& data, const Upstream& up, const DataO
   json items;
   if (type == "list") {
     auto list = data.find("items");
-    if (list == data.end()) return InvalidArgument(where + ".items is missing");
-    FM_ASSIGN_OR_RETURN(items, ListItems(*list, up, where + ".items"));
+    auto node = data.find("node");
+    if (list == data.end() && node != data.end() && node->is_string()) {
+      // The published form: the list is at `path` in an upstream node's result.
+      std::string path = data.value("path", json("")).is_string() ? data.value("path", "") : "";
+      std::string what = fmt::format("data list {{node: {}, path: {}}}", node->get<std::string>(),
+                                     path.empty() ? "''" : path);
+      FM_ASSIGN_OR_RETURN(json value, LookupUpstream(up, node->get<std::string>(), path, what,
+                                                     where));
+      if (!value.is_array()) return InvalidArgument(where + ": " + what + " is not a list");
+      items = std::move(value);
+    } else if (list == data.end()) {
+      return InvalidArgument(where + ".items is missing");
+    } else {
+      FM_ASSIGN_OR_RETURN(items, ListItems(*list, up, where + ".items"));
+    }
     FM_RETURN_IF_ERROR(CheckRows(items.size(), opts, where));
   } else if (type == "graph_template") {
     FM_ASSIGN_OR_RETURN(items, GraphTemplateItems(data, up, opts, where));

@@ -86,11 +86,25 @@ Result<SamplingParams> SamplingFromSpec(const json& task_spec) {
       "max_tokens", "min_tokens", "temperature", "top_p", "top_k", "min_p", "seed", "n",
       "repetition_penalty", "presence_penalty", "frequency_penalty", "stop", "stop_token_ids",
       "system_prompt", "logprobs", "stream", "prompt"};
+  // Options of the published format's other engines (vLLM, transformers, diffusers) that
+  // llama.cpp has no use for are passed over: the parser has already said which keys it did
+  // not know. Two have a meaning here: max_new_tokens (transformers' max_tokens) and
+  // do_sample: false (greedy decoding).
+  bool has_max_tokens = Field(inf, "max_tokens").is_number();
   for (const auto& item : inf.items()) {
     const std::string& key = item.key();  // named, not a structured binding: the lambdas
     const json& value = item.value();     // below capture them (clang 14 cannot)
-    if (!kKnown.count(key)) return InvalidArgument("inference: unknown parameter '" + key + "'");
     if (value.is_null()) continue;
+    if (key == "max_new_tokens" && !has_max_tokens) {
+      if (!value.is_number_integer() || value.get<int64_t>() < 1 ||
+          value.get<int64_t>() > (1 << 20)) {
+        return BadType(key, "an integer >= 1");
+      }
+      p.max_tokens = value.get<int>();
+      continue;
+    }
+    if (key == "do_sample") continue;  // applied below, over any temperature
+    if (!kKnown.count(key)) continue;
     auto number = [&](float& out, float lo, float hi) -> Status {
       if (!value.is_number()) return BadType(key, "a number");
       double v = value.get<double>();
@@ -113,6 +127,7 @@ Result<SamplingParams> SamplingFromSpec(const json& task_spec) {
     else if (key == "min_tokens") FM_RETURN_IF_ERROR(integer(p.min_tokens, 0, 1 << 20));
     else if (key == "temperature") FM_RETURN_IF_ERROR(number(p.temperature, 0, 100));
     else if (key == "top_p") FM_RETURN_IF_ERROR(number(p.top_p, 0, 1));
+    else if (key == "top_k" && value == -1) p.top_k = 0;  // vLLM's "all tokens"
     else if (key == "top_k") FM_RETURN_IF_ERROR(integer(p.top_k, 0, 1 << 24));
     else if (key == "min_p") FM_RETURN_IF_ERROR(number(p.min_p, 0, 1));
     else if (key == "repetition_penalty") FM_RETURN_IF_ERROR(number(p.repetition_penalty, 0.01f, 100));
@@ -154,6 +169,7 @@ Result<SamplingParams> SamplingFromSpec(const json& task_spec) {
       if (!value.is_boolean()) return BadType(key, "a boolean");
     }
   }
+  if (Field(inf, "do_sample").is_boolean() && !inf["do_sample"].get<bool>()) p.temperature = 0;
   if (p.min_tokens > p.max_tokens) return InvalidArgument("inference.min_tokens must not exceed max_tokens");
   return p;
 }

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <set>
 #include <sstream>
 #include <tuple>
 
@@ -996,6 +998,26 @@ struct Placer::Impl {
     }
   }
 
+  // "no worker offers taskType sft; workers offer: echo, inference" when no live worker
+  // advertises the group's task type at all; "" when one does (then resources, GPU type or
+  // pinning are what fail, and DescribeFleet says which).
+  std::string NoWorkerOffers(const Group& g) const {
+    std::set<std::string> offered;
+    for (const Worker& w : workers) {
+      if (!w.live) continue;
+      if (std::find(w.types.begin(), w.types.end(), g.type) != w.types.end()) return "";
+      for (uint32_t t : w.types) offered.insert(strings.Name(t));
+    }
+    std::string out = "no worker offers taskType " + strings.Name(g.type) + "; workers offer: ";
+    if (offered.empty()) return out + "nothing (no live worker)";
+    bool first = true;
+    for (const std::string& t : offered) {
+      out += (first ? "" : ", ") + t;
+      first = false;
+    }
+    return out;
+  }
+
   std::string DescribeFleet(const Group& g) const {
     std::ostringstream o;
     o << "asks for task type '" << strings.Name(g.type) << "'";
@@ -1150,7 +1172,8 @@ std::vector<Unplaceable> Placer::FindUnplaceable(double now, double grace_s) {
       g.possible_at = s.fleet_version;
       continue;
     }
-    std::string reason = "no worker can run this task: it " + s.DescribeFleet(g);
+    std::string reason = s.NoWorkerOffers(g);
+    if (reason.empty()) reason = "no worker can run this task: it " + s.DescribeFleet(g);
     for (size_t i = g.head; i < g.queue.size(); ++i) {
       const auto& t = s.slab[g.queue[i]];
       if (t.group == gi && now - t.enqueue >= grace_s) out.push_back({t.handle, reason});

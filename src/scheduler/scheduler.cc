@@ -66,7 +66,10 @@ Demand DemandOf(const json& spec) {
   if (auto g = h->find("gpu"); g != h->end() && g->is_object()) {
     if (auto n = g->find("count"); n != g->end() && n->is_number_integer()) d.gpus = n->get<int>();
     if (auto m = g->find("memory"); m != g->end()) d.gpu_memory_mb = MemoryToMb(*m);
-    if (auto t = g->find("type"); t != g->end() && t->is_string()) d.gpu_type = t->get<std::string>();
+    // `type: any` (the published default) asks for no particular model.
+    if (auto t = g->find("type"); t != g->end() && t->is_string() && *t != "any") {
+      d.gpu_type = t->get<std::string>();
+    }
   }
   return d;
 }

@@ -355,6 +355,7 @@ struct N8nNode {
   bool valid = false;
   json params = json::object();
   json credentials = json::object();
+  std::string notes_task_type;  // taskType in the node's notes ({"taskType": "sft"}), if any
   std::string task;  // native node name, for tasks
   std::vector<std::pair<size_t, size_t>> inputs;                 // (source, output slot)
   std::vector<std::vector<std::pair<size_t, std::string>>> outs;  // per slot: (target, path)
@@ -469,6 +470,13 @@ class Translator {
       }
       const json* creds = Find(entry, "credentials");
       if (creds != nullptr && creds->is_object()) node.credentials = *creds;
+      // The published importer takes a chain's task type from its notes, a JSON object.
+      if (const json* notes = Find(entry, "notes"); notes != nullptr && notes->is_string()) {
+        json parsed = ParseLimited(notes->get<std::string>());
+        if (parsed.is_object() && parsed.contains("taskType") && parsed["taskType"].is_string()) {
+          node.notes_task_type = parsed["taskType"].get<std::string>();
+        }
+      }
       if (!node.name.empty() && !node.type.empty()) {
         node.valid = true;
         if (node.kind == Kind::kUnsupported && !node.disabled) {
@@ -678,6 +686,9 @@ class Translator {
     }
     if (node.kind == Kind::kSet) {
       std::vector<Route> out = node.in_routes;
+      // A Set node nothing leads into (the published exports wire section nodes straight
+      // into their task) starts a way of its own, as a trigger would.
+      if (node.inputs.empty()) out.push_back(Route{});
       for (Route& r : out) {
         for (const SetField& f : node.own_fields) {
           auto same = std::find_if(r.fields.begin(), r.fields.end(),
@@ -888,6 +899,18 @@ class Translator {
                    "Set node " + Quoted(node.name) + ": jsonOutput must be a JSON object");
         return;
       }
+      // The published importer reads a raw Set node by its own name: "Data…" holds the
+      // data section, "Resource…" the resources and so on. That applies when no key of the
+      // JSON names a section itself.
+      std::string section = SectionOfSetNode(node.name);
+      bool keys_name_sections = false;
+      for (auto it = parsed.begin(); it != parsed.end(); ++it) {
+        keys_name_sections = keys_name_sections || !SectionOfSetNode(it.key()).empty();
+      }
+      if (!section.empty() && !keys_name_sections) {
+        nodes_[n].own_fields.push_back(SetField{section, parsed, JoinKey(base, "jsonOutput")});
+        return;
+      }
       for (auto it = parsed.begin(); it != parsed.end(); ++it) {
         nodes_[n].own_fields.push_back(SetField{it.key(), *it, JoinKey(base, "jsonOutput")});
       }
@@ -934,14 +957,32 @@ class Translator {
     }
   }
 
-  // Data*/Input* -> data, Resource* -> resources, Training* -> training,
-  // Runtime* -> model (engine options). A key after the prefix and a separator
+  static bool IsDataFragment(const std::string& name) {
+    return StartsWith(name, "Data") || StartsWith(name, "Input") || StartsWith(name, "Format");
+  }
+
+  // The fragment name a raw Set node called `name` stands for ("" when none): Data, Input
+  // and Format -> data; Resource; Training; Runtime -> model.vllm; Omni; Checkpoint.
+  static std::string SectionOfSetNode(const std::string& name) {
+    static const std::vector<std::pair<std::string, std::string>> kNames = {
+        {"Data", "Data"},         {"Input", "Data"},          {"Format", "Data"},
+        {"Resource", "Resource"}, {"Training", "Training"},   {"Runtime", "Runtime.vllm"},
+        {"Omni", "Omni"},         {"Checkpoint", "Checkpoint"}};
+    for (const auto& [prefix, fragment] : kNames) {
+      if (StartsWith(name, prefix)) return fragment;
+    }
+    return "";
+  }
+
+  // Data*/Input*/Format* -> data, Resource* -> resources, Training* -> training,
+  // Runtime* -> model (engine options), Omni* -> omni. A key after the prefix and a separator
   // (`Training.learning_rate`) sets that key; otherwise an object value is merged in and
   // (for data) strings and lists become list items.
   void ApplyFragment(const SetField& f, json* spec) {
     static const std::vector<std::pair<std::string, std::string>> kPrefixes = {
-        {"Data", "data"},         {"Input", "data"},     {"Resource", "resources"},
-        {"Training", "training"}, {"Runtime", "model"}};
+        {"Data", "data"},         {"Input", "data"},     {"Format", "data"},
+        {"Resource", "resources"}, {"Training", "training"}, {"Runtime", "model"},
+        {"Omni", "omni"}};
     for (const auto& [prefix, section] : kPrefixes) {
       if (!StartsWith(f.name, prefix)) continue;
       std::string rest = f.name.substr(prefix.size());
@@ -1267,10 +1308,26 @@ class Translator {
                  "Hugging Face Inference Model " + Quoted(model.name) + " names no model");
       return json::object();
     }
-    json spec = {{"taskType", "inference"},
+    std::string task_type = node.notes_task_type.empty() ? "inference" : node.notes_task_type;
+    json spec = {{"taskType", task_type},
                  {"model", {{"source", {{"type", "huggingface"}, {"identifier", id}}}}}};
-    if (!prompt.is_null()) spec["data"] = {{"type", "list"}, {"items", json::array({messages})}};
     json inference = json::object();
+    // Data fields the prompt did not read itself (those stay rows of their own).
+    bool rows_elsewhere = false;
+    for (const Route& r : node.in_routes) {
+      for (const SetField& f : r.fields) {
+        if (IsDataFragment(f.name) && (consumed_ == nullptr || consumed_->count(f.name) == 0)) {
+          rows_elsewhere = true;
+        }
+      }
+    }
+    if (rows_elsewhere && !prompt.is_null() && messages.size() == 1) {
+      // A Data Set node gives the rows; the chain's prompt instructs the model about
+      // each of them (the published importer's reading).
+      inference["system_prompt"] = AsText(prompt);
+    } else if (!prompt.is_null()) {
+      spec["data"] = {{"type", "list"}, {"items", json::array({messages})}};
+    }
     static const std::vector<std::pair<const char*, const char*>> kOptions = {
         {"maxTokens", "max_tokens"},
         {"temperature", "temperature"},
@@ -1295,14 +1352,17 @@ class Translator {
     std::string operation = StringAt(p, "operation", langchain ? "message" : "complete");
     json messages = json::array();
     std::string model;
+    // typeVersion 2.x keeps the prompt in responses.values ("Generate a response").
+    const json* responses = langchain ? Find(p, "responses") : nullptr;
+    bool v2 = responses != nullptr && responses->is_object();
     if (langchain) {
-      if (resource != "text" || operation != "message") {
+      if (!v2 && (resource != "text" || operation != "message")) {
         diag_->Add(base, "OpenAI node " + Quoted(node.name) + ": only 'Message a model' (text) "
                          "can be translated, not " + resource + "/" + operation);
         return json::object();
       }
       model = LocatorValue(Find(p, "modelId"));
-      const json* mv = Find(p, "messages");
+      const json* mv = v2 ? responses : Find(p, "messages");
       const json* list = mv != nullptr ? Find(*mv, "values") : nullptr;
       if (list != nullptr && list->is_array()) {
         for (const json& m : *list) {
@@ -1331,6 +1391,23 @@ class Translator {
         }
       } else if (const json* pr = Find(p, "prompt"); pr != nullptr) {
         messages.push_back({{"role", "user"}, {"content", AsText(Resolve(n, *pr, extra))}});
+      }
+    }
+    if (langchain && v2 && !messages.empty()) {
+      // As the published importer does: the upstream task's answer follows the prompt
+      // unless the prompt already refers to it.
+      for (const Route& r : node.in_routes) {
+        if (r.task < 0) continue;
+        const N8nNode& up = nodes_[static_cast<size_t>(r.task)];
+        std::string& content = messages.back()["content"].get_ref<std::string&>();
+        if (content.find("${" + up.task + ".") != std::string::npos) break;
+        std::string path = up.kind == Kind::kChainLlm && up.models.size() == 1 &&
+                                   nodes_[up.models[0].first].kind != Kind::kOpenAiChatModel
+                               ? "items.0.output"
+                               : "items.0.text";
+        content = "The previous stage's response is as follows. " + content + "\n${" + up.task +
+                  "." + path + "}";
+        break;
       }
     }
     if (model.empty()) {
@@ -1481,7 +1558,7 @@ class Translator {
         deps.push_back(nodes_[static_cast<size_t>(r.task)].task);
       }
       for (const SetField& f : r.fields) {
-        has_data = has_data || StartsWith(f.name, "Data") || StartsWith(f.name, "Input");
+        has_data = has_data || IsDataFragment(f.name);
       }
       if (i == 0) {
         cond = r.cond;
@@ -1516,6 +1593,18 @@ class Translator {
     json spec = json::object();
     for (const Route& r : node.in_routes) {
       for (const SetField& f : r.fields) {
+        if (f.name == "Checkpoint") {
+          // A Checkpoint Set node after a training node: load what that node trained.
+          if (r.task < 0) {
+            diag_->Add(f.path, "a Checkpoint Set node must follow a task node (the training "
+                               "whose final model to load)");
+            continue;
+          }
+          const std::string& trained = nodes_[static_cast<size_t>(r.task)].task;
+          spec["checkpoint"] = {
+              {"load", {{"type", "http"}, {"url", "${" + trained + ".final_model_archive}"}}}};
+          continue;
+        }
         if (consumed.count(f.name) == 0) ApplyFragment(f, &spec);
       }
     }
@@ -1619,11 +1708,16 @@ Result<WorkflowDef> ParseN8nWorkflow(const std::string& text, std::vector<SpecEr
   const N8nTranslation& tr = t.value().translation;
   std::vector<SpecError> native_errors;
   Result<WorkflowDef> def = ParseWorkflow(tr.document.dump(2), Format::kNative, &native_errors);
-  if (def.ok()) return def;
-  // Point each problem at the n8n node its task came from.
-  const json& graph = tr.document["spec"]["graph"]["nodes"];
-  std::vector<SpecError> mapped;
-  for (SpecError& e : native_errors) {
+  // Point each problem (error or warning) at the n8n node its task came from.
+  static const json kNoNodes = json::array();
+  const json* nodes = &kNoNodes;
+  if (const json* spec = Find(tr.document, "spec"); spec != nullptr) {
+    if (const json* g = Find(*spec, "graph"); g != nullptr) {
+      if (const json* n = Find(*g, "nodes"); n != nullptr && n->is_array()) nodes = n;
+    }
+  }
+  const json& graph = *nodes;
+  auto map_back = [&](const SpecError& e) {
     SpecError out{"", 0, 0, ""};
     std::string prefix = "spec.graph.nodes[";
     std::string where = e.path;
@@ -1654,8 +1748,14 @@ Result<WorkflowDef> ParseN8nWorkflow(const std::string& text, std::vector<SpecEr
       out.column = m.column;
     }
     out.message = where.empty() ? e.message : where + ": " + e.message;
-    mapped.push_back(std::move(out));
+    return out;
+  };
+  if (def.ok()) {
+    for (SpecError& w : def->warnings) w = map_back(w);
+    return def;
   }
+  std::vector<SpecError> mapped;
+  for (const SpecError& e : native_errors) mapped.push_back(map_back(e));
   return Failed(std::move(mapped), errors);
 }
 

@@ -1,6 +1,9 @@
 #include "spec/task_schema.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -61,7 +64,8 @@ bool IsMemoryQuantity(const json& v) {
   }
   if (digits == 0) return false;
   static const std::set<std::string, std::less<>> kUnits = {
-      "", "K", "M", "G", "T", "P", "Ki", "Mi", "Gi", "Ti", "Pi", "k", "KB", "MB", "GB", "TB"};
+      "",   "K",   "M",   "G",   "T",   "P",   "Ki", "Mi", "Gi", "Ti", "Pi", "k",
+      "KB", "MB",  "GB",  "TB",  "PB",  "KiB", "MiB", "GiB", "TiB", "PiB"};
   return kUnits.count(std::string_view(s).substr(i)) > 0;
 }
 
@@ -78,6 +82,9 @@ struct Schema {
   // kObject: known keys; `open` accepts any other key (checked against `rest` if set)
   std::vector<std::pair<std::string, const Schema*>> fields;
   bool open = false;
+  // Free-form sections of the published format: an unknown key is kept (the executor gets
+  // it) and reported as a warning instead of an error.
+  bool warn_unknown = false;
   const Schema* rest = nullptr;
   std::vector<std::string> required;
   std::vector<std::vector<std::string>> one_required;  // at least one of each group
@@ -90,13 +97,64 @@ struct Schema {
   // kTagged: an object whose `tag` field picks the object schema of the rest
   std::string tag;
   std::vector<std::pair<std::string, const Schema*>> variants;
+  const Schema* untagged = nullptr;  // checks an object without `tag` (else: missing tag)
+  bool warn_unknown_tag = false;     // an unknown tag value is a warning, checked no further
 };
+
+// Quoted scalars as the published (pydantic, lax mode) parser reads them: "4" for an
+// integer, "0.5" for a number, "true"/"no" for a boolean. Replaces `v` and returns true
+// when the text is exactly such a value.
+bool CoerceNumber(json* v, bool integer) {
+  if (!v->is_string()) return false;
+  const std::string& s = v->get_ref<const std::string&>();
+  // Plain decimal text only: no leading blanks, no hex, no inf/nan.
+  if (s.empty() || s.size() > 40 || s.find_first_of("xXpP") != std::string::npos ||
+      !(std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '+' ||
+        s[0] == '.')) {
+    return false;
+  }
+  const char* begin = s.c_str();
+  char* end = nullptr;
+  errno = 0;
+  long long i = std::strtoll(begin, &end, 10);
+  if (errno == 0 && end == begin + s.size()) {
+    *v = static_cast<int64_t>(i);
+    return true;
+  }
+  if (integer) return false;
+  errno = 0;
+  double d = std::strtod(begin, &end);
+  if (errno != 0 || end != begin + s.size() || !std::isfinite(d)) return false;
+  *v = d;
+  return true;
+}
+
+bool CoerceBool(json* v) {
+  if (!v->is_string()) return false;
+  std::string s = v->get<std::string>();
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (s == "true" || s == "yes" || s == "on" || s == "1") {
+    *v = true;
+  } else if (s == "false" || s == "no" || s == "off" || s == "0") {
+    *v = false;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// "16GiB" -> "16Gi": one spelling of binary units for everything that reads the spec.
+void NormaliseMemory(json* v) {
+  if (!v->is_string()) return;
+  std::string& s = v->get_ref<std::string&>();
+  if (s.size() > 3 && s.compare(s.size() - 2, 2, "iB") == 0) s.pop_back();
+}
 
 class Validator {
  public:
   explicit Validator(std::vector<SchemaIssue>* out) : out_(out) {}
 
-  void Check(const Schema& s, const json& v, const std::string& rel) {
+  void Check(const Schema& s, json& v, const std::string& rel) {
     if (v.is_null()) return;  // an empty value is the same as an absent one
     if (v.is_string() && s.kind != Schema::Kind::kString && s.kind != Schema::Kind::kAny &&
         IsWholeReference(v.get_ref<const std::string&>())) {
@@ -108,18 +166,22 @@ class Validator {
       case Schema::Kind::kString:
         return CheckString(s, v, rel);
       case Schema::Kind::kInt:
+        CoerceNumber(&v, true);
         if (!IsInteger(v) || !InRange(s, AsDouble(v))) Bad(s, v, rel);
         return;
       case Schema::Kind::kNumber:
+        CoerceNumber(&v, false);
         if (!v.is_number() || !std::isfinite(AsDouble(v)) || !InRange(s, AsDouble(v))) {
           Bad(s, v, rel);
         }
         return;
       case Schema::Kind::kBool:
+        CoerceBool(&v);
         if (!v.is_boolean()) Bad(s, v, rel);
         return;
       case Schema::Kind::kMemory:
-        if (!IsMemoryQuantity(v)) Bad(s, v, rel);
+        if (!IsMemoryQuantity(v)) return Bad(s, v, rel);
+        NormaliseMemory(&v);
         return;
       case Schema::Kind::kObject:
         if (!v.is_object()) return Bad(s, v, rel);
@@ -183,17 +245,26 @@ class Validator {
     out_->push_back(SchemaIssue{rel, at_key, std::move(message)});
   }
 
+  void Warn(const std::string& rel, bool at_key, std::string message) {
+    out_->push_back(SchemaIssue{rel, at_key, std::move(message), /*warning=*/true});
+  }
+
   void CheckString(const Schema& s, const json& v, const std::string& rel) {
     if (!v.is_string()) return Bad(s, v, rel);
     if (s.values.empty()) return;
     const std::string& text = v.get_ref<const std::string&>();
     if (std::find(s.values.begin(), s.values.end(), text) != s.values.end()) return;
+    if (s.warn_unknown) {
+      return Warn(rel, false,
+                  Name(rel) + " " + Quote(v) + " is not one of " + Join(s.values, ", ") +
+                      DidYouMean(text, s.values) + "; passed to the executor as is");
+    }
     Issue(rel, false,
           Name(rel) + " must be one of " + Join(s.values, ", ") + ", got " + Quote(v) +
               DidYouMean(text, s.values));
   }
 
-  void CheckObject(const Schema& s, const json& v, const std::string& rel) {
+  void CheckObject(const Schema& s, json& v, const std::string& rel) {
     for (auto it = v.begin(); it != v.end(); ++it) {
       const std::string& key = it.key();
       std::string child = rel + "." + key;
@@ -208,6 +279,12 @@ class Validator {
         Check(*field, *it, child);
       } else if (s.open) {
         if (s.rest != nullptr) Check(*s.rest, *it, child);
+      } else if (s.warn_unknown) {
+        std::vector<std::string> names;
+        for (const auto& f : s.fields) names.push_back(f.first);
+        Warn(child, true,
+             "unknown key '" + key + "' in " + Name(rel) + s.label + DidYouMean(key, names) +
+                 "; kept and passed to the executor as is");
       } else {
         std::vector<std::string> names;
         for (const auto& f : s.fields) names.push_back(f.first);
@@ -242,12 +319,13 @@ class Validator {
     }
   }
 
-  void CheckTagged(const Schema& s, const json& v, const std::string& rel) {
+  void CheckTagged(const Schema& s, json& v, const std::string& rel) {
     if (!v.is_object()) return Bad(s, v, rel);
     std::vector<std::string> tags;
     for (const auto& variant : s.variants) tags.push_back(variant.first);
     auto tag = v.find(s.tag);
     if (tag == v.end() || tag->is_null()) {
+      if (s.untagged != nullptr) return CheckObject(*s.untagged, v, rel);
       return Issue(rel, false,
                    "missing " + JoinKey(Name(rel), s.tag) + " (one of " + Join(tags, ", ") + ")");
     }
@@ -259,6 +337,11 @@ class Validator {
     const std::string& value = tag->get_ref<const std::string&>();
     for (const auto& [name, schema] : s.variants) {
       if (name == value) return CheckObject(*schema, v, rel);
+    }
+    if (s.warn_unknown_tag) {
+      return Warn(tag_rel, false,
+                  "unknown " + Name(tag_rel) + " " + Quote(*tag) + DidYouMean(value, tags) +
+                      " (known: " + Join(tags, ", ") + "); passed to the executor unchecked");
     }
     Issue(tag_rel, false,
           Name(tag_rel) + " must be one of " + Join(tags, ", ") + ", got " + Quote(*tag) +
@@ -358,6 +441,27 @@ class SchemaBuilder {
   }
 
   const Schema* Strings() { return List(Str(), "a list of strings"); }
+  const Schema* StrOrStrings() {
+    return OneOf({Str(), Strings()}, "a string or a list of strings");
+  }
+  // A string of which some values are known; another value is a warning, not an error.
+  const Schema* SoftEnum(std::vector<std::string> values) {
+    Schema* s = New(Schema::Kind::kString, "a string");
+    s->values = std::move(values);
+    s->warn_unknown = true;
+    return s;
+  }
+  // A free-form section of the published format: known keys are type-checked, any other
+  // key is kept and reported as a warning.
+  Schema* Free(Fields fields, std::string label = "") {
+    Schema* s = Obj(std::move(fields));
+    s->warn_unknown = true;
+    s->label = std::move(label);
+    return s;
+  }
+  const Schema* Scalar() {
+    return OneOf({Str(), Num(), Bool()}, "a string, number or boolean");
+  }
   const Schema* ChatMessages() {
     Schema* message = Obj({{"role", Enum({"system", "user", "assistant", "tool"})},
                            {"content", Any()},
@@ -368,9 +472,10 @@ class SchemaBuilder {
 
   const Schema* Resources() {
     Schema* gpu = Obj({{"type", Str()}, {"count", Int(0.0)}, {"memory", Memory("\"16Gi\"")}});
-    Schema* hardware = Obj({{"cpu", Positive()},
-                            {"memory", Memory("\"16Gi\" or \"512Mi\" or a number of bytes")},
-                            {"gpu", gpu}});
+    Schema* hardware =
+        Obj({{"cpu", Positive()},
+             {"memory", Memory("\"16Gi\", \"16GiB\" or \"512Mi\" or a number of bytes")},
+             {"gpu", gpu}});
     return Obj(
         {{"replicas", Int(1.0)}, {"estimatedLoad", Num(0.0)}, {"hardware", hardware}});
   }
@@ -381,6 +486,7 @@ class SchemaBuilder {
   const Schema* Output() {
     Schema* local = Obj({{"type", Any()}});
     local->label = " (type local)";
+    // Without url the result goes to the server's own results endpoint (published default).
     Schema* http = Obj({{"type", Any()},
                         {"url", Str()},
                         {"method", Enum({"GET", "POST", "PUT", "PATCH"})},
@@ -392,25 +498,35 @@ class SchemaBuilder {
   }
 
   const Schema* Model() {
-    Schema* source = Obj({{"type", Enum({"huggingface", "local", "url"})},
+    Schema* source = Obj({{"type", SoftEnum({"huggingface", "local", "url"})},
                           {"identifier", Str()},
                           {"revision", Str()},
+                          {"trust_remote_code", Bool()},
                           {"file", Str()},     // a .gguf file name or quantisation (Q4_K_M)
                           {"sha256", Str()}});  // url sources: expected digest
     source->required = {"identifier"};
-    Schema* adapter = Obj({{"type", Enum({"lora"})},
+    Schema* adapter = Obj({{"type", SoftEnum({"lora"})},
                            {"path", Str()},
                            {"url", Str()},
                            {"task_id", Str()},
-                           {"name", Str()}});
+                           {"name", Str()},
+                           {"kwargs", MapOf(nullptr, "a mapping")}});
     adapter->one_required = {{"path", "url", "task_id"}};
     adapter->exclusive = {{"path", "url", "task_id"}};
     const Schema* engine = MapOf(nullptr, "a mapping of engine options");
     return Obj({{"source", source},
+                {"config", engine},
                 {"vllm", engine},
                 {"transformers", engine},
+                {"diffusers", engine},
                 {"llamacpp", engine},
                 {"adapters", List(adapter, "a list of adapters [{type: lora, path|url|task_id, name}]")}});
+  }
+
+  // Keys every data form may carry besides its own (published: data is a free mapping).
+  Fields DataExtras(Fields own) {
+    for (const char* key : {"metadata", "text", "image_embedding"}) own.push_back({key, Any()});
+    return own;
   }
 
   const Schema* Data() {
@@ -420,147 +536,334 @@ class SchemaBuilder {
     const Schema* scalar = New(Schema::Kind::kNumber, "a number");
     const Schema* item = OneOf({Str(), scalar, Bool(), ChatMessages(), ref},
                                "a string, a chat message list or a {node, path} reference");
-    Schema* list = Obj({{"type", Any()}, {"items", List(item, "a list")}});
-    list->required = {"items"};
-    list->label = " (type list)";
-    Schema* dataset = Obj({{"type", Any()},
-                           {"url", Str()},
-                           {"name", Str()},
-                           {"split", Str()},
-                           {"column", Str()},
-                           {"shuffle", Bool()},
-                           {"seed", Int()}});
+    // A list is given inline (items) or as a list in an upstream result (node + path).
+    Schema* list = Free(DataExtras({{"type", Any()},
+                                    {"items", List(item, "a list")},
+                                    {"node", Str()},
+                                    {"path", Str()}}),
+                        " (type list)");
+    list->one_required = {{"items", "node"}};
+    list->exclusive = {{"items", "node"}};
+    // url + name: name is the Hugging Face configuration of the dataset at url.
+    Schema* dataset = Free(DataExtras({{"type", Any()},
+                                       {"url", Str()},
+                                       {"name", Str()},
+                                       {"config", Str()},
+                                       {"revision", Str()},
+                                       {"split", Str()},
+                                       {"column", Str()},
+                                       {"columns", Any()},
+                                       {"shuffle", Bool()},
+                                       {"seed", Int()},
+                                       {"limit", Int(0.0)},
+                                       {"max_samples", Int(0.0)},
+                                       {"format", Str()},
+                                       {"streaming", Bool()}}),
+                           " (type dataset)");
     dataset->one_required = {{"url", "name"}};
-    dataset->exclusive = {{"url", "name"}};
-    dataset->label = " (type dataset)";
-    Schema* column = Obj({{"label", Str()},
-                          {"expr", Str()},
-                          {"node", Str()},
-                          {"path", Str()},
-                          {"default", Any()}});
+    // A column's value: an expression, an upstream result (node + path) or inline data.
+    Schema* column = Free({{"label", Str()},
+                           {"expr", Str()},
+                           {"node", Str()},
+                           {"path", Str()},
+                           {"value", Any()},
+                           {"data", Any()},  // the published spelling of value
+                           {"default", Any()},
+                           {"broadcast", Bool()}});
     column->required = {"label"};
-    column->one_required = {{"expr", "node"}};
-    column->exclusive = {{"expr", "node"}};
-    Schema* tmpl = Obj({{"name", Str()},
-                        {"text", Str()},
-                        {"messages", ChatMessages()},
-                        {"columns", List(column, "a list of columns [{label, expr | node+path, default}]")},
-                        {"options", MapOf(nullptr, "a mapping")}});
+    column->one_required = {{"expr", "node", "value", "data", "default"}};
+    column->exclusive = {{"expr", "node", "value", "data"}};
+    const Schema* columns =
+        List(column, "a list of columns [{label, expr | node+path | data, default}]");
+    Schema* tmpl = Free({{"name", Str()},
+                         {"text", Str()},
+                         {"messages", ChatMessages()},
+                         {"columns", columns},
+                         {"options", MapOf(nullptr, "a mapping")}});
     tmpl->one_required = {{"name", "text", "messages"}};
     tmpl->exclusive = {{"name", "text", "messages"}};
-    Schema* graph_template = Obj({{"type", Any()}, {"template", tmpl}});
+    Schema* graph_template =
+        Free(DataExtras({{"type", Any()}, {"template", tmpl}, {"columns", columns}}),
+             " (type graph_template)");
     graph_template->required = {"template"};
-    graph_template->label = " (type graph_template)";
-    Schema* dataframe =
-        Obj({{"type", Any()},
-             {"columns", MapOf(List(Any(), "a list"), "a mapping of column names to lists")},
-             {"messages", ChatMessages()}});
+    // columns: {name: [values]}, [{name, values}] or, as in the published format,
+    // [{label, node, path}].
+    Schema* frame_column = Free({{"label", Str()},
+                                 {"name", Str()},
+                                 {"values", Any()},
+                                 {"expr", Str()},
+                                 {"node", Str()},
+                                 {"path", Str()},
+                                 {"value", Any()},
+                                 {"data", Any()},
+                                 {"default", Any()}});
+    frame_column->one_required = {{"label", "name"}};
+    frame_column->exclusive = {{"label", "name"}};
+    Schema* dataframe = Free(
+        DataExtras({{"type", Any()},
+                    {"columns", OneOf({MapOf(List(Any(), "a list"),
+                                             "a mapping of column names to lists"),
+                                       List(frame_column, "a list of columns")},
+                                      "a mapping of column names to lists or a list of columns "
+                                      "[{label, node, path}]")},
+                    {"messages", ChatMessages()}}),
+        " (type dataframe)");
     dataframe->required = {"columns"};
-    dataframe->label = " (type dataframe)";
-    return Tagged("type", {{"list", list},
-                           {"dataset", dataset},
-                           {"graph_template", graph_template},
-                           {"dataframe", dataframe}});
+    // Training data names its fields without a type (dataset_name, preferences, prompts…).
+    Schema* untyped = Free(DataExtras({{"dataset_name", Str()},
+                                       {"dataset_config", Str()},
+                                       {"dataset", Any()},
+                                       {"url", Str()},
+                                       {"name", Str()},
+                                       {"path", Str()},
+                                       {"split", Str()},
+                                       {"eval_split", Str()},
+                                       {"column", Str()},
+                                       {"text_field", Str()},
+                                       {"prompt_field", Str()},
+                                       {"chosen_field", Str()},
+                                       {"rejected_field", Str()},
+                                       {"image_field", Str()},
+                                       {"label_field", Str()},
+                                       {"config_name", Str()},
+                                       {"prompt_column", Str()},
+                                       {"response_column", Str()},
+                                       {"text_column", Str()},
+                                       {"image_column", Str()},
+                                       {"label_column", Str()},
+                                       {"separator", Str()},
+                                       {"max_eval_samples", Int(0.0)},
+                                       {"prompts", Any()},
+                                       {"preferences", Any()},
+                                       {"items", Any()},
+                                       {"max_samples", Int(0.0)},
+                                       {"shuffle", Bool()},
+                                       {"seed", Int()},
+                                       {"format", Str()}}),
+                           " (no type)");
+    Schema* data = New(Schema::Kind::kTagged, "a mapping");
+    data->tag = "type";
+    // data_retrieval's sources: a query or object-key template filled from params columns.
+    Schema* retrieval = Free(DataExtras({{"type", Any()},
+                                         {"connection_string", Str()},
+                                         {"template", Str()},
+                                         {"query", Str()},
+                                         {"params", columns},
+                                         {"encoding", Str()}}),
+                             " (data_retrieval source)");
+    data->variants = {{"list", list},
+                      {"dataset", dataset},
+                      {"graph_template", graph_template},
+                      {"dataframe", dataframe},
+                      {"sql", retrieval},
+                      {"s3", retrieval}};
+    data->untagged = untyped;
+    data->warn_unknown_tag = true;
+    return data;
   }
 
   const Schema* Inference() {
-    return Obj({{"max_tokens", Int(1.0)},
-                {"min_tokens", Int(0.0)},
-                {"temperature", Num(0.0, 2.0)},
-                {"top_p", Num(0.0, 1.0)},
-                {"top_k", Int(0.0)},
-                {"min_p", Num(0.0, 1.0)},
-                {"seed", Int()},
-                {"n", Int(1.0)},
-                {"repetition_penalty", Positive()},
-                {"presence_penalty", Num(-2.0, 2.0)},
-                {"frequency_penalty", Num(-2.0, 2.0)},
-                {"stop", OneOf({Str(), Strings()}, "a string or a list of strings")},
-                {"stop_token_ids", List(Int(), "a list of integers")},
-                {"system_prompt", Str()},
-                {"logprobs", OneOf({Bool(), Int(0.0)}, "true, false or an integer >= 0")},
-                {"stream", Bool()}});  // generated text as task log lines (default true)
+    const Schema* count = Int(1.0);
+    return Free({{"max_tokens", count},
+                 {"min_tokens", Int(0.0)},
+                 {"max_new_tokens", count},
+                 {"temperature", Num(0.0, 2.0)},
+                 {"top_p", Num(0.0, 1.0)},
+                 {"top_k", Int(-1.0)},
+                 {"min_p", Num(0.0, 1.0)},
+                 {"seed", Int()},
+                 {"n", count},
+                 {"best_of", count},
+                 {"do_sample", Bool()},
+                 {"num_beams", count},
+                 {"repetition_penalty", Positive()},
+                 {"presence_penalty", Num(-2.0, 2.0)},
+                 {"frequency_penalty", Num(-2.0, 2.0)},
+                 {"length_penalty", Num()},
+                 {"no_repeat_ngram_size", Int(0.0)},
+                 {"stop", StrOrStrings()},
+                 {"stop_token_ids", List(Int(), "a list of integers")},
+                 {"bad_words", Strings()},
+                 {"ignore_eos", Bool()},
+                 {"skip_special_tokens", Bool()},
+                 {"system_prompt", Str()},
+                 {"logprobs", OneOf({Bool(), Int(0.0)}, "true, false or an integer >= 0")},
+                 {"prompt_logprobs", Int(0.0)},
+                 {"templates", Any()},  // structured output: named fields or a JSON schema
+                 {"response_format", Any()},
+                 {"guided_json", Any()},
+                 {"chat_template_kwargs", MapOf(nullptr, "a mapping")},
+                 {"batch_size", count},
+                 {"prompts", Any()},
+                 // diffusion
+                 {"num_inference_steps", count},
+                 {"guidance_scale", Num(0.0)},
+                 {"height", count},
+                 {"width", count},
+                 {"negative_prompt", StrOrStrings()},
+                 {"num_images_per_prompt", count},
+                 {"output_type", Str()},
+                 {"stream", Bool()}});  // generated text as task log lines (default true)
   }
 
   const Schema* Api() {
-    Schema* response =
-        Obj({{"parse_json", Bool()}, {"return_body", Bool()}, {"raise_for_status", Bool()}});
-    Schema* api =
-        Obj({{"url", Str()},
-             {"method", Enum({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})},
-             {"headers", MapOf(Str(), "a mapping of header names to strings")},
-             {"body", Any()},
-             {"retries", Int(0.0)},
-             {"concurrency", Int(1.0)},
-             {"cache", Bool()},
-             {"response", response}});
-    api->required = {"url"};
-    return api;
+    Schema* response = Free(
+        {{"parse_json", Bool()}, {"return_body", Bool()}, {"raise_for_status", Bool()}});
+    // Without url the published default endpoint applies (the executor's configuration).
+    return Free({{"url", Str()},
+                 {"method", Enum({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})},
+                 {"headers", MapOf(Str(), "a mapping of header names to strings")},
+                 {"body", Any()},
+                 {"params", MapOf(nullptr, "a mapping")},
+                 {"timeout", Positive()},
+                 {"retries", Int(0.0)},
+                 {"concurrency", Int(1.0)},
+                 {"cache", Bool()},
+                 {"response", response}});
   }
 
   const Schema* Rag() {
-    Schema* rag = Obj({{"embedding", Obj({{"model", Str()}})},
-                       {"search", Obj({{"top_k", Int(1.0)}})},
-                       {"index", Str()},
-                       {"collection", Str()},
-                       {"query", Str()}});
+    Schema* rag =
+        Free({{"embedding", Free({{"model", Str()}, {"dimension", Int(1.0)}, {"device", Str()}})},
+              {"search", Free({{"top_k", Int(1.0)}, {"score_threshold", Num()}})},
+              {"qdrant", Free({{"url", Str()},
+                               {"host", Str()},
+                               {"port", Int(1.0, 65535.0)},
+                               {"collection", Str()},
+                               {"api_key", Str()}})},
+              {"index", Str()},
+              {"collection", Str()},
+              {"query", Str()}});
     rag->exclusive = {{"index", "collection"}};
     return rag;
   }
 
   const Schema* Agent() {
     const Schema* tools = List(Any(), "a list of tools");
-    return Obj({{"task", Str()},
-                {"tools", tools},
-                {"max_steps", Int(1.0)},
-                {"agent", Obj({{"tools", tools}, {"max_steps", Int(1.0)}})}});
+    return Free({{"task", Str()},
+                 {"tools", tools},
+                 {"max_steps", Int(1.0)},
+                 {"timeout", Positive()},
+                 {"model", Any()},
+                 {"agent", Free({{"tools", tools},
+                                 {"max_steps", Int(1.0)},
+                                 {"timeout", Positive()},
+                                 {"type", Str()},
+                                 {"model", Any()}})}});
   }
 
   const Schema* Training() {
-    return Open({{"num_train_epochs", Positive()},
-                 {"batch_size", Int(1.0)},
-                 {"gradient_accumulation_steps", Int(1.0)},
+    const Schema* count = Int(1.0);
+    return Free({{"num_train_epochs", Positive()},
+                 {"epochs", Positive()},
+                 {"max_steps", Int(-1.0)},
+                 {"batch_size", count},
+                 {"per_device_train_batch_size", count},
+                 {"per_device_eval_batch_size", count},
+                 {"gradient_accumulation_steps", count},
                  {"learning_rate", Positive()},
-                 {"max_seq_length", Int(1.0)}});
+                 {"lr_scheduler_type", Str()},
+                 {"warmup_ratio", Num(0.0, 1.0)},
+                 {"warmup_steps", Int(0.0)},
+                 {"weight_decay", Num(0.0)},
+                 {"max_seq_length", count},
+                 {"max_length", count},
+                 {"max_prompt_length", count},
+                 {"logging_steps", count},
+                 {"save_steps", count},
+                 {"eval_steps", count},
+                 {"save_strategy", Str()},
+                 {"evaluation_strategy", Str()},
+                 {"seed", Int()},
+                 {"bf16", Bool()},
+                 {"fp16", Bool()},
+                 {"gradient_checkpointing", Bool()},
+                 {"optim", Str()},
+                 {"beta", Num()},
+                 {"loss_type", Str()},
+                 {"packing", Bool()},
+                 {"output_dir", Str()},
+                 {"save_model", Bool()},
+                 {"save_freq", count},
+                 {"save_total_limit", count},
+                 {"steps", count},
+                 {"padding_side", Str()},
+                 {"early_stopping", Bool()},
+                 {"project", Str()},
+                 {"max_grad_norm", Num(0.0)},
+                 {"resume_from_checkpoint", Any()},
+                 {"report_to", Any()},
+                 {"num_gpus", Int(0.0)},
+                 {"auto_deepspeed_stage", Int(0.0, 3.0)},
+                 {"deepspeed", Any()},
+                 {"image_size", Any()},
+                 {"num_labels", count},
+                 // ppo
+                 {"ppo_epochs", count},
+                 {"mini_batch_size", count},
+                 {"init_kl_coef", Num()},
+                 {"target_kl", Num()},
+                 {"total_episodes", count},
+                 {"response_length", count},
+                 {"kl_coef", Num()}});
   }
 
   const Schema* Lora() {
-    return Obj({{"r", Int(1.0)},
-                {"alpha", Positive()},
-                {"dropout", Num(0.0, 1.0)},
-                {"target_modules", OneOf({Str(), Strings()}, "a string or a list of strings")}});
+    return Free({{"r", Int(1.0)},
+                 {"alpha", Positive()},
+                 {"lora_alpha", Positive()},
+                 {"dropout", Num(0.0, 1.0)},
+                 {"lora_dropout", Num(0.0, 1.0)},
+                 {"bias", Str()},
+                 {"task_type", Str()},
+                 {"target_modules", StrOrStrings()}});
   }
 
   const Schema* AccessMode() { return Enum({"direct", "proxy", "forward"}); }
 
-  const Schema* Ssh() {
+  const Schema* StageInputs() {
     Schema* input = Obj({{"stage", Str()}, {"mountPath", Str()}});
     input->required = {"stage"};
-    return Obj({{"authorizedKeys", Strings()},
+    return List(OneOf({Str(), input}, "a stage name or {stage, mountPath}"),
+                "a list of inputs [{stage, mountPath}]");
+  }
+  const Schema* Env() {
+    return MapOf(Scalar(), "a mapping of variable names to strings");
+  }
+
+  const Schema* Ssh() {
+    return Obj({{"interactive", Bool()},
+                {"image", Str()},
+                {"authorizedKeys", Strings()},
                 {"user", Str()},
-                {"command", OneOf({Str(), Strings()}, "a string or a list of strings")},
+                {"command", StrOrStrings()},
+                {"entrypoint", StrOrStrings()},
                 {"ttlSeconds", Positive()},
                 {"idleTimeoutSeconds", Positive()},
                 {"accessMode", AccessMode()},
-                {"inputs", List(input, "a list of inputs [{stage, mountPath}]")},
-                {"env", MapOf(Str(), "a mapping of variable names to strings")}});
+                {"inputs", StageInputs()},
+                {"sshOutput", Obj({{"mountPath", Str()}, {"maxBytes", Int(1.0)}})},
+                {"env", Env()}});
   }
 
   const Schema* Python() {
-    Schema* input = Obj({{"stage", Str()}, {"mountPath", Str()}});
-    input->required = {"stage"};
     return Obj({{"code", Str()},
                 {"entrypoint", Str()},
-                {"inputs", List(OneOf({Str(), input}, "a stage name or {stage, mountPath}"),
-                                "a list of inputs")},
+                {"image", Str()},
+                {"requirements", Strings()},
+                {"inputs", StageInputs()},
                 {"timeoutSeconds", Positive()},
-                {"network", Enum({"none", "bridge"})}});
+                {"network", Enum({"none", "bridge"})},
+                {"env", Env()},
+                {"emits", Strings()},
+                {"pythonOutput", Obj({{"maxBytes", Int(1.0)}})}});
   }
 
   const Schema* Serve() {
     return Obj({{"ttlSeconds", Positive()},
                 {"readinessTimeoutSeconds", Positive()},
                 {"accessMode", AccessMode()},
+                {"port", Int(1.0, 65535.0)},
                 {"apiKey", Str()}});
   }
 
@@ -573,6 +876,7 @@ class SchemaBuilder {
 
   const Schema* Build() {
     const Schema* attempts = Int(1.0, 100.0);
+    const Schema* section = MapOf(nullptr, "a mapping");
     Schema* condition = Obj({{"node", Str()}, {"field", Str()}, {"equals", Any()}});
     condition->required = {"node"};
     return Obj({{"taskType", Any()},  // checked by the parser (known types, suggestion)
@@ -583,6 +887,12 @@ class SchemaBuilder {
                 {"timeoutSeconds", Positive()},
                 {"cache", Enum({"auto", "never", "always"})},
                 {"priority", Int(-1000.0, 1000.0)},
+                {"sloSeconds", Int(0.0)},
+                {"parallel", Obj({{"enabled", Bool()}, {"max_shards", Int(1.0)}})},
+                {"enforce_cpu", Bool()},
+                {"configName", Str()},
+                {"postprocess", Free({{"jsonl_export", Any()}})},
+                {"shard", Any()},  // set by the published server when it splits a task
                 {"resources", Resources()},
                 {"output", Output()},
                 {"model", Model()},
@@ -596,6 +906,9 @@ class SchemaBuilder {
                 {"lora", Lora()},
                 {"checkpoint", Any()},
                 {"reward_model", Any()},
+                {"generation", section},
+                {"omni", section},
+                {"storyboard", section},
                 {"ssh", Ssh()},
                 {"python", Python()},
                 {"serve", Serve()},
@@ -609,6 +922,36 @@ class SchemaBuilder {
 const Schema& TaskSchema() {
   static const SchemaBuilder* builder = new SchemaBuilder();
   return *builder->root();
+}
+
+// Executor fields the published format writes at the top of a task spec; ours live in a
+// section named after the task type. Both spellings are read; the task spec is normalised
+// to the section so that executors read one place.
+struct FlatSection {
+  std::string task_type;
+  std::string section;
+  std::vector<std::string> keys;
+};
+
+const std::vector<FlatSection>& FlatSections() {
+  static const std::vector<FlatSection> kFlat = {
+      {"ssh", "ssh",
+       {"interactive", "image", "user", "authorizedKeys", "command", "entrypoint", "ttlSeconds",
+        "idleTimeoutSeconds", "accessMode", "inputs", "sshOutput", "env"}},
+      {"serve", "serve", {"ttlSeconds", "readinessTimeoutSeconds", "accessMode", "port", "apiKey"}},
+      {"python", "python",
+       {"code", "entrypoint", "image", "requirements", "inputs", "network", "env", "emits",
+        "pythonOutput"}},
+      {"rag", "rag", {"qdrant", "embedding", "search", "query"}},
+  };
+  return kFlat;
+}
+
+// Keys of the task spec itself (never moved into a section).
+bool IsTaskField(const std::string& key) {
+  const Schema& root = TaskSchema();
+  return std::any_of(root.fields.begin(), root.fields.end(),
+                     [&](const auto& field) { return field.first == key; });
 }
 
 bool IsRefNameChar(char c) {
@@ -627,8 +970,59 @@ bool IsWholeReference(const std::string& s) {
   return std::all_of(s.begin() + 2, s.begin() + static_cast<std::ptrdiff_t>(dot), IsRefNameChar);
 }
 
-void ValidateTaskFields(const json& spec, std::vector<SchemaIssue>* issues) {
-  Validator(issues).Check(TaskSchema(), spec, "");
+void NormaliseTaskSpec(json* spec, std::vector<SchemaIssue>* issues) {
+  if (!spec->is_object()) return;
+  auto type_it = spec->find("taskType");
+  std::string type = type_it != spec->end() && type_it->is_string() ? type_it->get<std::string>()
+                                                                     : std::string();
+  for (const FlatSection& flat : FlatSections()) {
+    if (flat.task_type != type) continue;
+    json moved = json::object();
+    for (const std::string& key : flat.keys) {
+      auto it = spec->find(key);
+      if (it == spec->end()) continue;
+      moved[key] = std::move(*it);
+      spec->erase(it);
+    }
+    if (moved.empty()) break;
+    json& section = (*spec)[flat.section];
+    if (section.is_null()) section = json::object();
+    if (!section.is_object()) break;  // the schema reports the section's type
+    for (auto it = moved.begin(); it != moved.end(); ++it) {
+      const std::string& key = it.key();
+      if (section.contains(key)) {
+        issues->push_back(SchemaIssue{"." + key, true,
+                                      "'" + key + "' is given both as spec." + key +
+                                          " and as spec." + flat.section + "." + key +
+                                          "; keep one"});
+        continue;
+      }
+      section[key] = std::move(*it);
+    }
+    break;
+  }
+  // A flat key of another task type: say whose it is rather than only "unknown key".
+  for (const FlatSection& flat : FlatSections()) {
+    for (const std::string& key : flat.keys) {
+      if (!spec->contains(key) || IsTaskField(key)) continue;
+      std::vector<std::string> owners;
+      for (const FlatSection& other : FlatSections()) {
+        if (std::find(other.keys.begin(), other.keys.end(), key) != other.keys.end()) {
+          owners.push_back(other.task_type);
+        }
+      }
+      issues->push_back(SchemaIssue{
+          "." + key, true,
+          "'" + key + "' is a field of taskType " + Join(owners, " or ") + ", not of " +
+              (type.empty() ? std::string("this task") : "'" + type + "'")});
+      spec->erase(key);
+    }
+  }
+}
+
+void ValidateTaskFields(json* spec, std::vector<SchemaIssue>* issues) {
+  NormaliseTaskSpec(spec, issues);
+  Validator(issues).Check(TaskSchema(), *spec, "");
 }
 
 }  // namespace flowmesh::spec

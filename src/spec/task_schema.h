@@ -17,12 +17,21 @@ struct SchemaIssue {
   std::string rel;
   bool at_key = false;
   std::string message;
+  bool warning = false;  // kept and reported, not a reason to refuse the document
 };
 
-// Checks every field of a merged task spec. `taskType`, `dependsOn` and `condition.node`
-// are only type-checked here; their meaning (known type, existing dependency) is checked
-// by the parser, which knows the graph.
-void ValidateTaskFields(const nlohmann::json& spec, std::vector<SchemaIssue>* issues);
+// Brings the published spellings of a merged task spec to one form (NormaliseTaskSpec),
+// then checks every field. Normalising: flat executor keys (`ttlSeconds` of an ssh task)
+// move into their section (`ssh.ttlSeconds`); quoted numbers and booleans in typed fields
+// ("4") become numbers and booleans; memory sizes drop the B of binary units ("16GiB" ->
+// "16Gi"). Unknown keys in the free-form sections (inference, data, training, lora, api,
+// rag, agent, postprocess) are kept and reported with `warning` set.
+// `taskType`, `dependsOn` and `condition.node` are only type-checked here; their meaning
+// (known type, existing dependency) is checked by the parser, which knows the graph.
+void ValidateTaskFields(nlohmann::json* spec, std::vector<SchemaIssue>* issues);
+
+// Only the flat-key part of ValidateTaskFields (conflicts and misplaced keys are issues).
+void NormaliseTaskSpec(nlohmann::json* spec, std::vector<SchemaIssue>* issues);
 
 // True when `s` is exactly one `${node.path}` reference: such a string stands for a value
 // of any JSON type, so a typed field holding one is checked at dispatch instead.

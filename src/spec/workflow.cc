@@ -37,16 +37,25 @@ json SpecError::ToJson() const {
 }
 
 const std::vector<std::string>& KnownTaskTypes() {
+  // The published TaskType list (src/shared/tasks/task_type.py) plus python and serve,
+  // which its later releases added, and image_classification_training, the name its
+  // executor registry gives image classification.
   static const std::vector<std::string> kTypes = {
-      "echo", "data_profiling", "api", "inference", "embedding",
-      "rag",  "agent",          "sft", "lora_sft",  "dpo",
-      "ppo",  "diffusion",      "ssh", "python",    "serve"};
+      "echo",          "data_profiling",   "data_retrieval",
+      "api",           "inference",        "embedding",
+      "rag",           "agent",            "sft",
+      "lora_sft",      "dpo",              "ppo",
+      "diffusion",     "image_classification", "image_classification_training",
+      "omni_text2image", "omni_text2speech", "omni_text2audio",
+      "omni_text2video", "omni_text2general", "ssh",
+      "python",        "serve"};
   return kTypes;
 }
 
 std::string CategoryForTaskType(const std::string& task_type) {
   if (task_type == "inference" || task_type == "embedding") return "inference";
-  if (task_type == "sft" || task_type == "lora_sft" || task_type == "dpo" || task_type == "ppo") {
+  if (task_type == "sft" || task_type == "lora_sft" || task_type == "dpo" || task_type == "ppo" ||
+      task_type == "image_classification" || task_type == "image_classification_training") {
     return "training";
   }
   return "other";
@@ -55,7 +64,6 @@ std::string CategoryForTaskType(const std::string& task_type) {
 namespace {
 
 constexpr std::string_view kApiVersion = "flowmesh/v1";
-constexpr std::string_view kKind = "Workflow";
 constexpr size_t kMaxNameLength = 128;
 
 const std::vector<std::string>& RootKeys() {
@@ -160,8 +168,9 @@ std::vector<Reference> FindReferences(const std::string& s) {
 class NativeParser {
  public:
   // Node specs are moved out of `root` while it is read.
-  NativeParser(const SourceDoc& doc, json* root, const ParseOptions& options, Diagnostics* diag)
-      : doc_(doc), root_(*root), options_(options), diag_(diag) {}
+  NativeParser(const SourceDoc& doc, json* root, const ParseOptions& options, Diagnostics* diag,
+               Diagnostics* warnings)
+      : doc_(doc), root_(*root), options_(options), diag_(diag), warn_(warnings) {}
 
   std::optional<WorkflowDef> Parse() {
     if (!root_.is_object()) {
@@ -176,7 +185,7 @@ class NativeParser {
     CheckDependencies(by_name);
     for (Node& node : nodes_) {
       if (diag_->full()) break;
-      if (!node.duplicate) ValidateTaskSpec(node, by_name);
+      if (!node.duplicate) ValidateTaskSpec(&node, by_name);
     }
     std::vector<size_t> order = TopologicalOrder(by_name);
     ParseScheduleHint(by_name, &def);
@@ -194,17 +203,23 @@ class NativeParser {
                                     DidYouMean(it.key(), RootKeys()) +
                                     "; allowed: " + Join(RootKeys(), ", "));
     }
-    CheckConstant("apiVersion", kApiVersion);
-    CheckConstant("kind", kKind);
-  }
-
-  void CheckConstant(const std::string& key, std::string_view expected) {
-    auto it = root_.find(key);
-    if (it == root_.end()) {
-      diag_->Add("", "missing " + key + " (expected '" + std::string(expected) + "')");
-    } else if (!it->is_string() || it->get_ref<const std::string&>() != expected) {
-      diag_->Add(key, "unsupported " + key + " " + Quote(*it) + " (expected '" +
-                          std::string(expected) + "')");
+    // The published parser takes any string in both; `kind` only informs (Workflow,
+    // InferenceTask, EchoTask, …).
+    auto version = root_.find("apiVersion");
+    if (version == root_.end()) {
+      diag_->Add("", "missing apiVersion (expected '" + std::string(kApiVersion) + "')");
+    } else if (!version->is_string()) {
+      diag_->Add("apiVersion", "apiVersion must be a string ('" + std::string(kApiVersion) +
+                                   "'), got " + Quote(*version));
+    } else if (version->get_ref<const std::string&>() != kApiVersion) {
+      warn_->Add("apiVersion", "apiVersion " + Quote(*version) + " is read as '" +
+                                   std::string(kApiVersion) + "'");
+    }
+    auto kind = root_.find("kind");
+    if (kind == root_.end()) {
+      diag_->Add("", "missing kind (e.g. 'Workflow' or 'InferenceTask')");
+    } else if (!kind->is_string() || kind->get_ref<const std::string&>().empty()) {
+      diag_->Add("kind", "kind must be a non-empty string (e.g. 'Workflow'), got " + Quote(*kind));
     }
   }
 
@@ -465,14 +480,40 @@ class NativeParser {
   }
 
   // Where `rel` (".resources.hardware.cpu") of a node's merged spec came from.
+  // A field of an executor section may have been written flat (`.ssh.ttlSeconds` as
+  // `.ttlSeconds`); then the error points at what the user wrote.
   std::string Locate(const Node& node, const std::string& rel) const {
     if (!node.spec_path.empty() && doc_.Has(node.spec_path + rel)) return node.spec_path + rel;
     if (doc_.Has("spec" + rel)) return "spec" + rel;
+    for (std::string_view section : {".ssh.", ".python.", ".serve.", ".rag."}) {
+      if (rel.compare(0, section.size(), section) != 0) continue;
+      std::string flat = rel.substr(section.size() - 1);
+      if (!node.spec_path.empty() && doc_.Has(node.spec_path + flat)) {
+        return node.spec_path + flat;
+      }
+      if (doc_.Has("spec" + flat)) return "spec" + flat;
+    }
     return (node.spec_path.empty() ? node.path : node.spec_path) + rel;
   }
 
-  void ValidateTaskSpec(const Node& node, const NameIndex& by_name) {
-    const json& spec = node.spec;
+  // A message about `.ssh.accessMode` that Locate found written flat (`spec.accessMode`)
+  // names the field as the author wrote it.
+  static void NameAsWritten(const std::string& rel, const std::string& path,
+                            std::string* message) {
+    for (std::string_view section : {".ssh.", ".python.", ".serve.", ".rag."}) {
+      if (rel.compare(0, section.size(), section) != 0) continue;
+      if (path.find(std::string(section)) != std::string::npos) return;  // written nested
+      std::string nested = rel.substr(1);
+      if (message->compare(0, nested.size(), nested) == 0) {
+        message->replace(0, nested.size(), rel.substr(section.size()));
+      }
+      return;
+    }
+  }
+
+  void ValidateTaskSpec(Node* node_ptr, const NameIndex& by_name) {
+    Node& node = *node_ptr;
+    json& spec = node.spec;
     if (!spec.is_object()) return;  // reported when the entry was read
     std::string label = node.has_name ? "'" + node.name + "'" : node.path;
     // taskType
@@ -489,19 +530,40 @@ class NativeParser {
                                                 "; known: " + Join(KnownTaskTypes(), ", "));
     }
     std::vector<SchemaIssue> issues;
-    ValidateTaskFields(spec, &issues);
+    ValidateTaskFields(&spec, &issues);
     for (SchemaIssue& issue : issues) {
       std::string path = Locate(node, issue.rel);
+      NameAsWritten(issue.rel, path, &issue.message);
+      Diagnostics* to = issue.warning ? warn_ : diag_;
       if (issue.at_key) {
-        diag_->AddAtKey(path, std::move(issue.message));
+        to->AddAtKey(path, std::move(issue.message));
       } else {
-        diag_->Add(path, std::move(issue.message));
+        to->Add(path, std::move(issue.message));
       }
     }
+    WarnUntypedRows(node);
     ValidateInputs(node, by_name);
     ValidateCondition(node, by_name);
     std::string rel;
     ValidateReferences(node, spec, &rel, by_name);
+  }
+
+  // Data without a type is the published training form; the executors that take rows
+  // (echo, data_profiling, inference, embedding) need one, or the task fails at dispatch.
+  void WarnUntypedRows(const Node& node) {
+    static const std::set<std::string> kRowTypes = {"echo", "data_profiling", "inference",
+                                                    "embedding"};
+    auto type = node.spec.find("taskType");
+    auto data = node.spec.find("data");
+    if (type == node.spec.end() || !type->is_string() || data == node.spec.end() ||
+        !data->is_object() || data->contains("type") ||
+        kRowTypes.count(type->get_ref<const std::string&>()) == 0) {
+      return;
+    }
+    warn_->Add(Locate(node, ".data"),
+               "data has no type; taskType " + type->get<std::string>() +
+                   " reads rows from data of type list, dataset, graph_template or dataframe "
+                   "(the task will fail at dispatch)");
   }
 
   bool IsDependency(const Node& node, const std::string& name) const {
@@ -604,6 +666,14 @@ class NativeParser {
       };
       auto items = value.find("items");
       check_list(items == value.end() ? nullptr : &*items, ".data.items");
+      auto columns = value.find("columns");
+      check_list(columns == value.end() ? nullptr : &*columns, ".data.columns");
+      auto list_node = value.find("node");  // {type: list, node, path}
+      if (list_node != value.end() && list_node->is_string() &&
+          !IsDependency(node, list_node->get_ref<const std::string&>())) {
+        CheckUpstream(node, list_node->get<std::string>(), "data list",
+                      Locate(node, ".data.node"), by_name);
+      }
       auto tmpl = value.find("template");
       if (tmpl != value.end() && tmpl->is_object()) {
         auto columns = tmpl->find("columns");
@@ -909,6 +979,7 @@ class NativeParser {
   json& root_;
   const ParseOptions& options_;
   Diagnostics* diag_;
+  Diagnostics* warn_;
   json shared_ = json::object();  // top-level spec keys merged into every node
   std::vector<Node> nodes_;
   std::map<std::string, int> epoch_of_;  // schedule_hint.node_execution_order
@@ -929,10 +1000,10 @@ Status Fail(std::vector<SpecError> found, std::vector<SpecError>* errors) {
 // Consumes the document's tree (marks stay).
 std::optional<WorkflowDef> ValidateDocument(SourceDoc* doc, const ParseOptions& options,
                                             std::vector<SpecError> load_errors,
-                                            Diagnostics* diag) {
+                                            Diagnostics* diag, Diagnostics* warnings) {
   for (SpecError& e : load_errors) diag->AddAt(e.path, Mark{e.line, e.column}, e.message);
   json root = doc->TakeRoot();
-  NativeParser parser(*doc, &root, options, diag);
+  NativeParser parser(*doc, &root, options, diag, warnings);
   return parser.Parse();
 }
 
@@ -949,20 +1020,27 @@ Result<WorkflowDef> ParseNative(const std::string& text, const ParseOptions& opt
   Result<SourceDoc> doc = LoadYaml(text, limits, &load_errors);
   if (doc.ok()) {
     Diagnostics diag(&doc.value(), options.max_errors);
+    Diagnostics warnings(&doc.value(), options.max_errors);
     std::optional<WorkflowDef> def =
-        ValidateDocument(&doc.value(), options, std::move(load_errors), &diag);
-    if (diag.empty() && def.has_value()) return std::move(*def);
+        ValidateDocument(&doc.value(), options, std::move(load_errors), &diag, &warnings);
+    if (diag.empty() && def.has_value() && warnings.empty()) return std::move(*def);
   }
-  // Something is wrong: parse again with marks so that every error has its line:column
-  // (and errors in shared spec keys are attributed to where they were written).
+  // Something is wrong, or worth a warning: parse again with marks so that every error and
+  // warning has its line:column (and problems in shared spec keys are attributed to where
+  // they were written).
   limits.record_marks = true;
   load_errors.clear();
   Result<SourceDoc> marked = LoadYaml(text, limits, &load_errors);
   if (!marked.ok()) return Fail(std::move(load_errors), errors);
   Diagnostics diag(&marked.value(), options.max_errors);
+  Diagnostics warnings(&marked.value(), options.max_errors);
   std::optional<WorkflowDef> def =
-      ValidateDocument(&marked.value(), options, std::move(load_errors), &diag);
-  if (diag.empty() && def.has_value()) return std::move(*def);  // not expected
+      ValidateDocument(&marked.value(), options, std::move(load_errors), &diag, &warnings);
+  if (diag.empty() && def.has_value()) {
+    // Valid with warnings (the marked pass gives them their line:column).
+    def->warnings = warnings.Take();
+    return std::move(*def);
+  }
   std::vector<SpecError> found = diag.Take();
   if (found.empty()) found.push_back(SpecError{"", 0, 0, "workflow is invalid"});
   return Fail(std::move(found), errors);

@@ -130,11 +130,33 @@ TEST(InferenceExecutorTest, BadParametersAreRejected) {
   InferenceExecutor executor(Cache());
   std::atomic<bool> cancelled{false};
   for (const json& bad : {json{{"temperature", -1}}, json{{"max_tokens", 0}}, json{{"n", 0}},
-                          json{{"stop", 5}}, json{{"bogus", 1}}, json{{"min_tokens", 9}, {"max_tokens", 3}}}) {
+                          json{{"stop", 5}}, json{{"max_new_tokens", 0}},
+                          json{{"min_tokens", 9}, {"max_tokens", 3}}}) {
     auto ran = RunTask(executor, Spec({"x"}, bad), cancelled);
     ASSERT_FALSE(ran.result.ok()) << bad.dump();
     EXPECT_EQ(ran.result.status().code(), StatusCode::kInvalidArgument) << bad.dump();
   }
+}
+
+// Options of the published format's other engines are passed over (the parser warned about
+// unknown ones); max_new_tokens, do_sample: false and top_k: -1 have their meaning here.
+TEST(InferenceExecutorTest, PublishedOptionsOfOtherEnginesArePassedOver) {
+  auto p = SamplingFromSpec(json{{"inference",
+                                  {{"max_new_tokens", 7},
+                                   {"do_sample", false},
+                                   {"temperature", 0.8},
+                                   {"top_k", -1},
+                                   {"bad_words", {"x"}},
+                                   {"skip_special_tokens", true},
+                                   {"chat_template_kwargs", {{"enable_thinking", false}}},
+                                   {"bogus", 1}}}});
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->max_tokens, 7);
+  EXPECT_EQ(p->temperature, 0.0f);
+  EXPECT_EQ(p->top_k, 0);
+  auto both = SamplingFromSpec(json{{"inference", {{"max_tokens", 5}, {"max_new_tokens", 9}}}});
+  ASSERT_TRUE(both.ok());
+  EXPECT_EQ(both->max_tokens, 5);
 }
 
 TEST(InferenceExecutorTest, TokensStreamAsLogLines) {

@@ -579,6 +579,31 @@ spec:
   EXPECT_EQ(t.attempts, 0);
 }
 
+// A task type the language knows but no worker of the fleet offers is accepted, then fails
+// after the grace period naming the type and what the fleet offers (not a resource story).
+TEST_F(SchedulerTest, TaskTypeNoWorkerOffersFailsNamingTheTypesOnOffer) {
+  Close();
+  unplaceable_grace_s_ = 0.2;
+  Open();
+  std::string node = RegisterNode();
+  ScriptedNode sup(bus_, node, [](const json&) { return std::string("ok"); });
+  WorkerUp(node, "wkr-1");
+  std::string wf = RunWorkflow(R"(apiVersion: flowmesh/v1
+kind: SFTTask
+metadata: {name: train}
+spec:
+  taskType: sft
+  model: {source: {type: huggingface, identifier: org/model}}
+  data: {dataset_name: org/data}
+)");
+  EXPECT_EQ(store_->GetWorkflow(wf)->status, "FAILED");
+  auto tasks = Tasks(wf);
+  ASSERT_EQ(tasks.size(), 1u);
+  const auto& t = tasks.begin()->second;
+  EXPECT_EQ(t.error, "no worker offers taskType sft; workers offer: data_profiling, echo");
+  EXPECT_EQ(t.attempts, 0);
+}
+
 // ---- de-duplication ----
 
 // Answers each dispatch with an inline result derived from the spec (so equal work gives

@@ -3,6 +3,10 @@
 //   valid:   {"tasks": [{"name", "type", "dependsOn", ["epoch"], ["selectedWorkers"],
 //             ["condition"]}...] in topological order, ["epochs"], ["scheduleInEpochOrder"]}
 //   invalid: {"errors": [{"path", "line", "column", "message"}...]}
+//   published/: documents written to the published FlowMesh 0.1.x schema, one per feature
+//            it accepts; {"tasks", "warnings", "specs": {node: normalised task spec}}
+//   published/refused: documents the published parser refuses too; {"errors"}, each with
+//            its path and line
 // FLOWMESH_UPDATE_CORPUS=1 rewrites the expectations (review the diff before committing).
 #include <gtest/gtest.h>
 
@@ -34,7 +38,8 @@ std::vector<fs::path> Documents(const std::string& kind) {
   std::vector<fs::path> out;
   for (const auto& entry : fs::directory_iterator(kCorpus / kind)) {
     std::string name = entry.path().filename().string();
-    if (name.size() > 5 && (name.ends_with(".yaml") || name.ends_with(".yml"))) {
+    if (name.size() > 5 && (name.ends_with(".yaml") || name.ends_with(".yml") ||
+                            (name.ends_with(".json") && !name.ends_with(".expected.json")))) {
       out.push_back(entry.path());
     }
   }
@@ -63,10 +68,23 @@ json Describe(const WorkflowDef& def) {
   return out;
 }
 
-json Run(const fs::path& doc) {
+// Published documents: the DAG, the warnings and what every executor is handed.
+json DescribeFully(const WorkflowDef& def) {
+  json out = Describe(def);
+  json warnings = json::array();
+  for (const SpecError& w : def.warnings) warnings.push_back(w.ToJson());
+  out["warnings"] = std::move(warnings);
+  json specs = json::object();
+  for (const TaskDef& t : def.tasks) specs[t.node_name] = t.spec;
+  out["specs"] = std::move(specs);
+  return out;
+}
+
+json RunDocument(const fs::path& doc, bool fully = false) {
   std::vector<SpecError> errors;
-  Result<WorkflowDef> result = ParseWorkflow(ReadFile(doc), Format::kNative, &errors);
-  if (result.ok()) return Describe(result.value());
+  Format format = doc.extension() == ".json" ? Format::kN8n : Format::kNative;
+  Result<WorkflowDef> result = ParseWorkflow(ReadFile(doc), format, &errors);
+  if (result.ok()) return fully ? DescribeFully(result.value()) : Describe(result.value());
   json list = json::array();
   for (const SpecError& e : errors) list.push_back(e.ToJson());
   return json{{"errors", std::move(list)}};
@@ -80,16 +98,17 @@ bool Updating() {
 void Check(const std::string& kind, size_t at_least) {
   std::vector<fs::path> docs = Documents(kind);
   EXPECT_GE(docs.size(), at_least);
+  bool refused = kind == "invalid" || kind == "published/refused";
   for (const fs::path& doc : docs) {
     SCOPED_TRACE(doc.filename().string());
-    json got = Run(doc);
+    json got = RunDocument(doc, kind == "published");
     if (Updating()) {
       std::ofstream(ExpectedPath(doc)) << got.dump(2) << "\n";
       continue;
     }
     ASSERT_TRUE(fs::exists(ExpectedPath(doc))) << "missing " << ExpectedPath(doc);
     json want = json::parse(ReadFile(ExpectedPath(doc)));
-    EXPECT_EQ(got.contains("errors"), kind == "invalid") << got.dump(2);
+    EXPECT_EQ(got.contains("errors"), refused) << got.dump(2);
     EXPECT_EQ(got, want) << "got:\n" << got.dump(2) << "\nwant:\n" << want.dump(2);
   }
 }
@@ -97,6 +116,24 @@ void Check(const std::string& kind, size_t at_least) {
 TEST(SpecCorpus, ValidDocumentsGiveTheExpectedDag) { Check("valid", 12); }
 
 TEST(SpecCorpus, InvalidDocumentsGiveExactlyTheExpectedErrors) { Check("invalid", 25); }
+
+TEST(SpecCorpus, PublishedFormatDocumentsAreAcceptedWithTheExpectedSpecs) {
+  Check("published", 14);
+}
+
+TEST(SpecCorpus, DocumentsThePublishedParserRefusesAreRefusedWithPathAndLine) {
+  Check("published/refused", 10);
+  for (const fs::path& doc : Documents("published/refused")) {
+    SCOPED_TRACE(doc.filename().string());
+    json got = RunDocument(doc);
+    ASSERT_TRUE(got.contains("errors"));
+    ASSERT_FALSE(got["errors"].empty());
+    for (const json& e : got["errors"]) {
+      EXPECT_GT(e["line"].get<int>(), 0) << e.dump();
+      EXPECT_FALSE(e["path"].get<std::string>().empty() && e["line"].get<int>() == 0) << e.dump();
+    }
+  }
+}
 
 }  // namespace
 }  // namespace flowmesh::spec
