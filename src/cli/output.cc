@@ -127,6 +127,24 @@ std::string FormatHttpError(int status, const std::string& body) {
   return fmt::format("error: {} (HTTP {})", detail, status);
 }
 
+std::string FormatLocatedIssue(const std::string& file, const nlohmann::json& issue,
+                               const std::string& label) {
+  std::string loc = file;
+  std::string line = StringField(issue, "line");
+  std::string col = StringField(issue, "column");
+  if (!line.empty() && line != "0") {
+    loc += ":" + line;
+    if (!col.empty() && col != "0") loc += ":" + col;
+  }
+  std::string path = StringField(issue, "path");
+  std::string message = StringField(issue, "message");
+  if (message.empty() && !issue.is_object()) message = DisplayValue(issue);
+  std::string out = loc + ": ";
+  if (!label.empty()) out += label + ": ";
+  if (!path.empty()) out += path + ": ";
+  return out + message;
+}
+
 std::vector<std::string> FormatValidationErrors(const std::string& file, const std::string& body) {
   std::vector<std::string> lines;
   auto doc = nlohmann::json::parse(body, nullptr, false);
@@ -136,20 +154,7 @@ std::vector<std::string> FormatValidationErrors(const std::string& file, const s
   }
   auto errors = doc.find("errors");
   if (errors != doc.end() && errors->is_array() && !errors->empty()) {
-    for (const auto& e : *errors) {
-      std::string loc = file;
-      std::string line = StringField(e, "line");
-      std::string col = StringField(e, "column");
-      if (!line.empty() && line != "0") {
-        loc += ":" + line;
-        if (!col.empty() && col != "0") loc += ":" + col;
-      }
-      std::string path = StringField(e, "path");
-      std::string message = StringField(e, "message");
-      if (message.empty() && !e.is_object()) message = DisplayValue(e);
-      lines.push_back(path.empty() ? fmt::format("{}: {}", loc, message)
-                                   : fmt::format("{}: {}: {}", loc, path, message));
-    }
+    for (const auto& e : *errors) lines.push_back(FormatLocatedIssue(file, e));
     return lines;
   }
   std::string detail = StringField(doc, "detail");
