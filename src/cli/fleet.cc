@@ -177,7 +177,9 @@ int NodeList(Context& ctx) {
     for (const auto& n : nodes) {
       rows.push_back({FieldText(n, {"node_id", "id"}), FieldText(n, {"alias"}),
                       FieldText(n, {"namespace"}), FieldText(n, {"cluster"}),
-                      std::to_string(CountOf(n.value("workers", json()))),
+                      n.is_object() && n.contains("workers")
+                          ? std::to_string(CountOf(n["workers"]))
+                          : "",
                       FormatTimestamp(n.value("last_seen", json()))});
     }
   }

@@ -1,5 +1,7 @@
 #include "cli/output.h"
 
+#include "cli/records.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -170,8 +172,9 @@ std::string ConnectionErrorMessage(const std::string& url, const std::string& ca
 }
 
 std::string FormatTimestamp(const nlohmann::json& value) {
-  if (!value.is_number()) return DisplayValue(value);
-  std::time_t secs = static_cast<std::time_t>(value.get<double>());
+  auto epoch = EpochSeconds(value);
+  if (!epoch) return DisplayValue(value);
+  std::time_t secs = static_cast<std::time_t>(*epoch);
   std::tm tm{};
   ::localtime_r(&secs, &tm);
   char buf[32];
@@ -185,8 +188,9 @@ std::string FormatRecord(const nlohmann::json& record) {
   for (const auto& [k, v] : record.items()) width = std::max(width, k.size());
   std::string out;
   for (const auto& [k, v] : record.items()) {
-    bool time_field = v.is_number() && (k == "ts" || k.find("_at") != std::string::npos ||
-                                        k.find("_ts") != std::string::npos);
+    bool time_field = (v.is_number() || v.is_string()) &&
+                      (k == "ts" || k.find("_at") != std::string::npos ||
+                       k.find("_ts") != std::string::npos || k == "last_seen");
     std::string value = time_field ? FormatTimestamp(v) : DisplayValue(v);
     out += k + ":" + (value.empty() ? "" : std::string(width - k.size() + 1, ' ') + value) + "\n";
   }
@@ -204,8 +208,10 @@ std::string FormatElapsed(double seconds) {
 
 std::string FormatEventLine(const nlohmann::json& event) {
   std::string ts;
-  if (event.contains("ts") && event["ts"].is_number()) {
-    double t = event["ts"].get<double>();
+  // ts: epoch seconds (ours) or ISO-8601 with the epoch in ts_epoch (published LogEvent).
+  const char* ts_key = event.contains("ts_epoch") && event["ts_epoch"].is_number() ? "ts_epoch" : "ts";
+  if (event.contains(ts_key) && event[ts_key].is_number()) {
+    double t = event[ts_key].get<double>();
     std::time_t secs = static_cast<std::time_t>(t);
     std::tm tm{};
     ::localtime_r(&secs, &tm);
@@ -222,8 +228,9 @@ std::string FormatEventLine(const nlohmann::json& event) {
     std::string text;
     if (event.contains("payload") && event["payload"].is_object()) {
       text = StringField(event["payload"], "line");
-      if (text.empty()) text = event["payload"].dump();
     }
+    if (text.empty()) text = StringField(event, "message");
+    if (text.empty() && event.contains("payload")) text = event["payload"].dump();
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
     return fmt::format("{} {} | {}", ts, task.empty() ? "-" : task, text);
   }

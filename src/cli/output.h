@@ -44,7 +44,8 @@ std::string ConnectionErrorMessage(const std::string& url, const std::string& ca
 // error, payload}; TASK_LOG shows payload.line.
 std::string FormatEventLine(const nlohmann::json& event);
 
-// Seconds since the epoch as local "YYYY-MM-DD HH:MM:SS"; non-numbers as DisplayValue.
+// Seconds since the epoch or an ISO-8601 string as local "YYYY-MM-DD HH:MM:SS"; anything
+// else as DisplayValue.
 std::string FormatTimestamp(const nlohmann::json& value);
 
 // "key: value" lines for the fields of a JSON object (nested values as compact JSON).

@@ -1,5 +1,6 @@
 #include "cli/records.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 
@@ -66,7 +67,9 @@ std::vector<std::string> WorkerTaskTypes(const json& worker) {
   auto take = [&out](const json& list) {
     if (!list.is_array()) return;
     for (const auto& t : list) {
-      if (t.is_string()) out.push_back(t.get<std::string>());
+      if (!t.is_string()) continue;
+      std::string type = t.get<std::string>();
+      if (std::find(out.begin(), out.end(), type) == out.end()) out.push_back(type);
     }
   };
   if (!worker.is_object()) return out;

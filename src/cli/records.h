@@ -29,7 +29,7 @@ std::string FieldText(const nlohmann::json& record, std::initializer_list<const 
 std::string WorkerId(const nlohmann::json& worker);
 
 // The task types a worker offers: `task_types` (ours), `capabilities.supported_task_types`
-// (the published model) or `info.task_types`.
+// (the published model) or `info.task_types`; each type once, in the order first seen.
 std::vector<std::string> WorkerTaskTypes(const nlohmann::json& worker);
 
 // Worker records from GET /nodes/workers: a list (published) or an object of lists keyed by

@@ -165,15 +165,17 @@ int TaskStop(Context& ctx) {
   int rc = FollowTask(ctx, id, /*print=*/false, &task);
   if (rc >= 0) return rc;
   std::string status = FieldText(task, {"status"});
+  // The published server ends a stopped session DONE; ours ends a stopped task CANCELLED.
+  // Both are a successful stop; FAILED is not.
+  bool stopped = status == "DONE" || status == "CANCELLED";
   if (ctx.inv.json) {
     ctx.io.out << TaskSummary(id, task).dump() << "\n";
-  } else if (status == "DONE") {
-    ctx.io.out << "Task stopped successfully.\n";
+  } else if (stopped) {
+    ctx.io.out << "Task stopped successfully (" << status << ").\n";
   } else {
     ctx.io.err << "Task " << status << ": " << FieldText(task, {"error", "last_error"}) << "\n";
   }
-  // As the published CLI: only a task that ends DONE counts as stopped cleanly.
-  return status == "DONE" ? kExitOk : kExitFailure;
+  return stopped ? kExitOk : kExitFailure;
 }
 
 int TaskLogsDownload(Context& ctx) {

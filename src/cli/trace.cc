@@ -54,10 +54,13 @@ int TraceFetch(Context& ctx) {
 }
 
 int TraceAnalyze(Context& ctx) {
-  auto reply = ctx.Get("/traces/workflows/analyze/" + Enc(ctx.inv.names.at(0)));
+  // `-f json` prints the published ProfileSummary; everything else renders our analysis
+  // (critical path, queueing, per-task timing: ?view=flowmesh; older servers ignore it).
+  bool published = ctx.inv.analyze_view == "json";
+  auto reply = ctx.Get("/traces/workflows/analyze/" + Enc(ctx.inv.names.at(0)) +
+                       (published ? "" : "?view=flowmesh"));
   if (!reply.ok) return reply.exit_code;
-  // Every view but json prints our full analysis (critical path, queueing, per-task timing).
-  if (ctx.inv.json || ctx.inv.analyze_view == "json") {
+  if (ctx.inv.json || published) {
     ctx.PrintJson(reply.json);
   } else {
     ctx.io.out << FormatTraceAnalysis(reply.json, TerminalWidth());

@@ -220,7 +220,10 @@ int WorkflowWatch(Context& ctx) {
   // Elapsed time counts from the workflow's submission, not from when watching began.
   double submitted_at = 0;
   if (info.json.is_object()) {
-    submitted_at = EpochSeconds(info.json.value("submitted_at", nlohmann::json())).value_or(0);
+    // submitted_ts (epoch, after the API change) or submitted_at (epoch before, ISO after).
+    submitted_at = EpochSeconds(info.json.value("submitted_ts", nlohmann::json()))
+                       .value_or(EpochSeconds(info.json.value("submitted_at", nlohmann::json()))
+                                     .value_or(0));
   }
   double finished_at = 0;  // set once the workflow is terminal
   auto elapsed = [&] {
@@ -286,7 +289,9 @@ int WorkflowWatch(Context& ctx) {
   std::string status = DisplayValue(final_info.json.value("status", nlohmann::json()));
   if (final_info.json.is_object() &&
       (status == "DONE" || status == "FAILED" || status == "CANCELLED")) {
-    finished_at = EpochSeconds(final_info.json.value("updated_at", nlohmann::json())).value_or(0);
+    finished_at = EpochSeconds(final_info.json.value("updated_ts", nlohmann::json()))
+                      .value_or(EpochSeconds(final_info.json.value("updated_at", nlohmann::json()))
+                                    .value_or(0));
   }
   // The task records are authoritative for the final view (events may have been missed).
   if (tty) {

@@ -1,5 +1,7 @@
 #include "cli/records.h"
 
+#include "cli/output.h"
+
 #include <gtest/gtest.h>
 
 namespace flowmesh::cli {
@@ -37,6 +39,17 @@ TEST(RecordsTest, WorkerIdAndTaskTypesInEitherShape) {
   EXPECT_EQ(WorkerTaskTypes(published), (std::vector<std::string>{"sft"}));
   EXPECT_EQ(WorkerTaskTypes(nested), (std::vector<std::string>{"embedding"}));
   EXPECT_TRUE(WorkerTaskTypes(json("x")).empty());
+  // After the API change a worker carries both spellings: each type once.
+  json both = {{"task_types", {"echo", "inference"}},
+               {"capabilities", {{"supported_task_types", {"inference", "echo", "sft"}}}}};
+  EXPECT_EQ(WorkerTaskTypes(both), (std::vector<std::string>{"echo", "inference", "sft"}));
+}
+
+TEST(RecordsTest, TimestampsDisplayTheSameInEitherShape) {
+  EXPECT_EQ(FormatTimestamp(json("2023-11-14T22:13:20+00:00")), FormatTimestamp(json(1700000000)));
+  EXPECT_EQ(FormatTimestamp(json("soon")), "soon");
+  std::string record = FormatRecord({{"submitted_at", "2023-11-14T22:13:20Z"}});
+  EXPECT_NE(record.find(FormatTimestamp(json(1700000000))), std::string::npos) << record;
 }
 
 TEST(RecordsTest, FlattenWorkerListsAcceptsAListOrAnObjectPerNode) {
