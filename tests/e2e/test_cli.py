@@ -285,6 +285,20 @@ class CliTest(StackTestCase):
         self.assertEqual(watcher.returncode, 130, out + err)
         self.assertIn("CANCELLED", out)
 
+        # task stop on a running task: our server before the API change refuses all but ssh
+        # and serve tasks (501); after it the task stops and ends CANCELLED (exit 0).
+        other = self.cli_json("workflow", "submit", self.write("other.yaml", echo_workflow("y", sleep=30)))
+        other_task = other["tasks"][0]["task_id"]
+        wait_until(lambda: self.cli_json("task", "info", other_task)["status"] == "DISPATCHED", what="dispatch")
+        p = s.cli("task", "stop", other_task, check=False, timeout=60)
+        if p.returncode == 0:
+            self.assertIn("stopped successfully (CANCELLED)", p.stdout)
+            self.assertEqual(self.cli_json("task", "info", other_task)["status"], "CANCELLED")
+        else:
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            self.assertIn("HTTP 501", p.stderr)
+            s.cli("workflow", "cancel", other["workflow_id"])
+
         # info, health, node list, system metrics, workers by node.
         info = self.cli_json("info")
         self.assertIs(info["server_healthy"], True)
