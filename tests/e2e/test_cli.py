@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import subprocess
 import tarfile
 import unittest
 
@@ -362,6 +363,64 @@ class CliTest(StackTestCase):
         with open(os.path.join(s.home, "config.toml")) as f:
             self.assertEqual(f.read(), 'base_url = "http://new:1"\n')
         self.assertEqual(s.cli("--version").stdout.split()[0], "flowmesh")
+
+
+    def test_every_published_verb_and_flag_exists(self):
+        """Walks the published CLI's own command tree (typer) and checks `flowmesh VERB --help`
+        for each verb and flag. Needs the published clients: FLOWMESH_PUBLISHED_CLI_PYTHONS
+        (':'-separated interpreters), else the compat venvs scripts/install-compat makes."""
+        pythons = [p for p in os.environ.get("FLOWMESH_PUBLISHED_CLI_PYTHONS", "").split(":") if p]
+        if not pythons:
+            cache = os.environ.get("FLOWMESH_CACHE_DIR", "/var/cache/flowmesh")
+            pythons = [os.path.join(cache, f"compat-{v}", "bin", "python") for v in ("0.1.0", "0.1.13")]
+        pythons = [p for p in pythons if os.path.exists(p)]
+        if not pythons:
+            self.skipTest("no published flowmesh-cli installed")
+        flowmesh = os.path.join(os.path.dirname(__file__), "../../build/release/bin/flowmesh")
+        flowmesh = os.path.join(os.environ.get("FLOWMESH_BIN_DIR", os.path.dirname(flowmesh)), "flowmesh")
+        for python in pythons:
+            p = subprocess.run([python, "-c", PARITY_SCRIPT, flowmesh], capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            report = json.loads(p.stdout)
+            self.assertGreaterEqual(report["verbs"], 37, report)
+            self.assertEqual(report["missing"], [], f"{python}: {report}")
+
+
+# Run by the published CLI's interpreter: its verbs (typer's click tree) against our --help.
+# Negations (--not-x, --no-x, --non-x) count when the positive flag is there (CLI11 lists
+# only it); --api-key and --json are our global options.
+PARITY_SCRIPT = r"""
+import json, subprocess, sys, typer
+from flowmesh_cli.cli import build_cli_app
+flowmesh = sys.argv[1]
+root = typer.main.get_command(build_cli_app())
+root_help = subprocess.run([flowmesh, "--help"], capture_output=True, text=True).stdout
+def present(opt, text):
+    return any(opt in t.split(",") for t in text.replace("[", " ").replace("]", " ").split())
+report = {"verbs": 0, "missing": []}
+def walk(cmd, path):
+    if hasattr(cmd, "commands"):
+        for name, sub in cmd.commands.items():
+            walk(sub, path + [name])
+        return
+    h = subprocess.run([flowmesh, *path, "--help"], capture_output=True, text=True)
+    if h.returncode != 0:
+        report["missing"].append(" ".join(path))
+        return
+    report["verbs"] += 1
+    for p in cmd.params:
+        if not type(p).__name__.endswith("Option"):
+            continue
+        for o in p.opts:
+            if o not in ("-h", "--help") and not present(o, h.stdout) and not present(o, root_help):
+                report["missing"].append(" ".join(path) + " " + o)
+walk(root, [])
+for p in root.params:
+    for o in getattr(p, "opts", []):
+        if o.startswith("-") and o not in ("-h", "--help", "--install-completion", "--show-completion") and not present(o, root_help):
+            report["missing"].append(o)
+print(json.dumps(report))
+"""
 
 
 UNSERVED_WORKFLOW = """apiVersion: flowmesh/v1
