@@ -65,6 +65,12 @@ class Context {
   // invocation's --query filters. On a malformed --query prints the error and returns
   // nullopt.
   std::optional<std::string> Query(std::vector<std::pair<std::string, std::string>> pairs);
+  // Adds a repeatable filter to `pairs` when it has exactly one value; several are matched
+  // on our side (FilterByAny), as a server before the API change keeps one per key.
+  static void AddRepeated(std::vector<std::pair<std::string, std::string>>* pairs,
+                          const std::string& key, const std::vector<std::string>& values) {
+    if (values.size() == 1) pairs->emplace_back(key, values[0]);
+  }
   // The body as given when --json, else FormatRecord(json).
   int PrintBodyOrRecord(const Reply& reply);
 

@@ -21,8 +21,8 @@ Pairs WorkerFilters(const Invocation& inv) {
              {"namespace", inv.namespace_},   {"cluster", inv.cluster},
              {"node_id", inv.node_id_filter}, {"node_alias", inv.node_alias},
              {"provider", inv.provider_filter}};
-  for (const auto& s : inv.statuses) p.emplace_back("status", s);
-  for (const auto& t : inv.tag_filter) p.emplace_back("tags", t);
+  Context::AddRepeated(&p, "status", inv.statuses);
+  Context::AddRepeated(&p, "tags", inv.tag_filter);
   if (inv.stale >= 0) p.emplace_back("stale", inv.stale ? "true" : "false");
   return p;
 }
@@ -39,7 +39,9 @@ json MatchingId(const json& records, const std::string& id,
 }
 
 int PrintWorkers(Context& ctx, const json& all) {
-  json workers = MatchingId(all, ctx.inv.id_filter, {"worker_id", "id"});
+  json workers = FilterByAny(FilterByStatus(MatchingId(all, ctx.inv.id_filter, {"worker_id", "id"}),
+                                           ctx.inv.statuses),
+                            "tags", ctx.inv.tag_filter);
   if (ctx.inv.json) {
     ctx.PrintJson(workers);
     return kExitOk;
@@ -77,10 +79,18 @@ int CordonByAlias(Context& ctx, bool cordon) {
   }
   auto list = ctx.Get("/workers");
   if (!list.ok) return list.exit_code;
+  // Workers before the API change carry no node_alias: map the alias through /nodes.
+  std::string wanted_node_id = ctx.inv.node_alias;
+  auto nodes = ctx.Get("/nodes");
+  if (nodes.ok && nodes.json.is_array()) {
+    for (const auto& n : nodes.json) {
+      if (FieldText(n, {"alias"}) == ctx.inv.node_alias) wanted_node_id = FieldText(n, {"node_id", "id"});
+    }
+  }
   for (const auto& w : list.json) {
     std::string node = FieldText(w, {"node_alias"});
     std::string node_id = FieldText(w, {"node_id"});
-    if ((node == ctx.inv.node_alias || node_id == ctx.inv.node_alias) &&
+    if ((node == ctx.inv.node_alias || node_id == wanted_node_id) &&
         FieldText(w, {"alias"}) == ctx.inv.alias) {
       auto reply = ctx.Call("POST", "/workers/" + Enc(WorkerId(w)) + "/" + verb);
       if (!reply.ok) return reply.exit_code;
@@ -98,7 +108,7 @@ int WorkerList(Context& ctx) {
   if (!q) return kExitUnreachable;
   auto reply = ctx.Get("/workers" + *q);
   if (!reply.ok) return reply.exit_code;
-  return PrintWorkers(ctx, FilterByStatus(reply.json, ctx.inv.statuses));
+  return PrintWorkers(ctx, reply.json);
 }
 
 int WorkerInfo(Context& ctx) {
@@ -162,12 +172,13 @@ int NodeList(Context& ctx) {
                   {"namespace", inv.namespace_},
                   {"cluster", inv.cluster},
                   {"alias", inv.alias}};
-  for (const auto& t : inv.tag_filter) params.emplace_back("tags", t);
+  Context::AddRepeated(&params, "tags", inv.tag_filter);
   auto q = ctx.Query(std::move(params));
   if (!q) return kExitUnreachable;
   auto reply = ctx.Get("/nodes" + *q);
   if (!reply.ok) return reply.exit_code;
-  json nodes = MatchingId(reply.json, inv.id_filter, {"node_id", "id"});
+  json nodes = FilterByAny(MatchingId(reply.json, inv.id_filter, {"node_id", "id"}), "tags",
+                           inv.tag_filter);
   if (inv.json) {
     ctx.PrintJson(nodes);
     return kExitOk;
@@ -201,7 +212,7 @@ int NodeWorkerList(Context& ctx) {
                                            : "/nodes/" + Enc(ctx.inv.names.at(0)) + "/workers";
   auto reply = ctx.Get(path + *q);
   if (!reply.ok) return reply.exit_code;
-  return PrintWorkers(ctx, FilterByStatus(FlattenWorkerLists(reply.json), ctx.inv.statuses));
+  return PrintWorkers(ctx, FlattenWorkerLists(reply.json));
 }
 
 int NodeWorkerAction(Context& ctx, const std::string& action) {

@@ -119,17 +119,19 @@ Result<std::vector<std::pair<std::string, std::string>>> ParseQueryFilters(
   return pairs;
 }
 
-json FilterByStatus(const json& records, const std::vector<std::string>& statuses) {
-  if (statuses.empty() || !records.is_array()) return records;
+json FilterByAny(const json& records, const std::string& field,
+                const std::vector<std::string>& values) {
+  if (values.empty() || !records.is_array()) return records;
+  auto wanted = [&values](const json& v) {
+    std::string text = v.is_string() ? v.get<std::string>() : DisplayValue(v);
+    return std::find(values.begin(), values.end(), text) != values.end();
+  };
   json out = json::array();
   for (const auto& r : records) {
-    std::string status = FieldText(r, {"status"});
-    for (const auto& want : statuses) {
-      if (status == want) {
-        out.push_back(r);
-        break;
-      }
-    }
+    if (!r.is_object() || !r.contains(field)) continue;
+    const json& v = r[field];
+    bool hit = v.is_array() ? std::any_of(v.begin(), v.end(), wanted) : wanted(v);
+    if (hit) out.push_back(r);
   }
   return out;
 }

@@ -40,10 +40,15 @@ nlohmann::json FlattenWorkerLists(const nlohmann::json& value);
 Result<std::vector<std::pair<std::string, std::string>>> ParseQueryFilters(
     const std::vector<std::string>& raw);
 
-// Records whose `status` is one of `statuses` (all when `statuses` is empty); used when
-// several --status values are given, as a server may honour only one.
-nlohmann::json FilterByStatus(const nlohmann::json& records,
-                              const std::vector<std::string>& statuses);
+// Records whose `field` (a string, or a list with a member) equals one of `values`; all
+// when `values` is empty. Repeated filters (--status A --status B, --task-id, --tag) are
+// applied here: a server before the API change keeps only one value of a repeated key.
+nlohmann::json FilterByAny(const nlohmann::json& records, const std::string& field,
+                           const std::vector<std::string>& values);
+inline nlohmann::json FilterByStatus(const nlohmann::json& records,
+                                     const std::vector<std::string>& statuses) {
+  return FilterByAny(records, "status", statuses);
+}
 
 // The last `limit` records (lists are oldest first); all when limit <= 0.
 nlohmann::json KeepNewest(const nlohmann::json& records, int limit);

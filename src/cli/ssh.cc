@@ -273,14 +273,15 @@ int SshConnections(Context& ctx) {
       {"workflow_id", inv.ssh_workflow_id}, {"worker_id", inv.ssh_worker_id},
       {"node_id", inv.ssh_node_id},      {"username", inv.ssh_username},
       {"source_ip", inv.ssh_source_ip}};
-  for (const auto& m : inv.ssh_access_modes) params.emplace_back("access_mode", m);
+  Context::AddRepeated(&params, "access_mode", inv.ssh_access_modes);
   if (inv.ssh_source_port > 0) params.emplace_back("source_port", std::to_string(inv.ssh_source_port));
   auto q = ctx.Query(std::move(params));
   if (!q) return kExitUnreachable;
   auto reply = ctx.Get("/ssh/connections" + *q);
   if (!reply.ok) return reply.exit_code;
+  reply.json = FilterByAny(reply.json, "access_mode", inv.ssh_access_modes);
   if (inv.json) {
-    ctx.io.out << reply.response.body << "\n";
+    ctx.PrintJson(reply.json);
     return kExitOk;
   }
   ctx.io.out << FormatRecords(reply.json, {"connection_id", "task_id", "access_mode", "username",

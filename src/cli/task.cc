@@ -108,7 +108,7 @@ int TaskList(Context& ctx) {
       {"task_id", inv.id_filter},         {"workflow_id", inv.workflow_filter},
       {"category", inv.category},         {"task_type", inv.task_type},
       {"assigned_worker", inv.assigned_worker}, {"graph_node_name", inv.graph_node}};
-  for (const auto& s : inv.statuses) params.emplace_back("status", s);
+  Context::AddRepeated(&params, "status", inv.statuses);
   if (inv.completed >= 0) params.emplace_back("completed", inv.completed ? "true" : "false");
   if (inv.failed >= 0) params.emplace_back("failed", inv.failed ? "true" : "false");
   if (inv.limit > 0) params.emplace_back("limit", std::to_string(inv.limit));

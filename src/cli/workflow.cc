@@ -162,14 +162,15 @@ int WorkflowSubmit(Context& ctx) {
 int WorkflowList(Context& ctx) {
   const Invocation& inv = ctx.inv;
   std::vector<std::pair<std::string, std::string>> params = {{"workflow_id", inv.id_filter}};
-  for (const auto& s : inv.statuses) params.emplace_back("status", s);
-  for (const auto& t : inv.task_ids) params.emplace_back("task_ids", t);
+  Context::AddRepeated(&params, "status", inv.statuses);
+  Context::AddRepeated(&params, "task_ids", inv.task_ids);
   if (inv.limit > 0) params.emplace_back("limit", std::to_string(inv.limit));
   auto q = ctx.Query(std::move(params));
   if (!q) return kExitUnreachable;
   auto reply = ctx.Get("/workflows" + *q);
   if (!reply.ok) return reply.exit_code;
-  nlohmann::json list = KeepNewest(FilterByStatus(reply.json, inv.statuses), inv.limit);
+  nlohmann::json list = KeepNewest(
+      FilterByAny(FilterByStatus(reply.json, inv.statuses), "task_ids", inv.task_ids), inv.limit);
   if (ctx.inv.json) {
     ctx.PrintJson(list);
     return kExitOk;

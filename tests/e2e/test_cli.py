@@ -300,6 +300,20 @@ class CliTest(StackTestCase):
             self.assertIn("HTTP 501", p.stderr)
             s.cli("workflow", "cancel", other["workflow_id"])
 
+        # Repeated filters match any value; cordon by node alias + alias (0.1.13).
+        done_or_failed = self.cli_json("task", "list", "--workflow-id", wf["workflow_id"], "-s", "DONE", "-s", "FAILED")
+        self.assertEqual(len(done_or_failed), 4)
+        self.assertEqual(len(self.cli_json("workflow", "list", "--task-id", task_id, "--task-id", "tsk-none")), 1)
+        wid = self.cli_json("worker", "list")[0]
+        wid = wid.get("worker_id") or wid["id"]
+        s.cli("worker", "cordon", "--node-alias", "local", "--alias", "cpu-1")
+        self.assertIs(self.cli_json("worker", "info", wid)["cordoned"], True)
+        self.assertIn("cpu-1", s.cli("worker", "cordons").stdout)
+        s.cli("worker", "uncordon", "--node-alias", "local", "--alias", "cpu-1")
+        self.assertIs(self.cli_json("worker", "info", wid)["cordoned"], False)
+        p = s.cli("worker", "cordon", "--alias", "cpu-1", check=False)
+        self.assertEqual(p.returncode, 2)
+
         # info, health, node list, system metrics, workers by node.
         info = self.cli_json("info")
         self.assertIs(info["server_healthy"], True)

@@ -75,6 +75,10 @@ TEST(RecordsTest, FilterByStatusAndKeepNewest) {
   json recs = json::array({{{"status", "DONE"}}, {{"status", "FAILED"}}, {{"status", "PENDING"}}});
   EXPECT_EQ(FilterByStatus(recs, {}).size(), 3u);
   EXPECT_EQ(FilterByStatus(recs, {"DONE", "PENDING"}).size(), 2u);
+  json wfs = json::array({{{"task_ids", {"a", "b"}}}, {{"task_ids", {"c"}}}, {{"x", 1}}});
+  EXPECT_EQ(FilterByAny(wfs, "task_ids", {"b", "z"}).size(), 1u);
+  EXPECT_EQ(FilterByAny(wfs, "task_ids", {"a", "c"}).size(), 2u);
+  EXPECT_EQ(FilterByAny(wfs, "task_ids", {}).size(), 3u);
   EXPECT_EQ(KeepNewest(recs, 0).size(), 3u);
   json newest = KeepNewest(recs, 2);
   ASSERT_EQ(newest.size(), 2u);
