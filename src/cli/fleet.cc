@@ -70,8 +70,11 @@ int CordonByAlias(Context& ctx, bool cordon) {
   if (!direct.ok()) return ctx.ReportUnreachable(direct.status());
   int code = direct->status;
   if (code >= 200 && code < 300) {
-    ctx.io.out << (direct->body.empty() ? "{}" : direct->body) << "\n";
-    return kExitOk;
+    Context::Reply reply;
+    reply.response = *direct;
+    reply.json = json::parse(direct->body, nullptr, false);
+    if (reply.json.is_discarded()) reply.json = json::object();
+    return ctx.PrintBodyOrRecord(reply);
   }
   if (code != 404 && code != 405) {
     ctx.io.err << FormatHttpError(code, direct->body) << "\n";
