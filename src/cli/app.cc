@@ -28,8 +28,9 @@ CLI::App* WithId(CLI::App* cmd, Invocation* inv, const std::string& what) {
 // --name / --not-name (or the given negative) into a tri-state int (-1 unset, 0 false, 1 true).
 void TriState(CLI::App* cmd, const std::string& name, int* target, const std::string& help,
               const std::string& negative = "") {
-  cmd->add_flag_function("--" + name + ",!--" + (negative.empty() ? "not-" + name : negative),
-                         [target](int64_t n) { *target = n > 0 ? 1 : 0; }, help);
+  cmd->add_flag_function(
+      "--" + name + ",!--" + (negative.empty() ? "not-" + name : negative),
+      [target](int64_t n) { *target = n > 0 ? 1 : 0; }, help);
 }
 
 void QueryOption(CLI::App* cmd, Invocation* inv, const std::string& what) {
@@ -94,8 +95,7 @@ void AddWorkflow(CLI::App* app, Invocation* inv) {
     c->add_option("file", inv->names, "Workflow file (YAML/JSON, or n8n JSON)")
         ->required()
         ->expected(1);
-    c->add_option("--format", inv->format, "native | n8n")
-        ->check(CLI::IsMember({"native", "n8n"}));
+    c->add_option("--format", inv->format, "native | n8n")->check(CLI::IsMember({"native", "n8n"}));
   }
   CLI::App* validate = wf->get_subcommand("validate");
   validate->add_flag("--strict", inv->strict,
@@ -112,23 +112,24 @@ void AddWorkflow(CLI::App* app, Invocation* inv) {
   QueryOption(wlist, inv, "workflows");
   WithId(wf->add_subcommand("info", "Retrieve a workflow"), inv, "Workflow id");
   WithId(wf->add_subcommand("cancel", "Cancel a workflow and its tasks"), inv, "Workflow id");
-  CLI::App* watch =
-      WithId(wf->add_subcommand("watch", "Follow a workflow until it ends (exit 0 DONE, 1 "
-                                         "FAILED, 130 CANCELLED)"),
-             inv, "Workflow id");
+  CLI::App* watch = WithId(wf->add_subcommand("watch",
+                                              "Follow a workflow until it ends (exit 0 DONE, 1 "
+                                              "FAILED, 130 CANCELLED)"),
+                           inv, "Workflow id");
   watch->add_flag("--results", inv->results, "Print each task's result at the end");
   IntervalOption(watch, inv);  // accepted for the published CLI; we follow the event stream
 
   CLI::App* wlogs = Group(wf, "logs", "Query and monitor workflow logs");
-  CLI::App* show = WithId(wlogs->add_subcommand("show", "Print stored log entries"), inv,
-                          "Workflow id");
+  CLI::App* show =
+      WithId(wlogs->add_subcommand("show", "Print stored log entries"), inv, "Workflow id");
   show->add_option("--limit", inv->limit, "Entries (1..10000)")->check(CLI::Range(1, 10000));
   show->add_option("--after", inv->after, "Cursor: entries after it");
   show->add_option("--before", inv->before, "Cursor: entries before it");
   WithId(wlogs->add_subcommand("stream", "Follow live log events"), inv, "Workflow id")
       ->add_option("--cursor", inv->cursor, "Start streaming after this cursor");
-  WithId(wlogs->add_subcommand("download", "Save each task's archived log as "
-                                           "DIR/<task_id>-logs.jsonl"),
+  WithId(wlogs->add_subcommand("download",
+                               "Save each task's archived log as "
+                               "DIR/<task_id>-logs.jsonl"),
          inv, "Workflow id")
       ->add_option("-o,--output", inv->output, "Directory to save task logs")
       ->required();
@@ -150,12 +151,13 @@ void AddTask(CLI::App* app, Invocation* inv) {
       ->check(CLI::Range(1, 10000));
   QueryOption(tlist, inv, "tasks");
   WithId(task->add_subcommand("info", "Retrieve a task"), inv, "Task id");
-  CLI::App* stop = WithId(task->add_subcommand("stop", "Stop a running (ssh or serve) task"),
-                          inv, "Task id");
+  CLI::App* stop =
+      WithId(task->add_subcommand("stop", "Stop a running (ssh or serve) task"), inv, "Task id");
   IntervalOption(stop, inv);
   stop->add_flag("--no-wait", inv->no_wait, "Return right after requesting the stop");
-  IntervalOption(WithId(task->add_subcommand("watch", "Follow a task until it ends (exit 0 "
-                                                      "DONE, 1 FAILED, 130 CANCELLED)"),
+  IntervalOption(WithId(task->add_subcommand("watch",
+                                             "Follow a task until it ends (exit 0 "
+                                             "DONE, 1 FAILED, 130 CANCELLED)"),
                         inv, "Task id"),
                  inv);
   // `task logs ID` (ours) and `task logs show|stream|download ID` (published).
@@ -195,11 +197,12 @@ void AddResultAndTrace(CLI::App* app, Invocation* inv) {
   tfetch->add_option("--kind", inv->trace_kind, "lineage | spans | assets")
       ->check(CLI::IsMember({"lineage", "spans", "assets"}));
   tfetch->add_option("-o,--out", inv->output, "Write rows to this JSONL file");
-  CLI::App* analyze = WithId(
-      trace->add_subcommand("analyze", "Critical path, queueing and per-task timing"), inv,
-      "Workflow id");
-  analyze->add_option("-f,--format", inv->analyze_view,
-                      "rich | critical-path | cp | end-to-end | e2e | queuing | lineage | json")
+  CLI::App* analyze =
+      WithId(trace->add_subcommand("analyze", "Critical path, queueing and per-task timing"), inv,
+             "Workflow id");
+  analyze
+      ->add_option("-f,--format", inv->analyze_view,
+                   "rich | critical-path | cp | end-to-end | e2e | queuing | lineage | json")
       ->check(CLI::IsMember(
           {"rich", "critical-path", "cp", "end-to-end", "e2e", "queuing", "lineage", "json"}));
 }
@@ -219,9 +222,9 @@ void AddFleet(CLI::App* app, Invocation* inv) {
   QueryOption(wlist, inv, "workers");
   WithId(worker->add_subcommand("info", "Retrieve a worker"), inv, "Worker id");
   for (const char* verb : {"cordon", "uncordon"}) {
-    CLI::App* c = worker->add_subcommand(
-        verb, std::string(verb) == "cordon" ? "Stop offering new tasks to a worker"
-                                            : "Let a cordoned worker receive tasks again");
+    CLI::App* c = worker->add_subcommand(verb, std::string(verb) == "cordon"
+                                                   ? "Stop offering new tasks to a worker"
+                                                   : "Let a cordoned worker receive tasks again");
     c->add_option("id", inv->names, "Worker id (or --node-alias and --alias)")->expected(1);
     c->add_option("--node-alias", inv->node_alias, "Node alias, with --alias instead of an id");
     c->add_option("--alias", inv->alias, "Worker alias, with --node-alias instead of an id");
@@ -261,8 +264,9 @@ void AddFleet(CLI::App* app, Invocation* inv) {
 
 void AddSsh(CLI::App* app, Invocation* inv) {
   CLI::App* ssh = Group(app, "ssh", "SSH sessions on FlowMesh workers");
-  CLI::App* connect = WithId(ssh->add_subcommand("connect", "Wait for a task's SSH session and "
-                                                            "connect"),
+  CLI::App* connect = WithId(ssh->add_subcommand("connect",
+                                                 "Wait for a task's SSH session and "
+                                                 "connect"),
                              inv, "Task id");
   IntervalOption(connect, inv);
   connect->add_flag("--direct", inv->ssh_direct, "Use direct SSH instead of proxy/forward");
@@ -314,8 +318,8 @@ void AddTenancy(CLI::App* app, Invocation* inv) {
     CLI::App* c = org->add_subcommand(
         verb, std::string(verb) == "create" ? "Create an organisation" : "Change its policy");
     c->add_option("name", inv->names, "Organisation name (or id)")->required()->expected(1);
-    for (const char* field : {"max-queued-tasks", "max-running-tasks", "max-gpus",
-                              "max-request-bytes", "weight"}) {
+    for (const char* field :
+         {"max-queued-tasks", "max-running-tasks", "max-gpus", "max-request-bytes", "weight"}) {
       std::string key = field;
       for (char& ch : key) ch = ch == '-' ? '_' : ch;
       c->add_option_function<double>(

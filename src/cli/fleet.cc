@@ -17,9 +17,12 @@ std::string Enc(const std::string& s) { return http::PercentEncode(s); }
 
 // Filters shared by `worker list` and `node worker list`.
 Pairs WorkerFilters(const Invocation& inv) {
-  Pairs p = {{"id", inv.id_filter},           {"alias", inv.alias},
-             {"namespace", inv.namespace_},   {"cluster", inv.cluster},
-             {"node_id", inv.node_id_filter}, {"node_alias", inv.node_alias},
+  Pairs p = {{"id", inv.id_filter},
+             {"alias", inv.alias},
+             {"namespace", inv.namespace_},
+             {"cluster", inv.cluster},
+             {"node_id", inv.node_id_filter},
+             {"node_alias", inv.node_alias},
              {"provider", inv.provider_filter}};
   Context::AddRepeated(&p, "status", inv.statuses);
   Context::AddRepeated(&p, "tags", inv.tag_filter);
@@ -39,9 +42,9 @@ json MatchingId(const json& records, const std::string& id,
 }
 
 int PrintWorkers(Context& ctx, const json& all) {
-  json workers = FilterByAny(FilterByStatus(MatchingId(all, ctx.inv.id_filter, {"worker_id", "id"}),
-                                           ctx.inv.statuses),
-                            "tags", ctx.inv.tag_filter);
+  json workers = FilterByAny(
+      FilterByStatus(MatchingId(all, ctx.inv.id_filter, {"worker_id", "id"}), ctx.inv.statuses),
+      "tags", ctx.inv.tag_filter);
   if (ctx.inv.json) {
     ctx.PrintJson(workers);
     return kExitOk;
@@ -51,9 +54,8 @@ int PrintWorkers(Context& ctx, const json& all) {
     std::string types;
     for (const auto& t : WorkerTaskTypes(w)) types += (types.empty() ? "" : ",") + t;
     rows.push_back({WorkerId(w), FieldText(w, {"alias", "worker_alias"}), FieldText(w, {"status"}),
-                    FieldText(w, {"worker_type", "type"}),
-                    FieldText(w, {"node_alias", "node_id"}), FieldText(w, {"cordoned"}),
-                    FieldText(w, {"stale"}), types});
+                    FieldText(w, {"worker_type", "type"}), FieldText(w, {"node_alias", "node_id"}),
+                    FieldText(w, {"cordoned"}), FieldText(w, {"stale"}), types});
   }
   ctx.io.out << FormatTable(
       {"WORKER", "ALIAS", "STATUS", "TYPE", "NODE", "CORDONED", "STALE", "TASK TYPES"}, rows);
@@ -87,7 +89,8 @@ int CordonByAlias(Context& ctx, bool cordon) {
   auto nodes = ctx.Get("/nodes");
   if (nodes.ok && nodes.json.is_array()) {
     for (const auto& n : nodes.json) {
-      if (FieldText(n, {"alias"}) == ctx.inv.node_alias) wanted_node_id = FieldText(n, {"node_id", "id"});
+      if (FieldText(n, {"alias"}) == ctx.inv.node_alias)
+        wanted_node_id = FieldText(n, {"node_id", "id"});
     }
   }
   for (const auto& w : list.json) {
@@ -161,9 +164,9 @@ int WorkerCordons(Context& ctx) {
   }
   std::vector<std::vector<std::string>> rows;
   for (const auto& c : list) {
-    rows.push_back({FieldText(c, {"node_alias", "node_id"}), FieldText(c, {"alias"}),
-                    c.is_object() && c.contains("worker_ids") ? DisplayValue(c["worker_ids"])
-                                                               : WorkerId(c)});
+    rows.push_back(
+        {FieldText(c, {"node_alias", "node_id"}), FieldText(c, {"alias"}),
+         c.is_object() && c.contains("worker_ids") ? DisplayValue(c["worker_ids"]) : WorkerId(c)});
   }
   ctx.io.out << FormatTable({"NODE", "ALIAS", "WORKERS"}, rows);
   return kExitOk;
@@ -180,8 +183,8 @@ int NodeList(Context& ctx) {
   if (!q) return kExitUnreachable;
   auto reply = ctx.Get("/nodes" + *q);
   if (!reply.ok) return reply.exit_code;
-  json nodes = FilterByAny(MatchingId(reply.json, inv.id_filter, {"node_id", "id"}), "tags",
-                           inv.tag_filter);
+  json nodes =
+      FilterByAny(MatchingId(reply.json, inv.id_filter, {"node_id", "id"}), "tags", inv.tag_filter);
   if (inv.json) {
     ctx.PrintJson(nodes);
     return kExitOk;
@@ -189,12 +192,11 @@ int NodeList(Context& ctx) {
   std::vector<std::vector<std::string>> rows;
   if (nodes.is_array()) {
     for (const auto& n : nodes) {
-      rows.push_back({FieldText(n, {"node_id", "id"}), FieldText(n, {"alias"}),
-                      FieldText(n, {"namespace"}), FieldText(n, {"cluster"}),
-                      n.is_object() && n.contains("workers")
-                          ? std::to_string(CountOf(n["workers"]))
-                          : "",
-                      FormatTimestamp(n.value("last_seen", json()))});
+      rows.push_back(
+          {FieldText(n, {"node_id", "id"}), FieldText(n, {"alias"}), FieldText(n, {"namespace"}),
+           FieldText(n, {"cluster"}),
+           n.is_object() && n.contains("workers") ? std::to_string(CountOf(n["workers"])) : "",
+           FormatTimestamp(n.value("last_seen", json()))});
     }
   }
   ctx.io.out << FormatTable({"NODE", "ALIAS", "NAMESPACE", "CLUSTER", "WORKERS", "LAST SEEN"},
@@ -211,8 +213,8 @@ int NodeInfo(Context& ctx) {
 int NodeWorkerList(Context& ctx) {
   auto q = ctx.Query(WorkerFilters(ctx.inv));
   if (!q) return kExitUnreachable;
-  std::string path = ctx.inv.names.empty() ? "/nodes/workers"
-                                           : "/nodes/" + Enc(ctx.inv.names.at(0)) + "/workers";
+  std::string path =
+      ctx.inv.names.empty() ? "/nodes/workers" : "/nodes/" + Enc(ctx.inv.names.at(0)) + "/workers";
   auto reply = ctx.Get(path + *q);
   if (!reply.ok) return reply.exit_code;
   return PrintWorkers(ctx, FlattenWorkerLists(reply.json));

@@ -106,7 +106,8 @@ Result<std::vector<std::pair<std::string, std::string>>> ParseQueryFilters(
     size_t start = 0;
     while (start <= chunk.size()) {
       size_t amp = chunk.find('&', start);
-      std::string part = chunk.substr(start, amp == std::string::npos ? std::string::npos : amp - start);
+      std::string part =
+          chunk.substr(start, amp == std::string::npos ? std::string::npos : amp - start);
       auto eq = part.find('=');
       if (eq == std::string::npos || eq == 0) {
         return InvalidArgument("invalid query filter '" + item + "': use key=value");
@@ -120,7 +121,7 @@ Result<std::vector<std::pair<std::string, std::string>>> ParseQueryFilters(
 }
 
 json FilterByAny(const json& records, const std::string& field,
-                const std::vector<std::string>& values) {
+                 const std::vector<std::string>& values) {
   if (values.empty() || !records.is_array()) return records;
   auto wanted = [&values](const json& v) {
     std::string text = v.is_string() ? v.get<std::string>() : DisplayValue(v);

@@ -1,8 +1,7 @@
 // `flowmesh result …` and the local configuration verbs (init, deinit, config, info, health).
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <cctype>
 #include <filesystem>
@@ -102,8 +101,8 @@ int ResultDownload(Context& ctx) {
 }
 
 int Init(Context& ctx) {
-  const std::string file = ctx.inv.config_path.empty() ? ctx.layout.ConfigFile()
-                                                       : ctx.inv.config_path;
+  const std::string file =
+      ctx.inv.config_path.empty() ? ctx.layout.ConfigFile() : ctx.inv.config_path;
   CliConfig config;
   if (!ctx.inv.force) {
     // Without --force a stored API key is kept when none is given.
@@ -118,11 +117,14 @@ int Init(Context& ctx) {
     return kExitFailure;
   }
   if (ctx.inv.json) {
-    ctx.PrintJson({{"config_file", file}, {"url", config.url}, {"base_url", config.url},
+    ctx.PrintJson({{"config_file", file},
+                   {"url", config.url},
+                   {"base_url", config.url},
                    {"api_key", MaskApiKey(config.api_key)}});
   } else {
     ctx.io.out << "Config saved to " << file << " (url " << config.url
-               << (config.api_key.empty() ? ", no API key" : ", API key " + MaskApiKey(config.api_key))
+               << (config.api_key.empty() ? ", no API key"
+                                          : ", API key " + MaskApiKey(config.api_key))
                << ")\n";
   }
   return kExitOk;
@@ -201,7 +203,8 @@ int Health(Context& ctx) {
   } else {
     ctx.io.out << ctx.endpoint.url << ": healthy";
     if (reply.json.is_object()) {
-      for (const auto& [k, v] : reply.json.items()) ctx.io.out << "  " << k << "=" << DisplayValue(v);
+      for (const auto& [k, v] : reply.json.items())
+        ctx.io.out << "  " << k << "=" << DisplayValue(v);
     }
     ctx.io.out << "\n";
   }
@@ -215,7 +218,8 @@ int Info(Context& ctx) {
   bool healthy = health.json.is_object() &&
                  (health.json.value("ok", false) || health.json.value("status", "") == "ok");
   std::string server_version = "unknown";
-  auto version = ctx.client().Request("GET", Context::ApiPath("/system/version"), "", ctx.Headers());
+  auto version =
+      ctx.client().Request("GET", Context::ApiPath("/system/version"), "", ctx.Headers());
   if (version.ok() && version->status == 200) {
     auto v = json::parse(version->body, nullptr, false);
     if (v.is_object() && v.contains("version")) server_version = DisplayValue(v["version"]);

@@ -2,9 +2,8 @@
 // `SSHTask` document built as the published SDK builds it; `connect` waits for the task's
 // `latest_update.ssh` and execs ssh. The server decides whether it can run such a task; its
 // answer is printed as it is. `proxy` needs a WebSocket relay this CLI does not carry yet.
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
@@ -75,7 +74,8 @@ int WaitForSsh(Context& ctx, const std::string& task_id, json* info) {
                  << (error.empty() ? "" : ": " + error) << "\n";
       return kExitFailure;
     }
-    const json& latest = reply.json.is_object() ? reply.json.value("latest_update", json()) : json();
+    const json& latest =
+        reply.json.is_object() ? reply.json.value("latest_update", json()) : json();
     if (latest.is_object() && latest.contains("ssh") && latest["ssh"].is_object()) {
       *info = latest["ssh"];
       return -1;
@@ -112,8 +112,9 @@ int ExecSsh(Context& ctx, const std::string& task_id, const json& info) {
     ctx.io.err << "error: ssh not found in PATH\n";
     return kExitFailure;
   }
-  std::vector<std::string> args = {"ssh", "-o", "StrictHostKeyChecking=no", "-o",
-                                   "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"};
+  std::vector<std::string> args = {
+      "ssh",           "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o",
+      "LogLevel=ERROR"};
   if (!port.empty()) args.insert(args.end(), {"-p", port});
   args.push_back(user + "@" + host);
   for (auto& w : SplitWords(ctx.inv.ssh_args)) args.push_back(w);
@@ -134,7 +135,8 @@ Result<json> BuildSshTask(Context& ctx) {
   const Invocation& inv = ctx.inv;
   bool inferred = inv.ssh_command.empty() && inv.ssh_entrypoint.empty();
   if (inv.ssh_interactive == 1 && !inferred) {
-    return InvalidArgument("interactive SSH mode cannot be combined with --command or --entrypoint");
+    return InvalidArgument(
+        "interactive SSH mode cannot be combined with --command or --entrypoint");
   }
   bool interactive = inv.ssh_interactive >= 0 ? inv.ssh_interactive == 1 : inferred;
   json spec = {{"taskType", "ssh"}};
@@ -152,8 +154,9 @@ Result<json> BuildSshTask(Context& ctx) {
         if (!key.empty()) break;
       }
       if (key.empty()) {
-        return InvalidArgument("interactive SSH tasks need a public key: pass --key or create one "
-                               "in ~/.ssh");
+        return InvalidArgument(
+            "interactive SSH tasks need a public key: pass --key or create one "
+            "in ~/.ssh");
       }
     }
     spec["interactive"] = true;
@@ -189,8 +192,8 @@ Result<json> BuildSshTask(Context& ctx) {
     metadata["annotations"] = {
         {"schedule_hint", {{"selected_worker", inv.ssh_worker}, {"allow_worker_fallback", false}}}};
   }
-  return json{{"apiVersion", "flowmesh/v1"}, {"kind", "SSHTask"}, {"metadata", metadata},
-              {"spec", spec}};
+  return json{
+      {"apiVersion", "flowmesh/v1"}, {"kind", "SSHTask"}, {"metadata", metadata}, {"spec", spec}};
 }
 
 }  // namespace
@@ -222,7 +225,8 @@ int SshRun(Context& ctx) {
   }
   if (ctx.inv.json) {
     ctx.io.out << json({{"workflow_id", FieldText(reply.json, {"workflow_id"})},
-                        {"task_id", task_id}}).dump()
+                        {"task_id", task_id}})
+                      .dump()
                << "\n";
   } else {
     ctx.io.err << "Task submitted: " << task_id << "\n";
@@ -250,11 +254,12 @@ int SshProxy(Context& ctx) {
   // The relay is a WebSocket; ask the route so a missing task or a refusal is reported as
   // the server words it, then say what this build lacks.
   const std::string& task_id = ctx.inv.names.at(0);
-  auto res = ctx.client().Request(
-      "GET", Context::ApiPath("/ssh/tasks/" + Enc(task_id) + "/proxy"), "",
-      ctx.Headers({{"Connection", "Upgrade"}, {"Upgrade", "websocket"},
-                   {"Sec-WebSocket-Version", "13"},
-                   {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}}));
+  auto res =
+      ctx.client().Request("GET", Context::ApiPath("/ssh/tasks/" + Enc(task_id) + "/proxy"), "",
+                           ctx.Headers({{"Connection", "Upgrade"},
+                                        {"Upgrade", "websocket"},
+                                        {"Sec-WebSocket-Version", "13"},
+                                        {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}}));
   if (!res.ok()) return ctx.ReportUnreachable(res.status());
   if (res->status != 101) {
     ctx.io.err << FormatHttpError(res->status, res->body) << "\n";
@@ -269,12 +274,13 @@ int SshProxy(Context& ctx) {
 int SshConnections(Context& ctx) {
   const Invocation& inv = ctx.inv;
   std::vector<std::pair<std::string, std::string>> params = {
-      {"connection_id", inv.id_filter},  {"task_id", inv.ssh_task_id},
+      {"connection_id", inv.id_filter},     {"task_id", inv.ssh_task_id},
       {"workflow_id", inv.ssh_workflow_id}, {"worker_id", inv.ssh_worker_id},
-      {"node_id", inv.ssh_node_id},      {"username", inv.ssh_username},
+      {"node_id", inv.ssh_node_id},         {"username", inv.ssh_username},
       {"source_ip", inv.ssh_source_ip}};
   Context::AddRepeated(&params, "access_mode", inv.ssh_access_modes);
-  if (inv.ssh_source_port > 0) params.emplace_back("source_port", std::to_string(inv.ssh_source_port));
+  if (inv.ssh_source_port > 0)
+    params.emplace_back("source_port", std::to_string(inv.ssh_source_port));
   auto q = ctx.Query(std::move(params));
   if (!q) return kExitUnreachable;
   auto reply = ctx.Get("/ssh/connections" + *q);

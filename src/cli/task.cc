@@ -44,26 +44,26 @@ int FollowTask(Context& ctx, const std::string& task_id, bool print, json* task)
   *task = first.json;
   if (IsTerminal(last_status)) return -1;
 
-  Status st = FollowStream(ctx, "/tasks/" + Enc(task_id) + "/logs/stream",
-                           [&](const http::SseEvent& ev) {
-    auto event = json::parse(ev.data, nullptr, false);
-    if (!print) return;
-    if (ctx.inv.json) {
-      ctx.io.out << ev.data << "\n";
-      ctx.io.out.flush();
-      return;
-    }
-    if (event.is_discarded() || !event.is_object()) return;
-    std::string type = FieldText(event, {"type"});
-    if (type == "TASK_LOG") {
-      ctx.io.out << FormatEventLine(event) << "\n";
-      ctx.io.out.flush();
-      return;
-    }
-    std::string status = StatusForEventType(type);
-    if (status.empty() && type == "TASK_UPDATE") status = FieldText(event, {"status"});
-    show_status(status);
-  });
+  Status st =
+      FollowStream(ctx, "/tasks/" + Enc(task_id) + "/logs/stream", [&](const http::SseEvent& ev) {
+        auto event = json::parse(ev.data, nullptr, false);
+        if (!print) return;
+        if (ctx.inv.json) {
+          ctx.io.out << ev.data << "\n";
+          ctx.io.out.flush();
+          return;
+        }
+        if (event.is_discarded() || !event.is_object()) return;
+        std::string type = FieldText(event, {"type"});
+        if (type == "TASK_LOG") {
+          ctx.io.out << FormatEventLine(event) << "\n";
+          ctx.io.out.flush();
+          return;
+        }
+        std::string status = StatusForEventType(type);
+        if (status.empty() && type == "TASK_UPDATE") status = FieldText(event, {"status"});
+        show_status(status);
+      });
   if (!st.ok() && st.code() == StatusCode::kUnavailable && last_status.empty()) {
     return ctx.ReportUnreachable(st);
   }
@@ -105,9 +105,12 @@ int SaveTaskLog(Context& ctx, const std::string& task_id, const std::string& fil
 int TaskList(Context& ctx) {
   const Invocation& inv = ctx.inv;
   std::vector<std::pair<std::string, std::string>> params = {
-      {"task_id", inv.id_filter},         {"workflow_id", inv.workflow_filter},
-      {"category", inv.category},         {"task_type", inv.task_type},
-      {"assigned_worker", inv.assigned_worker}, {"graph_node_name", inv.graph_node}};
+      {"task_id", inv.id_filter},
+      {"workflow_id", inv.workflow_filter},
+      {"category", inv.category},
+      {"task_type", inv.task_type},
+      {"assigned_worker", inv.assigned_worker},
+      {"graph_node_name", inv.graph_node}};
   Context::AddRepeated(&params, "status", inv.statuses);
   if (inv.completed >= 0) params.emplace_back("completed", inv.completed ? "true" : "false");
   if (inv.failed >= 0) params.emplace_back("failed", inv.failed ? "true" : "false");
@@ -121,8 +124,8 @@ int TaskList(Context& ctx) {
     ctx.PrintJson(list);
     return kExitOk;
   }
-  ctx.io.out << FormatRecords(list, {"task_id", "graph_node_name", "task_type", "status",
-                                     "assigned_worker", "attempts"});
+  ctx.io.out << FormatRecords(
+      list, {"task_id", "graph_node_name", "task_type", "status", "assigned_worker", "attempts"});
   return kExitOk;
 }
 

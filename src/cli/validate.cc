@@ -51,9 +51,9 @@ struct ServerCheck {
 
 ServerCheck ServerValidate(Context& ctx, const std::string& file, const std::string& text) {
   ServerCheck check;
-  http::Headers headers = {{"Workflow-Format", ctx.inv.format},
-                           {"Content-Type", ctx.inv.format == "n8n" ? "application/json"
-                                                                    : "text/plain"}};
+  http::Headers headers = {
+      {"Workflow-Format", ctx.inv.format},
+      {"Content-Type", ctx.inv.format == "n8n" ? "application/json" : "text/plain"}};
   auto res = ctx.client().Request("POST", Context::ApiPath("/workflows/validate"), text,
                                   ctx.Headers(headers));
   if (!res.ok()) {
@@ -171,7 +171,9 @@ int WorkflowValidate(Context& ctx) {
   if (server.reached && server.body.is_object()) {
     doc = server.body;
   } else if (def.ok()) {
-    doc = {{"ok", true}, {"name", def->name}, {"count", def->tasks.size()},
+    doc = {{"ok", true},
+           {"name", def->name},
+           {"count", def->tasks.size()},
            {"tasks", LocalTasks(*def)}};
   } else {
     doc = json::object();

@@ -2,6 +2,7 @@
 // verbs against an in-process fake of the REST API that answers in the old and the new
 // (published SDK) response shapes.
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,11 +12,9 @@
 #include <fstream>
 #include <iterator>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
 #include "http/http.h"
@@ -47,9 +46,29 @@ Parsed Parse(std::vector<std::string> args) {
 }
 
 TEST(CompatParseTest, TaskVerbs) {
-  auto p = Parse({"task", "list", "--id", "t1", "--workflow-id", "w1", "-s", "DONE", "--status",
-                  "FAILED", "--category", "inference", "--type", "echo", "--assigned-worker", "k",
-                  "--graph-node", "a", "--not-completed", "--failed", "--limit", "5", "-q",
+  auto p = Parse({"task",
+                  "list",
+                  "--id",
+                  "t1",
+                  "--workflow-id",
+                  "w1",
+                  "-s",
+                  "DONE",
+                  "--status",
+                  "FAILED",
+                  "--category",
+                  "inference",
+                  "--type",
+                  "echo",
+                  "--assigned-worker",
+                  "k",
+                  "--graph-node",
+                  "a",
+                  "--not-completed",
+                  "--failed",
+                  "--limit",
+                  "5",
+                  "-q",
                   "x=1"});
   ASSERT_TRUE(p.ok);
   EXPECT_EQ(p.command, "task list");
@@ -130,11 +149,46 @@ TEST(CompatParseTest, FleetSystemSshTraceAndLocalVerbs) {
   EXPECT_FALSE(Parse({"node", "worker", "stop", "n1"}).ok);
   EXPECT_EQ(Parse({"system", "metrics"}).command, "system metrics");
   EXPECT_EQ(Parse({"system", "version"}).command, "system version");
-  p = Parse({"ssh", "run", "-k", "k.pub", "-g", "1", "--gpu-memory", "16GB", "-m", "8Gi", "--cpu",
-             "2", "--ttl", "60", "--idle-timeout", "30", "--image", "img", "-u", "me", "--mode",
-             "direct", "-w", "wkr", "-n", "s", "-e", "A=1", "-e", "B=2", "-c", "python x.py",
-             "--non-interactive", "--logs", "--tail", "--interval", "1", "--direct",
-             "--ssh-args", "-v"});
+  p = Parse({"ssh",
+             "run",
+             "-k",
+             "k.pub",
+             "-g",
+             "1",
+             "--gpu-memory",
+             "16GB",
+             "-m",
+             "8Gi",
+             "--cpu",
+             "2",
+             "--ttl",
+             "60",
+             "--idle-timeout",
+             "30",
+             "--image",
+             "img",
+             "-u",
+             "me",
+             "--mode",
+             "direct",
+             "-w",
+             "wkr",
+             "-n",
+             "s",
+             "-e",
+             "A=1",
+             "-e",
+             "B=2",
+             "-c",
+             "python x.py",
+             "--non-interactive",
+             "--logs",
+             "--tail",
+             "--interval",
+             "1",
+             "--direct",
+             "--ssh-args",
+             "-v"});
   ASSERT_TRUE(p.ok);
   EXPECT_EQ(p.command, "ssh run");
   EXPECT_EQ(p.inv.ssh_env, (std::vector<std::string>{"A=1", "B=2"}));
@@ -206,9 +260,8 @@ class FakeApi {
     r->Add("GET", "/healthz", [this](http::Request&) {
       return http::Response::Json(200, published_ ? R"({"ok":true})" : R"({"status":"ok"})");
     });
-    r->Add("GET", "/api/v1/system/version", [](http::Request&) {
-      return http::Response::Json(200, R"({"version":"9.9.9"})");
-    });
+    r->Add("GET", "/api/v1/system/version",
+           [](http::Request&) { return http::Response::Json(200, R"({"version":"9.9.9"})"); });
     r->Add("GET", "/api/v1/system/metrics", [](http::Request&) {
       return http::Response::Json(200, R"({"tasks":{"running":2},"workers":1})");
     });
@@ -217,19 +270,22 @@ class FakeApi {
         "graph_node_name":"main","depends_on":[]}]})");
     });
     r->Add("GET", "/api/v1/workers", [this](http::Request&) {
-      json w = published_
-                   ? json{{"id", "wkr-1"}, {"status", "IDLE"},
-                          {"capabilities", {{"supported_task_types", {"inference"}}}}}
-                   : json{{"worker_id", "wkr-1"}, {"status", "IDLE"}, {"task_types", {"inference"}}};
+      json w =
+          published_
+              ? json{{"id", "wkr-1"},
+                     {"status", "IDLE"},
+                     {"capabilities", {{"supported_task_types", {"inference"}}}}}
+              : json{{"worker_id", "wkr-1"}, {"status", "IDLE"}, {"task_types", {"inference"}}};
       return http::Response::Json(200, json::array({w}).dump());
     });
     r->Add("GET", "/api/v1/nodes", [](http::Request&) {
-      return http::Response::Json(200, R"([{"node_id":"nod-1","alias":"local","workers":["wkr-1"]}])");
+      return http::Response::Json(200,
+                                  R"([{"node_id":"nod-1","alias":"local","workers":["wkr-1"]}])");
     });
     r->Add("GET", "/api/v1/nodes/workers", [this](http::Request&) {
       json w = {{"worker_id", "wkr-1"}, {"alias", "cpu-1"}, {"status", "IDLE"}};
-      return http::Response::Json(200, published_ ? json::array({w}).dump()
-                                                  : json{{"nod-1", {w}}}.dump());
+      return http::Response::Json(
+          200, published_ ? json::array({w}).dump() : json{{"nod-1", {w}}}.dump());
     });
     r->Add("GET", "/api/v1/workflows", [this](http::Request&) {
       json w = {{"workflow_id", "wfl-1"}, {"status", "DONE"}, {"task_ids", {"tsk-a", "tsk-b"}}};
@@ -254,7 +310,8 @@ class FakeApi {
     r->Add("GET", "/api/v1/tasks/{id}", [this](http::Request& req) {
       std::string id = req.params["id"];
       std::string status = "DISPATCHED";
-      if (streamed_) status = id == "tsk-fail" ? "FAILED" : id == "tsk-cancel" ? "CANCELLED" : "DONE";
+      if (streamed_)
+        status = id == "tsk-fail" ? "FAILED" : id == "tsk-cancel" ? "CANCELLED" : "DONE";
       return http::Response::Json(
           200, json{{"task_id", id}, {"status", status}, {"error", id == "tsk-fail" ? "boom" : ""}}
                    .dump());
@@ -263,11 +320,12 @@ class FakeApi {
       return http::Response::Error(501, "only ssh and serve tasks can be stopped; task " +
                                             req.params["id"] + " is of type echo");
     });
-    r->AddSse("/api/v1/tasks/{id}/logs/stream",
-              [this](http::Request& req, std::shared_ptr<http::SseStream> s) {
+    r->AddSse("/api/v1/tasks/{id}/logs/stream", [this](http::Request& req,
+                                                       std::shared_ptr<http::SseStream> s) {
       std::string id = req.params["id"];
-      std::string end = id == "tsk-fail" ? "TASK_FAILED" : id == "tsk-cancel" ? "TASK_CANCELLED"
-                                                                               : "TASK_SUCCEEDED";
+      std::string end = id == "tsk-fail"     ? "TASK_FAILED"
+                        : id == "tsk-cancel" ? "TASK_CANCELLED"
+                                             : "TASK_SUCCEEDED";
       s->Send("1", "log", Event("TASK_STARTED", id).dump());
       s->Send("2", "log", Event("TASK_LOG", id, {{"payload", {{"line", "working"}}}}).dump());
       streamed_ = true;
@@ -318,7 +376,10 @@ TEST(CompatRunTest, ValidateLocallyWithoutAServer) {
   std::string good = home / "good.yaml";
   std::string bad = home / "bad.yaml";
   { std::ofstream(good) << kEchoWorkflow; }
-  { std::ofstream(bad) << "apiVersion: flowmesh/v1\nkind: Workflow\nmetadata: {name: x}\nspec:\n  taskType: ech\n"; }
+  {
+    std::ofstream(bad)
+        << "apiVersion: flowmesh/v1\nkind: Workflow\nmetadata: {name: x}\nspec:\n  taskType: ech\n";
+  }
   auto env = HomeEnv(home);
   auto r = RunCli({"--url", closed.url(), "workflow", "validate", good}, env);
   EXPECT_EQ(r.code, 0) << r.err;
@@ -449,7 +510,10 @@ TEST(CompatRunTest, ConfigSourcesShowApiKeyAndPublishedTomlFile) {
   testing::TempDir home;
   auto env = HomeEnv(home);
   // The published CLI's file is read when config.json is absent.
-  { std::ofstream(home / "config.toml") << "base_url = \"http://toml:1\"\napi_key = \"abcdefghijkl\"\n"; }
+  {
+    std::ofstream(home / "config.toml")
+        << "base_url = \"http://toml:1\"\napi_key = \"abcdefghijkl\"\n";
+  }
   auto r = RunCli({"--json", "config"}, env);
   ASSERT_EQ(r.code, 0) << r.err;
   auto doc = json::parse(r.out);

@@ -1,8 +1,8 @@
 #include "cli/records.h"
 
-#include "cli/output.h"
-
 #include <gtest/gtest.h>
+
+#include "cli/output.h"
 
 namespace flowmesh::cli {
 namespace {
@@ -30,8 +30,7 @@ TEST(RecordsTest, EpochSecondsReadsNumbersAndIso8601) {
 
 TEST(RecordsTest, WorkerIdAndTaskTypesInEitherShape) {
   json ours = {{"worker_id", "wkr-1"}, {"task_types", {"echo", "inference"}}};
-  json published = {{"id", "wkr-2"},
-                    {"capabilities", {{"supported_task_types", {"sft"}}}}};
+  json published = {{"id", "wkr-2"}, {"capabilities", {{"supported_task_types", {"sft"}}}}};
   json nested = {{"worker_id", "wkr-3"}, {"info", {{"task_types", {"embedding"}}}}};
   EXPECT_EQ(WorkerId(ours), "wkr-1");
   EXPECT_EQ(WorkerId(published), "wkr-2");
