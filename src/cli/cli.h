@@ -33,7 +33,6 @@ struct Invocation {
   std::vector<std::string> tags;
   std::string provider = "native";
   std::string workflow_filter;     // task list --workflow
-  std::string status_filter;       // task list / workflow list --status
   std::string include;             // result download --include
   std::string output;              // result download -o
   int limit = 0;                   // logs show --limit (0: server default)
@@ -52,11 +51,43 @@ struct Invocation {
   std::string principal;           // admin key create --principal
   std::map<std::string, double> policy;  // admin org create/set --max-… / --weight
   std::string from, to;            // usage --from/--to
+
+  // Verbs and flags of the published CLI (flowmesh-cli 0.1.0 / 0.1.13).
+  std::string config_path;         // init/deinit/config --config PATH
+  bool force = false;              // init --force
+  std::string config_source = "auto";  // config --source auto|file|env
+  bool show_api_key = false;       // config --show-api-key
+  double interval = 2.0;           // watch/stop/ssh polling interval (seconds)
+  bool no_wait = false;            // task stop --no-wait
+  std::string cursor;              // logs stream --cursor
+  bool strict = false;             // workflow validate --strict
+  bool local_only = false;         // workflow validate --local
+  std::string id_filter;           // list --id
+  std::vector<std::string> statuses;    // list --status/-s (repeatable)
+  std::vector<std::string> task_ids;    // workflow list --task-id (repeatable)
+  std::vector<std::string> query;       // list --query/-q key=value (repeatable)
+  std::vector<std::string> tag_filter;  // list --tag (repeatable)
+  std::string category, task_type, assigned_worker, graph_node;  // task list filters
+  int completed = -1, failed = -1, stale = -1;  // --x/--not-x tri-state (-1: not given)
+  std::string alias, node_alias, namespace_, cluster, node_id_filter, provider_filter;
+  std::string analyze_view = "rich";    // trace analyze --format
+  // ssh
+  std::string ssh_key, ssh_gpu_memory, ssh_memory, ssh_image, ssh_user = "flowmesh";
+  std::string ssh_mode = "proxy", ssh_worker, ssh_name = "ssh-session", ssh_command;
+  std::string ssh_entrypoint, ssh_args, ssh_source_ip, ssh_username;
+  int ssh_gpu = 0, ssh_cpu = 0, ssh_ttl = 3600, ssh_idle_timeout = 900, ssh_source_port = 0;
+  int ssh_interactive = -1;        // --interactive/--non-interactive
+  bool ssh_logs = false, ssh_tail = false, ssh_direct = false;
+  std::vector<std::string> ssh_env, ssh_access_modes;
+  std::string ssh_task_id, ssh_workflow_id, ssh_worker_id, ssh_node_id;
 };
 
 // Registers every verb on `app`, writing into `inv`. The callbacks only record the verb;
 // call CommandPath() after parsing.
 void BuildApp(CLI::App* app, Invocation* inv);
+
+// The version `flowmesh --version` prints (the project's version).
+const char* CliVersion();
 
 // "workflow logs show" for the deepest subcommand the parse selected.
 std::string CommandPath(const CLI::App& app);

@@ -3,6 +3,7 @@
 #include <ostream>
 
 #include "cli/output.h"
+#include "cli/records.h"
 
 namespace flowmesh::cli {
 
@@ -33,6 +34,30 @@ std::string Context::ApiPath(const std::string& path) {
 int Context::ReportUnreachable(const Status& status) {
   io.err << ConnectionErrorMessage(endpoint.url, status.message()) << "\n";
   return kExitUnreachable;
+}
+
+std::optional<std::string> Context::Query(std::vector<std::pair<std::string, std::string>> pairs) {
+  auto extra = ParseQueryFilters(inv.query);
+  if (!extra.ok()) {
+    io.err << "error: " << extra.status().message() << "\n";
+    return std::nullopt;
+  }
+  for (auto& p : *extra) pairs.push_back(std::move(p));
+  std::string q;
+  for (const auto& [k, v] : pairs) {
+    if (v.empty()) continue;
+    q += (q.empty() ? "?" : "&") + http::PercentEncode(k) + "=" + http::PercentEncode(v);
+  }
+  return q;
+}
+
+int Context::PrintBodyOrRecord(const Reply& reply) {
+  if (inv.json) {
+    io.out << (reply.response.body.empty() ? "{}" : reply.response.body) << "\n";
+  } else {
+    io.out << FormatRecord(reply.json);
+  }
+  return kExitOk;
 }
 
 void Context::PrintJson(const nlohmann::json& value) { io.out << value.dump(2) << "\n"; }

@@ -3,9 +3,12 @@
 // HTTP client. Single-threaded, lives for one Run().
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -31,6 +34,7 @@ class Context {
   Streams io;
   HomeLayout layout;
   Endpoint endpoint;
+  std::string config_file;  // the config file read (it may not exist)
 
   http::Client& client();
   // Authorization (when a key is known) plus `extra`.
@@ -57,9 +61,34 @@ class Context {
 
   static std::string ApiPath(const std::string& path);
 
+  // "?k=v&…" (percent-encoded; empty values skipped) from explicit pairs plus the
+  // invocation's --query filters. On a malformed --query prints the error and returns
+  // nullopt.
+  std::optional<std::string> Query(std::vector<std::pair<std::string, std::string>> pairs);
+  // Adds a repeatable filter to `pairs` when it has exactly one value; several are matched
+  // on our side (FilterByAny), as a server before the API change keeps one per key.
+  static void AddRepeated(std::vector<std::pair<std::string, std::string>>* pairs,
+                          const std::string& key, const std::vector<std::string>& values) {
+    if (values.size() == 1) pairs->emplace_back(key, values[0]);
+  }
+  // The body as given when --json, else FormatRecord(json).
+  int PrintBodyOrRecord(const Reply& reply);
+
  private:
   std::unique_ptr<http::Client> client_;
 };
+
+// Follows an SSE stream, reconnecting with Last-Event-ID when it drops before `eos`;
+// `cursor` resumes from a known event. Returns OK on eos, the last error otherwise.
+Status FollowStream(Context& ctx, const std::string& path,
+                    const std::function<void(const http::SseEvent&)>& on_event,
+                    const std::string& cursor = "");
+int ReportStreamError(Context& ctx, const Status& st);
+// Follows a task to its end, printing status changes and log lines; exit 0 DONE, 1 FAILED,
+// 130 CANCELLED.
+int WatchTask(Context& ctx, const std::string& task_id);
+// Saves a task's archived log (GET /results/{task}/logs) as `file`.
+int SaveTaskLog(Context& ctx, const std::string& task_id, const std::string& file);
 
 // Verb implementations (return the exit code).
 int StackUp(Context& ctx);
@@ -82,10 +111,28 @@ int WorkflowWatch(Context& ctx);
 int WorkflowCancel(Context& ctx);
 int WorkflowLogsShow(Context& ctx);
 int WorkflowLogsStream(Context& ctx);
+int WorkflowLogsDownload(Context& ctx);
 
 int TaskList(Context& ctx);
 int TaskInfo(Context& ctx);
 int TaskLogs(Context& ctx);
+int TaskLogsStream(Context& ctx);
+int TaskLogsDownload(Context& ctx);
+int TaskStop(Context& ctx);
+int TaskWatch(Context& ctx);
+int WorkerCordons(Context& ctx);
+int NodeList(Context& ctx);
+int NodeInfo(Context& ctx);
+int NodeWorkerList(Context& ctx);
+int NodeWorkerAction(Context& ctx, const std::string& action);  // start|stop
+int SystemMetrics(Context& ctx);
+int SystemVersion(Context& ctx);
+int Info(Context& ctx);
+int Deinit(Context& ctx);
+int SshConnect(Context& ctx);
+int SshRun(Context& ctx);
+int SshProxy(Context& ctx);
+int SshConnections(Context& ctx);
 int ResultFetch(Context& ctx);
 int ResultDownload(Context& ctx);
 int WorkerList(Context& ctx);

@@ -1,5 +1,7 @@
 #include "cli/output.h"
 
+#include "cli/records.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -127,6 +129,24 @@ std::string FormatHttpError(int status, const std::string& body) {
   return fmt::format("error: {} (HTTP {})", detail, status);
 }
 
+std::string FormatLocatedIssue(const std::string& file, const nlohmann::json& issue,
+                               const std::string& label) {
+  std::string loc = file;
+  std::string line = StringField(issue, "line");
+  std::string col = StringField(issue, "column");
+  if (!line.empty() && line != "0") {
+    loc += ":" + line;
+    if (!col.empty() && col != "0") loc += ":" + col;
+  }
+  std::string path = StringField(issue, "path");
+  std::string message = StringField(issue, "message");
+  if (message.empty() && !issue.is_object()) message = DisplayValue(issue);
+  std::string out = loc + ": ";
+  if (!label.empty()) out += label + ": ";
+  if (!path.empty()) out += path + ": ";
+  return out + message;
+}
+
 std::vector<std::string> FormatValidationErrors(const std::string& file, const std::string& body) {
   std::vector<std::string> lines;
   auto doc = nlohmann::json::parse(body, nullptr, false);
@@ -136,20 +156,7 @@ std::vector<std::string> FormatValidationErrors(const std::string& file, const s
   }
   auto errors = doc.find("errors");
   if (errors != doc.end() && errors->is_array() && !errors->empty()) {
-    for (const auto& e : *errors) {
-      std::string loc = file;
-      std::string line = StringField(e, "line");
-      std::string col = StringField(e, "column");
-      if (!line.empty() && line != "0") {
-        loc += ":" + line;
-        if (!col.empty() && col != "0") loc += ":" + col;
-      }
-      std::string path = StringField(e, "path");
-      std::string message = StringField(e, "message");
-      if (message.empty() && !e.is_object()) message = DisplayValue(e);
-      lines.push_back(path.empty() ? fmt::format("{}: {}", loc, message)
-                                   : fmt::format("{}: {}: {}", loc, path, message));
-    }
+    for (const auto& e : *errors) lines.push_back(FormatLocatedIssue(file, e));
     return lines;
   }
   std::string detail = StringField(doc, "detail");
@@ -165,8 +172,9 @@ std::string ConnectionErrorMessage(const std::string& url, const std::string& ca
 }
 
 std::string FormatTimestamp(const nlohmann::json& value) {
-  if (!value.is_number()) return DisplayValue(value);
-  std::time_t secs = static_cast<std::time_t>(value.get<double>());
+  auto epoch = EpochSeconds(value);
+  if (!epoch) return DisplayValue(value);
+  std::time_t secs = static_cast<std::time_t>(*epoch);
   std::tm tm{};
   ::localtime_r(&secs, &tm);
   char buf[32];
@@ -180,8 +188,9 @@ std::string FormatRecord(const nlohmann::json& record) {
   for (const auto& [k, v] : record.items()) width = std::max(width, k.size());
   std::string out;
   for (const auto& [k, v] : record.items()) {
-    bool time_field = v.is_number() && (k == "ts" || k.find("_at") != std::string::npos ||
-                                        k.find("_ts") != std::string::npos);
+    bool time_field = (v.is_number() || v.is_string()) &&
+                      (k == "ts" || k.find("_at") != std::string::npos ||
+                       k.find("_ts") != std::string::npos || k == "last_seen");
     std::string value = time_field ? FormatTimestamp(v) : DisplayValue(v);
     out += k + ":" + (value.empty() ? "" : std::string(width - k.size() + 1, ' ') + value) + "\n";
   }
@@ -199,8 +208,10 @@ std::string FormatElapsed(double seconds) {
 
 std::string FormatEventLine(const nlohmann::json& event) {
   std::string ts;
-  if (event.contains("ts") && event["ts"].is_number()) {
-    double t = event["ts"].get<double>();
+  // ts: epoch seconds (ours) or ISO-8601 with the epoch in ts_epoch (published LogEvent).
+  const char* ts_key = event.contains("ts_epoch") && event["ts_epoch"].is_number() ? "ts_epoch" : "ts";
+  if (event.contains(ts_key) && event[ts_key].is_number()) {
+    double t = event[ts_key].get<double>();
     std::time_t secs = static_cast<std::time_t>(t);
     std::tm tm{};
     ::localtime_r(&secs, &tm);
@@ -217,8 +228,9 @@ std::string FormatEventLine(const nlohmann::json& event) {
     std::string text;
     if (event.contains("payload") && event["payload"].is_object()) {
       text = StringField(event["payload"], "line");
-      if (text.empty()) text = event["payload"].dump();
     }
+    if (text.empty()) text = StringField(event, "message");
+    if (text.empty() && event.contains("payload")) text = event["payload"].dump();
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
     return fmt::format("{} {} | {}", ts, task.empty() ? "-" : task, text);
   }

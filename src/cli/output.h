@@ -32,6 +32,11 @@ std::string FormatHttpError(int status, const std::string& body);
 // per entry of body.errors (missing parts omitted), or `FILE: DETAIL` when there are none.
 std::vector<std::string> FormatValidationErrors(const std::string& file, const std::string& body);
 
+// One located problem {path, line, column, message} as `FILE:LINE:COLUMN: [LABEL: ]PATH: MESSAGE`
+// (missing parts omitted); `label` is e.g. "warning".
+std::string FormatLocatedIssue(const std::string& file, const nlohmann::json& issue,
+                               const std::string& label = "");
+
 // The message printed when the server cannot be reached.
 std::string ConnectionErrorMessage(const std::string& url, const std::string& cause);
 
@@ -39,7 +44,8 @@ std::string ConnectionErrorMessage(const std::string& url, const std::string& ca
 // error, payload}; TASK_LOG shows payload.line.
 std::string FormatEventLine(const nlohmann::json& event);
 
-// Seconds since the epoch as local "YYYY-MM-DD HH:MM:SS"; non-numbers as DisplayValue.
+// Seconds since the epoch or an ISO-8601 string as local "YYYY-MM-DD HH:MM:SS"; anything
+// else as DisplayValue.
 std::string FormatTimestamp(const nlohmann::json& value);
 
 // "key: value" lines for the fields of a JSON object (nested values as compact JSON).

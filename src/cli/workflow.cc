@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <ostream>
 #include <sstream>
@@ -9,6 +10,7 @@
 
 #include "cli/context.h"
 #include "cli/output.h"
+#include "cli/records.h"
 
 namespace flowmesh::cli {
 namespace {
@@ -56,11 +58,54 @@ int PostWorkflow(Context& ctx, const std::string& path, Context::Reply* reply) {
 
 std::string Enc(const std::string& s) { return http::PercentEncode(s); }
 
-// Follows an SSE stream, reconnecting with Last-Event-ID when it drops before `eos`.
-// `on_event` gets each non-eos frame. Returns OK on eos; the last error otherwise.
+void PrintLogEntries(Context& ctx, const Context::Reply& reply) {
+  if (ctx.inv.json) {
+    ctx.io.out << reply.response.body << "\n";
+    return;
+  }
+  const auto& entries = reply.json.is_object() ? reply.json.value("entries", nlohmann::json::array())
+                                               : nlohmann::json::array();
+  for (const auto& e : entries) {
+    ctx.io.out << FormatEventLine(e.is_object() && e.contains("event") ? e["event"] : e) << "\n";
+  }
+  if (reply.json.is_object() && reply.json.contains("next_cursor") &&
+      !reply.json["next_cursor"].is_null() && !entries.empty()) {
+    ctx.io.err << "(next page: --after " << DisplayValue(reply.json["next_cursor"]) << ")\n";
+  }
+}
+
+int PrintStream(Context& ctx, const std::string& path) {
+  Status st = FollowStream(ctx, path, [&](const http::SseEvent& ev) {
+    if (ctx.inv.json) {
+      ctx.io.out << ev.data << "\n";
+    } else {
+      auto event = nlohmann::json::parse(ev.data, nullptr, false);
+      ctx.io.out << (event.is_discarded() ? ev.data : FormatEventLine(event)) << "\n";
+    }
+    ctx.io.out.flush();
+  }, ctx.inv.cursor);
+  if (!st.ok()) return ReportStreamError(ctx, st);
+  return kExitOk;
+}
+
+std::string LogQuery(const Invocation& inv) {
+  std::string q;
+  auto add = [&](const std::string& k, const std::string& v) {
+    if (v.empty()) return;
+    q += (q.empty() ? "?" : "&") + k + "=" + http::PercentEncode(v);
+  };
+  if (inv.limit > 0) add("limit", std::to_string(inv.limit));
+  add("after", inv.after);
+  add("before", inv.before);
+  return q;
+}
+
+}  // namespace
+
 Status FollowStream(Context& ctx, const std::string& path,
-                    const std::function<void(const http::SseEvent&)>& on_event) {
-  std::string last_id;
+                    const std::function<void(const http::SseEvent&)>& on_event,
+                    const std::string& cursor) {
+  std::string last_id = cursor;
   bool eos = false;
   Status last = Status::Ok();
   for (int attempt = 0; attempt <= kMaxReconnects && !eos; ++attempt) {
@@ -80,8 +125,7 @@ Status FollowStream(Context& ctx, const std::string& path,
     });
     if (eos) return Status::Ok();
     // Nothing ever came and the server is unreachable: no point in retrying.
-    if (!last.ok() && last.code() == StatusCode::kUnavailable && attempt == 0 && !got_event &&
-        last_id.empty()) {
+    if (!last.ok() && last.code() == StatusCode::kUnavailable && attempt == 0 && !got_event) {
       return last;
     }
     if (!last.ok() && last.code() != StatusCode::kUnavailable &&
@@ -99,36 +143,6 @@ int ReportStreamError(Context& ctx, const Status& st) {
   return kExitFailure;
 }
 
-void PrintLogEntries(Context& ctx, const Context::Reply& reply) {
-  if (ctx.inv.json) {
-    ctx.io.out << reply.response.body << "\n";
-    return;
-  }
-  const auto& entries = reply.json.is_object() ? reply.json.value("entries", nlohmann::json::array())
-                                               : nlohmann::json::array();
-  for (const auto& e : entries) {
-    ctx.io.out << FormatEventLine(e.is_object() && e.contains("event") ? e["event"] : e) << "\n";
-  }
-  if (reply.json.is_object() && reply.json.contains("next_cursor") &&
-      !reply.json["next_cursor"].is_null() && !entries.empty()) {
-    ctx.io.err << "(next page: --after " << DisplayValue(reply.json["next_cursor"]) << ")\n";
-  }
-}
-
-std::string LogQuery(const Invocation& inv) {
-  std::string q;
-  auto add = [&](const std::string& k, const std::string& v) {
-    if (v.empty()) return;
-    q += (q.empty() ? "?" : "&") + k + "=" + http::PercentEncode(v);
-  };
-  if (inv.limit > 0) add("limit", std::to_string(inv.limit));
-  add("after", inv.after);
-  add("before", inv.before);
-  return q;
-}
-
-}  // namespace
-
 int WorkflowSubmit(Context& ctx) {
   Context::Reply reply;
   int rc = PostWorkflow(ctx, "/workflows", &reply);
@@ -145,59 +159,30 @@ int WorkflowSubmit(Context& ctx) {
   return kExitOk;
 }
 
-int WorkflowValidate(Context& ctx) {
-  Context::Reply reply;
-  int rc = PostWorkflow(ctx, "/workflows/validate", &reply);
-  if (rc >= 0) return rc;
-  if (ctx.inv.json) {
-    ctx.io.out << reply.response.body << "\n";
-    return kExitOk;
-  }
-  auto tasks = reply.json.value("tasks", nlohmann::json::array());
-  // depends_on holds task ids; show node names where we know them.
-  std::map<std::string, std::string> names;
-  for (const auto& t : tasks) {
-    if (t.is_object()) {
-      names[DisplayValue(t.value("task_id", nlohmann::json()))] =
-          DisplayValue(t.value("graph_node_name", nlohmann::json()));
-    }
-  }
-  std::vector<std::vector<std::string>> rows;
-  for (const auto& t : tasks) {
-    if (!t.is_object()) continue;
-    std::string deps;
-    for (const auto& d : t.value("depends_on", nlohmann::json::array())) {
-      std::string id = DisplayValue(d);
-      auto it = names.find(id);
-      if (!deps.empty()) deps += ", ";
-      deps += it != names.end() && !it->second.empty() ? it->second : id;
-    }
-    rows.push_back({DisplayValue(t.value("graph_node_name", nlohmann::json())), deps.empty() ? "-" : deps});
-  }
-  ctx.io.out << ctx.inv.names[0] << ": valid, " << tasks.size() << " task(s)\n";
-  ctx.io.out << FormatTable({"TASK", "DEPENDS ON"}, rows);
-  return kExitOk;
-}
-
 int WorkflowList(Context& ctx) {
-  std::string path = "/workflows";
-  if (!ctx.inv.status_filter.empty()) path += "?status=" + Enc(ctx.inv.status_filter);
-  auto reply = ctx.Get(path);
+  const Invocation& inv = ctx.inv;
+  std::vector<std::pair<std::string, std::string>> params = {{"workflow_id", inv.id_filter}};
+  Context::AddRepeated(&params, "status", inv.statuses);
+  Context::AddRepeated(&params, "task_ids", inv.task_ids);
+  if (inv.limit > 0) params.emplace_back("limit", std::to_string(inv.limit));
+  auto q = ctx.Query(std::move(params));
+  if (!q) return kExitUnreachable;
+  auto reply = ctx.Get("/workflows" + *q);
   if (!reply.ok) return reply.exit_code;
+  nlohmann::json list = KeepNewest(
+      FilterByAny(FilterByStatus(reply.json, inv.statuses), "task_ids", inv.task_ids), inv.limit);
   if (ctx.inv.json) {
-    ctx.io.out << reply.response.body << "\n";
+    ctx.PrintJson(list);
     return kExitOk;
   }
   std::vector<std::vector<std::string>> rows;
-  if (reply.json.is_array()) {
-    for (const auto& w : reply.json) {
+  if (list.is_array()) {
+    for (const auto& w : list) {
       if (!w.is_object()) continue;
-      auto ids = w.value("task_ids", nlohmann::json::array());
-      rows.push_back({DisplayValue(w.value("workflow_id", nlohmann::json())),
-                      DisplayValue(w.value("status", nlohmann::json())),
-                      std::to_string(ids.size()),
-                      DisplayValue(w.value("completed_tasks", nlohmann::json())),
-                      DisplayValue(w.value("failed_tasks", nlohmann::json())),
+      rows.push_back({FieldText(w, {"workflow_id"}), FieldText(w, {"status"}),
+                      std::to_string(CountOf(w.value("task_ids", nlohmann::json()))),
+                      std::to_string(CountOf(w.value("completed_tasks", nlohmann::json()))),
+                      std::to_string(CountOf(w.value("failed_tasks", nlohmann::json()))),
                       FormatTimestamp(w.value("submitted_at", nlohmann::json()))});
     }
   }
@@ -235,8 +220,11 @@ int WorkflowWatch(Context& ctx) {
   if (!info.ok) return info.exit_code;
   // Elapsed time counts from the workflow's submission, not from when watching began.
   double submitted_at = 0;
-  if (info.json.is_object() && info.json.contains("submitted_at") && info.json["submitted_at"].is_number()) {
-    submitted_at = info.json["submitted_at"].get<double>();
+  if (info.json.is_object()) {
+    // submitted_ts (epoch, after the API change) or submitted_at (epoch before, ISO after).
+    submitted_at = EpochSeconds(info.json.value("submitted_ts", nlohmann::json()))
+                       .value_or(EpochSeconds(info.json.value("submitted_at", nlohmann::json()))
+                                     .value_or(0));
   }
   double finished_at = 0;  // set once the workflow is terminal
   auto elapsed = [&] {
@@ -300,10 +288,11 @@ int WorkflowWatch(Context& ctx) {
   auto final_info = ctx.Get("/workflows/" + Enc(id));
   if (!final_info.ok) return final_info.exit_code;
   std::string status = DisplayValue(final_info.json.value("status", nlohmann::json()));
-  if (final_info.json.is_object() && final_info.json.contains("updated_at") &&
-      final_info.json["updated_at"].is_number() &&
+  if (final_info.json.is_object() &&
       (status == "DONE" || status == "FAILED" || status == "CANCELLED")) {
-    finished_at = final_info.json["updated_at"].get<double>();
+    finished_at = EpochSeconds(final_info.json.value("updated_ts", nlohmann::json()))
+                      .value_or(EpochSeconds(final_info.json.value("updated_at", nlohmann::json()))
+                                    .value_or(0));
   }
   // The task records are authoritative for the final view (events may have been missed).
   if (tty) {
@@ -355,21 +344,45 @@ int WorkflowLogsShow(Context& ctx) {
 }
 
 int WorkflowLogsStream(Context& ctx) {
-  Status st = FollowStream(ctx, "/workflows/" + Enc(ctx.inv.names.at(0)) + "/logs/stream",
-                           [&](const http::SseEvent& ev) {
-    if (ctx.inv.json) {
-      ctx.io.out << ev.data << "\n";
-    } else {
-      auto event = nlohmann::json::parse(ev.data, nullptr, false);
-      ctx.io.out << (event.is_discarded() ? ev.data : FormatEventLine(event)) << "\n";
-    }
-    ctx.io.out.flush();
-  });
-  if (!st.ok()) return ReportStreamError(ctx, st);
+  return PrintStream(ctx, "/workflows/" + Enc(ctx.inv.names.at(0)) + "/logs/stream");
+}
+
+int WorkflowLogsDownload(Context& ctx) {
+  const std::string& id = ctx.inv.names.at(0);
+  auto info = ctx.Get("/workflows/" + Enc(id));
+  if (!info.ok) return info.exit_code;
+  std::error_code ec;
+  std::filesystem::create_directories(ctx.inv.output, ec);
+  if (ec) {
+    ctx.io.err << "error: cannot create " << ctx.inv.output << ": " << ec.message() << "\n";
+    return kExitFailure;
+  }
+  nlohmann::json saved = nlohmann::json::array();
+  for (const auto& t : info.json.value("task_ids", nlohmann::json::array())) {
+    std::string task_id = DisplayValue(t);
+    std::string file = (std::filesystem::path(ctx.inv.output) / (task_id + "-logs.jsonl")).string();
+    int rc = SaveTaskLog(ctx, task_id, file);
+    if (rc != kExitOk) return rc;
+    saved.push_back(file);
+    if (!ctx.inv.json) ctx.io.out << "Downloaded logs to " << file << "\n";
+  }
+  if (ctx.inv.json) {
+    ctx.PrintJson({{"workflow_id", id}, {"files", saved}});
+  } else if (saved.empty()) {
+    ctx.io.out << "No logs downloaded for workflow " << id << ".\n";
+  }
   return kExitOk;
 }
 
+int TaskLogsStream(Context& ctx) {
+  return PrintStream(ctx, "/tasks/" + Enc(ctx.inv.names.at(0)) + "/logs/stream");
+}
+
 int TaskLogs(Context& ctx) {
+  if (ctx.inv.names.empty()) {
+    ctx.io.err << "error: task logs needs a TASK_ID (or show|stream|download TASK_ID)\n";
+    return kExitUnreachable;
+  }
   auto reply = ctx.Get("/tasks/" + Enc(ctx.inv.names.at(0)) + "/logs" + LogQuery(ctx.inv));
   if (!reply.ok) return reply.exit_code;
   PrintLogEntries(ctx, reply);

@@ -93,7 +93,8 @@ TEST(ParseTest, WorkflowVerbs) {
   EXPECT_FALSE(Parse({"workflow", "submit", "wf.yaml", "--format", "xml"}).ok);
   EXPECT_FALSE(Parse({"workflow", "submit"}).ok);
   EXPECT_EQ(Parse({"workflow", "validate", "wf.yaml"}).command, "workflow validate");
-  EXPECT_EQ(Parse({"workflow", "list", "--status", "DONE"}).inv.status_filter, "DONE");
+  EXPECT_EQ(Parse({"workflow", "list", "--status", "DONE"}).inv.statuses,
+            (std::vector<std::string>{"DONE"}));
   for (std::string verb : {"info", "watch", "cancel"}) {
     p = Parse({"workflow", verb, "wfl-1"});
     ASSERT_TRUE(p.ok) << verb;
@@ -115,7 +116,7 @@ TEST(ParseTest, TaskResultWorkerAndLocalVerbs) {
   ASSERT_TRUE(p.ok);
   EXPECT_EQ(p.command, "task list");
   EXPECT_EQ(p.inv.workflow_filter, "wfl-1");
-  EXPECT_EQ(p.inv.status_filter, "FAILED");
+  EXPECT_EQ(p.inv.statuses, (std::vector<std::string>{"FAILED"}));
   EXPECT_EQ(Parse({"task", "info", "tsk-1"}).command, "task info");
   EXPECT_EQ(Parse({"task", "logs", "tsk-1"}).command, "task logs");
   EXPECT_EQ(Parse({"result", "fetch", "tsk-1"}).command, "result fetch");

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <iterator>
 
 #include <gtest/gtest.h>
 
@@ -75,9 +76,51 @@ TEST(ConfigTest, NormalizeMaskAndHome) {
   std::string masked = MaskApiKey("fm_abcdefghijklmnop");
   EXPECT_EQ(masked.find("efghijkl"), std::string::npos);
   EXPECT_EQ(masked.rfind("fm_a", 0), 0u);
+  // The published CLI's style: 4 + '*' per hidden character + 4.
+  EXPECT_EQ(MaskApiKey("abcdefghijkl"), "abcd****ijkl");
+  EXPECT_EQ(MaskApiKey("12345678"), "********");
   EXPECT_EQ(ResolveHome("/x/fm", "/home/u"), "/x/fm");
   EXPECT_EQ(ResolveHome("", "/home/u"), "/home/u/.flowmesh");
   EXPECT_EQ(ResolveHome(nullptr, "/home/u"), "/home/u/.flowmesh");
+}
+
+TEST(ConfigTest, PublishedTomlFileIsReadAndWritten) {
+  auto parsed = ParseTomlConfig(
+      "# flowmesh\nbase_url = \"http://h:8000\"\napi_key = 'k-1'\n[other]\napi_key = \"no\"\n");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->url, "http://h:8000");
+  EXPECT_EQ(parsed->api_key, "k-1");
+  EXPECT_FALSE(ParseTomlConfig("base_url = \"open\n").ok());
+  EXPECT_FALSE(ParseTomlConfig("just words\n").ok());
+
+  testing::TempDir dir;
+  std::string path = dir / "config.toml";
+  ASSERT_TRUE(SaveConfig(path, {"http://t:1", "sec\"ret"}).ok());
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "base_url = \"http://t:1\"\napi_key = \"sec\\\"ret\"\n");
+  auto loaded = LoadConfig(path);
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ(loaded->url, "http://t:1");
+  EXPECT_EQ(loaded->api_key, "sec\"ret");
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600);
+}
+
+TEST(ConfigTest, JsonConfigAcceptsBaseUrl) {
+  testing::TempDir dir;
+  { std::ofstream(dir / "config.json") << R"({"base_url": "http://b:2", "api_key": "k"})"; }
+  auto loaded = LoadConfig(dir / "config.json");
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ(loaded->url, "http://b:2");
+}
+
+TEST(ConfigTest, ApiKeySourceIsReported) {
+  EXPECT_EQ(ResolveEndpoint("", "f", nullptr, "e", {"", "c"}, "").api_key_source, "flag");
+  EXPECT_EQ(ResolveEndpoint("", "", nullptr, "e", {"", "c"}, "").api_key_source, "env");
+  EXPECT_EQ(ResolveEndpoint("", "", nullptr, nullptr, {"", "c"}, "").api_key_source, "config");
+  EXPECT_EQ(ResolveEndpoint("", "", nullptr, nullptr, {}, "").api_key_source, "");
 }
 
 }  // namespace
