@@ -28,7 +28,7 @@ int TraceFetch(Context& ctx) {
 }
 
 int TraceAnalyze(Context& ctx) {
-  auto reply = ctx.Get("/traces/workflows/analyze/" + Enc(ctx.inv.names.at(0)));
+  auto reply = ctx.Get("/traces/workflows/analyze/" + Enc(ctx.inv.names.at(0)) + "?view=flowmesh");
   if (!reply.ok) return reply.exit_code;
   if (ctx.inv.json) {
     ctx.PrintJson(reply.json);

@@ -196,9 +196,9 @@ int WorkflowList(Context& ctx) {
       rows.push_back({DisplayValue(w.value("workflow_id", nlohmann::json())),
                       DisplayValue(w.value("status", nlohmann::json())),
                       std::to_string(ids.size()),
-                      DisplayValue(w.value("completed_tasks", nlohmann::json())),
-                      DisplayValue(w.value("failed_tasks", nlohmann::json())),
-                      FormatTimestamp(w.value("submitted_at", nlohmann::json()))});
+                      DisplayValue(w.value("completed_count", nlohmann::json())),
+                      DisplayValue(w.value("failed_count", nlohmann::json())),
+                      FormatTimestamp(w.value("submitted_ts", nlohmann::json()))});
     }
   }
   ctx.io.out << FormatTable({"WORKFLOW", "STATUS", "TASKS", "DONE", "FAILED", "SUBMITTED"}, rows);
@@ -235,8 +235,8 @@ int WorkflowWatch(Context& ctx) {
   if (!info.ok) return info.exit_code;
   // Elapsed time counts from the workflow's submission, not from when watching began.
   double submitted_at = 0;
-  if (info.json.is_object() && info.json.contains("submitted_at") && info.json["submitted_at"].is_number()) {
-    submitted_at = info.json["submitted_at"].get<double>();
+  if (info.json.is_object() && info.json.contains("submitted_ts") && info.json["submitted_ts"].is_number()) {
+    submitted_at = info.json["submitted_ts"].get<double>();
   }
   double finished_at = 0;  // set once the workflow is terminal
   auto elapsed = [&] {
@@ -300,10 +300,10 @@ int WorkflowWatch(Context& ctx) {
   auto final_info = ctx.Get("/workflows/" + Enc(id));
   if (!final_info.ok) return final_info.exit_code;
   std::string status = DisplayValue(final_info.json.value("status", nlohmann::json()));
-  if (final_info.json.is_object() && final_info.json.contains("updated_at") &&
-      final_info.json["updated_at"].is_number() &&
+  if (final_info.json.is_object() && final_info.json.contains("updated_ts") &&
+      final_info.json["updated_ts"].is_number() &&
       (status == "DONE" || status == "FAILED" || status == "CANCELLED")) {
-    finished_at = final_info.json["updated_at"].get<double>();
+    finished_at = final_info.json["updated_ts"].get<double>();
   }
   // The task records are authoritative for the final view (events may have been missed).
   if (tty) {

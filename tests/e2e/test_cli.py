@@ -54,7 +54,7 @@ class CliTest(StackTestCase):
         self.assertIn(wf_id, p.stdout)
         self.assertIn("DONE", p.stdout)
         info = self.cli_json("workflow", "info", wf_id)
-        self.assertEqual((info["workflow_id"], info["status"], info["completed_tasks"]), (wf_id, "DONE", 4))
+        self.assertEqual((info["workflow_id"], info["status"], len(info["completed_tasks"])), (wf_id, "DONE", 4))
         self.assertEqual(json.loads(s.cli("--json", "workflow", "info", wf_id).stdout)["workflow_id"], wf_id)
         p = s.cli("workflow", "info", "wfl-nope", check=False)
         self.assertEqual(p.returncode, 1)
@@ -68,7 +68,7 @@ class CliTest(StackTestCase):
         self.assertEqual(len(p.stdout.strip().splitlines()), 2, p.stdout)
         self.assertIn(f"--after {page['next_cursor']}", p.stderr)
         rest = self.cli_json("workflow", "logs", "show", wf_id, "--after", str(page["next_cursor"]))
-        self.assertTrue(all(e["cursor"] > page["next_cursor"] for e in rest["entries"]))
+        self.assertTrue(all(int(e["cursor"]) > int(page["next_cursor"]) for e in rest["entries"]))
         self.assertEqual(len(page["entries"]) + len(rest["entries"]),
                          len(self.cli_json("workflow", "logs", "show", wf_id)["entries"]))
 
@@ -104,12 +104,14 @@ class CliTest(StackTestCase):
         p = s.cli("result", "download", d["task_id"], "-o", out)
         self.assertIn(out, p.stdout)
         with tarfile.open(out) as tar:
-            self.assertEqual(tar.getnames(), [f"{d['task_id']}/result.json"])
-            self.assertEqual(json.load(tar.extractfile(f"{d['task_id']}/result.json")), result)
+            self.assertEqual(tar.getnames(), [f"{d['task_id']}/results.json"])
+            envelope = json.load(tar.extractfile(f"{d['task_id']}/results.json"))
+            envelope["result"].pop("_artifacts")
+            self.assertEqual(envelope["result"], result)
         dl = self.cli_json("result", "download", d["task_id"], "--include", "all", "-o", out)
         self.assertEqual(dl["bytes"], os.path.getsize(out))
         with tarfile.open(out) as tar:
-            self.assertIn(f"{d['task_id']}/logs.jsonl", tar.getnames())
+            self.assertIn(f"{d['task_id']}/logs/logs.jsonl", tar.getnames())
         p = s.cli("result", "fetch", "tsk-nope", check=False)
         self.assertEqual(p.returncode, 1)
 

@@ -1,0 +1,125 @@
+// Worker routes: list/get (WorkerInfo), cordons by worker id or by (node alias, worker
+// alias). Cordons act on registered workers only: a cordon of an alias no worker has yet
+// answers 404 (the published server also remembers such cordons; we do not yet).
+#include "api/access.h"
+#include "api/routes/common.h"
+#include "api/routes/records.h"
+#include "api/service.h"
+
+namespace flowmesh::api {
+
+using http::Request;
+using http::Response;
+using nlohmann::json;
+
+std::map<std::string, std::string> ApiService::NodeAliases() const {
+  std::map<std::string, std::string> out;
+  auto nodes = store_->ListNodes();
+  if (nodes.ok()) {
+    for (const auto& n : *nodes) out[n.node_id] = n.alias;
+  }
+  return out;
+}
+
+std::vector<json> ApiService::WorkerRecords() const {
+  auto aliases = NodeAliases();
+  std::vector<json> out;
+  for (const auto& w : scheduler_->WorkersSnapshot()) out.push_back(WorkerJson(w, aliases));
+  return out;
+}
+
+Response ApiService::ListWorkers(Request& req) {
+  auto query = ListQuery::Parse(req);
+  if (!query.ok()) return StatusResponse(query.status());
+  return JsonResponse(200, query->Apply(WorkerRecords()));
+}
+
+Response ApiService::GetWorker(Request& req) {
+  for (auto& w : WorkerRecords()) {
+    if (w.value("id", "") == req.params["id"]) return JsonResponse(200, w);
+  }
+  return Response::Error(404, "worker " + req.params["id"] + " not found");
+}
+
+Response ApiService::ListCordons(Request&) {
+  json out = json::array();
+  for (const auto& w : WorkerRecords()) {
+    if (w.value("cordoned", false)) {
+      out.push_back({{"node_alias", w["node_alias"]}, {"alias", w["alias"]}, {"worker_id", w["id"]}});
+    }
+  }
+  return JsonResponse(200, out);
+}
+
+// Cordons (or uncordons) the worker `worker_id`, or the one named `alias` on the node named
+// `node_alias` (alias, name or id), answering WorkerCordonResult.
+void ApiService::SetCordon(const std::string& worker_id, const std::string& node_alias,
+                           const std::string& alias, bool cordon,
+                           std::shared_ptr<http::Responder> resp) {
+  const json* found = nullptr;
+  auto workers = WorkerRecords();
+  for (const auto& w : workers) {
+    bool match = !worker_id.empty()
+                     ? w.value("id", "") == worker_id
+                     : (w.value("node_alias", "") == node_alias || w.value("node_id", "") == node_alias) &&
+                           (w.value("alias", "") == alias || w.value("name", "") == alias);
+    if (match) found = &w;
+  }
+  if (found == nullptr) {
+    resp->Send(Response::Error(404, worker_id.empty()
+                                        ? "no worker " + alias + " on node " + node_alias
+                                        : "worker " + worker_id + " not found"));
+    return;
+  }
+  json result = {{"node_alias", (*found)["node_alias"]},
+                 {"alias", (*found)["alias"]},
+                 {"cordoned", cordon},
+                 {"changed", found->value("cordoned", false) != cordon},
+                 {"worker_ids", json::array({(*found)["id"]})},
+                 {"worker_id", (*found)["id"]},
+                 {"ok", true}};
+  scheduler_->SetCordon(found->value("id", ""), cordon, [resp, result](Result<json> res) {
+    if (!res.ok()) {
+      resp->Send(StatusResponse(res.status()));
+      return;
+    }
+    resp->Send(JsonResponse(200, result));
+  });
+}
+
+void ApiService::AddWorkerRoutes(http::Router& r) {
+  std::string p = std::string(kPrefix) + "/workers";
+  r.Add("GET", p, [this](Request& req) { return ListWorkers(req); });
+  // Both spellings of the published cordon list (0.1.x servers changed it).
+  r.Add("GET", p + "/cordoned", [this](Request& req) { return ListCordons(req); });
+  r.Add("GET", p + "/cordons", [this](Request& req) { return ListCordons(req); });
+  r.AddAsync("DELETE", p + "/cordoned/{node_alias}/{alias}",
+             [this](Request& req, std::shared_ptr<http::Responder> resp) {
+               SetCordon("", req.params["node_alias"], req.params["alias"], false, std::move(resp));
+             });
+  r.Add("GET", p + "/{id}", [this](Request& req) { return GetWorker(req); });
+  for (bool cordon : {true, false}) {
+    std::string verb = cordon ? "cordon" : "uncordon";
+    r.AddAsync("POST", p + "/{id}/" + verb, [this, cordon](Request& req, std::shared_ptr<http::Responder> resp) {
+      SetCordon(req.params["id"], "", "", cordon, std::move(resp));
+    });
+    // Body {worker_id} or {node_alias, alias}.
+    r.AddAsync("POST", p + "/" + verb, [this, cordon](Request& req, std::shared_ptr<http::Responder> resp) {
+      json body = json::parse(req.body, nullptr, false);
+      if (!body.is_object()) {
+        resp->Send(Response::Error(422, "expected a JSON object {worker_id} or {node_alias, alias}"));
+        return;
+      }
+      std::string worker_id = body.value("worker_id", "");
+      std::string node_alias = body.value("node_alias", "");
+      std::string alias = body.value("alias", "");
+      if (worker_id.empty() && (node_alias.empty() || alias.empty())) {
+        resp->Send(Response::Error(422, "give 'worker_id', or both 'node_alias' and 'alias'"));
+        return;
+      }
+      SetCordon(worker_id, node_alias, alias, cordon, std::move(resp));
+    });
+  }
+}
+
+}  // namespace flowmesh::api
