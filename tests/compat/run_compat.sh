@@ -8,4 +8,4 @@ version="$1"
 line="$("$here/../../scripts/install-compat" "$version" | tail -n 1)"
 venv="${line#* }"
 cd "$here"
-exec "$venv/bin/python" -m unittest -v test_compat
+exec "$venv/bin/python" -m unittest -v --durations 0 test_compat

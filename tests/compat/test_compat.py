@@ -167,8 +167,13 @@ class CompatTest(unittest.TestCase):
             CompatTest.done_task = task_id
         return CompatTest.done_task
 
+    def local_node(self):
+        return self.stack.health()["local_node"]
+
     def worker(self):
-        [w] = [w for w in self.sdk.workers.list() if w.status != "DOWN"]
+        """The stack's own CPU worker (other tests register extra nodes and workers)."""
+        [w] = [w for w in self.sdk.workers.list(query_params=[("node_id", self.local_node())])
+               if w.status != "DOWN"]
         return w
 
     # ---- SDK, sync client
@@ -321,11 +326,13 @@ class CompatTest(unittest.TestCase):
             self.assertFalse(workers.uncordon_alias(w.node_alias, w.alias).cordoned)
             self.assertEqual(workers.list_cordons(), [])
         nodes = self.sdk.nodes
-        [node] = nodes.list()
+        [node] = nodes.list(node_id=self.local_node())
         self.assertEqual(nodes.retrieve(node.id).alias, node.alias)
         self.assertEqual([n.id for n in nodes.list(node_id=node.id, namespace=node.namespace, cluster=node.cluster,
                                                    alias=node.alias)], [node.id])
-        self.assertEqual([x.node_id for x in nodes.list_workers(node.id)], [node.id])
+        on_node = nodes.list_workers(node.id)  # a worker restarted by another test is listed DOWN too
+        self.assertIn(w.id, [x.id for x in on_node])
+        self.assertEqual({x.node_id for x in on_node}, {node.id})
         self.assertIn(w.id, [x.id for x in nodes.list_all_workers()])
         self.assertEqual(nodes.list_all_workers(query_params=[("provider", "docker")]), [])
         extra = nodes.register(namespace="compat", cluster="lab", alias="compat-node",
@@ -337,8 +344,9 @@ class CompatTest(unittest.TestCase):
         wr = nodes.register_worker(extra.node_id, {"alias": "compat-worker", "task_types": ["ssh"]})
         self.assertTrue(wr.worker_id.startswith("wkr-"))
         self.assertIn(wr.worker_id, [x.id for x in nodes.list_workers(extra.node_id)])
-        with self.assertRaises(NotFoundError):
-            nodes.start_worker(extra.node_id, "compat-worker")  # not managed by this server
+        for verb in (nodes.start_worker, nodes.stop_worker):  # that node is not managed by this server
+            with self.assertRaises(NotFoundError):
+                verb(extra.node_id, "compat-worker")
         sysres = self.sdk.system
         self.assertTrue(sysres.health().ok)
         self.assertGreaterEqual(sysres.metrics()["workers_alive"], 1)
@@ -428,7 +436,8 @@ class CompatTest(unittest.TestCase):
             payload, _, _ = await c.results.materialize(task_id, out / "mat")
             self.assertEqual(payload["task_id"], task_id)
 
-            [w] = [w for w in await c.workers.list() if w.status != "DOWN"]
+            [w] = [w for w in await c.workers.list(query_params=[("node_id", self.local_node())])
+                   if w.status != "DOWN"]
             self.assertEqual((await c.workers.retrieve(w.id)).id, w.id)
             if hasattr(c.workers, "cordon"):
                 self.assertTrue((await c.workers.cordon(w.id)).cordoned)
@@ -481,7 +490,8 @@ class CompatTest(unittest.TestCase):
         # The default config file (HOME/.flowmesh/config.toml) without the environment variables.
         self.cli("init", self.stack.url, "--api-key", self.key, "--force")
         no_env = {"FLOWMESH_BASE_URL": None, "FLOWMESH_API_KEY": None}
-        self.assertTrue(self.cli_json_env(no_env, "info")["server_healthy"])
+        info = self.cli_json_env(no_env, "info")  # 0.1.13: versions and health; 0.1.0: {ok}
+        self.assertTrue(info.get("server_healthy", info.get("ok")))
         self.cli("deinit", "--config", str(cfg))
         self.cli("health")
 
@@ -496,7 +506,7 @@ class CompatTest(unittest.TestCase):
         watched = self.cli("workflow", "watch", wf_id, "--interval", "0.1").stdout
         self.assertIn("DONE", watched)
         self.assertEqual(self.cli_json("workflow", "info", wf_id)["workflow_id"], wf_id)
-        listed = self.cli_json("workflow", "list", "--status", "DONE", "--limit", "100")
+        listed = self.cli_json("workflow", "list", "--status", "DONE", "--status", "FAILED")
         self.assertIn(wf_id, [w["workflow_id"] for w in listed])
         self.assertEqual([w["workflow_id"] for w in self.cli_json("workflow", "list", "--id", wf_id, "-q", "status=DONE")],
                          [wf_id])
@@ -550,14 +560,15 @@ class CompatTest(unittest.TestCase):
         spans = self.cli("trace", "fetch", "spans", wf_id).stdout.splitlines()
         self.assertTrue(spans and all(json.loads(s) for s in spans))
         self.assertIn("Wrote", self.cli("trace", "fetch", "lineage", wf_id, "-o", str(d / "l.jsonl")).stdout)
-        self.assertIn(first, self.cli("trace", "analyze", wf_id).stdout)
+        self.assertIn(first[:12], self.cli("trace", "analyze", wf_id).stdout)  # rich view: short ids
+        self.assertIn(wf_id, self.cli("trace", "analyze", wf_id, "--format", "json").stdout)
         # node worker stop/start act on this server's own supervisor: last, on the real worker.
         stack_name = self.stack.api("GET", "/api/v1/stack/workers")[0]["name"]
         self.cli("node", "worker", "stop", node["id"], stack_name)
         wait_until(lambda: self.sdk.workers.retrieve(w.id).status == "DOWN", timeout=30, what="worker stopped")
         self.cli("node", "worker", "start", node["id"], stack_name)
-        wait_until(lambda: [x for x in self.sdk.workers.list() if x.status != "DOWN"], timeout=30,
-                   what="worker back")
+        wait_until(lambda: [x for x in self.sdk.workers.list(query_params=[("node_id", node["id"])])
+                            if x.status != "DOWN"], timeout=30, what="worker back")
 
     def cli_json_env(self, env, *args):
         return json.loads(self.cli(*args, env=env).stdout)
