@@ -104,7 +104,7 @@ class CliTest(StackTestCase):
         p = s.cli("result", "download", d["task_id"], "-o", out)
         self.assertIn(out, p.stdout)
         with tarfile.open(out) as tar:
-            self.assertEqual(tar.getnames(), [f"{d['task_id']}/results.json"])
+            self.assertEqual([m.name for m in tar.getmembers() if m.isfile()], [f"{d['task_id']}/results.json"])
             envelope = json.load(tar.extractfile(f"{d['task_id']}/results.json"))
             envelope["result"].pop("_artifacts")
             self.assertEqual(envelope["result"], result)

@@ -22,7 +22,7 @@ class QuickStartTest(StackTestCase):
         self.assertEqual(watch.returncode, 0, watch.stdout + watch.stderr)
         wf = s.workflow(wf_id)
         self.assertEqual(wf["status"], "DONE")
-        self.assertEqual(wf["completed_tasks"], 3)
+        self.assertEqual(len(wf["completed_tasks"]), 3)
         for t in s.tasks(wf_id):
             result = s.api("GET", f"/api/v1/results/{t['task_id']}")
             self.assertIn("items", result)

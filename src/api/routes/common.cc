@@ -159,6 +159,8 @@ bool ValueMatches(const json& v, const std::string& key, const std::vector<std::
     for (size_t comma = all.find(','); comma != std::string::npos; comma = all.find(',', start)) {
       std::string tag = all.substr(start, comma - start);
       start = comma + 1;
+      tag.erase(0, tag.find_first_not_of(" \t"));
+      tag.erase(tag.find_last_not_of(" \t") + 1);
       if (!tag.empty() && any([&tag](const std::string& w) { return w == tag; })) return true;
     }
     return false;
