@@ -30,6 +30,12 @@ json ParseOr(const std::string& text, json fallback) {
   return j.is_discarded() ? fallback : j;
 }
 
+std::string TextField(const json& object, const char* key) {
+  if (!object.is_object()) return "";
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 int ParseInt(const std::string& s, int fallback) {
   if (s.empty()) return fallback;
   try {

@@ -24,6 +24,8 @@ void SendResult(const std::shared_ptr<http::Responder>& r, const Result<nlohmann
                 int ok_status = 200);
 
 nlohmann::json ParseOr(const std::string& text, nlohmann::json fallback);
+// The string at `key` of an object from a client; "" when absent or not a string.
+std::string TextField(const nlohmann::json& object, const char* key);
 int ParseInt(const std::string& s, int fallback);
 // A non-negative integer cursor ("" is 0); `what` names the parameter in the error.
 Result<int64_t> ParseCursor(const std::string& s, const char* what);

@@ -99,7 +99,7 @@ void ApiService::PostResult(Request& req, std::shared_ptr<http::Responder> resp)
   rec.task_id = task_id;
   rec.digest = prepared->digest;
   rec.size = static_cast<int64_t>(prepared->size);
-  rec.worker_id = body.value("worker_id", "");
+  rec.worker_id = TextField(body, "worker_id");
   rec.metadata_json = body.contains("metadata") ? body["metadata"].dump() : "{}";
   rec.received_at = WallSeconds();
   std::string d = prepared->digest;

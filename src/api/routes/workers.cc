@@ -110,9 +110,9 @@ void ApiService::AddWorkerRoutes(http::Router& r) {
         resp->Send(Response::Error(422, "expected a JSON object {worker_id} or {node_alias, alias}"));
         return;
       }
-      std::string worker_id = body.value("worker_id", "");
-      std::string node_alias = body.value("node_alias", "");
-      std::string alias = body.value("alias", "");
+      std::string worker_id = TextField(body, "worker_id");
+      std::string node_alias = TextField(body, "node_alias");
+      std::string alias = TextField(body, "alias");
       if (worker_id.empty() && (node_alias.empty() || alias.empty())) {
         resp->Send(Response::Error(422, "give 'worker_id', or both 'node_alias' and 'alias'"));
         return;
