@@ -38,21 +38,23 @@ class ApiService {
   // Counters shown by /metrics; the app adds server-level gauges.
   void SetExtraMetrics(std::function<nlohmann::json()> extra) { extra_metrics_ = std::move(extra); }
   // POST /api/v1/system/gc runs one storage maintenance pass (grace in seconds).
-  void SetMaintenance(std::function<nlohmann::json(double)> pass) { maintenance_ = std::move(pass); }
+  void SetMaintenance(std::function<nlohmann::json(double)> pass) {
+    maintenance_ = std::move(pass);
+  }
 
  private:
   // One file per resource under src/api/routes/; each Add*Routes registers named handlers.
-  void AddWorkflowRoutes(http::Router& r);  // routes/workflows.cc
+  void AddWorkflowRoutes(http::Router& r);                      // routes/workflows.cc
   void AddLogRoutes(http::Router& r, const std::string& kind);  // routes/logs.cc
-  void AddTaskRoutes(http::Router& r);      // routes/tasks.cc
-  void AddResultRoutes(http::Router& r);    // routes/results.cc
-  void AddWorkerRoutes(http::Router& r);    // routes/workers.cc
-  void AddNodeRoutes(http::Router& r);      // routes/nodes.cc
-  void AddStackRoutes(http::Router& r);     // routes/nodes.cc
-  void AddSystemRoutes(http::Router& r);    // routes/system.cc
-  void AddTraceRoutes(http::Router& r);     // routes/traces.cc
-  void AddSshRoutes(http::Router& r);       // routes/ssh.cc
-  void AddAdminRoutes(http::Router& r);     // admin_routes.cc: orgs, keys, usage
+  void AddTaskRoutes(http::Router& r);                          // routes/tasks.cc
+  void AddResultRoutes(http::Router& r);                        // routes/results.cc
+  void AddWorkerRoutes(http::Router& r);                        // routes/workers.cc
+  void AddNodeRoutes(http::Router& r);                          // routes/nodes.cc
+  void AddStackRoutes(http::Router& r);                         // routes/nodes.cc
+  void AddSystemRoutes(http::Router& r);                        // routes/system.cc
+  void AddTraceRoutes(http::Router& r);                         // routes/traces.cc
+  void AddSshRoutes(http::Router& r);                           // routes/ssh.cc
+  void AddAdminRoutes(http::Router& r);  // admin_routes.cc: orgs, keys, usage
 
   // Workflows.
   void SubmitWorkflow(http::Request& req, std::shared_ptr<http::Responder> resp);
@@ -60,7 +62,8 @@ class ApiService {
   http::Response ListWorkflows(http::Request& req);
   http::Response GetWorkflow(http::Request& req);
   void CancelWorkflow(http::Request& req, std::shared_ptr<http::Responder> resp);
-  Result<nlohmann::json> WorkflowRecordJson(const state::WorkflowRecord& w, const std::string& view) const;
+  Result<nlohmann::json> WorkflowRecordJson(const state::WorkflowRecord& w,
+                                            const std::string& view) const;
   // Logs of a workflow or a task.
   Status CheckLogOwner(const http::Request& req, bool is_task, const std::string& id) const;
   http::Response QueryLogs(http::Request& req, bool is_task);
@@ -84,8 +87,8 @@ class ApiService {
   http::Response ListWorkers(http::Request& req);
   http::Response GetWorker(http::Request& req);
   http::Response ListCordons(http::Request& req);
-  void SetCordon(const std::string& worker_id, const std::string& node_alias, const std::string& alias,
-                 bool cordon, std::shared_ptr<http::Responder> resp);
+  void SetCordon(const std::string& worker_id, const std::string& node_alias,
+                 const std::string& alias, bool cordon, std::shared_ptr<http::Responder> resp);
   http::Response ListNodes(http::Request& req);
   http::Response GetNode(http::Request& req);
   http::Response ListNodeWorkers(http::Request& req, const std::string& node_id);
@@ -93,7 +96,8 @@ class ApiService {
   void RegisterNodeWorker(http::Request& req, std::shared_ptr<http::Responder> resp);
   void NodeWorkerCommand(http::Request& req, std::shared_ptr<http::Responder> resp, bool start);
   void StartStackWorker(http::Request& req, std::shared_ptr<http::Responder> resp);
-  void StackWorkerVerb(http::Request& req, std::shared_ptr<http::Responder> resp, const std::string& kind);
+  void StackWorkerVerb(http::Request& req, std::shared_ptr<http::Responder> resp,
+                       const std::string& kind);
   // Traces, ssh/serve.
   Result<WorkflowTrace> TraceOf(const http::Request& req, const std::string& id) const;
   http::Response NotYetForTask(http::Request& req, const char* why);

@@ -1,10 +1,10 @@
 #include "api/routes/common.h"
 
+#include <fmt/format.h>
+
 #include <cctype>
 #include <cmath>
 #include <ctime>
-
-#include <fmt/format.h>
 
 namespace flowmesh::api {
 
@@ -81,7 +81,8 @@ template <typename Fn>
 void ForEachQueryPair(const http::Request& req, Fn fn) {
   std::string_view target = req.target;
   auto mark = target.find('?');
-  std::string_view query = mark == std::string_view::npos ? std::string_view() : target.substr(mark + 1);
+  std::string_view query =
+      mark == std::string_view::npos ? std::string_view() : target.substr(mark + 1);
   while (!query.empty()) {
     auto amp = query.find('&');
     std::string_view pair = query.substr(0, amp);
@@ -89,7 +90,8 @@ void ForEachQueryPair(const http::Request& req, Fn fn) {
     if (pair.empty()) continue;
     auto eq = pair.find('=');
     fn(http::PercentDecode(pair.substr(0, eq), true),
-       eq == std::string_view::npos ? std::string() : http::PercentDecode(pair.substr(eq + 1), true));
+       eq == std::string_view::npos ? std::string()
+                                    : http::PercentDecode(pair.substr(eq + 1), true));
   }
 }
 
@@ -112,11 +114,13 @@ Result<ListQuery> ListQuery::Parse(const http::Request& req) {
     if (key == "limit") {
       q.limit_ = ParseInt(value, -1);
       if (q.limit_ < 1) {
-        bad = InvalidArgument("query parameter 'limit' must be a positive integer, got '" + value + "'");
+        bad = InvalidArgument("query parameter 'limit' must be a positive integer, got '" + value +
+                              "'");
       }
     } else if (key == "view") {
       if (value != "status" && value != "full") {
-        bad = InvalidArgument("query parameter 'view' must be 'status' or 'full', got '" + value + "'");
+        bad = InvalidArgument("query parameter 'view' must be 'status' or 'full', got '" + value +
+                              "'");
       }
       q.view_ = value;
     } else if (key != "token") {  // ?token= authenticates EventSource clients
@@ -141,7 +145,8 @@ bool ValueMatches(const json& v, const std::string& key, const std::vector<std::
     }
     return false;
   };
-  if (v.is_null()) return any([](const std::string& w) { return w.empty() || w == "null" || w == "None"; });
+  if (v.is_null())
+    return any([](const std::string& w) { return w.empty() || w == "null" || w == "None"; });
   if (v.is_boolean()) {
     bool b = v.get<bool>();
     return any([b](const std::string& w) {
@@ -184,7 +189,8 @@ bool ListQuery::Matches(const json& record) const {
     bool found = true;
     for (;;) {
       size_t dot = key.find('.', start);
-      std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+      std::string part =
+          key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
       if (!v->is_object() || !v->contains(part)) {
         found = false;
         break;

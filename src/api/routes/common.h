@@ -3,10 +3,9 @@
 // semantics, `limit` keeping the newest records, `view` handled by the caller).
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>

@@ -31,7 +31,8 @@ Response ApiService::QueryLogs(Request& req, bool is_task) {
   Status s = CheckLogOwner(req, is_task, id);
   if (!s.ok()) return StatusResponse(s);
   int limit = ParseInt(req.Query("limit"), is_task ? 200 : 500);
-  if (limit < 1 || limit > 10000) return Response::Error(422, "query parameter 'limit' must be between 1 and 10000");
+  if (limit < 1 || limit > 10000)
+    return Response::Error(422, "query parameter 'limit' must be between 1 and 10000");
   auto after = ParseCursor(req.Query("after"), "after");
   if (!after.ok()) return StatusResponse(after.status());
   auto before = ParseCursor(req.Query("before"), "before");
@@ -51,7 +52,8 @@ Response ApiService::QueryLogs(Request& req, bool is_task) {
   json next = events->empty() ? (q.after > 0 ? json(std::to_string(q.after)) : json(nullptr))
                               : json(std::to_string(events->back().cursor));
   json prev = events->empty() ? json(nullptr) : json(std::to_string(events->front().cursor));
-  return JsonResponse(200, json{{"entries", entries}, {"next_cursor", next}, {"prev_cursor", prev}});
+  return JsonResponse(200,
+                      json{{"entries", entries}, {"next_cursor", next}, {"prev_cursor", prev}});
 }
 
 void ApiService::StreamLogs(Request& req, std::shared_ptr<http::SseStream> stream, bool is_task) {
@@ -172,11 +174,12 @@ void ApiService::AddLogRoutes(http::Router& r, const std::string& kind) {
     if (!cursor.ok()) return StatusResponse(cursor.status());
     return std::nullopt;
   };
-  r.AddSse(p + "/logs/stream",
-           [this, is_task](Request& req, std::shared_ptr<http::SseStream> stream) {
-             StreamLogs(req, std::move(stream), is_task);
-           },
-           precheck);
+  r.AddSse(
+      p + "/logs/stream",
+      [this, is_task](Request& req, std::shared_ptr<http::SseStream> stream) {
+        StreamLogs(req, std::move(stream), is_task);
+      },
+      precheck);
 }
 
 }  // namespace flowmesh::api

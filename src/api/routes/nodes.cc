@@ -96,13 +96,16 @@ void ApiService::RegisterNodeWorker(Request& req, std::shared_ptr<http::Responde
   }
   json info = body.contains("info") && body["info"].is_object() ? body["info"] : body;
   if (!info.contains("task_types") || !info["task_types"].is_array()) {
-    resp->Send(Response::Error(422, "worker registration needs 'task_types' (a list of task types it runs)"));
+    resp->Send(Response::Error(
+        422, "worker registration needs 'task_types' (a list of task types it runs)"));
     return;
   }
   std::string worker_id = body.contains("worker_id") && body["worker_id"].is_string()
-                              ? body["worker_id"].get<std::string>() : "";
+                              ? body["worker_id"].get<std::string>()
+                              : "";
   if (worker_id.rfind("wkr-", 0) != 0) worker_id = NewId("wkr");
-  json up = {{"kind", "worker_up"}, {"node_id", node->node_id}, {"worker_id", worker_id}, {"info", info}};
+  json up = {
+      {"kind", "worker_up"}, {"node_id", node->node_id}, {"worker_id", worker_id}, {"info", info}};
   bus::Message m;
   m.payload = up.dump();
   if (const auth::PluginHost* plugins = auth_ ? auth_->plugins() : nullptr) {
@@ -113,25 +116,31 @@ void ApiService::RegisterNodeWorker(Request& req, std::shared_ptr<http::Responde
   });
 }
 
-void ApiService::NodeWorkerCommand(Request& req, std::shared_ptr<http::Responder> resp, bool start) {
+void ApiService::NodeWorkerCommand(Request& req, std::shared_ptr<http::Responder> resp,
+                                   bool start) {
   if (req.params["id"] != scheduler_->local_node_id()) {
-    resp->Send(Response::Error(404, "node " + req.params["id"] + " is not managed by this server's supervisor"));
+    resp->Send(Response::Error(
+        404, "node " + req.params["id"] + " is not managed by this server's supervisor"));
     return;
   }
-  scheduler_->StackWorkerCommand(start ? "start_worker" : "stop_worker", req.params["name"], json::object(),
+  scheduler_->StackWorkerCommand(start ? "start_worker" : "stop_worker", req.params["name"],
+                                 json::object(),
                                  [resp](Result<json> res) { SendNoContent(resp, res); });
 }
 
 void ApiService::StartStackWorker(Request& req, std::shared_ptr<http::Responder> resp) {
   json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
   if (!body.is_object()) {
-    resp->Send(Response::Error(422, "worker init config must be a JSON object {provider, worker_config}"));
+    resp->Send(
+        Response::Error(422, "worker init config must be a JSON object {provider, worker_config}"));
     return;
   }
   std::string provider = body.contains("provider") && body["provider"].is_string()
-                             ? body["provider"].get<std::string>() : "native";
+                             ? body["provider"].get<std::string>()
+                             : "native";
   if (provider != "native") {
-    resp->Send(Response::Error(422, "provider '" + provider + "' is not available on this node (supported: native)"));
+    resp->Send(Response::Error(
+        422, "provider '" + provider + "' is not available on this node (supported: native)"));
     return;
   }
   json cfg = body.value("worker_config", json::object());
@@ -140,16 +149,21 @@ void ApiService::StartStackWorker(Request& req, std::shared_ptr<http::Responder>
     return;
   }
   std::string type = cfg.contains("worker_type") && cfg["worker_type"].is_string()
-                         ? cfg["worker_type"].get<std::string>() : "cpu";
+                         ? cfg["worker_type"].get<std::string>()
+                         : "cpu";
   if (type != "cpu" && type != "gpu") {
-    resp->Send(Response::Error(422, "worker_config.worker_type must be cpu or gpu, got '" + type + "'"));
+    resp->Send(
+        Response::Error(422, "worker_config.worker_type must be cpu or gpu, got '" + type + "'"));
     return;
   }
-  std::string name = body.contains("name") && body["name"].is_string() ? body["name"].get<std::string>() : "";
-  scheduler_->StackWorkerCommand("start_worker", name, body, [resp](Result<json> res) { SendResult(resp, res, 201); });
+  std::string name =
+      body.contains("name") && body["name"].is_string() ? body["name"].get<std::string>() : "";
+  scheduler_->StackWorkerCommand("start_worker", name, body,
+                                 [resp](Result<json> res) { SendResult(resp, res, 201); });
 }
 
-void ApiService::StackWorkerVerb(Request& req, std::shared_ptr<http::Responder> resp, const std::string& kind) {
+void ApiService::StackWorkerVerb(Request& req, std::shared_ptr<http::Responder> resp,
+                                 const std::string& kind) {
   std::string name = req.params["name"];
   bool known = false;
   for (const auto& w : scheduler_->StackWorkersSnapshot()) known |= w.value("name", "") == name;
@@ -157,7 +171,8 @@ void ApiService::StackWorkerVerb(Request& req, std::shared_ptr<http::Responder> 
     resp->Send(Response::Error(404, "stack worker " + name + " not found"));
     return;
   }
-  scheduler_->StackWorkerCommand(kind, name, json::object(), [resp](Result<json> res) { SendResult(resp, res); });
+  scheduler_->StackWorkerCommand(kind, name, json::object(),
+                                 [resp](Result<json> res) { SendResult(resp, res); });
 }
 
 void ApiService::AddNodeRoutes(http::Router& r) {
@@ -167,11 +182,13 @@ void ApiService::AddNodeRoutes(http::Router& r) {
   r.AddAsync("POST", p + "/register", [this](Request& req, std::shared_ptr<http::Responder> resp) {
     RegisterNode(req, std::move(resp));
   });
-  r.AddAsync("POST", p + "/{id}/workers/register", [this](Request& req, std::shared_ptr<http::Responder> resp) {
-    RegisterNodeWorker(req, std::move(resp));
-  });
+  r.AddAsync("POST", p + "/{id}/workers/register",
+             [this](Request& req, std::shared_ptr<http::Responder> resp) {
+               RegisterNodeWorker(req, std::move(resp));
+             });
   r.Add("GET", p + "/{id}", [this](Request& req) { return GetNode(req); });
-  r.Add("GET", p + "/{id}/workers", [this](Request& req) { return ListNodeWorkers(req, req.params["id"]); });
+  r.Add("GET", p + "/{id}/workers",
+        [this](Request& req) { return ListNodeWorkers(req, req.params["id"]); });
   for (bool start : {true, false}) {
     r.AddAsync("POST", p + "/{id}/workers/{name}/" + (start ? "start" : "stop"),
                [this, start](Request& req, std::shared_ptr<http::Responder> resp) {
@@ -182,7 +199,8 @@ void ApiService::AddNodeRoutes(http::Router& r) {
 
 void ApiService::AddStackRoutes(http::Router& r) {
   std::string p = std::string(kPrefix) + "/stack/workers";
-  r.Add("GET", p, [this](Request&) { return JsonResponse(200, scheduler_->StackWorkersSnapshot()); });
+  r.Add("GET", p,
+        [this](Request&) { return JsonResponse(200, scheduler_->StackWorkersSnapshot()); });
   r.AddAsync("POST", p, [this](Request& req, std::shared_ptr<http::Responder> resp) {
     StartStackWorker(req, std::move(resp));
   });
@@ -196,9 +214,10 @@ void ApiService::AddStackRoutes(http::Router& r) {
        {std::tuple{"DELETE", "", "remove_worker"}, std::tuple{"POST", "/start", "start_worker"},
         std::tuple{"POST", "/stop", "stop_worker"}}) {
     std::string k = kind;
-    r.AddAsync(method, p + "/{name}" + suffix, [this, k](Request& req, std::shared_ptr<http::Responder> resp) {
-      StackWorkerVerb(req, std::move(resp), k);
-    });
+    r.AddAsync(method, p + "/{name}" + suffix,
+               [this, k](Request& req, std::shared_ptr<http::Responder> resp) {
+                 StackWorkerVerb(req, std::move(resp), k);
+               });
   }
 }
 

@@ -117,11 +117,21 @@ json WorkflowJson(const state::WorkflowRecord& w, const std::vector<state::TaskR
   for (const auto& t : tasks) {
     switch (t.status) {
       case state::TaskState::kDispatched:
-      case state::TaskState::kCancelling: dispatched.push_back(t.task_id); break;
-      case state::TaskState::kDone: completed.push_back(t.task_id); break;
-      case state::TaskState::kFailed: failed.push_back(t.task_id); break;
-      case state::TaskState::kCancelled: cancelled.push_back(t.task_id); break;
-      case state::TaskState::kPending: pending.push_back(t.task_id); break;
+      case state::TaskState::kCancelling:
+        dispatched.push_back(t.task_id);
+        break;
+      case state::TaskState::kDone:
+        completed.push_back(t.task_id);
+        break;
+      case state::TaskState::kFailed:
+        failed.push_back(t.task_id);
+        break;
+      case state::TaskState::kCancelled:
+        cancelled.push_back(t.task_id);
+        break;
+      case state::TaskState::kPending:
+        pending.push_back(t.task_id);
+        break;
     }
   }
   json out = {{"workflow_id", w.workflow_id},
@@ -165,17 +175,22 @@ json WorkerJson(const json& snapshot, const std::map<std::string, std::string>& 
     w["alias"] = w.value("name", id);
   }
   w["version"] = w.contains("version") && w["version"].is_string() ? w["version"] : json(nullptr);
-  double last_seen = w.contains("last_seen") && w["last_seen"].is_number() ? w["last_seen"].get<double>() : 0;
+  double last_seen =
+      w.contains("last_seen") && w["last_seen"].is_number() ? w["last_seen"].get<double>() : 0;
   double registered = w.contains("registered_at") && w["registered_at"].is_number()
-                          ? w["registered_at"].get<double>() : 0;
+                          ? w["registered_at"].get<double>()
+                          : 0;
   w["last_seen_ts"] = last_seen;
   w["last_seen"] = IsoTime(last_seen);
   w["started_at"] = IsoTime(registered);
-  if (!w.contains("pid") || !w["pid"].is_number_integer() || w["pid"].get<int64_t>() <= 0) w["pid"] = nullptr;
+  if (!w.contains("pid") || !w["pid"].is_number_integer() || w["pid"].get<int64_t>() <= 0)
+    w["pid"] = nullptr;
   if (!w.contains("env") || !w["env"].is_object()) w["env"] = json::object();
-  if (!w.contains("tags") || !(w["tags"].is_array() || w["tags"].is_string())) w["tags"] = json::array();
+  if (!w.contains("tags") || !(w["tags"].is_array() || w["tags"].is_string()))
+    w["tags"] = json::array();
   if (!w.contains("cost_per_hour") || !w["cost_per_hour"].is_number()) w["cost_per_hour"] = nullptr;
-  json types = w.contains("task_types") && w["task_types"].is_array() ? w["task_types"] : json::array();
+  json types =
+      w.contains("task_types") && w["task_types"].is_array() ? w["task_types"] : json::array();
   w["capabilities"] = {{"supported_task_types", types}};
   json models = json::array();
   if (w.contains("loaded_models") && w["loaded_models"].is_array()) {
@@ -204,7 +219,8 @@ json WorkerJson(const json& snapshot, const std::map<std::string, std::string>& 
       hw["cpu"] = {{"logical_cores", static_cast<int64_t>(w["cpu_cores"].get<double>())}};
     }
     if (w.contains("memory_mb") && w["memory_mb"].is_number()) {
-      hw["memory"] = {{"total_bytes", static_cast<int64_t>(w["memory_mb"].get<double>() * 1048576.0)}};
+      hw["memory"] = {
+          {"total_bytes", static_cast<int64_t>(w["memory_mb"].get<double>() * 1048576.0)}};
     }
     if (!devices.empty()) hw["gpu"] = {{"devices", devices}};
     w["hardware"] = hw;
@@ -227,28 +243,34 @@ json NodeJson(const state::NodeRecord& n, const std::vector<std::string>& worker
   json info = ParseOr(n.info_json, json::object());
   if (!info.is_object()) info = json::object();
   json tags = info.contains("tags") && (info["tags"].is_array() || info["tags"].is_string())
-                  ? info["tags"] : json::array();
+                  ? info["tags"]
+                  : json::array();
   auto text_or_null = [&info](const char* key) {
     return info.contains(key) && info[key].is_string() ? info[key] : json(nullptr);
   };
   json started = text_or_null("started_at");
   if (started.is_null()) started = IsoTime(n.registered_at);
-  return {{"id", n.node_id},
-          {"node_id", n.node_id},
-          {"namespace", info.contains("namespace") && info["namespace"].is_string() ? info["namespace"] : json("default")},
-          {"cluster", info.contains("cluster") && info["cluster"].is_string() ? info["cluster"] : json("default")},
-          {"alias", n.alias},
-          {"version", text_or_null("version")},
-          {"started_at", started},
-          {"tags", tags},
-          {"last_seen", IsoTime(n.last_seen)},
-          {"last_seen_ts", n.last_seen},
-          {"registered_ts", n.registered_at},
-          {"max_gpu_count", info.contains("max_gpu_count") && info["max_gpu_count"].is_number_integer() ? info["max_gpu_count"] : json(0)},
-          {"current_gpu_count", 0},
-          {"info", info},
-          {"local", info.value("local", false)},
-          {"workers", worker_ids}};
+  return {
+      {"id", n.node_id},
+      {"node_id", n.node_id},
+      {"namespace", info.contains("namespace") && info["namespace"].is_string() ? info["namespace"]
+                                                                                : json("default")},
+      {"cluster",
+       info.contains("cluster") && info["cluster"].is_string() ? info["cluster"] : json("default")},
+      {"alias", n.alias},
+      {"version", text_or_null("version")},
+      {"started_at", started},
+      {"tags", tags},
+      {"last_seen", IsoTime(n.last_seen)},
+      {"last_seen_ts", n.last_seen},
+      {"registered_ts", n.registered_at},
+      {"max_gpu_count", info.contains("max_gpu_count") && info["max_gpu_count"].is_number_integer()
+                            ? info["max_gpu_count"]
+                            : json(0)},
+      {"current_gpu_count", 0},
+      {"info", info},
+      {"local", info.value("local", false)},
+      {"workers", worker_ids}};
 }
 
 json PublicEvent(const std::string& event_json) {
@@ -260,12 +282,14 @@ json PublicEvent(const std::string& event_json) {
     e["ts"] = IsoTime(ts);
   }
   std::string type = e.value("type", "");
-  const json payload = e.contains("payload") && e["payload"].is_object() ? e["payload"] : json::object();
+  const json payload =
+      e.contains("payload") && e["payload"].is_object() ? e["payload"] : json::object();
   bool log_line = type == "TASK_LOG";
   if (!e.contains("level")) e["level"] = type == "TASK_FAILED" ? "ERROR" : "INFO";
   if (!e.contains("stream")) {
     e["stream"] = log_line && payload.contains("stream") && payload["stream"].is_string()
-                      ? payload["stream"] : json("system");
+                      ? payload["stream"]
+                      : json("system");
   }
   if (!e.contains("source")) e["source"] = log_line ? "worker" : "scheduler";
   if (!e.contains("message") || !e["message"].is_string()) {
@@ -274,8 +298,10 @@ json PublicEvent(const std::string& event_json) {
       message = payload["line"].get<std::string>();
     } else {
       message = type;
-      if (e.contains("status") && e["status"].is_string()) message += " " + e["status"].get<std::string>();
-      if (e.contains("error") && e["error"].is_string()) message += ": " + e["error"].get<std::string>();
+      if (e.contains("status") && e["status"].is_string())
+        message += " " + e["status"].get<std::string>();
+      if (e.contains("error") && e["error"].is_string())
+        message += ": " + e["error"].get<std::string>();
     }
     e["message"] = message;
   }

@@ -4,9 +4,8 @@
 // strings are ISO-8601 (UTC); their epoch-seconds twins end in `_ts`.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -16,12 +15,14 @@ namespace flowmesh::api {
 
 // `pending_dependencies`: the task's upstream tasks not DONE yet.
 // view "status": without the spec and source (TaskStatusView).
-nlohmann::json TaskJson(const state::TaskRecord& t, const std::vector<std::string>& pending_dependencies,
+nlohmann::json TaskJson(const state::TaskRecord& t,
+                        const std::vector<std::string>& pending_dependencies,
                         const std::string& view = "");
 
 // Task-id lists per state (`dispatched_tasks` includes CANCELLING) and their counts;
 // view "status": the counts without the lists (WorkflowStatusView).
-nlohmann::json WorkflowJson(const state::WorkflowRecord& w, const std::vector<state::TaskRecord>& tasks,
+nlohmann::json WorkflowJson(const state::WorkflowRecord& w,
+                            const std::vector<state::TaskRecord>& tasks,
                             const std::string& view = "");
 
 // A worker of Scheduler::WorkersSnapshot() as WorkerInfo; `node_aliases` maps node ids.

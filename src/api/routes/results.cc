@@ -22,7 +22,8 @@ struct MultipartPart {
   std::string name, filename, data;
 };
 
-Result<std::vector<MultipartPart>> ParseMultipart(const std::string& body, const std::string& content_type) {
+Result<std::vector<MultipartPart>> ParseMultipart(const std::string& body,
+                                                  const std::string& content_type) {
   auto b = content_type.find("boundary=");
   if (content_type.find("multipart/form-data") == std::string::npos || b == std::string::npos) {
     return InvalidArgument("expected a multipart/form-data body with a boundary");
@@ -35,14 +36,17 @@ Result<std::vector<MultipartPart>> ParseMultipart(const std::string& body, const
   std::string delim = "--" + boundary;
   std::vector<MultipartPart> parts;
   size_t pos = body.find(delim);
-  if (pos == std::string::npos) return InvalidArgument("multipart body has no part delimited by its boundary");
+  if (pos == std::string::npos)
+    return InvalidArgument("multipart body has no part delimited by its boundary");
   for (;;) {
     pos += delim.size();
     if (body.compare(pos, 2, "--") == 0) break;
-    if (body.compare(pos, 2, "\r\n") != 0) return InvalidArgument("malformed multipart delimiter line");
+    if (body.compare(pos, 2, "\r\n") != 0)
+      return InvalidArgument("malformed multipart delimiter line");
     pos += 2;
     size_t header_end = body.find("\r\n\r\n", pos);
-    if (header_end == std::string::npos) return InvalidArgument("multipart part without headers end");
+    if (header_end == std::string::npos)
+      return InvalidArgument("multipart part without headers end");
     std::string headers = body.substr(pos, header_end - pos);
     size_t data_start = header_end + 4;
     size_t next = body.find("\r\n" + delim, data_start);
@@ -69,7 +73,8 @@ Result<std::vector<MultipartPart>> ParseMultipart(const std::string& body, const
 void ApiService::PostResult(Request& req, std::shared_ptr<http::Responder> resp) {
   json body = json::parse(req.body, nullptr, false);
   if (!body.is_object()) {
-    resp->Send(Response::Error(422, "result upload must be a JSON object {task_id, worker_id, metadata, result}"));
+    resp->Send(Response::Error(
+        422, "result upload must be a JSON object {task_id, worker_id, metadata, result}"));
     return;
   }
   if (!body.contains("task_id") || !body["task_id"].is_string()) {
@@ -103,17 +108,18 @@ void ApiService::PostResult(Request& req, std::shared_ptr<http::Responder> resp)
   rec.metadata_json = body.contains("metadata") ? body["metadata"].dump() : "{}";
   rec.received_at = WallSeconds();
   std::string d = prepared->digest;
-  store_->Write([rec, blob = std::move(prepared).value()](state::WriteTxn& txn) -> Status {
-                  FM_RETURN_IF_ERROR(cas::ContentStore::Record(blob, txn));
-                  return txn.PutResult(rec);
-                },
-                [resp, task_id, d](const Status& s) {
-                  if (!s.ok()) {
-                    resp->Send(StatusResponse(s));
-                    return;
-                  }
-                  resp->Send(JsonResponse(200, json{{"ok", true}, {"task_id", task_id}, {"digest", d}}));
-                });
+  store_->Write(
+      [rec, blob = std::move(prepared).value()](state::WriteTxn& txn) -> Status {
+        FM_RETURN_IF_ERROR(cas::ContentStore::Record(blob, txn));
+        return txn.PutResult(rec);
+      },
+      [resp, task_id, d](const Status& s) {
+        if (!s.ok()) {
+          resp->Send(StatusResponse(s));
+          return;
+        }
+        resp->Send(JsonResponse(200, json{{"ok", true}, {"task_id", task_id}, {"digest", d}}));
+      });
 }
 
 Response ApiService::GetResult(Request& req) {
@@ -167,7 +173,8 @@ void ApiService::PostResultFiles(Request& req, std::shared_ptr<http::Responder> 
     blobs.push_back(std::move(prepared).value());
   }
   json out = json::array();
-  for (const auto& f : files) out.push_back({{"path", f.path}, {"digest", f.digest}, {"size", f.size}});
+  for (const auto& f : files)
+    out.push_back({{"path", f.path}, {"digest", f.digest}, {"size", f.size}});
   store_->Write(
       [files, blobs = std::move(blobs)](state::WriteTxn& txn) -> Status {
         for (const auto& b : blobs) FM_RETURN_IF_ERROR(cas::ContentStore::Record(b, txn));
@@ -268,7 +275,8 @@ Response ApiService::GetResultBundle(Request& req) {
       CheckAccess(req, task->org_id, auth::Kind::kResult, auth::Action::kRead, "task", id);
   if (!access.ok()) return StatusResponse(access);
   if (!state::IsTerminal(task->status)) {
-    return Response::Error(409, "task " + id + " is " + std::string(state::TaskStateName(task->status)) +
+    return Response::Error(409, "task " + id + " is " +
+                                    std::string(state::TaskStateName(task->status)) +
                                     "; bundles are available once it is finished");
   }
   std::set<std::string> include;
@@ -288,7 +296,9 @@ Response ApiService::GetResultBundle(Request& req) {
       include.insert(part);
     }
   }
-  auto has = [&include](const std::string& what) { return include.count("all") > 0 || include.count(what) > 0; };
+  auto has = [&include](const std::string& what) {
+    return include.count("all") > 0 || include.count(what) > 0;
+  };
   std::vector<ArchiveEntry> entries;
   std::string root = id + "/";
   if (has("results")) {
@@ -327,10 +337,12 @@ void ApiService::AddResultRoutes(http::Router& r) {
     PostResult(req, std::move(resp));
   });
   r.Add("GET", p + "/{task_id}", [this](Request& req) { return GetResult(req); });
-  r.AddAsync("POST", p + "/{task_id}/files", [this](Request& req, std::shared_ptr<http::Responder> resp) {
-    PostResultFiles(req, std::move(resp));
-  });
-  r.Add("GET", p + "/{task_id}/files/{path...}", [this](Request& req) { return GetResultFile(req); });
+  r.AddAsync("POST", p + "/{task_id}/files",
+             [this](Request& req, std::shared_ptr<http::Responder> resp) {
+               PostResultFiles(req, std::move(resp));
+             });
+  r.Add("GET", p + "/{task_id}/files/{path...}",
+        [this](Request& req) { return GetResultFile(req); });
   r.Add("GET", p + "/{task_id}/logs", [this](Request& req) { return GetResultLogs(req); });
   r.Add("GET", p + "/{task_id}/bundle", [this](Request& req) { return GetResultBundle(req); });
 }

@@ -24,7 +24,8 @@ constexpr const char* kNoServe =
 Response ApiService::NotYetForTask(Request& req, const char* why) {
   auto t = store_->GetTask(req.params["id"]);
   if (!t.ok()) return StatusResponse(t.status());
-  Status access = CheckAccess(req, t->org_id, auth::Kind::kTask, auth::Action::kWrite, "task", t->task_id);
+  Status access =
+      CheckAccess(req, t->org_id, auth::Kind::kTask, auth::Action::kWrite, "task", t->task_id);
   if (!access.ok()) return StatusResponse(access);
   return Response::Error(501, why);
 }
@@ -33,9 +34,11 @@ void ApiService::AddSshRoutes(http::Router& r) {
   std::string p = kPrefix;
   // No ssh executor, so no session is ever open: the list is truthfully empty.
   r.Add("GET", p + "/ssh/connections", [](Request&) { return JsonResponse(200, json::array()); });
-  r.Add("GET", p + "/ssh/tasks/{id}/proxy", [this](Request& req) { return NotYetForTask(req, kNoSsh); });
+  r.Add("GET", p + "/ssh/tasks/{id}/proxy",
+        [this](Request& req) { return NotYetForTask(req, kNoSsh); });
   for (const char* method : {"GET", "POST", "PUT", "DELETE"}) {
-    r.Add(method, p + "/serve/tasks/{id}/{path...}", [this](Request& req) { return NotYetForTask(req, kNoServe); });
+    r.Add(method, p + "/serve/tasks/{id}/{path...}",
+          [this](Request& req) { return NotYetForTask(req, kNoServe); });
   }
 }
 

@@ -28,7 +28,9 @@ void ApiService::AddSystemRoutes(http::Router& r) {
   r.Add("GET", "/healthz", [this](Request&) {
     std::string node = scheduler_->local_node_id();
     // {ok} is the published shape; status, version and local_node are ours.
-    return JsonResponse(200, json{{"ok", true}, {"status", "ok"}, {"version", config_.version},
+    return JsonResponse(200, json{{"ok", true},
+                                  {"status", "ok"},
+                                  {"version", config_.version},
                                   {"local_node", node.empty() ? json(nullptr) : json(node)}});
   });
   r.Add("GET", std::string(kPrefix) + "/schema/workflow", [](Request&) {
@@ -37,11 +39,11 @@ void ApiService::AddSystemRoutes(http::Router& r) {
     return resp;
   });
   r.Add("GET", std::string(kPrefix) + "/system/version", [this](Request&) {
-    return JsonResponse(200, json{{"version", config_.version}, {"api", "v1"}, {"name", "flowmesh"}});
+    return JsonResponse(200,
+                        json{{"version", config_.version}, {"api", "v1"}, {"name", "flowmesh"}});
   });
-  r.Add("GET", std::string(kPrefix) + "/system/metrics", [this](Request&) {
-    return JsonResponse(200, MetricsJson());
-  });
+  r.Add("GET", std::string(kPrefix) + "/system/metrics",
+        [this](Request&) { return JsonResponse(200, MetricsJson()); });
   // One storage maintenance pass now: retention purge and garbage collection.
   // `?grace_s=` (default 3600) protects blobs written or released recently.
   r.Add("POST", std::string(kPrefix) + "/system/gc", [this](Request& req) {

@@ -15,8 +15,9 @@ using nlohmann::json;
 namespace {
 
 // Upstream tasks of `t` not DONE yet; `known` holds statuses already read (others are read).
-std::vector<std::string> PendingDependencies(const state::TaskRecord& t, state::Store& store,
-                                             std::unordered_map<std::string, state::TaskState>& known) {
+std::vector<std::string> PendingDependencies(
+    const state::TaskRecord& t, state::Store& store,
+    std::unordered_map<std::string, state::TaskState>& known) {
   std::vector<std::string> out;
   if (t.status != state::TaskState::kPending) return out;  // dispatched: its inputs were ready
   for (const auto& dep : t.depends_on) {
@@ -57,10 +58,12 @@ Response ApiService::ListTasks(Request& req) {
 Response ApiService::GetTask(Request& req) {
   auto t = store_->GetTask(req.params["id"]);
   if (!t.ok()) return StatusResponse(t.status());
-  Status access = CheckAccess(req, t->org_id, auth::Kind::kTask, auth::Action::kRead, "task", t->task_id);
+  Status access =
+      CheckAccess(req, t->org_id, auth::Kind::kTask, auth::Action::kRead, "task", t->task_id);
   if (!access.ok()) return StatusResponse(access);
   std::unordered_map<std::string, state::TaskState> known;
-  return JsonResponse(200, TaskJson(*t, PendingDependencies(*t, *store_, known), req.Query("view")));
+  return JsonResponse(200,
+                      TaskJson(*t, PendingDependencies(*t, *store_, known), req.Query("view")));
 }
 
 // Asks the worker running the task to stop it (the published meaning: a running task

@@ -2,13 +2,14 @@
 // route answers the published ProfileSummary (tasks stand in for data ids: each task's
 // result is one asset version); `?view=flowmesh` answers our fuller analysis instead
 // (AnalyzeTrace: breakdown, critical path with queue/run split, per-task timing).
+#include "api/traces.h"
+
 #include <algorithm>
 #include <limits>
 
 #include "api/access.h"
 #include "api/routes/common.h"
 #include "api/service.h"
-#include "api/traces.h"
 #include "common/json_util.h"
 
 namespace flowmesh::api {
@@ -26,8 +27,9 @@ double Num(const json& j, const char* key) {
 
 // The published EventSummary: per event type, parallel lists of count and durations.
 json EventSummary(const std::vector<std::pair<std::string, std::vector<double>>>& kinds) {
-  json out = {{"event_type", json::array()}, {"count", json::array()}, {"total_seconds", json::array()},
-              {"avg_seconds", json::array()}, {"min_seconds", json::array()}, {"max_seconds", json::array()}};
+  json out = {{"event_type", json::array()},    {"count", json::array()},
+              {"total_seconds", json::array()}, {"avg_seconds", json::array()},
+              {"min_seconds", json::array()},   {"max_seconds", json::array()}};
   for (const auto& [kind, values] : kinds) {
     if (values.empty()) continue;
     double total = 0, lo = std::numeric_limits<double>::max(), hi = 0;
@@ -57,16 +59,20 @@ json ProfileSummary(const WorkflowTrace& trace, const json& analysis) {
   }
   std::map<std::string, double> finished;
   for (const auto& l : trace.lineage) finished[l.value("task_id", "")] = Num(l, "finished_ts");
-  json data_ids = json::array(), assets = json::array(), lineage = json::array(), per = json::array();
+  json data_ids = json::array(), assets = json::array(), lineage = json::array(),
+       per = json::array();
   std::vector<double> queues, runs;
   for (const auto& l : trace.lineage) {
     std::string id = l.value("task_id", "");
     data_ids.push_back(id);
     const json result = l.value("outputs", json::object()).value("result", json(nullptr));
     if (result.is_object()) {
-      assets.push_back({{"asset_guid", result.value("digest", "")}, {"latest_data_id", id},
-                        {"latest_version", 1}, {"user_id", trace.workflow.value("owner_id", "")},
-                        {"versions", 1}, {"created_at", IsoTime(Num(l, "finished_ts"))}});
+      assets.push_back({{"asset_guid", result.value("digest", "")},
+                        {"latest_data_id", id},
+                        {"latest_version", 1},
+                        {"user_id", trace.workflow.value("owner_id", "")},
+                        {"versions", 1},
+                        {"created_at", IsoTime(Num(l, "finished_ts"))}});
     }
     json parents = json::array();
     std::string blocking;
@@ -74,7 +80,9 @@ json ProfileSummary(const WorkflowTrace& trace, const json& analysis) {
       std::string parent = in.is_object() ? in.value("task_id", "") : "";
       if (parent.empty()) continue;
       parents.push_back(parent);
-      lineage.push_back({{"data_id", id}, {"source_data_id", parent}, {"created_at", IsoTime(Num(l, "ready_at"))}});
+      lineage.push_back({{"data_id", id},
+                         {"source_data_id", parent},
+                         {"created_at", IsoTime(Num(l, "ready_at"))}});
       if (blocking.empty() || finished[parent] > finished[blocking]) blocking = parent;
     }
     Timing t = timing[id];
@@ -83,10 +91,14 @@ json ProfileSummary(const WorkflowTrace& trace, const json& analysis) {
     if (start > 0 && end > 0) {
       queues.push_back(t.queue);
       runs.push_back(t.run);
-      per.push_back({{"data_id", id}, {"start_time", IsoTime(start)}, {"end_time", IsoTime(end)},
-                     {"duration_seconds", std::max(0.0, end - start)}, {"queuing_delay_seconds", t.queue},
-                     {"parent_data_ids", parents},
-                     {"blocking_parent_data_id", blocking.empty() ? json(nullptr) : json(blocking)}});
+      per.push_back(
+          {{"data_id", id},
+           {"start_time", IsoTime(start)},
+           {"end_time", IsoTime(end)},
+           {"duration_seconds", std::max(0.0, end - start)},
+           {"queuing_delay_seconds", t.queue},
+           {"parent_data_ids", parents},
+           {"blocking_parent_data_id", blocking.empty() ? json(nullptr) : json(blocking)}});
     }
   }
   json no_network = EventSummary({});
@@ -103,20 +115,24 @@ json ProfileSummary(const WorkflowTrace& trace, const json& analysis) {
     path_run.push_back(Num(step, "run_s"));
   }
   if (!path.empty()) {
-    critical = {{"path", path}, {"critical_path_seconds", Num(cp, "duration_s")},
-                {"active_wait_breakdown", {{"data_id", path_ids}, {"active_seconds", active}, {"wait_seconds", wait}}},
+    critical = {{"path", path},
+                {"critical_path_seconds", Num(cp, "duration_s")},
+                {"active_wait_breakdown",
+                 {{"data_id", path_ids}, {"active_seconds", active}, {"wait_seconds", wait}}},
                 {"hardware_summary", EventSummary({{"queue", path_queue}, {"run", path_run}})},
-                {"network_summary", no_network}, {"total_network_seconds", 0.0}};
+                {"network_summary", no_network},
+                {"total_network_seconds", 0.0}};
   }
   return {{"workflow_id", trace.workflow.value("workflow_id", "")},
           {"event_count", trace.spans.size()},
           {"data_ids", data_ids},
           {"assets", assets},
           {"lineage", lineage},
-          {"e2e_breakdown", {{"hardware_summary", EventSummary({{"queue", queues}, {"run", runs}})},
-                             {"network_summary", no_network},
-                             {"workflow_duration_seconds", Num(analysis, "makespan_s")},
-                             {"total_network_seconds", 0.0}}},
+          {"e2e_breakdown",
+           {{"hardware_summary", EventSummary({{"queue", queues}, {"run", runs}})},
+            {"network_summary", no_network},
+            {"workflow_duration_seconds", Num(analysis, "makespan_s")},
+            {"total_network_seconds", 0.0}}},
           {"per_data_id", per},
           {"critical_path", critical}};
 }
@@ -126,8 +142,8 @@ json ProfileSummary(const WorkflowTrace& trace, const json& analysis) {
 // Another organisation's workflow answers 404 exactly as a missing one.
 Result<WorkflowTrace> ApiService::TraceOf(const Request& req, const std::string& id) const {
   FM_ASSIGN_OR_RETURN(state::WorkflowRecord w, store_->GetWorkflow(id));
-  FM_RETURN_IF_ERROR(CheckAccess(req, w.org_id, auth::Kind::kWorkflow, auth::Action::kRead, "workflow",
-                                 w.workflow_id));
+  FM_RETURN_IF_ERROR(CheckAccess(req, w.org_id, auth::Kind::kWorkflow, auth::Action::kRead,
+                                 "workflow", w.workflow_id));
   return BuildTrace(*store_, w);
 }
 
@@ -147,7 +163,9 @@ void ApiService::AddTraceRoutes(http::Router& r) {
       if (!trace.ok()) return StatusResponse(trace.status());
       Response resp;
       resp.content_type = "application/x-ndjson";
-      resp.body = ToNdjson(k == "lineage" ? trace->lineage : k == "spans" ? trace->spans : trace->assets);
+      resp.body = ToNdjson(k == "lineage" ? trace->lineage
+                           : k == "spans" ? trace->spans
+                                          : trace->assets);
       return resp;
     });
   }

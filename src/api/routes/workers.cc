@@ -45,7 +45,8 @@ Response ApiService::ListCordons(Request&) {
   json out = json::array();
   for (const auto& w : WorkerRecords()) {
     if (w.value("cordoned", false)) {
-      out.push_back({{"node_alias", w["node_alias"]}, {"alias", w["alias"]}, {"worker_id", w["id"]}});
+      out.push_back(
+          {{"node_alias", w["node_alias"]}, {"alias", w["alias"]}, {"worker_id", w["id"]}});
     }
   }
   return JsonResponse(200, out);
@@ -59,10 +60,11 @@ void ApiService::SetCordon(const std::string& worker_id, const std::string& node
   const json* found = nullptr;
   auto workers = WorkerRecords();
   for (const auto& w : workers) {
-    bool match = !worker_id.empty()
-                     ? w.value("id", "") == worker_id
-                     : (w.value("node_alias", "") == node_alias || w.value("node_id", "") == node_alias) &&
-                           (w.value("alias", "") == alias || w.value("name", "") == alias);
+    bool match =
+        !worker_id.empty()
+            ? w.value("id", "") == worker_id
+            : (w.value("node_alias", "") == node_alias || w.value("node_id", "") == node_alias) &&
+                  (w.value("alias", "") == alias || w.value("name", "") == alias);
     if (match) found = &w;
   }
   if (found == nullptr) {
@@ -100,25 +102,29 @@ void ApiService::AddWorkerRoutes(http::Router& r) {
   r.Add("GET", p + "/{id}", [this](Request& req) { return GetWorker(req); });
   for (bool cordon : {true, false}) {
     std::string verb = cordon ? "cordon" : "uncordon";
-    r.AddAsync("POST", p + "/{id}/" + verb, [this, cordon](Request& req, std::shared_ptr<http::Responder> resp) {
-      SetCordon(req.params["id"], "", "", cordon, std::move(resp));
-    });
+    r.AddAsync("POST", p + "/{id}/" + verb,
+               [this, cordon](Request& req, std::shared_ptr<http::Responder> resp) {
+                 SetCordon(req.params["id"], "", "", cordon, std::move(resp));
+               });
     // Body {worker_id} or {node_alias, alias}.
-    r.AddAsync("POST", p + "/" + verb, [this, cordon](Request& req, std::shared_ptr<http::Responder> resp) {
-      json body = json::parse(req.body, nullptr, false);
-      if (!body.is_object()) {
-        resp->Send(Response::Error(422, "expected a JSON object {worker_id} or {node_alias, alias}"));
-        return;
-      }
-      std::string worker_id = TextField(body, "worker_id");
-      std::string node_alias = TextField(body, "node_alias");
-      std::string alias = TextField(body, "alias");
-      if (worker_id.empty() && (node_alias.empty() || alias.empty())) {
-        resp->Send(Response::Error(422, "give 'worker_id', or both 'node_alias' and 'alias'"));
-        return;
-      }
-      SetCordon(worker_id, node_alias, alias, cordon, std::move(resp));
-    });
+    r.AddAsync(
+        "POST", p + "/" + verb,
+        [this, cordon](Request& req, std::shared_ptr<http::Responder> resp) {
+          json body = json::parse(req.body, nullptr, false);
+          if (!body.is_object()) {
+            resp->Send(
+                Response::Error(422, "expected a JSON object {worker_id} or {node_alias, alias}"));
+            return;
+          }
+          std::string worker_id = TextField(body, "worker_id");
+          std::string node_alias = TextField(body, "node_alias");
+          std::string alias = TextField(body, "alias");
+          if (worker_id.empty() && (node_alias.empty() || alias.empty())) {
+            resp->Send(Response::Error(422, "give 'worker_id', or both 'node_alias' and 'alias'"));
+            return;
+          }
+          SetCordon(worker_id, node_alias, alias, cordon, std::move(resp));
+        });
   }
 }
 

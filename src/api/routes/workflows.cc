@@ -24,7 +24,8 @@ Result<std::string> WorkflowText(const Request& req, spec::Format format) {
   if (j.is_discarded()) return req.body;  // let the YAML parser report where it is broken
   if (j.is_string()) return j.get<std::string>();
   if (j.is_object() && j.contains("yaml")) {
-    if (!j["yaml"].is_string()) return InvalidArgument("field 'yaml' must be a string holding the workflow");
+    if (!j["yaml"].is_string())
+      return InvalidArgument("field 'yaml' must be a string holding the workflow");
     return j["yaml"].get<std::string>();
   }
   return req.body;
@@ -41,7 +42,8 @@ Result<spec::Format> FormatOf(const Request& req) {
 json SpecErrorList(const std::vector<spec::SpecError>& errors) {
   json list = json::array();
   for (const auto& e : errors) {
-    list.push_back({{"path", e.path}, {"line", e.line}, {"column", e.column}, {"message", e.message}});
+    list.push_back(
+        {{"path", e.path}, {"line", e.line}, {"column", e.column}, {"message", e.message}});
   }
   return list;
 }
@@ -68,7 +70,8 @@ std::variant<Parsed, Response> ParseSubmission(const Request& req) {
   if (!format.ok()) return StatusResponse(format.status());
   auto text = WorkflowText(req, *format);
   if (!text.ok()) return StatusResponse(text.status());
-  if (text->empty()) return Response::Error(422, "empty request body: expected a workflow document");
+  if (text->empty())
+    return Response::Error(422, "empty request body: expected a workflow document");
   std::vector<spec::SpecError> errors;
   auto def = spec::ParseWorkflow(*text, *format, &errors);
   if (!def.ok()) {
@@ -80,7 +83,8 @@ std::variant<Parsed, Response> ParseSubmission(const Request& req) {
 
 }  // namespace
 
-Result<json> ApiService::WorkflowRecordJson(const state::WorkflowRecord& w, const std::string& view) const {
+Result<json> ApiService::WorkflowRecordJson(const state::WorkflowRecord& w,
+                                            const std::string& view) const {
   state::TaskFilter tf;
   tf.workflow_id = w.workflow_id;
   FM_ASSIGN_OR_RETURN(std::vector<state::TaskRecord> tasks, store_->ListTasks(tf));
@@ -181,34 +185,35 @@ Response ApiService::GetWorkflow(Request& req) {
 // call cancelled at once and how many it asked their workers to interrupt.
 void ApiService::CancelWorkflow(Request& req, std::shared_ptr<http::Responder> resp) {
   auto w = store_->GetWorkflow(req.params["id"]);
-  Status access = w.ok() ? CheckAccess(req, w->org_id, auth::Kind::kWorkflow,
-                                       auth::Action::kCancel, "workflow", w->workflow_id)
+  Status access = w.ok() ? CheckAccess(req, w->org_id, auth::Kind::kWorkflow, auth::Action::kCancel,
+                                       "workflow", w->workflow_id)
                          : w.status();
   if (!access.ok()) {
     resp->Send(StatusResponse(access));
     return;
   }
-  scheduler_->CancelWorkflow(req.params["id"], [this, resp, id = req.params["id"]](Result<json> result) {
-    if (!result.ok()) {
-      resp->Send(StatusResponse(result.status()));
-      return;
-    }
-    auto w = store_->GetWorkflow(id);
-    if (!w.ok()) {
-      resp->Send(StatusResponse(w.status()));
-      return;
-    }
-    auto rec = WorkflowRecordJson(*w, "");
-    if (!rec.ok()) {
-      resp->Send(StatusResponse(rec.status()));
-      return;
-    }
-    (*rec)["ok"] = true;
-    (*rec)["status"] = result->value("status", (*rec)["status"].get<std::string>());
-    (*rec)["cancelled"] = result->value("cancelled", 0);
-    (*rec)["cancelling"] = result->value("cancelling", 0);
-    resp->Send(JsonResponse(200, *rec));
-  });
+  scheduler_->CancelWorkflow(
+      req.params["id"], [this, resp, id = req.params["id"]](Result<json> result) {
+        if (!result.ok()) {
+          resp->Send(StatusResponse(result.status()));
+          return;
+        }
+        auto w = store_->GetWorkflow(id);
+        if (!w.ok()) {
+          resp->Send(StatusResponse(w.status()));
+          return;
+        }
+        auto rec = WorkflowRecordJson(*w, "");
+        if (!rec.ok()) {
+          resp->Send(StatusResponse(rec.status()));
+          return;
+        }
+        (*rec)["ok"] = true;
+        (*rec)["status"] = result->value("status", (*rec)["status"].get<std::string>());
+        (*rec)["cancelled"] = result->value("cancelled", 0);
+        (*rec)["cancelling"] = result->value("cancelling", 0);
+        resp->Send(JsonResponse(200, *rec));
+      });
 }
 
 void ApiService::AddWorkflowRoutes(http::Router& r) {
@@ -219,9 +224,10 @@ void ApiService::AddWorkflowRoutes(http::Router& r) {
   r.Add("POST", p + "/validate", [this](Request& req) { return ValidateWorkflow(req); });
   r.Add("GET", p, [this](Request& req) { return ListWorkflows(req); });
   r.Add("GET", p + "/{id}", [this](Request& req) { return GetWorkflow(req); });
-  r.AddAsync("POST", p + "/{id}/cancel", [this](Request& req, std::shared_ptr<http::Responder> resp) {
-    CancelWorkflow(req, std::move(resp));
-  });
+  r.AddAsync("POST", p + "/{id}/cancel",
+             [this](Request& req, std::shared_ptr<http::Responder> resp) {
+               CancelWorkflow(req, std::move(resp));
+             });
   AddLogRoutes(r, "workflows");
 }
 

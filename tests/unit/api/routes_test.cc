@@ -28,13 +28,29 @@ std::vector<std::string> Ids(const json& records) {
 }
 
 const std::vector<json> kRecords = {
-    {{"id", "a"}, {"status", "DONE"}, {"ok", true}, {"tags", {"x", "y"}}, {"env", {{"zone", "eu"}}}, {"err", nullptr}},
-    {{"id", "b"}, {"status", "FAILED"}, {"ok", false}, {"tags", "y, z"}, {"env", {{"zone", "us"}}}, {"err", "boom"}},
-    {{"id", "c"}, {"status", "PENDING"}, {"ok", true}, {"tags", json::array()}, {"env", json::object()}, {"err", nullptr}},
+    {{"id", "a"},
+     {"status", "DONE"},
+     {"ok", true},
+     {"tags", {"x", "y"}},
+     {"env", {{"zone", "eu"}}},
+     {"err", nullptr}},
+    {{"id", "b"},
+     {"status", "FAILED"},
+     {"ok", false},
+     {"tags", "y, z"},
+     {"env", {{"zone", "us"}}},
+     {"err", "boom"}},
+    {{"id", "c"},
+     {"status", "PENDING"},
+     {"ok", true},
+     {"tags", json::array()},
+     {"env", json::object()},
+     {"err", nullptr}},
 };
 
 TEST(ListQueryTest, RepeatedKeysMatchAnyValue) {
-  EXPECT_EQ(Ids(QueryOf("status=DONE&status=FAILED").Apply(kRecords)), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(Ids(QueryOf("status=DONE&status=FAILED").Apply(kRecords)),
+            (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(Ids(QueryOf("status=DONE").Apply(kRecords)), (std::vector<std::string>{"a"}));
   EXPECT_EQ(Ids(QueryOf("status=DONE&id=b").Apply(kRecords)), (std::vector<std::string>{}));
 }
@@ -48,7 +64,8 @@ TEST(ListQueryTest, BooleansNullsListsTagsAndDotPaths) {
   // c has no env.zone: as published, a path a record lacks is no filter for that record.
   EXPECT_EQ(Ids(QueryOf("env.zone=us").Apply(kRecords)), (std::vector<std::string>{"b", "c"}));
   // A key naming no field of a record is no filter for it.
-  EXPECT_EQ(Ids(QueryOf("nonsense=1&env.nothing=2").Apply(kRecords)), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(Ids(QueryOf("nonsense=1&env.nothing=2").Apply(kRecords)),
+            (std::vector<std::string>{"a", "b", "c"}));
 }
 
 TEST(ListQueryTest, LimitKeepsTheNewestAndViewIsTheCallers) {
@@ -84,7 +101,8 @@ TEST(RecordsTest, TaskHasThePublishedFields) {
   t.submitted_at = 1767225600;
   t.depends_on = {"tsk-0"};
   t.spec_json = R"({"taskType":"echo","resources":{"estimatedLoad":3}})";
-  t.usages_json = R"([{"started_at":1767225601,"finished_at":1767225602,"runtime_sec":1,"hardware":"cpu",
+  t.usages_json =
+      R"([{"started_at":1767225601,"finished_at":1767225602,"runtime_sec":1,"hardware":"cpu",
                        "cost_per_hour":0,"total_cost":0,"status":"DONE"}])";
   json j = TaskJson(t, {"tsk-0"});
   EXPECT_EQ(j["supplier_id"], "");
@@ -124,7 +142,8 @@ TEST(RecordsTest, WorkflowListsTaskIdsPerState) {
 }
 
 TEST(RecordsTest, EventsAreLogEvents) {
-  json e = PublicEvent(R"({"type":"TASK_LOG","ts":1767225600,"task_id":"t","payload":{"line":"hi","stream":"stdout"}})");
+  json e = PublicEvent(
+      R"({"type":"TASK_LOG","ts":1767225600,"task_id":"t","payload":{"line":"hi","stream":"stdout"}})");
   EXPECT_EQ(e["ts"], "2026-01-01T00:00:00.000000+00:00");
   EXPECT_EQ(e["ts_epoch"], 1767225600);
   EXPECT_EQ(e["message"], "hi");
@@ -135,9 +154,17 @@ TEST(RecordsTest, EventsAreLogEvents) {
 }
 
 TEST(RecordsTest, WorkerHasThePublishedFields) {
-  json snap = {{"worker_id", "wkr-1"}, {"node_id", "nod-1"}, {"name", "w0"}, {"alias", ""},
-               {"status", "IDLE"}, {"last_seen", 1767225600.0}, {"registered_at", 1767225600.0},
-               {"task_types", {"echo"}}, {"cpu_cores", 4}, {"memory_mb", 1024}, {"pid", 0}};
+  json snap = {{"worker_id", "wkr-1"},
+               {"node_id", "nod-1"},
+               {"name", "w0"},
+               {"alias", ""},
+               {"status", "IDLE"},
+               {"last_seen", 1767225600.0},
+               {"registered_at", 1767225600.0},
+               {"task_types", {"echo"}},
+               {"cpu_cores", 4},
+               {"memory_mb", 1024},
+               {"pid", 0}};
   json w = WorkerJson(snap, {{"nod-1", "local"}});
   EXPECT_EQ(w["id"], "wkr-1");
   EXPECT_EQ(w["alias"], "w0");
