@@ -182,6 +182,11 @@ bool ValueMatches(const json& v, const std::string& key, const std::vector<std::
 
 }  // namespace
 
+std::string ListQuery::Stored(const std::string& key) const {
+  std::string v = Single(key);
+  return v == "null" || v == "None" ? "" : v;
+}
+
 bool ListQuery::Matches(const json& record) const {
   for (const auto& [key, wants] : filters_) {
     const json* v = &record;

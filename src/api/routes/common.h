@@ -47,6 +47,9 @@ class ListQuery {
 
   // The single value of `key` when it was given exactly once ("" otherwise).
   std::string Single(const std::string& key) const;
+  // Single(key) when a stored column can be matched on it as text, i.e. unless it is one of
+  // the spellings that match null ("", "null", "None"); "" otherwise.
+  std::string Stored(const std::string& key) const;
   std::string view() const { return view_; }
   bool Matches(const nlohmann::json& record) const;
   // Filters `records` (oldest first) and applies `limit`.

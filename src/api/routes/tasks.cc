@@ -37,7 +37,13 @@ Response ApiService::ListTasks(Request& req) {
   auto query = ListQuery::Parse(req);
   if (!query.ok()) return StatusResponse(query.status());
   state::TaskFilter f;
-  f.workflow_id = query->Single("workflow_id");  // narrows the read; the filter still applies
+  // Single-valued filters of stored columns narrow the read (the filter still applies).
+  f.workflow_id = query->Stored("workflow_id");
+  f.status = query->Stored("status");
+  f.task_type = query->Stored("task_type");
+  f.category = query->Stored("category");
+  f.assigned_worker = query->Stored("assigned_worker");
+  f.graph_node_name = query->Stored("graph_node_name");
   std::optional<std::set<std::string>> allowed;
   if (const auth::Principal* caller = Caller(req); caller && !caller->all_orgs) {
     f.org_id = caller->org_id;

@@ -152,6 +152,10 @@ Response ApiService::ListWorkflows(Request& req) {
   auto query = ListQuery::Parse(req);
   if (!query.ok()) return StatusResponse(query.status());
   state::WorkflowFilter f;
+  // Single-valued filters of stored columns narrow the read (the filter still applies).
+  f.status = query->Stored("status");
+  f.name = query->Stored("name");
+  std::string only = query->Single("workflow_id");
   std::optional<std::set<std::string>> allowed;
   if (const auth::Principal* caller = Caller(req); caller && !caller->all_orgs) {
     f.org_id = caller->org_id;
@@ -162,6 +166,7 @@ Response ApiService::ListWorkflows(Request& req) {
   std::vector<json> records;
   for (const auto& w : *list) {
     if (allowed && !allowed->count(w.workflow_id)) continue;
+    if (!only.empty() && w.workflow_id != only) continue;
     auto rec = WorkflowRecordJson(w, query->view());
     if (!rec.ok()) return StatusResponse(rec.status());
     records.push_back(std::move(rec).value());

@@ -74,6 +74,8 @@ TEST(ListQueryTest, LimitKeepsTheNewestAndViewIsTheCallers) {
   EXPECT_EQ(QueryOf("view=status&status=DONE").view(), "status");
   EXPECT_EQ(QueryOf("workflow_id=w1").Single("workflow_id"), "w1");
   EXPECT_EQ(QueryOf("workflow_id=w1&workflow_id=w2").Single("workflow_id"), "");
+  EXPECT_EQ(QueryOf("assigned_worker=null").Stored("assigned_worker"), "");
+  EXPECT_EQ(QueryOf("status=DONE").Stored("status"), "DONE");
   for (const char* bad : {"limit=0", "limit=x", "view=everything"}) {
     http::Request req;
     req.target = std::string("/x?") + bad;
