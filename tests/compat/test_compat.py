@@ -322,7 +322,10 @@ class CompatTest(unittest.TestCase):
             self.assertEqual([(c.node_alias, c.alias) for c in workers.list_cordons()], [(w.node_alias, w.alias)])
             self.assertTrue(workers.retrieve(w.id).cordoned)
             self.assertTrue(workers.uncordon(w.id).changed)
-            self.assertTrue(workers.cordon_alias(w.node_alias, w.alias).cordoned)
+            by_alias = workers.cordon_alias(w.node_alias, w.alias)  # every worker of that alias
+            self.assertTrue(by_alias.cordoned)
+            self.assertIn(w.id, by_alias.worker_ids)
+            self.assertTrue(workers.retrieve(w.id).cordoned)
             self.assertFalse(workers.uncordon_alias(w.node_alias, w.alias).cordoned)
             self.assertEqual(workers.list_cordons(), [])
         nodes = self.sdk.nodes

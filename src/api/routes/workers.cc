@@ -1,6 +1,10 @@
 // Worker routes: list/get (WorkerInfo), cordons by worker id or by (node alias, worker
 // alias). Cordons act on registered workers only: a cordon of an alias no worker has yet
 // answers 404 (the published server also remembers such cordons; we do not yet).
+#include <algorithm>
+#include <mutex>
+#include <set>
+
 #include "api/access.h"
 #include "api/routes/common.h"
 #include "api/routes/records.h"
@@ -41,10 +45,13 @@ Response ApiService::GetWorker(Request& req) {
   return Response::Error(404, "worker " + req.params["id"] + " not found");
 }
 
+// One entry per cordoned (node alias, alias), as the published server keys cordons.
 Response ApiService::ListCordons(Request&) {
   json out = json::array();
+  std::set<std::pair<std::string, std::string>> seen;
   for (const auto& w : WorkerRecords()) {
-    if (w.value("cordoned", false)) {
+    if (w.value("cordoned", false) &&
+        seen.emplace(w.value("node_alias", ""), w.value("alias", "")).second) {
       out.push_back(
           {{"node_alias", w["node_alias"]}, {"alias", w["alias"]}, {"worker_id", w["id"]}});
     }
@@ -52,41 +59,58 @@ Response ApiService::ListCordons(Request&) {
   return JsonResponse(200, out);
 }
 
-// Cordons (or uncordons) the worker `worker_id`, or the one named `alias` on the node named
-// `node_alias` (alias, name or id), answering WorkerCordonResult.
+// Cordons (or uncordons) the worker `worker_id`, or every worker named `alias` on the node
+// named `node_alias` (alias, name or id; a restarted worker's earlier, DOWN, record shares
+// them), answering WorkerCordonResult once the scheduler has applied all of them.
 void ApiService::SetCordon(const std::string& worker_id, const std::string& node_alias,
                            const std::string& alias, bool cordon,
                            std::shared_ptr<http::Responder> resp) {
-  const json* found = nullptr;
-  auto workers = WorkerRecords();
-  for (const auto& w : workers) {
+  std::vector<json> found;
+  for (auto& w : WorkerRecords()) {
     bool match =
         !worker_id.empty()
             ? w.value("id", "") == worker_id
             : (w.value("node_alias", "") == node_alias || w.value("node_id", "") == node_alias) &&
                   (w.value("alias", "") == alias || w.value("name", "") == alias);
-    if (match) found = &w;
+    if (match) found.push_back(std::move(w));
   }
-  if (found == nullptr) {
+  if (found.empty()) {
     resp->Send(Response::Error(404, worker_id.empty()
                                         ? "no worker " + alias + " on node " + node_alias
                                         : "worker " + worker_id + " not found"));
     return;
   }
-  json result = {{"node_alias", (*found)["node_alias"]},
-                 {"alias", (*found)["alias"]},
+  // The live worker first, so `worker_id` (ours) names it.
+  std::stable_partition(found.begin(), found.end(),
+                        [](const json& w) { return w.value("status", "") != "DOWN"; });
+  json ids = json::array();
+  bool changed = false;
+  for (const auto& w : found) {
+    ids.push_back(w["id"]);
+    changed |= w.value("cordoned", false) != cordon;
+  }
+  json result = {{"node_alias", found[0]["node_alias"]},
+                 {"alias", found[0]["alias"]},
                  {"cordoned", cordon},
-                 {"changed", found->value("cordoned", false) != cordon},
-                 {"worker_ids", json::array({(*found)["id"]})},
-                 {"worker_id", (*found)["id"]},
+                 {"changed", changed},
+                 {"worker_ids", ids},
+                 {"worker_id", found[0]["id"]},
                  {"ok", true}};
-  scheduler_->SetCordon(found->value("id", ""), cordon, [resp, result](Result<json> res) {
-    if (!res.ok()) {
-      resp->Send(StatusResponse(res.status()));
-      return;
-    }
-    resp->Send(JsonResponse(200, result));
-  });
+  struct Pending {
+    std::mutex mu;
+    size_t left = 0;
+    Status error;
+  };
+  auto pending = std::make_shared<Pending>();
+  pending->left = found.size();
+  for (const auto& w : found) {
+    scheduler_->SetCordon(w.value("id", ""), cordon, [resp, result, pending](Result<json> res) {
+      std::lock_guard<std::mutex> lock(pending->mu);
+      if (!res.ok() && pending->error.ok()) pending->error = res.status();
+      if (--pending->left > 0) return;
+      resp->Send(pending->error.ok() ? JsonResponse(200, result) : StatusResponse(pending->error));
+    });
+  }
 }
 
 void ApiService::AddWorkerRoutes(http::Router& r) {
