@@ -45,6 +45,7 @@ const std::vector<Entry>& Table() {
       {"*", "/api/v1/nodes*", Need(Kind::kNode, Action::kAdmin)},
       {"GET", "/api/v1/stack/*", Need(Kind::kWorker, Action::kRead)},
       {"*", "/api/v1/stack/*", Need(Kind::kWorker, Action::kAdmin)},
+      {"GET", "/api/v1/ssh/connections", Need(Kind::kSystem, Action::kAdmin)},
       {"*", "/api/v1/ssh/*", Need(Kind::kTask, Action::kWrite)},
       {"*", "/api/v1/serve/*", Need(Kind::kTask, Action::kWrite)},
       {"GET", "/api/v1/usage", Need(Kind::kSystem, Action::kRead)},

@@ -30,7 +30,7 @@ std::string TarHeader(const std::string& path, size_t size, double mtime, char t
     }
   }
   std::memcpy(h, name.data(), name.size());
-  Octal(h + 100, 8, 0644);
+  Octal(h + 100, 8, type == '5' ? 0755 : 0644);
   Octal(h + 108, 8, 0);
   Octal(h + 116, 8, 0);
   Octal(h + 124, 12, size);
@@ -68,7 +68,9 @@ Result<std::string> MakeTarGz(const std::vector<ArchiveEntry>& entries, double m
       tar += longname;
       tar.append((512 - longname.size() % 512) % 512, '\0');
     }
-    tar += TarHeader(e.path, e.data.size(), mtime);
+    bool directory = !e.path.empty() && e.path.back() == '/';
+    tar += TarHeader(e.path, directory ? 0 : e.data.size(), mtime, directory ? '5' : '0');
+    if (directory) continue;
     tar += e.data;
     tar.append((512 - e.data.size() % 512) % 512, '\0');
   }

@@ -9,7 +9,7 @@
 namespace flowmesh::api {
 
 struct ArchiveEntry {
-  std::string path;  // relative, already sanitised
+  std::string path;  // relative, already sanitised; ending in '/': a directory entry
   std::string data;
 };
 

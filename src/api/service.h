@@ -4,9 +4,12 @@
 // responders completed from the scheduler or the store's writer thread.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "api/traces.h"
 #include "auth/authenticator.h"
 #include "cas/content_store.h"
 #include "http/http.h"
@@ -35,16 +38,70 @@ class ApiService {
   // Counters shown by /metrics; the app adds server-level gauges.
   void SetExtraMetrics(std::function<nlohmann::json()> extra) { extra_metrics_ = std::move(extra); }
   // POST /api/v1/system/gc runs one storage maintenance pass (grace in seconds).
-  void SetMaintenance(std::function<nlohmann::json(double)> pass) { maintenance_ = std::move(pass); }
+  void SetMaintenance(std::function<nlohmann::json(double)> pass) {
+    maintenance_ = std::move(pass);
+  }
 
  private:
-  void AddWorkflowRoutes(http::Router& r);
-  void AddTaskRoutes(http::Router& r);
-  void AddResultRoutes(http::Router& r);
-  void AddWorkerRoutes(http::Router& r);
-  void AddSystemRoutes(http::Router& r);
-  void AddTraceRoutes(http::Router& r);
+  // One file per resource under src/api/routes/; each Add*Routes registers named handlers.
+  void AddWorkflowRoutes(http::Router& r);                      // routes/workflows.cc
+  void AddLogRoutes(http::Router& r, const std::string& kind);  // routes/logs.cc
+  void AddTaskRoutes(http::Router& r);                          // routes/tasks.cc
+  void AddResultRoutes(http::Router& r);                        // routes/results.cc
+  void AddWorkerRoutes(http::Router& r);                        // routes/workers.cc
+  void AddNodeRoutes(http::Router& r);                          // routes/nodes.cc
+  void AddStackRoutes(http::Router& r);                         // routes/nodes.cc
+  void AddSystemRoutes(http::Router& r);                        // routes/system.cc
+  void AddTraceRoutes(http::Router& r);                         // routes/traces.cc
+  void AddSshRoutes(http::Router& r);                           // routes/ssh.cc
   void AddAdminRoutes(http::Router& r);  // admin_routes.cc: orgs, keys, usage
+
+  // Workflows.
+  void SubmitWorkflow(http::Request& req, std::shared_ptr<http::Responder> resp);
+  http::Response ValidateWorkflow(http::Request& req);
+  http::Response ListWorkflows(http::Request& req);
+  http::Response GetWorkflow(http::Request& req);
+  void CancelWorkflow(http::Request& req, std::shared_ptr<http::Responder> resp);
+  Result<nlohmann::json> WorkflowRecordJson(const state::WorkflowRecord& w,
+                                            const std::string& view) const;
+  // Logs of a workflow or a task.
+  Status CheckLogOwner(const http::Request& req, bool is_task, const std::string& id) const;
+  http::Response QueryLogs(http::Request& req, bool is_task);
+  void StreamLogs(http::Request& req, std::shared_ptr<http::SseStream> stream, bool is_task);
+  // Tasks.
+  http::Response ListTasks(http::Request& req);
+  http::Response GetTask(http::Request& req);
+  void StopTask(http::Request& req, std::shared_ptr<http::Responder> resp);
+  // Results.
+  void PostResult(http::Request& req, std::shared_ptr<http::Responder> resp);
+  http::Response GetResult(http::Request& req);
+  void PostResultFiles(http::Request& req, std::shared_ptr<http::Responder> resp);
+  http::Response GetResultFile(http::Request& req);
+  http::Response GetResultLogs(http::Request& req);
+  http::Response GetResultBundle(http::Request& req);
+  Result<std::string> TaskLogLines(const std::string& task_id) const;
+  Result<nlohmann::json> ResultEnvelope(const std::string& task_id) const;
+  // Workers and nodes.
+  std::map<std::string, std::string> NodeAliases() const;  // node id → alias
+  std::vector<nlohmann::json> WorkerRecords() const;       // published WorkerInfo shape
+  http::Response ListWorkers(http::Request& req);
+  http::Response GetWorker(http::Request& req);
+  http::Response ListCordons(http::Request& req);
+  void SetCordon(const std::string& worker_id, const std::string& node_alias,
+                 const std::string& alias, bool cordon, std::shared_ptr<http::Responder> resp);
+  http::Response ListNodes(http::Request& req);
+  http::Response GetNode(http::Request& req);
+  http::Response ListNodeWorkers(http::Request& req, const std::string& node_id);
+  void RegisterNode(http::Request& req, std::shared_ptr<http::Responder> resp);
+  void RegisterNodeWorker(http::Request& req, std::shared_ptr<http::Responder> resp);
+  void NodeWorkerCommand(http::Request& req, std::shared_ptr<http::Responder> resp, bool start);
+  void StartStackWorker(http::Request& req, std::shared_ptr<http::Responder> resp);
+  void StackWorkerVerb(http::Request& req, std::shared_ptr<http::Responder> resp,
+                       const std::string& kind);
+  // Traces, ssh/serve.
+  Result<WorkflowTrace> TraceOf(const http::Request& req, const std::string& id) const;
+  http::Response NotYetForTask(http::Request& req, const char* why);
+
   // NotFound (worded as for a missing record) unless the caller may see a record of
   // `org_id`; then PermissionDenied unless every plugin permission checker allows.
   Status CheckAccess(const http::Request& req, const std::string& org_id, auth::Kind kind,
@@ -52,7 +109,6 @@ class ApiService {
   // Quota and submission-guard checks before a submission; the refusal to send, if any.
   std::optional<http::Response> CheckSubmission(const http::Request& req,
                                                 const spec::WorkflowDef& def) const;
-  void AddLogRoutes(http::Router& r, const std::string& kind);
 
   nlohmann::json MetricsJson() const;
 

@@ -1825,6 +1825,37 @@ void Scheduler::CancelWorkflow(const std::string& workflow_id, JsonCallback done
   });
 }
 
+void Scheduler::StopTask(const std::string& task_id, JsonCallback done) {
+  impl_->loop.Post([this, task_id, done = std::move(done)] {
+    Impl& s = *impl_;
+    auto it = s.tasks.find(task_id);
+    if (it == s.tasks.end()) {
+      auto rec = s.store->GetTask(task_id);
+      if (!rec.ok()) {
+        done(rec.status());
+        return;
+      }
+      done(Status(StatusCode::kFailedPrecondition,
+                  "task " + task_id + " is not running (" + std::string(state::TaskStateName(rec->status)) + ")"));
+      return;
+    }
+    Impl::Task& t = it->second;
+    if (t.rec.status == TaskState::kDispatched) {
+      s.SetState(t, TaskState::kCancelling);
+      s.PersistTask(t);
+      s.Emit("TASK_UPDATE", t, "", false, json{{"stop_requested", true}});
+      s.SendInterrupt(t);
+      s.RefreshWorkflow(t.rec.workflow_id);
+    } else if (t.rec.status != TaskState::kCancelling) {
+      done(Status(StatusCode::kFailedPrecondition,
+                  "task " + task_id + " is not running (" + std::string(state::TaskStateName(t.rec.status)) +
+                      "); cancel its workflow to drop queued work"));
+      return;
+    }
+    done(json{{"ok", true}, {"task_id", task_id}, {"status", state::TaskStateName(t.rec.status)}});
+  });
+}
+
 void Scheduler::SetCordon(const std::string& worker_id, bool cordoned, JsonCallback done) {
   impl_->loop.Post([this, worker_id, cordoned, done = std::move(done)] {
     Impl& s = *impl_;

@@ -78,6 +78,9 @@ class Scheduler {
   // Replies (on some thread) with the 201 body once the workflow is durable.
   void Submit(SubmitRequest request, JsonCallback done);
   void CancelWorkflow(const std::string& workflow_id, JsonCallback done);
+  // Interrupts one running (DISPATCHED) task: it becomes CANCELLING, then CANCELLED with
+  // its dependents. FailedPrecondition (409) when the task is not running.
+  void StopTask(const std::string& task_id, JsonCallback done);
   void SetCordon(const std::string& worker_id, bool cordoned, JsonCallback done);
   // Fair-share weight and quotas of an organisation (0: unlimited). Applies to queued work.
   void SetOrgPolicy(const std::string& org_id, double weight, int max_running_tasks, int max_gpus);

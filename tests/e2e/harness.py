@@ -224,7 +224,7 @@ class Stack:
         def check():
             wf = self.workflow(wf_id)
             total = len(wf["task_ids"])
-            terminal = wf["completed_tasks"] + wf["failed_tasks"] + wf["cancelled_tasks"]
+            terminal = len(wf["completed_tasks"]) + len(wf["failed_tasks"]) + len(wf["cancelled_tasks"])
             return wf if wf["status"] in statuses and terminal == total else None
         return wait_until(check, timeout=timeout, what=f"workflow {wf_id} to reach {statuses}")
 

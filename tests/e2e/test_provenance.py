@@ -120,7 +120,7 @@ class ProvenanceTest(StackTestCase):
         self.assertIn(tasks["first"]["task_id"], assets[first_digest]["produced_by"])
         self.assertIn(tasks["second"]["task_id"], assets[first_digest]["consumed_by"])
 
-        analysis = self.stack.api("GET", f"{API}/traces/workflows/analyze/{wf}")
+        analysis = self.stack.api("GET", f"{API}/traces/workflows/analyze/{wf}?view=flowmesh")
         path = [t["node"] for t in analysis["critical_path"]["tasks"]]
         self.assertEqual(path, ["first", "second"])
         self.assertGreater(analysis["makespan_s"], 0.2)

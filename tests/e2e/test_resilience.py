@@ -32,7 +32,7 @@ class ResilienceTest(StackTestCase):
         s.cli("workflow", "cancel", wf_id)
         wf = s.wait_workflow(wf_id, timeout=20)
         self.assertEqual(wf["status"], "CANCELLED")
-        self.assertEqual(wf["cancelled_tasks"], 3)
+        self.assertEqual(len(wf["cancelled_tasks"]), 3)
         self.assertEqual(watcher.wait(timeout=30), 130)
 
     def test_worker_killed_mid_task_is_redispatched(self):
@@ -63,7 +63,7 @@ class ResilienceTest(StackTestCase):
         s.cli("stack", "up")
         wf = s.wait_workflow(wf_id, timeout=90)
         self.assertEqual(wf["status"], "DONE", s.tasks(wf_id))
-        self.assertEqual(wf["completed_tasks"], 4)
+        self.assertEqual(len(wf["completed_tasks"]), 4)
 
     def test_redis_restart_mid_workflow(self):
         s = self.stack

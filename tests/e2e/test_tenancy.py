@@ -135,7 +135,7 @@ class TenancyTest(unittest.TestCase):
             ("GET", f"{API}/results/{task}/logs", None, None, 200),
             ("POST", f"{API}/results/{task}/files", body, hdrs, 201),
             ("POST", f"{API}/results", {"task_id": task, "worker_id": "w", "result": {"x": 1}}, None, 200),
-            ("POST", f"{API}/tasks/{task}/stop", None, None, 501),
+            ("POST", f"{API}/tasks/{task}/stop", None, None, 409),  # finished: not running
             ("POST", f"{API}/workflows/{wf}/cancel", None, None, (200, 409)),
         ]
         for method, path, b, h, owner_status in routes:
