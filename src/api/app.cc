@@ -27,6 +27,7 @@
 #include "http/http.h"
 #include "scheduler/event_hub.h"
 #include "state/store.h"
+#include "common/thread_annotations.h"
 
 namespace flowmesh::api {
 
@@ -90,14 +91,14 @@ struct ServerApp::Impl {
   std::unique_ptr<bus::Subscriber> heartbeats;
 
   std::thread maintenance;
-  std::mutex maintenance_mu;  // one pass at a time (timer or POST /system/gc)
+  Mutex maintenance_mu;  // one pass at a time (timer or POST /system/gc)
 
   // Supervisor child.
   std::thread monitor;
-  std::mutex mu;
+  Mutex mu;
   std::condition_variable cv;
-  bool stopping = false;  // guarded by mu
-  pid_t supervisor_pid = -1;  // guarded by mu
+  bool stopping FM_GUARDED_BY(mu) = false;
+  pid_t supervisor_pid FM_GUARDED_BY(mu) = -1;
 
   std::string pid_file() const { return config.state_dir + "/supervisor.pid"; }
 
@@ -122,7 +123,7 @@ struct ServerApp::Impl {
     auto pid = Spawn(opts);
     if (!pid.ok()) return pid.status();
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(mu);
       supervisor_pid = *pid;
     }
     std::ofstream(pid_file()) << *pid << "\n";
@@ -132,7 +133,7 @@ struct ServerApp::Impl {
 
   // One storage maintenance pass: retention purge, then garbage collection.
   nlohmann::json MaintenancePass(double grace_s) {
-    std::lock_guard<std::mutex> pass(maintenance_mu);
+    MutexLock pass(maintenance_mu);
     int64_t purged = 0;
     if (config.retention_days > 0) {
       double cutoff = WallSeconds() - config.retention_days * 86400.0;
@@ -170,23 +171,23 @@ struct ServerApp::Impl {
   }
 
   void MaintenanceLoop() {
-    std::unique_lock<std::mutex> lock(mu);
+    MutexLock lock(mu);
     while (!stopping) {
-      cv.wait_for(lock, std::chrono::duration<double>(config.gc_interval_s));
+      lock.WaitFor(cv, std::chrono::duration<double>(config.gc_interval_s));
       if (stopping) break;
-      lock.unlock();
+      lock.Unlock();
       MaintenancePass(config.gc_grace_s);
-      lock.lock();
+      lock.Lock();
     }
   }
 
   void Monitor() {
-    std::unique_lock<std::mutex> lock(mu);
+    MutexLock lock(mu);
     while (!stopping) {
-      cv.wait_for(lock, std::chrono::seconds(1));
+      lock.WaitFor(cv, std::chrono::seconds(1));
       if (stopping) break;
       pid_t pid = supervisor_pid;
-      lock.unlock();
+      lock.Unlock();
       int status = 0;
       bool gone = ReapIfExited(pid, &status) || !ProcessAlive(pid);
       if (gone) {
@@ -194,7 +195,7 @@ struct ServerApp::Impl {
         Status s = SpawnSupervisor();
         if (!s.ok()) FM_LOG_ERROR("cannot restart the supervisor: {}", s.ToString());
       }
-      lock.lock();
+      lock.Lock();
     }
   }
 };
@@ -329,7 +330,7 @@ Status ServerApp::Start() {
     if (!text.empty()) previous = static_cast<pid_t>(std::atol(text.c_str()));
     if (IsSupervisorProcess(previous)) {
       FM_LOG_INFO("adopting the running supervisor (pid {})", previous);
-      std::lock_guard<std::mutex> lock(s.mu);
+      MutexLock lock(s.mu);
       s.supervisor_pid = previous;
     } else {
       FM_RETURN_IF_ERROR(s.SpawnSupervisor());
@@ -342,7 +343,7 @@ Status ServerApp::Start() {
 void ServerApp::Stop() {
   Impl& s = *impl_;
   {
-    std::lock_guard<std::mutex> lock(s.mu);
+    MutexLock lock(s.mu);
     if (s.stopping) return;
     s.stopping = true;
   }
@@ -352,7 +353,7 @@ void ServerApp::Stop() {
   pid_t supervisor = -1;
   {
     // Read after the monitor has stopped: it may have just restarted the supervisor.
-    std::lock_guard<std::mutex> lock(s.mu);
+    MutexLock lock(s.mu);
     supervisor = s.supervisor_pid;
   }
   if (supervisor > 0) {

@@ -1,9 +1,10 @@
 #include "scheduler/event_hub.h"
+#include "common/thread_annotations.h"
 
 namespace flowmesh::scheduler {
 
 uint64_t EventHub::Subscribe(const std::string& key, Callback callback) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   uint64_t id = next_id_++;
   entries_[id] = Entry{key, std::move(callback)};
   by_key_.emplace(key, id);
@@ -11,7 +12,7 @@ uint64_t EventHub::Subscribe(const std::string& key, Callback callback) {
 }
 
 void EventHub::Unsubscribe(uint64_t id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
   auto range = by_key_.equal_range(it->second.key);
@@ -27,7 +28,7 @@ void EventHub::Unsubscribe(uint64_t id) {
 void EventHub::Publish(const state::EventRecord& event) {
   std::vector<Callback> targets;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (const std::string* key : {&event.workflow_id, &event.task_id}) {
       if (key->empty()) continue;
       auto range = by_key_.equal_range(*key);
@@ -41,7 +42,7 @@ void EventHub::Publish(const state::EventRecord& event) {
 }
 
 size_t EventHub::subscribers() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return entries_.size();
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "state/records.h"
+#include "common/thread_annotations.h"
 
 namespace flowmesh::scheduler {
 
@@ -29,10 +30,10 @@ class EventHub {
     std::string key;
     Callback callback;
   };
-  mutable std::mutex mu_;
-  uint64_t next_id_ = 1;                                                  // guarded by mu_
-  std::unordered_map<uint64_t, Entry> entries_;                           // guarded by mu_
-  std::unordered_multimap<std::string, uint64_t> by_key_;                 // guarded by mu_
+  mutable Mutex mu_;
+  uint64_t next_id_ FM_GUARDED_BY(mu_) = 1;
+  std::unordered_map<uint64_t, Entry> entries_ FM_GUARDED_BY(mu_);
+  std::unordered_multimap<std::string, uint64_t> by_key_ FM_GUARDED_BY(mu_);
 };
 
 }  // namespace flowmesh::scheduler

@@ -19,6 +19,7 @@
 #include "dataflow/dataflow.h"
 #include "common/log.h"
 #include "spec/operator.h"
+#include "common/thread_annotations.h"
 
 namespace flowmesh::scheduler {
 
@@ -206,10 +207,10 @@ struct Scheduler::Impl {
       reused{0}, joined{0};
 
   // Snapshots for the API.
-  mutable std::mutex snap_mu;
-  json workers_snapshot = json::array();  // guarded by snap_mu
-  json stack_snapshot = json::array();    // guarded by snap_mu
-  std::string local_node_snapshot;        // guarded by snap_mu
+  mutable Mutex snap_mu;
+  json workers_snapshot FM_GUARDED_BY(snap_mu) = json::array();
+  json stack_snapshot FM_GUARDED_BY(snap_mu) = json::array();
+  std::string local_node_snapshot FM_GUARDED_BY(snap_mu);
 
   Impl(SchedulerConfig c, state::Store* s, std::shared_ptr<bus::Bus> b, EventHub* h,
        cas::ContentStore* cs)
@@ -1377,7 +1378,7 @@ struct Scheduler::Impl {
     if (nit == nodes.end()) return;
     nit->second.stack_workers = JsonOr(m, "workers", json::array());
     if (node_id == local_node) {
-      std::lock_guard<std::mutex> lock(snap_mu);
+      MutexLock lock(snap_mu);
       stack_snapshot = nit->second.stack_workers;
     }
   }
@@ -1592,7 +1593,7 @@ struct Scheduler::Impl {
       if (w.free_sequence_slots >= 0) rec["free_sequence_slots"] = w.free_sequence_slots;
       arr.push_back(std::move(rec));
     }
-    std::lock_guard<std::mutex> lock(snap_mu);
+    MutexLock lock(snap_mu);
     workers_snapshot = std::move(arr);
   }
 
@@ -1741,7 +1742,7 @@ Status Scheduler::Recover() {
   for (const auto& id : wf_ids) s.RefreshWorkflow(id);
   s.RefreshWorkersSnapshot();
   {
-    std::lock_guard<std::mutex> lock(s.snap_mu);
+    MutexLock lock(s.snap_mu);
     s.local_node_snapshot = s.local_node;
   }
   s.dispatch_needed = true;
@@ -1911,7 +1912,7 @@ void Scheduler::RegisterNode(json body, JsonCallback done) {
                        if (local) {
                          s.local_node = id;
                          {
-                           std::lock_guard<std::mutex> lock(s.snap_mu);
+                           MutexLock lock(s.snap_mu);
                            s.local_node_snapshot = id;
                          }
                          auto waiting = std::move(s.waiting_for_local_node);
@@ -1973,17 +1974,17 @@ void Scheduler::ApplyHeartbeat(const std::string& payload) {
 }
 
 json Scheduler::WorkersSnapshot() const {
-  std::lock_guard<std::mutex> lock(impl_->snap_mu);
+  MutexLock lock(impl_->snap_mu);
   return impl_->workers_snapshot;
 }
 
 json Scheduler::StackWorkersSnapshot() const {
-  std::lock_guard<std::mutex> lock(impl_->snap_mu);
+  MutexLock lock(impl_->snap_mu);
   return impl_->stack_snapshot;
 }
 
 std::string Scheduler::local_node_id() const {
-  std::lock_guard<std::mutex> lock(impl_->snap_mu);
+  MutexLock lock(impl_->snap_mu);
   return impl_->local_node_snapshot;
 }
 

@@ -8,6 +8,7 @@
 #include "api/routes/records.h"
 #include "api/service.h"
 #include "common/log.h"
+#include "common/thread_annotations.h"
 
 namespace flowmesh::api {
 
@@ -65,14 +66,17 @@ void ApiService::StreamLogs(Request& req, std::shared_ptr<http::SseStream> strea
   // Live events are buffered until the backlog has been sent, then sent directly;
   // `last` suppresses anything already sent.
   struct StreamState {
-    std::mutex mu;
-    int64_t last = 0;
-    bool live = false;
-    bool ended = false;
-    std::vector<state::EventRecord> buffered;
+    Mutex mu;
+    int64_t last FM_GUARDED_BY(mu) = 0;
+    bool live FM_GUARDED_BY(mu) = false;
+    bool ended FM_GUARDED_BY(mu) = false;
+    std::vector<state::EventRecord> buffered FM_GUARDED_BY(mu);
   };
   auto st = std::make_shared<StreamState>();
-  st->last = cursor;
+  {
+    MutexLock lock(st->mu);  // not yet shared: taken for the analysis
+    st->last = cursor;
+  }
   auto is_end = [is_task](const state::EventRecord& e) {
     if (!is_task) return e.type == "LOG_STREAM_CLOSED";
     if (e.type == "LOG_STREAM_CLOSED") return false;
@@ -82,7 +86,7 @@ void ApiService::StreamLogs(Request& req, std::shared_ptr<http::SseStream> strea
     return s == "DONE" || s == "FAILED" || s == "CANCELLED";
   };
   // Sends one event; caller holds st->mu. Returns false once the stream is over.
-  auto deliver = [st, stream, is_end](const state::EventRecord& e) {
+  auto deliver = [st, stream, is_end](const state::EventRecord& e) FM_REQUIRES(st->mu) {
     if (st->ended || e.cursor <= st->last) return !st->ended;
     if (is_end(e) && e.type == "LOG_STREAM_CLOSED") {
       // The closing marker is sent as eos rather than as a log line.
@@ -104,7 +108,7 @@ void ApiService::StreamLogs(Request& req, std::shared_ptr<http::SseStream> strea
     return true;
   };
   uint64_t sub = hub_->Subscribe(id, [st, deliver](const state::EventRecord& e) {
-    std::lock_guard<std::mutex> lock(st->mu);
+    MutexLock lock(st->mu);
     if (!st->live) {
       st->buffered.push_back(e);
       return;
@@ -120,7 +124,7 @@ void ApiService::StreamLogs(Request& req, std::shared_ptr<http::SseStream> strea
   q.limit = 1000;
   for (;;) {
     {
-      std::lock_guard<std::mutex> lock(st->mu);
+      MutexLock lock(st->mu);
       q.after = st->last;
     }
     auto page = store_->ReadEvents(q);
@@ -129,13 +133,13 @@ void ApiService::StreamLogs(Request& req, std::shared_ptr<http::SseStream> strea
       stream->Close();
       return;
     }
-    std::lock_guard<std::mutex> lock(st->mu);
+    MutexLock lock(st->mu);
     for (const auto& e : *page) {
       if (!deliver(e)) return;
     }
     if (static_cast<int>(page->size()) < q.limit) break;
   }
-  std::lock_guard<std::mutex> lock(st->mu);
+  MutexLock lock(st->mu);
   if (!st->ended && st->last > 0) {
     // Resumed at or past the end (an EventSource reconnects after eos with the eos id):
     // the ending event is behind the cursor and nothing later would close the stream.

@@ -9,6 +9,7 @@
 #include "api/routes/common.h"
 #include "api/routes/records.h"
 #include "api/service.h"
+#include "common/thread_annotations.h"
 
 namespace flowmesh::api {
 
@@ -97,15 +98,18 @@ void ApiService::SetCordon(const std::string& worker_id, const std::string& node
                  {"worker_id", found[0]["id"]},
                  {"ok", true}};
   struct Pending {
-    std::mutex mu;
-    size_t left = 0;
-    Status error;
+    Mutex mu;
+    size_t left FM_GUARDED_BY(mu) = 0;
+    Status error FM_GUARDED_BY(mu);
   };
   auto pending = std::make_shared<Pending>();
-  pending->left = found.size();
+  {
+    MutexLock lock(pending->mu);  // not yet shared: taken for the analysis
+    pending->left = found.size();
+  }
   for (const auto& w : found) {
     scheduler_->SetCordon(w.value("id", ""), cordon, [resp, result, pending](Result<json> res) {
-      std::lock_guard<std::mutex> lock(pending->mu);
+      MutexLock lock(pending->mu);
       if (!res.ok() && pending->error.ok()) pending->error = res.status();
       if (--pending->left > 0) return;
       resp->Send(pending->error.ok() ? JsonResponse(200, result) : StatusResponse(pending->error));
