@@ -130,7 +130,7 @@ def run(scope, submissions, model):
                 else:
                     reused += 1
                 worker_s += sum(u["runtime_sec"] for u in t["usages"])
-                first = t["submitted_at"] if first is None else min(first, t["submitted_at"])
+                first = t["submitted_ts"] if first is None else min(first, t["submitted_ts"])
                 last = max(last, t["finished_ts"] or 0)
                 outs[t["graph_node_name"]] = stack.api("GET", f"{API}/results/{t['task_id']}", key=keys[o])
             results.append(outs)
