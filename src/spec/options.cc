@@ -181,6 +181,12 @@ bool Accepts(const Option& o, json* v) {
 
 json JsonSchemaType(std::string_view type) { return json{{"type", type}}; }
 
+// 1, not 1.0, for an integral bound.
+nlohmann::ordered_json SchemaNumber(double d) {
+  if (d == std::floor(d) && std::fabs(d) < 1e15) return static_cast<int64_t>(d);
+  return d;
+}
+
 }  // namespace
 
 const std::vector<Option>& InferenceOptions() { return BuildInferenceOptions(); }
@@ -296,8 +302,8 @@ nlohmann::ordered_json OptionsJsonSchema(const std::vector<Option>& options) {
   for (const Option& o : options) {
     nlohmann::ordered_json p;
     auto bounds = [&](nlohmann::ordered_json* s) {
-      if (o.min) (*s)[o.min_exclusive ? "exclusiveMinimum" : "minimum"] = *o.min;
-      if (o.max) (*s)["maximum"] = *o.max;
+      if (o.min) (*s)[o.min_exclusive ? "exclusiveMinimum" : "minimum"] = SchemaNumber(*o.min);
+      if (o.max) (*s)["maximum"] = SchemaNumber(*o.max);
     };
     switch (o.type) {
       case OptionType::kInt:
@@ -342,7 +348,11 @@ nlohmann::ordered_json OptionsJsonSchema(const std::vector<Option>& options) {
     p["description"] = std::string(o.doc);
     properties[std::string(o.name)] = std::move(p);
   }
-  return {{"type", "object"}, {"properties", std::move(properties)}};
+  nlohmann::ordered_json schema;
+  schema["$comment"] = "generated from src/spec/options.cc (scripts/docs-options); do not edit";
+  schema["type"] = "object";
+  schema["properties"] = std::move(properties);
+  return schema;
 }
 
 std::string OptionsMarkdown() {
