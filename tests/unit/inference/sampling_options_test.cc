@@ -80,7 +80,8 @@ TEST(SamplingOptions, SubmitAndWorkerAgreeOnEveryProbe) {
 TEST(SamplingOptions, RulesAcrossOptionsAgree) {
   for (const json& inference :
        {json{{"min_tokens", 9}, {"max_tokens", 3}}, json{{"min_tokens", 300}},
-        json{{"min_tokens", 8}, {"max_new_tokens", 9}}, json{{"min_tokens", 10}, {"max_new_tokens", 9}},
+        json{{"min_tokens", 8}, {"max_new_tokens", 9}},
+        json{{"min_tokens", 10}, {"max_new_tokens", 9}},
         json{{"min_tokens", 10}, {"max_tokens", 12}, {"max_new_tokens", 9}}}) {
     EXPECT_EQ(AtSubmit(inference), OnWorker(inference)) << inference.dump();
   }
