@@ -267,7 +267,8 @@ std::optional<SectionProblem> CheckInferenceSection(const json& section) {
   if (!max && !given("max_tokens") && !given("max_new_tokens")) {
     max = DefaultOf(*FindInferenceOption("max_tokens")).get<int64_t>();
   }
-  if (!max || *min <= *max) return std::nullopt;  // a `${...}` max is checked at dispatch
+  // A `${...}` max is checked at dispatch; an out-of-range one has its own message.
+  if (!max || *max < 1 || *min <= *max) return std::nullopt;
   return SectionProblem{"min_tokens", "inference.min_tokens must be at most max_tokens (" +
                                           std::to_string(*max) + "), got " +
                                           std::to_string(*min)};
