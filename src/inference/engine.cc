@@ -729,9 +729,11 @@ Result<std::unique_ptr<Engine>> Engine::Load(const std::string& path, const Engi
 
 Result<std::shared_ptr<Generation>> Engine::Submit(const std::string& prompt, const SamplingParams& params) {
   Impl& e = *impl_;
-  if (params.max_tokens < 1) return InvalidArgument("inference.max_tokens must be >= 1");
-  if (params.min_tokens < 0 || params.min_tokens > params.max_tokens) {
-    return InvalidArgument("inference.min_tokens must be between 0 and max_tokens");
+  // What a user may ask for is checked before this (spec/options.cc, via SamplingFromSpec);
+  // these are the loop's own invariants (the KV reservation), for every caller.
+  if (params.max_tokens < 1 || params.min_tokens < 0 || params.min_tokens > params.max_tokens) {
+    return InvalidArgument(
+        "sampling parameters need 0 <= min_tokens <= max_tokens, max_tokens >= 1");
   }
   FM_ASSIGN_OR_RETURN(auto tokens, e.Tokenize(prompt, /*add_special=*/true));
   if (tokens.empty()) return InvalidArgument("the prompt is empty");

@@ -1,9 +1,10 @@
 #include "inference/inference_executor.h"
 
 #include <chrono>
-#include <set>
+#include <algorithm>
 
 #include "spec/operator.h"
+#include "spec/options.h"
 
 namespace flowmesh::inference {
 namespace {
@@ -17,10 +18,6 @@ const json& Field(const json& object, const char* key) {
   if (!object.is_object()) return kNull;
   auto it = object.find(key);
   return it == object.end() ? kNull : *it;
-}
-
-Status BadType(const std::string& key, const char* what) {
-  return InvalidArgument("inference." + key + " must be " + what);
 }
 
 // Data items: spec.data.items, else a single inference.prompt / spec.prompt.
@@ -75,102 +72,48 @@ Result<std::string> PromptOf(Engine& engine, const json& item, const std::string
   return engine.ApplyChatTemplate(messages);
 }
 
+// The inference section as the executor reads it: each option checked, aliased and
+// defaulted by spec/options.cc, the table the submit-time validator uses. A value accepted
+// there is accepted here, and a refused one gets the same message. Keys the table does not
+// know are left alone (the parser warned); options of other engines (vLLM, transformers,
+// diffusers) are checked and passed over.
+Result<json> ResolvedInference(const json& task_spec) {
+  const json& given = Field(task_spec, "inference");
+  json inf = given.is_null() ? json::object() : given;
+  if (auto problem = spec::ResolveInferenceSection(&inf)) return InvalidArgument(*problem);
+  return inf;
+}
+
 }  // namespace
 
 Result<SamplingParams> SamplingFromSpec(const json& task_spec) {
+  FM_ASSIGN_OR_RETURN(json inf, ResolvedInference(task_spec));
   SamplingParams p;
-  const json& inf = Field(task_spec, "inference");
-  if (inf.is_null()) return p;
-  if (!inf.is_object()) return InvalidArgument("inference must be an object");
-  static const std::set<std::string> kKnown = {
-      "max_tokens", "min_tokens", "temperature", "top_p", "top_k", "min_p", "seed", "n",
-      "repetition_penalty", "presence_penalty", "frequency_penalty", "stop", "stop_token_ids",
-      "system_prompt", "logprobs", "stream", "prompt"};
-  // Options of the published format's other engines (vLLM, transformers, diffusers) that
-  // llama.cpp has no use for are passed over: the parser has already said which keys it did
-  // not know. Two have a meaning here: max_new_tokens (transformers' max_tokens) and
-  // do_sample: false (greedy decoding).
-  bool has_max_tokens = Field(inf, "max_tokens").is_number();
-  for (const auto& item : inf.items()) {
-    const std::string& key = item.key();  // named, not a structured binding: the lambdas
-    const json& value = item.value();     // below capture them (clang 14 cannot)
-    if (value.is_null()) continue;
-    if (key == "max_new_tokens" && !has_max_tokens) {
-      if (!value.is_number_integer() || value.get<int64_t>() < 1 ||
-          value.get<int64_t>() > (1 << 20)) {
-        return BadType(key, "an integer >= 1");
-      }
-      p.max_tokens = value.get<int>();
-      continue;
-    }
-    if (key == "do_sample") continue;  // applied below, over any temperature
-    if (!kKnown.count(key)) continue;
-    auto number = [&](float& out, float lo, float hi) -> Status {
-      if (!value.is_number()) return BadType(key, "a number");
-      double v = value.get<double>();
-      if (!(v >= lo && v <= hi)) {
-        return InvalidArgument("inference." + key + " must be between " + std::to_string(lo) + " and " +
-                               std::to_string(hi));
-      }
-      out = static_cast<float>(v);
-      return Status::Ok();
-    };
-    auto integer = [&](int& out, int lo, int hi) -> Status {
-      if (!value.is_number_integer() || value.get<int64_t>() < lo || value.get<int64_t>() > hi) {
-        return InvalidArgument("inference." + key + " must be an integer between " + std::to_string(lo) +
-                               " and " + std::to_string(hi));
-      }
-      out = value.get<int>();
-      return Status::Ok();
-    };
-    if (key == "max_tokens") FM_RETURN_IF_ERROR(integer(p.max_tokens, 1, 1 << 20));
-    else if (key == "min_tokens") FM_RETURN_IF_ERROR(integer(p.min_tokens, 0, 1 << 20));
-    else if (key == "temperature") FM_RETURN_IF_ERROR(number(p.temperature, 0, 100));
-    else if (key == "top_p") FM_RETURN_IF_ERROR(number(p.top_p, 0, 1));
-    else if (key == "top_k" && value == -1) p.top_k = 0;  // vLLM's "all tokens"
-    else if (key == "top_k") FM_RETURN_IF_ERROR(integer(p.top_k, 0, 1 << 24));
-    else if (key == "min_p") FM_RETURN_IF_ERROR(number(p.min_p, 0, 1));
-    else if (key == "repetition_penalty") FM_RETURN_IF_ERROR(number(p.repetition_penalty, 0.01f, 100));
-    else if (key == "presence_penalty") FM_RETURN_IF_ERROR(number(p.presence_penalty, -100, 100));
-    else if (key == "frequency_penalty") FM_RETURN_IF_ERROR(number(p.frequency_penalty, -100, 100));
-    else if (key == "seed") {
-      if (!value.is_number_integer() || value.get<int64_t>() < 0 || value.get<int64_t>() > 0xFFFFFFFFLL) {
-        return BadType(key, "an integer between 0 and 2^32-1");
-      }
-      p.seed = static_cast<uint32_t>(value.get<int64_t>());
-    } else if (key == "stop") {
-      if (value.is_string()) {
-        p.stop = {value.get<std::string>()};
-      } else if (value.is_array()) {
-        for (const auto& s : value) {
-          if (!s.is_string()) return BadType(key, "a string or a list of strings");
-          if (!s.get<std::string>().empty()) p.stop.push_back(s.get<std::string>());
-        }
-      } else {
-        return BadType(key, "a string or a list of strings");
-      }
-    } else if (key == "stop_token_ids") {
-      if (!value.is_array()) return BadType(key, "a list of token ids");
-      for (const auto& t : value) {
-        if (!t.is_number_integer()) return BadType(key, "a list of token ids");
-        p.stop_token_ids.push_back(t.get<int32_t>());
-      }
-    } else if (key == "logprobs") {
-      if (value.is_boolean()) p.logprobs = value.get<bool>();
-      else if (value.is_number_integer()) p.logprobs = value.get<int>() > 0;
-      else return BadType(key, "a boolean");
-    } else if (key == "n") {
-      if (!value.is_number_integer() || value.get<int>() < 1 || value.get<int>() > 64) {
-        return BadType(key, "an integer between 1 and 64");
-      }
-    } else if (key == "system_prompt" || key == "prompt") {
-      if (key == "system_prompt" && !value.is_string()) return BadType(key, "a string");
-    } else if (key == "stream") {
-      if (!value.is_boolean()) return BadType(key, "a boolean");
+  p.max_tokens = inf["max_tokens"].get<int>();
+  p.min_tokens = inf["min_tokens"].get<int>();
+  p.temperature = inf["temperature"].get<float>();
+  p.top_p = inf["top_p"].get<float>();
+  p.top_k = std::max(inf["top_k"].get<int>(), 0);  // vLLM's -1 and llama.cpp's 0: all tokens
+  p.min_p = inf["min_p"].get<float>();
+  p.repetition_penalty = inf["repetition_penalty"].get<float>();
+  p.presence_penalty = inf["presence_penalty"].get<float>();
+  p.frequency_penalty = inf["frequency_penalty"].get<float>();
+  if (Field(inf, "seed").is_number()) p.seed = static_cast<uint32_t>(inf["seed"].get<int64_t>());
+  const json& stop = Field(inf, "stop");
+  if (stop.is_string()) p.stop = {stop.get<std::string>()};
+  if (stop.is_array()) {
+    for (const auto& s : stop) {
+      if (!s.get_ref<const std::string&>().empty()) p.stop.push_back(s.get<std::string>());
     }
   }
-  if (Field(inf, "do_sample").is_boolean() && !inf["do_sample"].get<bool>()) p.temperature = 0;
-  if (p.min_tokens > p.max_tokens) return InvalidArgument("inference.min_tokens must not exceed max_tokens");
+  if (Field(inf, "stop_token_ids").is_array()) {
+    for (const auto& t : inf["stop_token_ids"]) p.stop_token_ids.push_back(t.get<int32_t>());
+  }
+  const json& logprobs = inf["logprobs"];
+  p.logprobs = logprobs.is_boolean() ? logprobs.get<bool>() : logprobs.get<int64_t>() > 0;
+  if (Field(inf, "do_sample").is_boolean() && !inf["do_sample"].get<bool>()) {
+    p.temperature = 0;  // greedy, over any temperature
+  }
   return p;
 }
 
@@ -178,10 +121,10 @@ Result<json> InferenceExecutor::Run(executors::TaskContext& ctx) {
   FM_ASSIGN_OR_RETURN(SamplingParams params, SamplingFromSpec(ctx.spec));
   params.share = !(Field(ctx.spec, "cache").is_string() && ctx.spec["cache"] == "never");
   FM_ASSIGN_OR_RETURN(json items, Items(ctx.spec));
-  const json& inf = Field(ctx.spec, "inference");
-  int n = Field(inf, "n").is_number_integer() ? inf["n"].get<int>() : 1;
+  FM_ASSIGN_OR_RETURN(json inf, ResolvedInference(ctx.spec));
+  int n = inf["n"].get<int>();
   std::string system_prompt = Field(inf, "system_prompt").is_string() ? inf["system_prompt"].get<std::string>() : "";
-  bool stream = !Field(inf, "stream").is_boolean() || inf["stream"].get<bool>();
+  bool stream = inf["stream"].get<bool>();
   if (ctx.cancelled.load()) return Cancelled("inference: cancelled");
   FM_ASSIGN_OR_RETURN(std::shared_ptr<Engine> engine, models_->Acquire(ctx.spec));
 

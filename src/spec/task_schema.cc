@@ -1,9 +1,6 @@
 #include "spec/task_schema.h"
 
 #include <algorithm>
-#include <cctype>
-#include <cerrno>
-#include <cstdlib>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -15,6 +12,7 @@
 #include <utility>
 
 #include "spec/diagnostics.h"
+#include "spec/options.h"
 
 namespace flowmesh::spec {
 
@@ -22,11 +20,7 @@ using nlohmann::json;
 
 namespace {
 
-std::string Quote(const json& value) {
-  std::string text = value.is_string() ? value.get<std::string>() : value.dump();
-  if (text.size() > 64) text = text.substr(0, 61) + "...";
-  return "'" + text + "'";
-}
+std::string Quote(const json& value) { return QuoteValue(value); }
 
 std::string Join(const std::vector<std::string>& items, std::string_view sep) {
   std::string out;
@@ -71,7 +65,9 @@ bool IsMemoryQuantity(const json& v) {
 
 // A node of the schema tree. Built once by SchemaBuilder; never modified afterwards.
 struct Schema {
-  enum class Kind { kAny, kString, kInt, kNumber, kBool, kMemory, kObject, kList, kOneOf, kTagged };
+  enum class Kind {
+    kAny, kString, kInt, kNumber, kBool, kMemory, kObject, kList, kOneOf, kTagged, kOption
+  };
   Kind kind = Kind::kAny;
   std::string what;  // "an integer >= 1": the end of "X must be …"
   // kInt / kNumber
@@ -99,49 +95,14 @@ struct Schema {
   std::vector<std::pair<std::string, const Schema*>> variants;
   const Schema* untagged = nullptr;  // checks an object without `tag` (else: missing tag)
   bool warn_unknown_tag = false;     // an unknown tag value is a warning, checked no further
+  // kOption: an executor option declared in spec/options.cc, checked by its own rule
+  const Option* option = nullptr;
+  // kObject: a rule across the fields (min_tokens <= max_tokens), run after them
+  std::optional<SectionProblem> (*rule)(const json&) = nullptr;
 };
 
-// Quoted scalars as the published (pydantic, lax mode) parser reads them: "4" for an
-// integer, "0.5" for a number, "true"/"no" for a boolean. Replaces `v` and returns true
-// when the text is exactly such a value.
-bool CoerceNumber(json* v, bool integer) {
-  if (!v->is_string()) return false;
-  const std::string& s = v->get_ref<const std::string&>();
-  // Plain decimal text only: no leading blanks, no hex, no inf/nan.
-  if (s.empty() || s.size() > 40 || s.find_first_of("xXpP") != std::string::npos ||
-      !(std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '+' ||
-        s[0] == '.')) {
-    return false;
-  }
-  const char* begin = s.c_str();
-  char* end = nullptr;
-  errno = 0;
-  long long i = std::strtoll(begin, &end, 10);
-  if (errno == 0 && end == begin + s.size()) {
-    *v = static_cast<int64_t>(i);
-    return true;
-  }
-  if (integer) return false;
-  errno = 0;
-  double d = std::strtod(begin, &end);
-  if (errno != 0 || end != begin + s.size() || !std::isfinite(d)) return false;
-  *v = d;
-  return true;
-}
-
-bool CoerceBool(json* v) {
-  if (!v->is_string()) return false;
-  std::string s = v->get<std::string>();
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  if (s == "true" || s == "yes" || s == "on" || s == "1") {
-    *v = true;
-  } else if (s == "false" || s == "no" || s == "off" || s == "0") {
-    *v = false;
-  } else {
-    return false;
-  }
-  return true;
-}
+// Quoted scalars ("4", "0.5", "yes") are read as the published parser reads them:
+// CoerceNumber and CoerceBool (spec/options.h), shared with the worker.
 
 // "16GiB" -> "16Gi": one spelling of binary units for everything that reads the spec.
 void NormaliseMemory(json* v) {
@@ -197,6 +158,11 @@ class Validator {
         return Bad(s, v, rel);
       case Schema::Kind::kTagged:
         return CheckTagged(s, v, rel);
+      case Schema::Kind::kOption:
+        if (auto problem = CheckOption(*s.option, &v, Name(rel))) {
+          Issue(rel + problem->at, false, std::move(problem->message));
+        }
+        return;
     }
   }
 
@@ -233,6 +199,8 @@ class Validator {
       case Schema::Kind::kOneOf:
         return std::any_of(s.options.begin(), s.options.end(),
                            [&](const Schema* o) { return TypeMatches(*o, v); });
+      case Schema::Kind::kOption:
+        return true;
     }
     return false;
   }
@@ -316,6 +284,9 @@ class Validator {
         Issue(rel, false, Name(rel) + " may hold only one of " + Join(group, ", ") + ", got " +
                               Join(set, " and "));
       }
+    }
+    if (s.rule != nullptr) {
+      if (auto problem = s.rule(v)) Issue(rel + "." + problem->key, false, problem->message);
     }
   }
 
@@ -662,48 +633,17 @@ class SchemaBuilder {
     return data;
   }
 
+  // Declared in spec/options.cc, with the worker's reading of the same values.
   const Schema* Inference() {
-    const Schema* count = Int(1.0);
-    return Free({{"max_tokens", count},
-                 {"min_tokens", Int(0.0)},
-                 {"max_new_tokens", count},
-                 {"temperature", Num(0.0, 2.0)},
-                 {"top_p", Num(0.0, 1.0)},
-                 {"top_k", Int(-1.0)},
-                 {"min_p", Num(0.0, 1.0)},
-                 {"seed", Int()},
-                 {"n", count},
-                 {"best_of", count},
-                 {"do_sample", Bool()},
-                 {"num_beams", count},
-                 {"repetition_penalty", Positive()},
-                 {"presence_penalty", Num(-2.0, 2.0)},
-                 {"frequency_penalty", Num(-2.0, 2.0)},
-                 {"length_penalty", Num()},
-                 {"no_repeat_ngram_size", Int(0.0)},
-                 {"stop", StrOrStrings()},
-                 {"stop_token_ids", List(Int(), "a list of integers")},
-                 {"bad_words", Strings()},
-                 {"ignore_eos", Bool()},
-                 {"skip_special_tokens", Bool()},
-                 {"system_prompt", Str()},
-                 {"logprobs", OneOf({Bool(), Int(0.0)}, "true, false or an integer >= 0")},
-                 {"prompt_logprobs", Int(0.0)},
-                 {"templates", Any()},  // structured output: named fields or a JSON schema
-                 {"response_format", Any()},
-                 {"guided_json", Any()},
-                 {"chat_template_kwargs", MapOf(nullptr, "a mapping")},
-                 {"batch_size", count},
-                 {"prompts", Any()},
-                 // diffusion
-                 {"num_inference_steps", count},
-                 {"guidance_scale", Num(0.0)},
-                 {"height", count},
-                 {"width", count},
-                 {"negative_prompt", StrOrStrings()},
-                 {"num_images_per_prompt", count},
-                 {"output_type", Str()},
-                 {"stream", Bool()}});  // generated text as task log lines (default true)
+    Fields fields;
+    for (const Option& option : InferenceOptions()) {
+      Schema* field = New(Schema::Kind::kOption, Describe(option));
+      field->option = &option;
+      fields.push_back({std::string(option.name), field});
+    }
+    Schema* inference = Free(std::move(fields));
+    inference->rule = &CheckInferenceSection;
+    return inference;
   }
 
   const Schema* Api() {
