@@ -292,19 +292,24 @@ Status ServerApp::Start() {
 
   ApiConfig ac;
   ac.body_limit = s.config.body_limit;
-  s.api = std::make_unique<ApiService>(ac, s.store.get(), s.content.get(), s.sched.get(), &s.hub);
-  if (s.authn) s.api->SetAuthenticator(s.authn.get());
+  ApiDeps deps;
+  deps.store = s.store.get();
+  deps.blobs = s.content.get();
+  deps.scheduler = s.sched.get();
+  deps.hub = &s.hub;
+  deps.authenticator = s.authn.get();
+  // Called by handlers only, so once the server below exists.
+  deps.extra_metrics = [&s] {
+    return nlohmann::json{{"http_open_connections", s.http ? s.http->open_connections() : 0}};
+  };
+  deps.maintenance = [&s](double grace_s) { return s.MaintenancePass(grace_s); };
+  s.api = std::make_unique<ApiService>(ac, std::move(deps));
   http::ServerConfig hc;
   hc.address = s.config.host;
   hc.port = s.config.port;
   hc.threads = s.config.http_threads;
   hc.body_limit = s.config.body_limit;
   s.http = std::make_unique<http::Server>(hc, s.api->MakeRouter());
-  http::Server* http_server = s.http.get();
-  s.api->SetExtraMetrics([http_server] {
-    return nlohmann::json{{"http_open_connections", http_server->open_connections()}};
-  });
-  s.api->SetMaintenance([&s](double grace_s) { return s.MaintenancePass(grace_s); });
   FM_RETURN_IF_ERROR(s.http->Start());
   if (s.config.gc_interval_s > 0) s.maintenance = std::thread([&s] { s.MaintenanceLoop(); });
 

@@ -4,9 +4,15 @@
 
 namespace flowmesh::api {
 
-ApiService::ApiService(ApiConfig config, state::Store* store, cas::ContentStore* blobs,
-                       scheduler::Scheduler* scheduler, scheduler::EventHub* hub)
-    : config_(std::move(config)), store_(store), blobs_(blobs), scheduler_(scheduler), hub_(hub) {}
+ApiService::ApiService(ApiConfig config, ApiDeps deps)
+    : config_(std::move(config)),
+      store_(deps.store),
+      blobs_(deps.blobs),
+      scheduler_(deps.scheduler),
+      hub_(deps.hub),
+      auth_(deps.authenticator),
+      extra_metrics_(std::move(deps.extra_metrics)),
+      maintenance_(std::move(deps.maintenance)) {}
 
 std::shared_ptr<http::Router> ApiService::MakeRouter() {
   auto r = std::make_shared<http::Router>();

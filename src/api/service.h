@@ -24,23 +24,27 @@ struct ApiConfig {
   size_t body_limit = 16 << 20;
 };
 
+// What the API reads and drives, all given at construction (nothing to set later, so no
+// order to get wrong). Pointers are borrowed and outlive the service.
+struct ApiDeps {
+  state::Store* store = nullptr;
+  cas::ContentStore* blobs = nullptr;
+  scheduler::Scheduler* scheduler = nullptr;
+  scheduler::EventHub* hub = nullptr;
+  // Authentication, per-organisation isolation, quotas and the admin routes. Null: every
+  // caller acts as the default organisation's admin (single-user development only).
+  auth::Authenticator* authenticator = nullptr;
+  // Server-level gauges added to /metrics; may be empty.
+  std::function<nlohmann::json()> extra_metrics;
+  // POST /api/v1/system/gc: one storage maintenance pass (grace in seconds); may be empty.
+  std::function<nlohmann::json(double)> maintenance;
+};
+
 class ApiService {
  public:
-  ApiService(ApiConfig config, state::Store* store, cas::ContentStore* blobs,
-             scheduler::Scheduler* scheduler, scheduler::EventHub* hub);
+  ApiService(ApiConfig config, ApiDeps deps);
 
   std::shared_ptr<http::Router> MakeRouter();
-
-  // Turns authentication, per-organisation isolation, quotas and the admin routes on.
-  // Call before MakeRouter. Without it every caller acts as the default organisation's admin.
-  void SetAuthenticator(auth::Authenticator* authenticator) { auth_ = authenticator; }
-
-  // Counters shown by /metrics; the app adds server-level gauges.
-  void SetExtraMetrics(std::function<nlohmann::json()> extra) { extra_metrics_ = std::move(extra); }
-  // POST /api/v1/system/gc runs one storage maintenance pass (grace in seconds).
-  void SetMaintenance(std::function<nlohmann::json(double)> pass) {
-    maintenance_ = std::move(pass);
-  }
 
  private:
   // One file per resource under src/api/routes/; each Add*Routes registers named handlers.
@@ -113,13 +117,13 @@ class ApiService {
   nlohmann::json MetricsJson() const;
 
   ApiConfig config_;
-  state::Store* store_;
-  cas::ContentStore* blobs_;
-  scheduler::Scheduler* scheduler_;
-  scheduler::EventHub* hub_;
-  auth::Authenticator* auth_ = nullptr;
-  std::function<nlohmann::json()> extra_metrics_;
-  std::function<nlohmann::json(double)> maintenance_;
+  state::Store* const store_;
+  cas::ContentStore* const blobs_;
+  scheduler::Scheduler* const scheduler_;
+  scheduler::EventHub* const hub_;
+  auth::Authenticator* const auth_;
+  const std::function<nlohmann::json()> extra_metrics_;
+  const std::function<nlohmann::json(double)> maintenance_;
 };
 
 }  // namespace flowmesh::api

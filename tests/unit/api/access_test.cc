@@ -18,7 +18,7 @@ std::string PatternOf(const http::Router::Route& route) {
 // Every route the API serves has an entry in the permission table (a new route without
 // one would silently need system:admin).
 TEST(AccessTest, EveryRouteIsInThePermissionTable) {
-  ApiService service(ApiConfig{}, nullptr, nullptr, nullptr, nullptr);
+  ApiService service(ApiConfig{}, ApiDeps{});
   auto router = service.MakeRouter();
   ASSERT_FALSE(router->routes().empty());
   for (const auto& route : router->routes()) {
