@@ -228,11 +228,9 @@ Status ServerApp::Start() {
   s.bus = s.config.in_process_bus ? bus::MakeInProcessBus() : bus::MakeRedisBus(s.config.redis);
 
   if (!s.config.plugins.empty()) {
-    auto config_of = [](const std::string& name) {
-      std::string var = "FLOWMESH_PLUGIN_CONFIG_";
-      for (char c : name) var += std::isalnum(static_cast<unsigned char>(c)) ? std::toupper(c) : '_';
-      const char* v = std::getenv(var.c_str());
-      return std::string(v ? v : "");
+    auto config_of = [&s](const std::string& name) {
+      auto it = s.config.plugin_configs.find(name);
+      return it == s.config.plugin_configs.end() ? std::string() : it->second;
     };
     FM_ASSIGN_OR_RETURN(s.plugins, auth::PluginHost::Load(s.config.plugins, config_of));
   }

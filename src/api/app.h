@@ -3,6 +3,7 @@
 // child process running (adopting a live one left by a previous server process).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +39,8 @@ struct ServerAppConfig {
   bool auth = true;
   std::string bootstrap_key_sha256;   // admin key to ensure exists (set by `stack up`)
   std::vector<std::string> plugins;   // shared libraries (FLOWMESH_PLUGINS)
+  // Each plugin's config string by plugin name (FLOWMESH_PLUGIN_CONFIG_<NAME>, read at start).
+  std::map<std::string, std::string> plugin_configs;
 };
 
 class ServerApp {

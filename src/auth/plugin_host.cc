@@ -85,11 +85,6 @@ T Sym(void* handle, const char* name) {
   return reinterpret_cast<T>(::dlsym(handle, name));
 }
 
-std::string PluginName(const std::string& path) {
-  std::string stem = std::filesystem::path(path).stem().string();
-  if (stem.rfind("lib", 0) == 0) stem = stem.substr(3);
-  return stem;
-}
 
 void HostPrincipalSet(FlowmeshPrincipal* out, const char* principal_id, const char* org_id,
                       const char* scopes) {
@@ -160,6 +155,22 @@ PluginHost::~PluginHost() {
   }
 }
 
+std::string PluginHost::NameOf(const std::string& path) {
+  std::string stem = std::filesystem::path(path).stem().string();
+  if (stem.rfind("lib", 0) == 0) stem = stem.substr(3);
+  return stem;
+}
+
+std::string PluginHost::ConfigVariable(const std::string& name) {
+  std::string var = "FLOWMESH_PLUGIN_CONFIG_";
+  for (char c : name) {
+    var += std::isalnum(static_cast<unsigned char>(c))
+               ? static_cast<char>(std::toupper(static_cast<unsigned char>(c)))
+               : '_';
+  }
+  return var;
+}
+
 std::vector<std::string> PluginHost::SplitList(const std::string& text) {
   std::vector<std::string> out;
   std::string cur;
@@ -182,7 +193,7 @@ Result<std::unique_ptr<PluginHost>> PluginHost::Load(
   for (const auto& path : paths) {
     Loaded p;
     p.path = path;
-    p.name = PluginName(path);
+    p.name = NameOf(path);
     auto fail = [&](const std::string& why) {
       if (p.handle) ::dlclose(p.handle);
       return FailedPrecondition("plugin " + path + ": " + why);

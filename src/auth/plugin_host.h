@@ -39,6 +39,10 @@ class PluginHost {
       const std::function<std::string(const std::string& name)>& config_of);
   // Splits FLOWMESH_PLUGINS ("a.so:b.so" or "a.so,b.so").
   static std::vector<std::string> SplitList(const std::string& text);
+  // A plugin's name: its file's stem without "lib" (libacme_auth.so -> acme_auth).
+  static std::string NameOf(const std::string& path);
+  // The environment variable holding a plugin's config: FLOWMESH_PLUGIN_CONFIG_<NAME>.
+  static std::string ConfigVariable(const std::string& name);
   ~PluginHost();  // Delivers queued usage rows, then unloads.
   PluginHost(const PluginHost&) = delete;
   PluginHost& operator=(const PluginHost&) = delete;

@@ -1,5 +1,6 @@
 #include "config/server_settings.h"
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "auth/plugin_host.h"
@@ -82,6 +83,13 @@ Result<api::ServerAppConfig> ToServerAppConfig(const ServerSettings& s,
   if (cfg.state_dir.empty()) cfg.state_dir = s.home + "/state";
   cfg.auth = s.auth == "on";
   cfg.plugins = auth::PluginHost::SplitList(s.plugins);
+  // Plugin configs are named after each plugin, so they are read here, once, at start.
+  for (const auto& path : cfg.plugins) {
+    std::string name = auth::PluginHost::NameOf(path);
+    if (const char* v = std::getenv(auth::PluginHost::ConfigVariable(name).c_str())) {
+      cfg.plugin_configs[name] = v;
+    }
+  }
   cfg.log_level = s.log_level;
   cfg.body_limit = s.body_limit_mb << 20;
   cfg.scheduler.worker_grace_s = s.worker_grace_s;
