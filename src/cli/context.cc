@@ -1,11 +1,22 @@
 #include "cli/context.h"
 
+#include <fstream>
 #include <ostream>
+#include <sstream>
 
 #include "cli/output.h"
 #include "cli/records.h"
 
 namespace flowmesh::cli {
+
+bool ReadFile(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  *out = ss.str();
+  return true;
+}
 
 Context::Context(const Invocation& inv, const Environment& env, Streams streams,
                  HomeLayout layout, Endpoint endpoint)

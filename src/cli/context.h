@@ -23,6 +23,9 @@ inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUnreachable = 2;
 inline constexpr int kExitCancelled = 130;
 
+// Reads a whole file (a workflow document); false when it cannot be opened.
+bool ReadFile(const std::string& path, std::string* out);
+
 class Context {
  public:
   Context(const Invocation& inv, const Environment& env, Streams streams, HomeLayout layout,

@@ -21,15 +21,6 @@ namespace {
 
 using nlohmann::json;
 
-bool ReadFile(const std::string& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  *out = ss.str();
-  return true;
-}
-
 json LocalTasks(const spec::WorkflowDef& def) {
   json tasks = json::array();
   for (const auto& t : def.tasks) {

@@ -18,15 +18,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr int kMaxReconnects = 5;
 
-bool ReadFile(const std::string& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  *out = ss.str();
-  return true;
-}
-
 http::Headers FormatHeaders(const std::string& format) {
   return {{"Workflow-Format", format},
           {"Content-Type", format == "n8n" ? "application/json" : "text/plain"}};

@@ -70,6 +70,14 @@ Result<std::vector<MultipartPart>> ParseMultipart(const std::string& body,
 
 }  // namespace
 
+Result<state::TaskRecord> ApiService::AccessibleTask(const Request& req, const std::string& id,
+                                                     auth::Action action) const {
+  auto task = store_->GetTask(id);
+  if (!task.ok()) return task.status();
+  FM_RETURN_IF_ERROR(CheckAccess(req, task->org_id, auth::Kind::kResult, action, "task", id));
+  return task;
+}
+
 void ApiService::PostResult(Request& req, std::shared_ptr<http::Responder> resp) {
   json body = json::parse(req.body, nullptr, false);
   if (!body.is_object()) {
@@ -86,12 +94,9 @@ void ApiService::PostResult(Request& req, std::shared_ptr<http::Responder> resp)
     return;
   }
   std::string task_id = body["task_id"].get<std::string>();
-  auto task = store_->GetTask(task_id);
-  Status access = task.ok() ? CheckAccess(req, task->org_id, auth::Kind::kResult,
-                                          auth::Action::kWrite, "task", task_id)
-                            : task.status();
-  if (!access.ok()) {
-    resp->Send(StatusResponse(access));
+  auto task = AccessibleTask(req, task_id, auth::Action::kWrite);
+  if (!task.ok()) {
+    resp->Send(StatusResponse(task.status()));
     return;
   }
   std::string blob = body["result"].dump(-1, ' ', false, json::error_handler_t::replace);
@@ -124,11 +129,8 @@ void ApiService::PostResult(Request& req, std::shared_ptr<http::Responder> resp)
 
 Response ApiService::GetResult(Request& req) {
   std::string id = req.params["task_id"];
-  auto task = store_->GetTask(id);
+  auto task = AccessibleTask(req, id, auth::Action::kRead);
   if (!task.ok()) return StatusResponse(task.status());
-  Status access =
-      CheckAccess(req, task->org_id, auth::Kind::kResult, auth::Action::kRead, "task", id);
-  if (!access.ok()) return StatusResponse(access);
   auto rec = store_->GetResult(id);
   if (!rec.ok()) {
     return Response::Error(404, "task " + id + " has no result (status " +
@@ -141,12 +143,9 @@ Response ApiService::GetResult(Request& req) {
 
 void ApiService::PostResultFiles(Request& req, std::shared_ptr<http::Responder> resp) {
   std::string id = req.params["task_id"];
-  auto task = store_->GetTask(id);
-  Status access = task.ok() ? CheckAccess(req, task->org_id, auth::Kind::kResult,
-                                          auth::Action::kWrite, "task", id)
-                            : task.status();
-  if (!access.ok()) {
-    resp->Send(StatusResponse(access));
+  auto task = AccessibleTask(req, id, auth::Action::kWrite);
+  if (!task.ok()) {
+    resp->Send(StatusResponse(task.status()));
     return;
   }
   auto parts = ParseMultipart(req.body, req.Header("Content-Type"));
@@ -192,11 +191,8 @@ void ApiService::PostResultFiles(Request& req, std::shared_ptr<http::Responder> 
 
 Response ApiService::GetResultFile(Request& req) {
   std::string id = req.params["task_id"];
-  auto task = store_->GetTask(id);
+  auto task = AccessibleTask(req, id, auth::Action::kRead);
   if (!task.ok()) return StatusResponse(task.status());
-  Status access =
-      CheckAccess(req, task->org_id, auth::Kind::kResult, auth::Action::kRead, "task", id);
-  if (!access.ok()) return StatusResponse(access);
   auto clean = SanitizeRelativePath(req.params["path"]);
   if (!clean.ok()) return StatusResponse(clean.status());
   auto files = store_->ListResultFiles(id);
@@ -233,11 +229,8 @@ Result<std::string> ApiService::TaskLogLines(const std::string& task_id) const {
 
 Response ApiService::GetResultLogs(Request& req) {
   std::string id = req.params["task_id"];
-  auto task = store_->GetTask(id);
+  auto task = AccessibleTask(req, id, auth::Action::kRead);
   if (!task.ok()) return StatusResponse(task.status());
-  Status access =
-      CheckAccess(req, task->org_id, auth::Kind::kResult, auth::Action::kRead, "task", id);
-  if (!access.ok()) return StatusResponse(access);
   auto lines = TaskLogLines(id);
   if (!lines.ok()) return StatusResponse(lines.status());
   Response resp;
@@ -269,11 +262,8 @@ Result<json> ApiService::ResultEnvelope(const std::string& task_id) const {
 
 Response ApiService::GetResultBundle(Request& req) {
   std::string id = req.params["task_id"];
-  auto task = store_->GetTask(id);
+  auto task = AccessibleTask(req, id, auth::Action::kRead);
   if (!task.ok()) return StatusResponse(task.status());
-  Status access =
-      CheckAccess(req, task->org_id, auth::Kind::kResult, auth::Action::kRead, "task", id);
-  if (!access.ok()) return StatusResponse(access);
   if (!state::IsTerminal(task->status)) {
     return Response::Error(409, "task " + id + " is " +
                                     std::string(state::TaskStateName(task->status)) +
