@@ -400,5 +400,38 @@ TEST(PublishedFormat, N8nReferencesByNodeNameFollowTheTaskNames) {
   EXPECT_TRUE(def.warnings.empty());
 }
 
+// Keys the published executors read are declared; one they ignore stays a warning.
+TEST(PublishedFormat, KeysThePublishedExecutorsReadAreDeclared) {
+  WorkflowDef def = MustParse(Task("TrainingTask", R"(  taskType: ppo
+  model: {source: {identifier: org/m}}
+  data: {prompts: [hi]}
+  training:
+    allow_multi_gpu: true
+    visible_devices: "0,1"
+    log_with: [tensorboard]
+    tracker_project_name: p
+    optimize_cuda_cache: true
+)"));
+  ASSERT_EQ(def.warnings.size(), 1u);
+  EXPECT_THAT(def.warnings[0].message, HasSubstr("unknown key 'optimize_cuda_cache'"));
+  def = MustParse(Task("LoRASFTTask", R"(  taskType: lora_sft
+  model: {source: {identifier: org/m}}
+  data: {dataset_name: org/d}
+  lora: {r: 8, use_rslora: true}
+)"));
+  EXPECT_TRUE(def.warnings.empty());
+  def = MustParse(Task("DataTask", R"(  taskType: data_retrieval
+  data: {type: lumid, mode: agent, lumid_data_url: "http://l", lumid_data_token: t,
+         description: "rows for {s}", max_steps: 5,
+         params: [{label: s, data: {type: list, items: [A]}}]}
+)"));
+  EXPECT_TRUE(def.warnings.empty());
+  std::vector<SpecError> errors = MustFail(Task("DataTask", R"(  taskType: data_retrieval
+  data: {type: lumid, mode: graph, lumid_data_url: "http://l"}
+)"));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].path, "spec.data.mode");
+}
+
 }  // namespace
 }  // namespace flowmesh::spec
