@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <optional>
 #include <set>
 #include <string_view>
@@ -651,6 +652,70 @@ class Translator {
       used.insert(name);
       node.task = name;
     }
+    // The published importer names its graph nodes after the n8n nodes, so a Set node's
+    // JSON refers to upstream tasks by n8n name ({"node": "Inference A"} in a template
+    // column, `${Inference A.items.0.output}`); those names are translated with the tasks.
+    for (const N8nNode& node : nodes_) {
+      if (!node.task.empty() && node.task != node.name && used.count(node.name) == 0) {
+        renamed_[node.name] = node.task;
+      }
+    }
+  }
+
+  // `{node: <n8n name>}` in data (at any depth: list sources, columns, template columns,
+  // params, image_embedding) and `${<n8n name>.…}` in any string -> the task's name.
+  void RenameReferences(json* spec) {
+    if (renamed_.empty()) return;
+    if (auto data = spec->find("data"); data != spec->end()) RenameNodeKeys(&*data);
+    RenamePlaceholders(spec);
+  }
+
+  void RenameNodeKeys(json* value) {
+    if (value->is_array()) {
+      for (json& item : *value) RenameNodeKeys(&item);
+      return;
+    }
+    if (!value->is_object()) return;
+    for (auto it = value->begin(); it != value->end(); ++it) {
+      if (it.key() == "node" && it->is_string()) {
+        auto found = renamed_.find(it->get_ref<const std::string&>());
+        if (found != renamed_.end()) *it = found->second;
+      } else {
+        RenameNodeKeys(&*it);
+      }
+    }
+  }
+
+  void RenamePlaceholders(json* value) {
+    if (value->is_array() || value->is_object()) {
+      for (json& item : *value) RenamePlaceholders(&item);
+      return;
+    }
+    if (!value->is_string()) return;
+    const std::string& text = value->get_ref<const std::string&>();
+    if (text.find("${") == std::string::npos) return;
+    std::string out;
+    size_t pos = 0;
+    bool changed = false;
+    while (true) {
+      size_t open = text.find("${", pos);
+      size_t close = open == std::string::npos ? open : text.find('}', open + 2);
+      if (close == std::string::npos) break;
+      std::string inner = text.substr(open + 2, close - open - 2);
+      size_t dot = inner.find('.');
+      auto found = dot == std::string::npos ? renamed_.end() : renamed_.find(inner.substr(0, dot));
+      out.append(text, pos, open - pos);
+      if (found != renamed_.end()) {
+        out += "${" + found->second + inner.substr(dot) + "}";
+        changed = true;
+      } else {
+        out.append(text, open, close + 1 - open);
+      }
+      pos = close + 1;
+    }
+    if (!changed) return;
+    out.append(text, pos, std::string::npos);
+    *value = std::move(out);
   }
 
   static std::string RouteKey(const Route& r) {
@@ -1609,6 +1674,7 @@ class Translator {
       }
     }
     MergeInto(&spec, own);
+    RenameReferences(&spec);
     if (cond >= 0 && !mixed) {
       const Cond& c = conds_[static_cast<size_t>(cond)];
       if (!c.error.empty()) {
@@ -1635,6 +1701,8 @@ class Translator {
   std::vector<N8nNode> nodes_;
   std::unordered_map<std::string, size_t> by_name_;
   std::vector<Cond> conds_;
+  // n8n names of task nodes -> their task names, where they differ.
+  std::map<std::string, std::string> renamed_;
   // While a task is built: the Set fields its own parameters read through expressions
   // (they are used there and not merged in again as fragments).
   std::set<std::string>* consumed_ = nullptr;

@@ -615,19 +615,44 @@ class SchemaBuilder {
     Schema* data = New(Schema::Kind::kTagged, "a mapping");
     data->tag = "type";
     // data_retrieval's sources: a query or object-key template filled from params columns.
+    // data_profiling samples the template's parameters: constraints [{name, type, min, max}
+    // or {name, candidates}] beside params, num_test_queries queries.
     Schema* retrieval = Free(DataExtras({{"type", Any()},
                                          {"connection_string", Str()},
                                          {"template", Str()},
                                          {"query", Str()},
                                          {"params", columns},
-                                         {"encoding", Str()}}),
+                                         {"encoding", Str()},
+                                         {"cert_data", Str()},
+                                         {"require_non_empty_rows", Bool()},
+                                         {"constraints", List(Any(), "a list of constraints "
+                                                                     "[{name, type, min, max}]")},
+                                         {"num_test_queries", Int(1.0)}}),
                              " (data_retrieval source)");
+    // type lumid: retrieval through lumid-data-app (mode sql, agent or s3); the executor
+    // checks which keys each mode needs.
+    Schema* lumid = Free(DataExtras({{"type", Any()},
+                                     {"mode", Enum({"sql", "agent", "s3"})},
+                                     {"lumid_data_url", Str()},
+                                     {"lumid_data_token", Str()},
+                                     {"template", Str()},
+                                     {"description", Str()},
+                                     {"schema_scope", Str()},
+                                     {"max_steps", Int(1.0)},
+                                     {"model", Str()},
+                                     {"params", columns},
+                                     {"output_format", Str()},
+                                     {"encoding", Str()},
+                                     {"verify", Bool()},
+                                     {"require_non_empty_rows", Bool()}}),
+                         " (lumid source)");
     data->variants = {{"list", list},
                       {"dataset", dataset},
                       {"graph_template", graph_template},
                       {"dataframe", dataframe},
                       {"sql", retrieval},
-                      {"s3", retrieval}};
+                      {"s3", retrieval},
+                      {"lumid", lumid}};
     data->untagged = untyped;
     data->warn_unknown_tag = true;
     return data;
@@ -730,10 +755,22 @@ class SchemaBuilder {
                  {"padding_side", Str()},
                  {"early_stopping", Bool()},
                  {"project", Str()},
+                 // ppo: log_with (null, a name or a list of names) becomes report_to,
+                 // tracker_project_name becomes project
+                 {"log_with", Any()},
+                 {"tracker_project_name", Str()},
+                 {"num_mini_batches", count},
+                 {"save_only_model", Bool()},
+                 {"save_safetensors", Bool()},
                  {"max_grad_norm", Num(0.0)},
                  {"resume_from_checkpoint", Any()},
                  {"report_to", Any()},
                  {"num_gpus", Int(0.0)},
+                 // multi-GPU launch (torchrun) in the published sft/dpo/ppo executors;
+                 // visible_devices is a comma-separated list of GPU ids ("0,1")
+                 {"allow_multi_gpu", Bool()},
+                 {"visible_devices", OneOf({Str(), Int(0.0)}, "GPU ids, \"0,1\"")},
+                 {"nproc_per_node", count},
                  {"auto_deepspeed_stage", Int(0.0, 3.0)},
                  {"deepspeed", Any()},
                  {"image_size", Any()},
@@ -756,6 +793,7 @@ class SchemaBuilder {
                  {"lora_dropout", Num(0.0, 1.0)},
                  {"bias", Str()},
                  {"task_type", Str()},
+                 {"use_rslora", Bool()},
                  {"target_modules", StrOrStrings()}});
   }
 

@@ -363,5 +363,75 @@ TEST(PublishedFormat, N8nSectionNodesWithoutInputsAndCheckpoint) {
   EXPECT_TRUE(def.warnings.empty());
 }
 
+// The published importer names graph nodes after the n8n nodes, so a Set node's JSON names
+// upstream tasks by their n8n names; they follow the tasks' translated names.
+TEST(PublishedFormat, N8nReferencesByNodeNameFollowTheTaskNames) {
+  WorkflowDef def = MustParse(R"({
+  "nodes": [
+    {"name": "Input Rows", "type": "n8n-nodes-base.set", "typeVersion": 3.4,
+     "parameters": {"mode": "raw", "jsonOutput": "{\"type\": \"list\", \"items\": [\"q\"]}"}},
+    {"name": "First Pass", "type": "@n8n/n8n-nodes-langchain.chainLlm", "typeVersion": 1.8,
+     "notes": "{\"taskType\": \"inference\"}", "parameters": {"promptType": "define"}},
+    {"name": "Format Cols", "type": "n8n-nodes-base.set", "typeVersion": 3.4,
+     "parameters": {"mode": "raw", "jsonOutput": "{\"type\": \"graph_template\", \"template\": {\"name\": \"t\", \"columns\": [{\"label\": \"A\", \"node\": \"First Pass\", \"path\": \"items[0].output\"}]}}"}},
+    {"name": "Second Pass", "type": "@n8n/n8n-nodes-langchain.chainLlm", "typeVersion": 1.8,
+     "notes": "{\"taskType\": \"inference\"}",
+     "parameters": {"promptType": "define", "text": "See ${First Pass.items.0.output} and ${HOME}."}},
+    {"name": "M1", "type": "@n8n/n8n-nodes-langchain.lmOpenHuggingFaceInference",
+     "parameters": {"model": "org/m"}},
+    {"name": "M2", "type": "@n8n/n8n-nodes-langchain.lmOpenHuggingFaceInference",
+     "parameters": {"model": "org/m"}}
+  ],
+  "connections": {
+    "Input Rows": {"main": [[{"node": "First Pass", "type": "main", "index": 0}]]},
+    "First Pass": {"main": [[{"node": "Format Cols", "type": "main", "index": 0}]]},
+    "Format Cols": {"main": [[{"node": "Second Pass", "type": "main", "index": 0}]]},
+    "M1": {"ai_languageModel": [[{"node": "First Pass", "type": "ai_languageModel", "index": 0}]]},
+    "M2": {"ai_languageModel": [[{"node": "Second Pass", "type": "ai_languageModel", "index": 0}]]}
+  }
+})",
+                              Format::kN8n);
+  ASSERT_EQ(def.tasks.size(), 2u);
+  EXPECT_EQ(def.tasks[1].node_name, "second-pass");
+  EXPECT_EQ(def.tasks[1].depends_on, std::vector<std::string>{"first-pass"});
+  const json& spec = def.tasks[1].spec;
+  EXPECT_EQ(spec["data"]["template"]["columns"][0]["node"], "first-pass");
+  EXPECT_EQ(spec["inference"]["system_prompt"], "See ${first-pass.items.0.output} and ${HOME}.");
+  EXPECT_TRUE(def.warnings.empty());
+}
+
+// Keys the published executors read are declared; one they ignore stays a warning.
+TEST(PublishedFormat, KeysThePublishedExecutorsReadAreDeclared) {
+  WorkflowDef def = MustParse(Task("TrainingTask", R"(  taskType: ppo
+  model: {source: {identifier: org/m}}
+  data: {prompts: [hi]}
+  training:
+    allow_multi_gpu: true
+    visible_devices: "0,1"
+    log_with: [tensorboard]
+    tracker_project_name: p
+    optimize_cuda_cache: true
+)"));
+  ASSERT_EQ(def.warnings.size(), 1u);
+  EXPECT_THAT(def.warnings[0].message, HasSubstr("unknown key 'optimize_cuda_cache'"));
+  def = MustParse(Task("LoRASFTTask", R"(  taskType: lora_sft
+  model: {source: {identifier: org/m}}
+  data: {dataset_name: org/d}
+  lora: {r: 8, use_rslora: true}
+)"));
+  EXPECT_TRUE(def.warnings.empty());
+  def = MustParse(Task("DataTask", R"(  taskType: data_retrieval
+  data: {type: lumid, mode: agent, lumid_data_url: "http://l", lumid_data_token: t,
+         description: "rows for {s}", max_steps: 5,
+         params: [{label: s, data: {type: list, items: [A]}}]}
+)"));
+  EXPECT_TRUE(def.warnings.empty());
+  std::vector<SpecError> errors = MustFail(Task("DataTask", R"(  taskType: data_retrieval
+  data: {type: lumid, mode: graph, lumid_data_url: "http://l"}
+)"));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].path, "spec.data.mode");
+}
+
 }  // namespace
 }  // namespace flowmesh::spec
