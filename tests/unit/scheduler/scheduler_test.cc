@@ -526,6 +526,12 @@ TEST_F(SchedulerTest, PlacesOnTheCheaperWorkerInBatchesUpToItsFreeSlots) {
   };
   up("wkr-dear", 5.0);
   up("wkr-cheap", 1.0);
+  // Both must be known before the submission: worker_up events arrive through the bus
+  // consumer, the submission straight onto the loop (else the dear one may be the only one).
+  for (int i = 0; i < 500 && sched_->WorkersSnapshot().size() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(sched_->WorkersSnapshot().size(), 2u);
   std::string wf = RunWorkflow(R"(apiVersion: flowmesh/v1
 kind: Workflow
 metadata: {name: burst}
