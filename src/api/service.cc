@@ -14,6 +14,15 @@ ApiService::ApiService(ApiConfig config, ApiDeps deps)
       extra_metrics_(std::move(deps.extra_metrics)),
       maintenance_(std::move(deps.maintenance)) {}
 
+Result<state::TaskRecord> ApiService::AccessibleTask(const http::Request& req,
+                                                     const std::string& id, auth::Kind kind,
+                                                     auth::Action action) const {
+  auto task = store_->GetTask(id);
+  if (!task.ok()) return task.status();
+  FM_RETURN_IF_ERROR(CheckAccess(req, task->org_id, kind, action, "task", id));
+  return task;
+}
+
 std::shared_ptr<http::Router> ApiService::MakeRouter() {
   auto r = std::make_shared<http::Router>();
   AddSystemRoutes(*r);

@@ -110,9 +110,10 @@ class ApiService {
   // `org_id`; then PermissionDenied unless every plugin permission checker allows.
   Status CheckAccess(const http::Request& req, const std::string& org_id, auth::Kind kind,
                      auth::Action action, const std::string& what, const std::string& id) const;
-  // The task `id` when the caller may `action` its results (as CheckAccess), else the error.
+  // The task `id` when the caller may `action` on its `kind` (task or result; as
+  // CheckAccess), else the error.
   Result<state::TaskRecord> AccessibleTask(const http::Request& req, const std::string& id,
-                                           auth::Action action) const;
+                                           auth::Kind kind, auth::Action action) const;
   // Quota and submission-guard checks before a submission; the refusal to send, if any.
   std::optional<http::Response> CheckSubmission(const http::Request& req,
                                                 const spec::WorkflowDef& def) const;

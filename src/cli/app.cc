@@ -57,6 +57,20 @@ void AddWorkerConfigOptions(CLI::App* cmd, Invocation* inv) {
       ->check(CLI::IsMember({"native", "docker"}));
 }
 
+// `logs show|stream|download ID` under a workflow's or a task's `logs` group.
+void AddLogVerbs(CLI::App* logs, Invocation* inv, const std::string& id_help,
+                 const std::string& download_help, const std::string& output_help) {
+  CLI::App* show = WithId(logs->add_subcommand("show", "Print stored log entries"), inv, id_help);
+  show->add_option("--limit", inv->limit, "Entries (1..10000)")->check(CLI::Range(1, 10000));
+  show->add_option("--after", inv->after, "Cursor: entries after it");
+  show->add_option("--before", inv->before, "Cursor: entries before it");
+  WithId(logs->add_subcommand("stream", "Follow live log events"), inv, id_help)
+      ->add_option("--cursor", inv->cursor, "Start streaming after this cursor");
+  WithId(logs->add_subcommand("download", download_help), inv, id_help)
+      ->add_option("-o,--output", inv->output, output_help)
+      ->required();
+}
+
 void AddStack(CLI::App* app, Invocation* inv) {
   CLI::App* stack = Group(app, "stack", "Run FlowMesh locally (redis, server, workers)");
   CLI::App* up = stack->add_subcommand("up", "Start redis-server and flowmesh-server");
@@ -119,20 +133,9 @@ void AddWorkflow(CLI::App* app, Invocation* inv) {
   watch->add_flag("--results", inv->results, "Print each task's result at the end");
   IntervalOption(watch, inv);  // accepted for the published CLI; we follow the event stream
 
-  CLI::App* wlogs = Group(wf, "logs", "Query and monitor workflow logs");
-  CLI::App* show =
-      WithId(wlogs->add_subcommand("show", "Print stored log entries"), inv, "Workflow id");
-  show->add_option("--limit", inv->limit, "Entries (1..10000)")->check(CLI::Range(1, 10000));
-  show->add_option("--after", inv->after, "Cursor: entries after it");
-  show->add_option("--before", inv->before, "Cursor: entries before it");
-  WithId(wlogs->add_subcommand("stream", "Follow live log events"), inv, "Workflow id")
-      ->add_option("--cursor", inv->cursor, "Start streaming after this cursor");
-  WithId(wlogs->add_subcommand("download",
-                               "Save each task's archived log as "
-                               "DIR/<task_id>-logs.jsonl"),
-         inv, "Workflow id")
-      ->add_option("-o,--output", inv->output, "Directory to save task logs")
-      ->required();
+  AddLogVerbs(Group(wf, "logs", "Query and monitor workflow logs"), inv, "Workflow id",
+              "Save each task's archived log as DIR/<task_id>-logs.jsonl",
+              "Directory to save task logs");
 }
 
 void AddTask(CLI::App* app, Invocation* inv) {
@@ -164,16 +167,7 @@ void AddTask(CLI::App* app, Invocation* inv) {
   CLI::App* tlogs = task->add_subcommand("logs", "Task logs: `logs ID`, or show|stream|download");
   tlogs->add_option("id", inv->names, "Task id (same as `logs show ID`)")->expected(1);
   tlogs->require_subcommand(0, 1);
-  CLI::App* tshow =
-      WithId(tlogs->add_subcommand("show", "Print stored log entries"), inv, "Task id");
-  tshow->add_option("--limit", inv->limit, "Entries (1..10000)")->check(CLI::Range(1, 10000));
-  tshow->add_option("--after", inv->after, "Cursor: entries after it");
-  tshow->add_option("--before", inv->before, "Cursor: entries before it");
-  WithId(tlogs->add_subcommand("stream", "Follow live log events"), inv, "Task id")
-      ->add_option("--cursor", inv->cursor, "Start streaming after this cursor");
-  WithId(tlogs->add_subcommand("download", "Save the archived logs.jsonl"), inv, "Task id")
-      ->add_option("-o,--output", inv->output, "Path to save logs.jsonl")
-      ->required();
+  AddLogVerbs(tlogs, inv, "Task id", "Save the archived logs.jsonl", "Path to save logs.jsonl");
 }
 
 void AddResultAndTrace(CLI::App* app, Invocation* inv) {

@@ -10,10 +10,8 @@ namespace flowmesh::config {
 
 void DeclareServerSettings(SettingsTable& t, ServerSettings* s, const std::string& home_default) {
   s->home = home_default;
-  s->worker_grace_s = s->app.scheduler.worker_grace_s;
-  s->unplaceable_grace_s = s->app.scheduler.unplaceable_grace_s;
-  s->elastic_idle_s = s->app.scheduler.elasticity.idle_timeout_s;
   auto& a = s->app;
+  auto& sched = a.scheduler;
   t.Add("--role", "", &s->role, "server | worker (a supervisor for this node)")
       ->check(CLI::IsMember({"server", "worker"}));
   t.Add("--home", "FLOWMESH_HOME", &s->home, "FlowMesh home; the state directory defaults to HOME/state");
@@ -32,17 +30,17 @@ void DeclareServerSettings(SettingsTable& t, ServerSettings* s, const std::strin
       ->check(CLI::Range(1, 256));
   t.Add("--body-limit-mb", "FLOWMESH_BODY_LIMIT_MB", &s->body_limit_mb, "largest accepted request body, MiB")
       ->check(CLI::Range(1, 4096));
-  t.Add("--worker-grace", "FLOWMESH_WORKER_GRACE_S", &s->worker_grace_s,
+  t.Add("--worker-grace", "FLOWMESH_WORKER_GRACE_S", &sched.worker_grace_s,
         "seconds of silence before a worker is declared dead")->check(CLI::PositiveNumber);
   t.AddFlag("--no-supervisor", &s->no_supervisor, "do not start the local supervisor");
-  t.Add("--unplaceable-grace", "FLOWMESH_UNPLACEABLE_GRACE_S", &s->unplaceable_grace_s,
+  t.Add("--unplaceable-grace", "FLOWMESH_UNPLACEABLE_GRACE_S", &sched.unplaceable_grace_s,
         "seconds before a task no worker can ever run fails; 0: never")->check(CLI::NonNegativeNumber);
-  t.Add("--elastic-max-workers", "FLOWMESH_ELASTIC_MAX_WORKERS", &s->elastic_max_workers,
+  t.Add("--elastic-max-workers", "FLOWMESH_ELASTIC_MAX_WORKERS", &sched.elasticity.max_workers,
         "elasticity: start native CPU workers on the local node while the queue outgrows "
         "capacity, up to this many workers; 0: off")->check(CLI::NonNegativeNumber);
-  t.Add("--elastic-min-workers", "FLOWMESH_ELASTIC_MIN_WORKERS", &s->elastic_min_workers,
+  t.Add("--elastic-min-workers", "FLOWMESH_ELASTIC_MIN_WORKERS", &sched.elasticity.min_workers,
         "elasticity: never retire below this many")->check(CLI::NonNegativeNumber);
-  t.Add("--elastic-idle", "FLOWMESH_ELASTIC_IDLE_S", &s->elastic_idle_s,
+  t.Add("--elastic-idle", "FLOWMESH_ELASTIC_IDLE_S", &sched.elasticity.idle_timeout_s,
         "elasticity: retire a worker it started after this many idle seconds")->check(CLI::NonNegativeNumber);
   t.Add("--utility", "FLOWMESH_UTILITY", &s->utility,
         "placement weights and bounds, key=value,… (lambda_inference 0.4, lambda_training 0.8, "
@@ -51,7 +49,7 @@ void DeclareServerSettings(SettingsTable& t, ServerSettings* s, const std::strin
   t.Add("--sqlite-synchronous", "FLOWMESH_SQLITE_SYNCHRONOUS", &s->sqlite_synchronous,
         "full: every commit is fsynced (survives power loss); normal: survives a process crash only")
       ->check(CLI::IsMember({"full", "normal"}));
-  t.Add("--dedup-scope", "FLOWMESH_DEDUP_SCOPE", &s->dedup_scope,
+  t.Add("--dedup-scope", "FLOWMESH_DEDUP_SCOPE", &sched.dedup_scope,
         "reuse results of deterministic operators: off | tenant (within an organisation) | global")
       ->check(CLI::IsMember({"off", "tenant", "global"}));
   t.Add("--gc-interval", "FLOWMESH_GC_INTERVAL_S", &a.gc_interval_s,
@@ -92,19 +90,14 @@ Result<api::ServerAppConfig> ToServerAppConfig(const ServerSettings& s,
   }
   cfg.log_level = s.log_level;
   cfg.body_limit = s.body_limit_mb << 20;
-  cfg.scheduler.worker_grace_s = s.worker_grace_s;
-  cfg.scheduler.dedup_scope = s.dedup_scope;
-  cfg.scheduler.unplaceable_grace_s = s.unplaceable_grace_s;
   if (std::string e = placement::ParsePlacementOptions(cfg.scheduler.placement, s.utility); !e.empty()) {
     return InvalidArgument("--utility: " + e);
   }
-  if (s.elastic_min_workers > s.elastic_max_workers && s.elastic_max_workers > 0) {
+  auto& elastic = cfg.scheduler.elasticity;
+  if (elastic.min_workers > elastic.max_workers && elastic.max_workers > 0) {
     return InvalidArgument("--elastic-min-workers exceeds --elastic-max-workers");
   }
-  cfg.scheduler.elasticity.enabled = s.elastic_max_workers > 0;
-  cfg.scheduler.elasticity.max_workers = s.elastic_max_workers;
-  cfg.scheduler.elasticity.min_workers = s.elastic_min_workers;
-  cfg.scheduler.elasticity.idle_timeout_s = s.elastic_idle_s;
+  elastic.enabled = elastic.max_workers > 0;
   cfg.scheduler.elastic_worker_config = {{"worker_type", "cpu"}};
   cfg.start_supervisor = !s.no_supervisor;
   cfg.synchronous_full = s.sqlite_synchronous == "full";

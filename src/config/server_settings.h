@@ -15,20 +15,14 @@ namespace flowmesh::config {
 struct ServerSettings {
   std::string role = "server";  // server | worker (a supervisor alone)
   std::string home;             // FLOWMESH_HOME; default $HOME/.flowmesh
-  api::ServerAppConfig app;     // host, port, state_dir, redis, gc, retention, …
+  api::ServerAppConfig app;     // host, port, state_dir, redis, gc, retention, scheduler, …
   std::string log_level = "info";
   std::string log_file;
   std::string log_dir;
   size_t body_limit_mb = 16;
-  double worker_grace_s = 0;    // set from the scheduler's default at declaration
-  double unplaceable_grace_s = 0;
-  int elastic_max_workers = 0;
-  int elastic_min_workers = 0;
-  double elastic_idle_s = 0;
   std::string utility;
   bool no_supervisor = false;
   std::string sqlite_synchronous = "full";
-  std::string dedup_scope = "tenant";
   std::string auth = "on";
   std::string plugins;
   // Supervisor role.

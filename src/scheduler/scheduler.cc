@@ -1519,6 +1519,15 @@ struct Scheduler::Impl {
     }
   }
 
+  // Asks the worker running `t` to stop it: CANCELLING now, CANCELLED when the worker says so.
+  // `flag` names why in the TASK_UPDATE event (cancel_requested | stop_requested).
+  void RequestInterrupt(Task& t, const char* flag) {
+    SetState(t, TaskState::kCancelling);
+    PersistTask(t);
+    Emit("TASK_UPDATE", t, "", false, json{{flag, true}});
+    SendInterrupt(t);
+  }
+
   void SendInterrupt(const Task& t) {
     auto w = workers.find(t.rec.assigned_worker);
     if (w == workers.end()) return;
@@ -1809,10 +1818,7 @@ void Scheduler::CancelWorkflow(const std::string& workflow_id, JsonCallback done
         s.Emit("TASK_CANCELLED", t);
         ++n_cancelled;
       } else if (t.rec.status == TaskState::kDispatched) {
-        s.SetState(t, TaskState::kCancelling);
-        s.PersistTask(t);
-        s.Emit("TASK_UPDATE", t, "", false, json{{"cancel_requested", true}});
-        s.SendInterrupt(t);
+        s.RequestInterrupt(t, "cancel_requested");
         ++n_cancelling;
       }
     }
@@ -1830,22 +1836,13 @@ void Scheduler::StopTask(const std::string& task_id, JsonCallback done) {
   impl_->loop.Post([this, task_id, done = std::move(done)] {
     Impl& s = *impl_;
     auto it = s.tasks.find(task_id);
-    if (it == s.tasks.end()) {
-      auto rec = s.store->GetTask(task_id);
-      if (!rec.ok()) {
-        done(rec.status());
-        return;
-      }
-      done(Status(StatusCode::kFailedPrecondition,
-                  "task " + task_id + " is not running (" + std::string(state::TaskStateName(rec->status)) + ")"));
+    if (it == s.tasks.end()) {  // its workflow has ended (the API answers for ended tasks)
+      done(Status(StatusCode::kFailedPrecondition, "task " + task_id + " is not running"));
       return;
     }
     Impl::Task& t = it->second;
     if (t.rec.status == TaskState::kDispatched) {
-      s.SetState(t, TaskState::kCancelling);
-      s.PersistTask(t);
-      s.Emit("TASK_UPDATE", t, "", false, json{{"stop_requested", true}});
-      s.SendInterrupt(t);
+      s.RequestInterrupt(t, "stop_requested");
       s.RefreshWorkflow(t.rec.workflow_id);
     } else if (t.rec.status != TaskState::kCancelling) {
       done(Status(StatusCode::kFailedPrecondition,

@@ -17,11 +17,7 @@ using http::Response;
 using nlohmann::json;
 
 Status ApiService::CheckLogOwner(const Request& req, bool is_task, const std::string& id) const {
-  if (is_task) {
-    auto t = store_->GetTask(id);
-    if (!t.ok()) return t.status();
-    return CheckAccess(req, t->org_id, auth::Kind::kTask, auth::Action::kRead, "task", id);
-  }
+  if (is_task) return AccessibleTask(req, id, auth::Kind::kTask, auth::Action::kRead).status();
   auto w = store_->GetWorkflow(id);
   if (!w.ok()) return w.status();
   return CheckAccess(req, w->org_id, auth::Kind::kWorkflow, auth::Action::kRead, "workflow", id);

@@ -70,14 +70,6 @@ Result<std::vector<MultipartPart>> ParseMultipart(const std::string& body,
 
 }  // namespace
 
-Result<state::TaskRecord> ApiService::AccessibleTask(const Request& req, const std::string& id,
-                                                     auth::Action action) const {
-  auto task = store_->GetTask(id);
-  if (!task.ok()) return task.status();
-  FM_RETURN_IF_ERROR(CheckAccess(req, task->org_id, auth::Kind::kResult, action, "task", id));
-  return task;
-}
-
 void ApiService::PostResult(Request& req, std::shared_ptr<http::Responder> resp) {
   json body = json::parse(req.body, nullptr, false);
   if (!body.is_object()) {
@@ -94,7 +86,7 @@ void ApiService::PostResult(Request& req, std::shared_ptr<http::Responder> resp)
     return;
   }
   std::string task_id = body["task_id"].get<std::string>();
-  auto task = AccessibleTask(req, task_id, auth::Action::kWrite);
+  auto task = AccessibleTask(req, task_id, auth::Kind::kResult, auth::Action::kWrite);
   if (!task.ok()) {
     resp->Send(StatusResponse(task.status()));
     return;
@@ -129,7 +121,7 @@ void ApiService::PostResult(Request& req, std::shared_ptr<http::Responder> resp)
 
 Response ApiService::GetResult(Request& req) {
   std::string id = req.params["task_id"];
-  auto task = AccessibleTask(req, id, auth::Action::kRead);
+  auto task = AccessibleTask(req, id, auth::Kind::kResult, auth::Action::kRead);
   if (!task.ok()) return StatusResponse(task.status());
   auto rec = store_->GetResult(id);
   if (!rec.ok()) {
@@ -143,7 +135,7 @@ Response ApiService::GetResult(Request& req) {
 
 void ApiService::PostResultFiles(Request& req, std::shared_ptr<http::Responder> resp) {
   std::string id = req.params["task_id"];
-  auto task = AccessibleTask(req, id, auth::Action::kWrite);
+  auto task = AccessibleTask(req, id, auth::Kind::kResult, auth::Action::kWrite);
   if (!task.ok()) {
     resp->Send(StatusResponse(task.status()));
     return;
@@ -191,7 +183,7 @@ void ApiService::PostResultFiles(Request& req, std::shared_ptr<http::Responder> 
 
 Response ApiService::GetResultFile(Request& req) {
   std::string id = req.params["task_id"];
-  auto task = AccessibleTask(req, id, auth::Action::kRead);
+  auto task = AccessibleTask(req, id, auth::Kind::kResult, auth::Action::kRead);
   if (!task.ok()) return StatusResponse(task.status());
   auto clean = SanitizeRelativePath(req.params["path"]);
   if (!clean.ok()) return StatusResponse(clean.status());
@@ -229,7 +221,7 @@ Result<std::string> ApiService::TaskLogLines(const std::string& task_id) const {
 
 Response ApiService::GetResultLogs(Request& req) {
   std::string id = req.params["task_id"];
-  auto task = AccessibleTask(req, id, auth::Action::kRead);
+  auto task = AccessibleTask(req, id, auth::Kind::kResult, auth::Action::kRead);
   if (!task.ok()) return StatusResponse(task.status());
   auto lines = TaskLogLines(id);
   if (!lines.ok()) return StatusResponse(lines.status());
@@ -262,7 +254,7 @@ Result<json> ApiService::ResultEnvelope(const std::string& task_id) const {
 
 Response ApiService::GetResultBundle(Request& req) {
   std::string id = req.params["task_id"];
-  auto task = AccessibleTask(req, id, auth::Action::kRead);
+  auto task = AccessibleTask(req, id, auth::Kind::kResult, auth::Action::kRead);
   if (!task.ok()) return StatusResponse(task.status());
   if (!state::IsTerminal(task->status)) {
     return Response::Error(409, "task " + id + " is " +

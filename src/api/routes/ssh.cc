@@ -22,11 +22,8 @@ constexpr const char* kNoServe =
 }  // namespace
 
 Response ApiService::NotYetForTask(Request& req, const char* why) {
-  auto t = store_->GetTask(req.params["id"]);
+  auto t = AccessibleTask(req, req.params["id"], auth::Kind::kTask, auth::Action::kWrite);
   if (!t.ok()) return StatusResponse(t.status());
-  Status access =
-      CheckAccess(req, t->org_id, auth::Kind::kTask, auth::Action::kWrite, "task", t->task_id);
-  if (!access.ok()) return StatusResponse(access);
   return Response::Error(501, why);
 }
 

@@ -62,11 +62,8 @@ Response ApiService::ListTasks(Request& req) {
 }
 
 Response ApiService::GetTask(Request& req) {
-  auto t = store_->GetTask(req.params["id"]);
+  auto t = AccessibleTask(req, req.params["id"], auth::Kind::kTask, auth::Action::kRead);
   if (!t.ok()) return StatusResponse(t.status());
-  Status access =
-      CheckAccess(req, t->org_id, auth::Kind::kTask, auth::Action::kRead, "task", t->task_id);
-  if (!access.ok()) return StatusResponse(access);
   std::unordered_map<std::string, state::TaskState> known;
   return JsonResponse(200,
                       TaskJson(*t, PendingDependencies(*t, *store_, known), req.Query("view")));
@@ -75,12 +72,15 @@ Response ApiService::GetTask(Request& req) {
 // Asks the worker running the task to stop it (the published meaning: a running task
 // only, 409 otherwise). The task ends CANCELLED and its dependents are cancelled with it.
 void ApiService::StopTask(Request& req, std::shared_ptr<http::Responder> resp) {
-  auto t = store_->GetTask(req.params["id"]);
-  Status access = t.ok() ? CheckAccess(req, t->org_id, auth::Kind::kTask, auth::Action::kCancel,
-                                       "task", t->task_id)
-                         : t.status();
-  if (!access.ok()) {
-    resp->Send(StatusResponse(access));
+  auto t = AccessibleTask(req, req.params["id"], auth::Kind::kTask, auth::Action::kCancel);
+  if (!t.ok()) {
+    resp->Send(StatusResponse(t.status()));
+    return;
+  }
+  if (state::IsTerminal(t->status)) {  // answered here: no need to ask the scheduler's loop
+    resp->Send(StatusResponse(Status(StatusCode::kFailedPrecondition,
+                                     "task " + t->task_id + " is not running (" +
+                                         std::string(state::TaskStateName(t->status)) + ")")));
     return;
   }
   scheduler_->StopTask(t->task_id, [resp](Result<json> result) { SendResult(resp, result); });

@@ -10,17 +10,14 @@
 #include "cli/cli.h"
 #include "http/http.h"
 #include "support/temp_dir.h"
+#include "unit/cli/cli_test_support.h"
 
 namespace flowmesh::cli {
 namespace {
 
 using nlohmann::json;
 
-json Event(const std::string& type, const std::string& task, json extra = json::object()) {
-  json e = {{"type", type}, {"ts", 1700000000.5}, {"workflow_id", "wfl-1"}, {"task_id", task}};
-  for (auto& [k, v] : extra.items()) e[k] = v;
-  return e;
-}
+using test_support::Event;
 
 class FakeApi {
  public:

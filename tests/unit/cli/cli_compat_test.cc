@@ -19,31 +19,15 @@
 #include "cli/cli.h"
 #include "http/http.h"
 #include "support/temp_dir.h"
+#include "unit/cli/cli_test_support.h"
 
 namespace flowmesh::cli {
 namespace {
 
 using nlohmann::json;
 
-struct Parsed {
-  bool ok = false;
-  std::string command;
-  Invocation inv;
-};
-
-Parsed Parse(std::vector<std::string> args) {
-  Parsed p;
-  CLI::App app("flowmesh", "flowmesh");
-  BuildApp(&app, &p.inv);
-  std::reverse(args.begin(), args.end());
-  try {
-    app.parse(args);
-    p.ok = true;
-    p.command = CommandPath(app);
-  } catch (const CLI::ParseError&) {
-  }
-  return p;
-}
+using test_support::Parse;
+using test_support::Parsed;
 
 TEST(CompatParseTest, TaskVerbs) {
   auto p = Parse({"task",
@@ -245,11 +229,7 @@ class ClosedPort {
   int port_ = 0;
 };
 
-json Event(const std::string& type, const std::string& task, json extra = json::object()) {
-  json e = {{"type", type}, {"ts", 1700000000.5}, {"workflow_id", "wfl-1"}, {"task_id", task}};
-  for (auto& [k, v] : extra.items()) e[k] = v;
-  return e;
-}
+using test_support::Event;
 
 // Answers in the published SDK's shapes when `published` (ISO timestamps, id lists, `id`,
 // capabilities, {ok:true}); in ours otherwise.

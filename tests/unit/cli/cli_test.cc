@@ -14,29 +14,13 @@
 #include <nlohmann/json.hpp>
 
 #include "support/temp_dir.h"
+#include "unit/cli/cli_test_support.h"
 
 namespace flowmesh::cli {
 namespace {
 
-struct Parsed {
-  bool ok = false;
-  std::string command;
-  Invocation inv;
-};
-
-Parsed Parse(std::vector<std::string> args) {
-  Parsed p;
-  CLI::App app("flowmesh", "flowmesh");
-  BuildApp(&app, &p.inv);
-  std::reverse(args.begin(), args.end());
-  try {
-    app.parse(args);
-    p.ok = true;
-    p.command = CommandPath(app);
-  } catch (const CLI::ParseError&) {
-  }
-  return p;
-}
+using test_support::Parse;
+using test_support::Parsed;
 
 TEST(ParseTest, StackVerbs) {
   auto p = Parse({"stack", "up", "--port", "9001", "--redis-port", "7001"});

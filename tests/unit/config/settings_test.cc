@@ -32,7 +32,7 @@ TEST(ServerSettings, DefaultsAreTheConfigsOwn) {
   Parsed p({});
   api::ServerAppConfig defaults;
   EXPECT_EQ(p.s.app.port, defaults.port);
-  EXPECT_EQ(p.s.worker_grace_s, defaults.scheduler.worker_grace_s);
+  EXPECT_EQ(p.s.app.scheduler.worker_grace_s, defaults.scheduler.worker_grace_s);
   auto cfg = ToServerAppConfig(p.s, "/opt/fm/bin");
   ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
   EXPECT_EQ(cfg->state_dir, "/home/u/.flowmesh/state");
@@ -46,7 +46,7 @@ TEST(ServerSettings, FlagBeatsEnvironmentBeatsDefault) {
   EnvGuard scope("FLOWMESH_DEDUP_SCOPE", "global");
   Parsed from_env({});
   EXPECT_EQ(from_env.s.app.port, 9100);
-  EXPECT_EQ(from_env.s.dedup_scope, "global");
+  EXPECT_EQ(from_env.s.app.scheduler.dedup_scope, "global");
   Parsed from_flag({"--port", "9200"});
   EXPECT_EQ(from_flag.s.app.port, 9200);
 }
