@@ -90,7 +90,7 @@ struct Scheduler::Impl {
     json result;
     bool prepared = false;   // dispatch_spec is set
     bool preparing = false;  // its data is being prepared on the preparation thread
-    // schedule_hint, kept in the stored spec under "_schedule" so it survives restarts.
+    // schedule_hint, kept in the task record's schedule_json so it survives restarts.
     int epoch = -1;          // node_execution_order epoch; -1: unordered
     int epoch_pos = 0;       // position inside its epoch
     bool in_epoch_order = false;
@@ -312,9 +312,10 @@ struct Scheduler::Impl {
     if (t.dedup_leader && state::IsTerminal(to) && to != TaskState::kDone) ReleaseFlight(t);
   }
 
-  // Reads the "_schedule" hints of a task's stored spec.
+  // Reads the schedule hints of a task's record.
   static void LoadHints(Task& t) {
-    const json& h = JsonOr(t.spec, "_schedule", json::object());
+    json h = json::parse(t.rec.schedule_json, nullptr, false);
+    if (!h.is_object()) h = json::object();
     t.epoch = JsonOr(h, "epoch", -1);
     t.epoch_pos = JsonOr(h, "pos", 0);
     t.in_epoch_order = JsonOr(h, "in_order", false);
@@ -435,7 +436,7 @@ struct Scheduler::Impl {
         hints["in_order"] = req.def.schedule_in_epoch_order;
       }
       if (!def.selected_workers.empty()) hints["workers"] = def.selected_workers;
-      if (!hints.empty()) spec["_schedule"] = hints;
+
       state::TaskRecord r;
       r.task_id = id_of[def.node_name];
       r.workflow_id = wf.rec.workflow_id;
@@ -448,6 +449,7 @@ struct Scheduler::Impl {
       r.submitted_at = wf.rec.submitted_at;
       r.max_attempts = def.max_attempts;
       r.spec_json = spec.dump();
+      r.schedule_json = hints.dump();
       r.latest_update_json = "{}";
       for (const auto& dep : def.depends_on) r.depends_on.push_back(id_of[dep]);
       wf.rec.task_ids.push_back(r.task_id);
@@ -920,7 +922,6 @@ struct Scheduler::Impl {
       return false;
     }
     t.dispatch_spec = std::move(prepared).value();
-    t.dispatch_spec.erase("_schedule");
     t.prepared = true;
     return ConsiderReuse(t);
   }
