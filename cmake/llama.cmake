@@ -11,7 +11,20 @@ if(NOT EXISTS "${FLOWMESH_LLAMA_SOURCE_DIR}/include/llama.h")
   message(FATAL_ERROR "llama.cpp source not found in ${FLOWMESH_LLAMA_SOURCE_DIR}: "
                       "run scripts/install-deps (or scripts/fetch-llama)")
 endif()
-option(FLOWMESH_CUDA "Build the worker's llama.cpp with the CUDA backend" OFF)
+# The CUDA backend: auto builds it when nvcc is found (PATH or /usr/local/cuda/bin).
+set(FLOWMESH_CUDA "auto" CACHE STRING "llama.cpp CUDA backend for the worker: auto | ON | OFF")
+if(FLOWMESH_CUDA STREQUAL "auto")
+  find_program(FLOWMESH_NVCC nvcc PATHS /usr/local/cuda/bin)
+  if(FLOWMESH_NVCC)
+    set(_fm_cuda ON)
+    set(CMAKE_CUDA_COMPILER "${FLOWMESH_NVCC}" CACHE FILEPATH "" FORCE)
+  else()
+    set(_fm_cuda OFF)
+  endif()
+else()
+  set(_fm_cuda ${FLOWMESH_CUDA})
+endif()
+message(STATUS "FlowMesh: llama.cpp CUDA backend: ${_fm_cuda} (FLOWMESH_CUDA=${FLOWMESH_CUDA})")
 
 set(LLAMA_BUILD_COMMON OFF CACHE BOOL "" FORCE)
 set(LLAMA_BUILD_TESTS OFF CACHE BOOL "" FORCE)
@@ -32,7 +45,7 @@ set(GGML_BLAS OFF CACHE BOOL "" FORCE)
 # CPU-only fleets that prefer throughput may turn it on.
 option(FLOWMESH_LLAMAFILE "CPU inference: llamafile sgemm (faster batches, not batch-invariant)" OFF)
 set(GGML_LLAMAFILE ${FLOWMESH_LLAMAFILE} CACHE BOOL "" FORCE)
-set(GGML_CUDA ${FLOWMESH_CUDA} CACHE BOOL "" FORCE)
+set(GGML_CUDA ${_fm_cuda} CACHE BOOL "" FORCE)
 
 # Static libraries, whatever the parent project builds.
 set(_fm_shared ${BUILD_SHARED_LIBS})

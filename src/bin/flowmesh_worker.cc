@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "config/settings.h"
 #include "executors/executor.h"
+#include "inference/backend.h"
 #include "inference/inference_executor.h"
 #include "inference/model_cache.h"
 #include "worker/host_info.h"
@@ -54,13 +55,19 @@ int main(int argc, char** argv) {
   t.Add("--inference-threads", "FLOWMESH_WORKER_INFERENCE_THREADS", &inference_threads,
         "llama.cpp threads (0: all cores)")
       ->check(CLI::Range(0, 1024));
-  bool print_settings = false;
+  bool print_settings = false, print_backend = false;
   app.add_flag("--print-settings", print_settings, "print every setting as a Markdown table and exit");
+  app.add_flag("--print-backend", print_backend, "print the engine's backend (cpu | cuda) and exit");
   CLI11_PARSE(app, argc, argv);
   if (print_settings) {
     std::cout << t.Markdown();
     return 0;
   }
+  if (print_backend) {
+    std::cout << flowmesh::inference::BackendName() << "\n";
+    return 0;
+  }
+  config.gpu_backend = flowmesh::inference::GpuOffloadSupported();
   config.tags = flowmesh::worker::SplitList(tags);
   if (config.name.empty()) config.name = "worker-" + std::to_string(::getpid());
   flowmesh::InitLogging("worker", log_level, log_file);
@@ -80,7 +87,7 @@ int main(int argc, char** argv) {
                           : static_cast<uint64_t>(flowmesh::worker::DetectHost(false, "").memory_mb) * 6 / 10 << 20;
   models_config.default_slots = sequence_slots;
   models_config.default_threads = inference_threads;
-  if (config.worker_type == "gpu") models_config.default_gpu_layers = -1;  // all layers on the GPU
+  if (flowmesh::worker::AdvertisesGpus(config)) models_config.default_gpu_layers = -1;  // all on the GPU
   models_config.sources = flowmesh::inference::ModelSourceConfig::FromEnvironment();
   auto models = std::make_shared<flowmesh::inference::ModelCache>(models_config);
   config.loaded_models = [models] { return models->LoadedModels(); };

@@ -81,7 +81,7 @@ struct Worker::Impl {
   }
 
   Status Register() {
-    HostInfo host = DetectHost(config.worker_type == "gpu", config.cuda_devices);
+    HostInfo host = DetectHost(AdvertisesGpus(config), config.cuda_devices);
     v1::RegisterRequest request;
     request.set_token(config.token);
     v1::WorkerInfo* info = request.mutable_info();
@@ -174,11 +174,20 @@ struct Worker::Impl {
   }
 };
 
+bool AdvertisesGpus(const WorkerConfig& config) {
+  return config.worker_type == "gpu" && config.gpu_backend;
+}
+
 Worker::Worker(WorkerConfig config, executors::ExecutorRegistry registry)
     : impl_(std::make_unique<Impl>()) {
   impl_->config = std::move(config);
   impl_->registry = std::move(registry);
   if (impl_->config.alias.empty()) impl_->config.alias = impl_->config.name;
+  if (impl_->config.worker_type == "gpu" && !impl_->config.gpu_backend) {
+    FM_LOG_WARN("worker {} was started as gpu, but this build has no GPU backend (llama.cpp "
+                "without CUDA): it runs on the CPU and advertises no GPUs",
+                impl_->config.name);
+  }
 }
 
 Worker::~Worker() = default;

@@ -37,6 +37,9 @@ struct WorkerConfig {
   int slots = 16;  // light executors (echo, profiling, api) overlap well; heavy ones batch inside
   std::vector<std::string> tags;
   std::string cuda_devices;  // "0,1"; GPU workers only
+  // Whether this build's engine can use a GPU (inference/backend.h). A `gpu` worker
+  // without one advertises no GPUs.
+  bool gpu_backend = false;
   std::string token;         // presented to the supervisor in Register
   std::string api_token;     // Bearer token for result uploads to the server ("" = none)
   std::chrono::milliseconds register_timeout{30000};
@@ -51,6 +54,9 @@ struct WorkerConfig {
 inline constexpr int kExitOk = 0;               // stopped on request
 inline constexpr int kExitStreamLost = 1;       // supervisor went away: restart me
 inline constexpr int kExitRegisterFailed = 2;   // never reached / rejected by the supervisor
+
+// Whether a worker advertises its host's GPUs: only a `gpu` worker whose build can use them.
+bool AdvertisesGpus(const WorkerConfig& config);
 
 class Worker {
  public:

@@ -2,7 +2,9 @@
 slots and tags), batching up to free slots, selected_worker, the no-eligible-worker failure
 and elasticity of native workers."""
 import os
+import stat
 import subprocess
+import tempfile
 import unittest
 
 from harness import BIN_DIR, StackTestCase, echo_workflow, wait_until
@@ -34,6 +36,37 @@ class SchedulerTest(StackTestCase):
 
     def live_workers(self):
         return {w["name"]: w for w in self.stack.api("GET", f"{API}/workers") if w["status"] != "DOWN"}
+
+    def test_gpu_worker_advertises_only_what_its_build_can_run(self):
+        # A host with one GPU (nvidia-smi answers for it); the worker's build decides whether
+        # it may advertise it: a CPU-only build runs every layer on the CPU and says so.
+        s = self.stack
+        fake_bin = tempfile.mkdtemp(prefix="fm-fake-smi-")
+        smi = os.path.join(fake_bin, "nvidia-smi")
+        with open(smi, "w") as f:
+            f.write("#!/bin/sh\necho '0, Fake GPU 80GB, 81559'\n")
+        os.chmod(smi, stat.S_IRWXU)
+        s.env["PATH"] = fake_bin + os.pathsep + s.env.get("PATH", "")
+        s.up()
+        s.api("POST", f"{API}/stack/workers",
+              {"name": "g", "worker_config": {"worker_type": "gpu"}}, expect=201)
+        worker = wait_until(lambda: self.live_workers().get("g"), timeout=60, what="gpu worker up")
+        backend = subprocess.run([os.path.join(BIN_DIR, "flowmesh-worker"), "--print-backend"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        self.assertIn(backend, ("cpu", "cuda"))
+        devices = worker["hardware"].get("gpu", {}).get("devices", [])
+        if backend == "cpu":
+            self.assertEqual(devices, [], worker)
+            self.assertIn("advertises no GPUs", self.worker_log("g"))
+        else:
+            self.assertEqual([d["name"] for d in devices], ["Fake GPU 80GB"], worker)
+
+    def worker_log(self, name):
+        for root, _, files in os.walk(self.stack.home):
+            if f"{name}.log" in files and os.path.basename(root) == "workers":
+                with open(os.path.join(root, f"{name}.log"), errors="replace") as f:
+                    return f.read()
+        return ""
 
     def test_heterogeneous_workers(self):
         s = self.stack
