@@ -19,8 +19,8 @@ std::string Join(Columns cols, std::string_view sep);
 // so listing order stays first-insertion order. Parameters are ?1.. in column order.
 std::string UpsertSql(std::string_view table, Columns cols, Columns keys);
 
-// Column lists: SELECTs return these columns in this order, and the Read* codecs below
-// read them by position.
+// Column lists: SELECTs return these columns in this order, and the Read* codecs
+// (store_rows.cc) read them by position.
 inline constexpr auto kWorkflowCols = std::to_array<std::string_view>(
     {"workflow_id", "name", "org_id", "owner_id", "format", "source_text", "submitted_at",
      "updated_at", "status"});
