@@ -93,6 +93,63 @@ std::string Day(double epoch) {
   return buf;
 }
 
+// The "scopes" of a key request: a list of strings, or one comma-separated string.
+Result<std::vector<std::string>> ScopesOf(const json& body) {
+  std::vector<std::string> scopes;
+  if (body.contains("scopes")) {
+    if (body["scopes"].is_string()) {
+      scopes = auth::ScopeSet::Split(body["scopes"].get<std::string>());
+    } else if (body["scopes"].is_array()) {
+      for (const auto& s : body["scopes"]) {
+        if (!s.is_string()) return InvalidArgument("'scopes' must be a list of strings");
+        scopes.push_back(s.get<std::string>());
+      }
+    } else {
+      return InvalidArgument("'scopes' must be a list of strings");
+    }
+  }
+  return scopes;
+}
+
+// The usage query's time window from ?from= and ?to= (see ParseTime).
+Status ParseWindow(const Request& req, state::UsageQuery& q) {
+  auto from = ParseTime(req.Query("from"), "from");
+  if (!from.ok()) return from.status();
+  auto to = ParseTime(req.Query("to"), "to");
+  if (!to.ok()) return to.status();
+  q.from = *from;
+  q.to = *to;
+  return Status::Ok();
+}
+
+// GET /api/v1/usage's body: the rows, and their totals per organisation and per day.
+json UsageReport(const std::vector<state::UsageRecord>& rows) {
+  json list = json::array();
+  struct Sum {
+    int64_t attempts = 0;
+    double runtime = 0, cost = 0;
+  };
+  std::map<std::string, Sum> per_org;
+  std::map<std::pair<std::string, std::string>, Sum> per_day;
+  for (const auto& u : rows) {
+    list.push_back(UsageJson(u));
+    for (Sum* s : {&per_org[u.org_id], &per_day[{u.org_id, Day(u.started_at)}]}) {
+      s->attempts += 1;
+      s->runtime += u.runtime_sec;
+      s->cost += u.cost;
+    }
+  }
+  json totals = json::array(), days = json::array();
+  for (const auto& [o, s] : per_org) {
+    totals.push_back({{"org_id", o}, {"attempts", s.attempts}, {"runtime_sec", s.runtime}, {"cost", s.cost}});
+  }
+  for (const auto& [k, s] : per_day) {
+    days.push_back({{"org_id", k.first}, {"day", k.second}, {"attempts", s.attempts},
+                    {"runtime_sec", s.runtime}, {"cost", s.cost}});
+  }
+  return json{{"rows", list}, {"totals", totals}, {"per_day", days}};
+}
+
 }  // namespace
 
 Status ApiService::CheckAccess(const Request& req, const std::string& org_id, auth::Kind kind,
@@ -216,21 +273,10 @@ void ApiService::AddAdminRoutes(http::Router& r) {
     if (!found || (!IsOperator(caller) && found->org_id != caller.org_id)) {
       return Response::Error(404, "organisation " + org + " not found");
     }
-    std::vector<std::string> scopes;
-    if (body.contains("scopes")) {
-      if (body["scopes"].is_string()) {
-        scopes = auth::ScopeSet::Split(body["scopes"].get<std::string>());
-      } else if (body["scopes"].is_array()) {
-        for (const auto& s : body["scopes"]) {
-          if (!s.is_string()) return Response::Error(422, "'scopes' must be a list of strings");
-          scopes.push_back(s.get<std::string>());
-        }
-      } else {
-        return Response::Error(422, "'scopes' must be a list of strings");
-      }
-    }
+    auto scopes = ScopesOf(body);
+    if (!scopes.ok()) return Response::Error(422, scopes.status().message());
     auto key = auth_->CreateKey(caller, found->org_id, body.value("principal_id", ""),
-                                body.value("name", ""), scopes);
+                                body.value("name", ""), *scopes);
     if (!key.ok()) return Response::Error(key.status());
     FM_LOG_INFO("API key {} created for organisation {}", key->record.key_id, key->record.org_id);
     json out = KeyJson(key->record);
@@ -270,38 +316,10 @@ void ApiService::AddAdminRoutes(http::Router& r) {
       }
       q.org_id = found->org_id;
     }
-    auto from = ParseTime(req.Query("from"), "from");
-    if (!from.ok()) return Response::Error(from.status());
-    auto to = ParseTime(req.Query("to"), "to");
-    if (!to.ok()) return Response::Error(to.status());
-    q.from = *from;
-    q.to = *to;
+    if (Status window = ParseWindow(req, q); !window.ok()) return Response::Error(window);
     auto rows = store_->ListUsage(q);
     if (!rows.ok()) return Response::Error(rows.status());
-    json list = json::array();
-    struct Sum {
-      int64_t attempts = 0;
-      double runtime = 0, cost = 0;
-    };
-    std::map<std::string, Sum> per_org;
-    std::map<std::pair<std::string, std::string>, Sum> per_day;
-    for (const auto& u : *rows) {
-      list.push_back(UsageJson(u));
-      for (Sum* s : {&per_org[u.org_id], &per_day[{u.org_id, Day(u.started_at)}]}) {
-        s->attempts += 1;
-        s->runtime += u.runtime_sec;
-        s->cost += u.cost;
-      }
-    }
-    json totals = json::array(), days = json::array();
-    for (const auto& [o, s] : per_org) {
-      totals.push_back({{"org_id", o}, {"attempts", s.attempts}, {"runtime_sec", s.runtime}, {"cost", s.cost}});
-    }
-    for (const auto& [k, s] : per_day) {
-      days.push_back({{"org_id", k.first}, {"day", k.second}, {"attempts", s.attempts},
-                      {"runtime_sec", s.runtime}, {"cost", s.cost}});
-    }
-    return JsonOut(200, json{{"rows", list}, {"totals", totals}, {"per_day", days}});
+    return JsonOut(200, UsageReport(*rows));
   });
 }
 

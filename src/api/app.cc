@@ -198,6 +198,38 @@ struct ServerApp::Impl {
       lock.Lock();
     }
   }
+
+  // Plugins hear of usage and resolve suppliers through the scheduler, and registrars learn
+  // what exists now.
+  void ConnectPlugins() {
+    auth::PluginHost* host = plugins.get();
+    sched->SetUsageSink([host](const state::UsageRecord& u) {
+      host->RecordUsage({{"task_id", u.task_id}, {"workflow_id", u.workflow_id},
+                            {"org_id", u.org_id}, {"principal_id", u.principal_id},
+                            {"supplier_id", u.supplier_id}, {"worker_id", u.worker_id},
+                            {"attempt", u.attempt}, {"started_at", u.started_at},
+                            {"finished_at", u.finished_at}, {"runtime_sec", u.runtime_sec},
+                            {"hardware", u.hardware}, {"cost_per_hour", u.cost_per_hour},
+                            {"cost", u.cost}, {"status", u.status}});
+    });
+    sched->SetSupplierResolver([host](const std::string& worker_id, const std::string& info) {
+      return host->ResolveSupplier(worker_id, info);
+    });
+    // Registrars learn what exists now (they may have missed changes while we were down).
+    state::WorkflowFilter wf;
+    auto workflows = store->ListWorkflows(wf);
+    if (workflows.ok()) {
+      std::vector<std::string> ids;
+      for (const auto& w : *workflows) ids.push_back(w.workflow_id);
+      host->Reconcile("workflow", ids);
+    }
+    auto nodes = store->ListNodes();
+    if (nodes.ok()) {
+      std::vector<std::string> ids;
+      for (const auto& n : *nodes) ids.push_back(n.node_id);
+      host->Reconcile("node", ids);
+    }
+  }
 };
 
 ServerApp::ServerApp(ServerAppConfig config) : impl_(std::make_unique<Impl>()) {
@@ -249,35 +281,7 @@ Status ServerApp::Start() {
   s.sched = std::make_unique<scheduler::Scheduler>(s.config.scheduler, s.store.get(), s.bus, &s.hub,
                                                    s.content.get());
   FM_RETURN_IF_ERROR(s.sched->Recover());
-  if (s.plugins) {
-    auth::PluginHost* plugins = s.plugins.get();
-    s.sched->SetUsageSink([plugins](const state::UsageRecord& u) {
-      plugins->RecordUsage({{"task_id", u.task_id}, {"workflow_id", u.workflow_id},
-                            {"org_id", u.org_id}, {"principal_id", u.principal_id},
-                            {"supplier_id", u.supplier_id}, {"worker_id", u.worker_id},
-                            {"attempt", u.attempt}, {"started_at", u.started_at},
-                            {"finished_at", u.finished_at}, {"runtime_sec", u.runtime_sec},
-                            {"hardware", u.hardware}, {"cost_per_hour", u.cost_per_hour},
-                            {"cost", u.cost}, {"status", u.status}});
-    });
-    s.sched->SetSupplierResolver([plugins](const std::string& worker_id, const std::string& info) {
-      return plugins->ResolveSupplier(worker_id, info);
-    });
-    // Registrars learn what exists now (they may have missed changes while we were down).
-    state::WorkflowFilter wf;
-    auto workflows = s.store->ListWorkflows(wf);
-    if (workflows.ok()) {
-      std::vector<std::string> ids;
-      for (const auto& w : *workflows) ids.push_back(w.workflow_id);
-      plugins->Reconcile("workflow", ids);
-    }
-    auto nodes = s.store->ListNodes();
-    if (nodes.ok()) {
-      std::vector<std::string> ids;
-      for (const auto& n : *nodes) ids.push_back(n.node_id);
-      plugins->Reconcile("node", ids);
-    }
-  }
+  if (s.plugins) s.ConnectPlugins();
   if (s.authn) {
     // Weights and running/GPU quotas of every organisation, now and on each change.
     scheduler::Scheduler* sched = s.sched.get();

@@ -83,6 +83,40 @@ Status ReadAttempts(state::Store& store, const std::string& workflow_id,
 
 }  // namespace
 
+namespace {
+
+// A task's spans: the whole task, its wait for a worker, each attempt (or the reuse).
+void AddSpans(const state::TaskRecord& t, const TaskTrace& tr, bool reused,
+              std::vector<json>& spans) {
+  double end = t.finished_ts;
+  spans.push_back({{"span_id", t.task_id}, {"task_id", t.task_id}, {"node", t.graph_node_name},
+                   {"kind", "task"}, {"start", t.submitted_at}, {"end", TimeOrNull(end)},
+                   {"duration_s", end > 0 ? Round(end - t.submitted_at) : json(nullptr)},
+                   {"status", state::TaskStateName(t.status)}});
+  double queue_end = tr.first_dispatch != 0 ? tr.first_dispatch : end;
+  if (queue_end > 0) {
+    spans.push_back({{"span_id", t.task_id + ":queue"}, {"parent", t.task_id}, {"task_id", t.task_id},
+                     {"node", t.graph_node_name}, {"kind", "queue"}, {"start", tr.ready_at},
+                     {"end", queue_end}, {"duration_s", Round(std::max(0.0, queue_end - tr.ready_at))}});
+  }
+  if (reused) {
+    spans.push_back({{"span_id", t.task_id + ":reused"}, {"parent", t.task_id}, {"task_id", t.task_id},
+                     {"node", t.graph_node_name}, {"kind", "reused"}, {"start", end}, {"end", end},
+                     {"duration_s", 0}, {"fingerprint", tr.lineage.fingerprint}});
+  }
+  for (const auto& a : tr.attempts) {
+    spans.push_back({{"span_id", t.task_id + ":attempt:" + std::to_string(a.number)},
+                     {"parent", t.task_id}, {"task_id", t.task_id}, {"node", t.graph_node_name},
+                     {"kind", "attempt"}, {"attempt", a.number}, {"worker_id", a.worker},
+                     {"start", a.dispatched}, {"run_start", TimeOrNull(a.started)},
+                     {"end", TimeOrNull(a.ended)},
+                     {"duration_s", a.ended > 0 ? Round(a.ended - a.dispatched) : json(nullptr)},
+                     {"status", a.status}});
+  }
+}
+
+}  // namespace
+
 Result<WorkflowTrace> BuildTrace(state::Store& store, const state::WorkflowRecord& wf) {
   state::TaskFilter tf;
   tf.workflow_id = wf.workflow_id;
@@ -177,32 +211,7 @@ Result<WorkflowTrace> BuildTrace(state::Store& store, const state::WorkflowRecor
                            {"started_ts", TimeOrNull(t.started_ts)},
                            {"finished_ts", TimeOrNull(t.finished_ts)}});
 
-    // Spans: the whole task, its wait for a worker, each attempt (or the reuse).
-    double end = t.finished_ts;
-    out.spans.push_back({{"span_id", t.task_id}, {"task_id", t.task_id}, {"node", t.graph_node_name},
-                         {"kind", "task"}, {"start", t.submitted_at}, {"end", TimeOrNull(end)},
-                         {"duration_s", end > 0 ? Round(end - t.submitted_at) : json(nullptr)},
-                         {"status", state::TaskStateName(t.status)}});
-    double queue_end = tr.first_dispatch != 0 ? tr.first_dispatch : end;
-    if (queue_end > 0) {
-      out.spans.push_back({{"span_id", t.task_id + ":queue"}, {"parent", t.task_id}, {"task_id", t.task_id},
-                           {"node", t.graph_node_name}, {"kind", "queue"}, {"start", tr.ready_at},
-                           {"end", queue_end}, {"duration_s", Round(std::max(0.0, queue_end - tr.ready_at))}});
-    }
-    if (reused) {
-      out.spans.push_back({{"span_id", t.task_id + ":reused"}, {"parent", t.task_id}, {"task_id", t.task_id},
-                           {"node", t.graph_node_name}, {"kind", "reused"}, {"start", end}, {"end", end},
-                           {"duration_s", 0}, {"fingerprint", tr.lineage.fingerprint}});
-    }
-    for (const auto& a : tr.attempts) {
-      out.spans.push_back({{"span_id", t.task_id + ":attempt:" + std::to_string(a.number)},
-                           {"parent", t.task_id}, {"task_id", t.task_id}, {"node", t.graph_node_name},
-                           {"kind", "attempt"}, {"attempt", a.number}, {"worker_id", a.worker},
-                           {"start", a.dispatched}, {"run_start", TimeOrNull(a.started)},
-                           {"end", TimeOrNull(a.ended)},
-                           {"duration_s", a.ended > 0 ? Round(a.ended - a.dispatched) : json(nullptr)},
-                           {"status", a.status}});
-    }
+    AddSpans(t, tr, reused, out.spans);
   }
   for (auto& [digest, a] : assets) out.assets.push_back(std::move(a));
   return out;

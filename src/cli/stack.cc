@@ -208,6 +208,72 @@ Result<std::string> AdminKey(const HomeLayout& layout, std::ostream& err) {
 
 // ---------------------------------------------------------------- stack up/down/status/logs
 
+namespace {
+
+// Starts our redis-server on `redis_port` and records its pid and port; returns its pid, or
+// 0 once it has said on ctx.io.err why it could not.
+pid_t StartRedis(Context& ctx, const std::string& redis_password, int redis_port) {
+  auto& err = ctx.io.err;
+  std::string redis_bin = ctx.env.Get("FLOWMESH_REDIS_SERVER");
+  redis_bin = FindExecutable(redis_bin.empty() ? "redis-server" : redis_bin,
+                             ctx.env.Get("PATH") + ":/usr/bin:/usr/local/bin:/usr/sbin");
+  if (redis_bin.empty()) {
+    err << "error: redis-server not found on PATH (install it, or set FLOWMESH_REDIS_SERVER)\n";
+    return 0;
+  }
+  if (PortInUse(redis_port)) {
+    err << "error: port " << redis_port
+        << " for redis is already in use; choose another with --redis-port or "
+           "FLOWMESH_REDIS_PORT\n";
+    return 0;
+  }
+  Status st = WriteRedisConf(ctx.layout, redis_password);
+  if (!st.ok()) {
+    err << "error: " << st.message() << "\n";
+    return 0;
+  }
+  SpawnOptions so;
+  so.argv = {redis_bin, ctx.layout.RedisDir() + "/redis.conf", "--bind", "127.0.0.1", "--port", std::to_string(redis_port),
+             "--dir", ctx.layout.RedisDir(), "--daemonize", "no", "--protected-mode", "yes",
+             // Streams must survive a Redis restart: append-only file, fsync every second.
+             "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""};
+  so.log_file = ctx.layout.LogFile("redis");
+  so.env = {{"FLOWMESH_STACK_HOME", ctx.layout.home}};
+  auto pid = Spawn(so);
+  if (!pid.ok()) {
+    err << "error: cannot start redis-server: " << pid.status().message() << "\n";
+    return 0;
+  }
+  pid_t redis_pid = *pid;
+  if (!WaitForPort(redis_port, redis_pid, std::chrono::seconds(10))) {
+    err << "error: redis-server did not start; last lines of " << so.log_file << ":\n"
+        << TailFile(so.log_file, 20);
+    TerminateProcess(redis_pid, std::chrono::milliseconds(2000));
+    return 0;
+  }
+  st = WritePidFile(ctx.layout.PidFile("redis"), redis_pid);
+  if (!st.ok()) err << "warning: " << st.message() << "\n";
+  std::ofstream(RedisPortFile(ctx.layout), std::ios::trunc) << redis_port << "\n";
+  return redis_pid;
+}
+
+// `flowmesh stack up` when the server already runs: where, and that nothing was started.
+void ReportAlreadyRunning(Context& ctx, pid_t server_pid, const std::string& url) {
+  std::ifstream in(ctx.layout.ServerUrlFile());
+  std::string running_url;
+  std::getline(in, running_url);
+  if (running_url.empty()) running_url = url;
+  if (ctx.inv.json) {
+    ctx.PrintJson({{"url", running_url}, {"server_pid", server_pid},
+                   {"redis_pid", RunningPid(ctx.layout, kRedis)}, {"already_running", true}});
+  } else {
+    ctx.io.out << "FlowMesh is already running at " << running_url << " (server pid "
+               << server_pid << ")\n";
+  }
+}
+
+}  // namespace
+
 int StackUp(Context& ctx) {
   auto& err = ctx.io.err;
   Status st = EnsureDirs(ctx.layout);
@@ -240,47 +306,9 @@ int StackUp(Context& ctx) {
   pid_t redis_pid = RunningPid(ctx.layout, kRedis);
   bool started_redis = false;
   if (redis_pid == 0) {
-    std::string redis_bin = ctx.env.Get("FLOWMESH_REDIS_SERVER");
-    redis_bin = FindExecutable(redis_bin.empty() ? "redis-server" : redis_bin,
-                               ctx.env.Get("PATH") + ":/usr/bin:/usr/local/bin:/usr/sbin");
-    if (redis_bin.empty()) {
-      err << "error: redis-server not found on PATH (install it, or set FLOWMESH_REDIS_SERVER)\n";
-      return kExitFailure;
-    }
-    if (PortInUse(redis_port)) {
-      err << "error: port " << redis_port
-          << " for redis is already in use; choose another with --redis-port or "
-             "FLOWMESH_REDIS_PORT\n";
-      return kExitFailure;
-    }
-    st = WriteRedisConf(ctx.layout, *redis_password);
-    if (!st.ok()) {
-      err << "error: " << st.message() << "\n";
-      return kExitFailure;
-    }
-    SpawnOptions so;
-    so.argv = {redis_bin, ctx.layout.RedisDir() + "/redis.conf", "--bind", "127.0.0.1", "--port", std::to_string(redis_port),
-               "--dir", ctx.layout.RedisDir(), "--daemonize", "no", "--protected-mode", "yes",
-               // Streams must survive a Redis restart: append-only file, fsync every second.
-               "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""};
-    so.log_file = ctx.layout.LogFile("redis");
-    so.env = {{"FLOWMESH_STACK_HOME", ctx.layout.home}};
-    auto pid = Spawn(so);
-    if (!pid.ok()) {
-      err << "error: cannot start redis-server: " << pid.status().message() << "\n";
-      return kExitFailure;
-    }
-    redis_pid = *pid;
+    redis_pid = StartRedis(ctx, *redis_password, redis_port);
+    if (redis_pid == 0) return kExitFailure;
     started_redis = true;
-    if (!WaitForPort(redis_port, redis_pid, std::chrono::seconds(10))) {
-      err << "error: redis-server did not start; last lines of " << so.log_file << ":\n"
-          << TailFile(so.log_file, 20);
-      TerminateProcess(redis_pid, std::chrono::milliseconds(2000));
-      return kExitFailure;
-    }
-    st = WritePidFile(ctx.layout.PidFile("redis"), redis_pid);
-    if (!st.ok()) err << "warning: " << st.message() << "\n";
-    std::ofstream(RedisPortFile(ctx.layout), std::ios::trunc) << redis_port << "\n";
   } else if (pid_t recorded = ReadPidFile(RedisPortFile(ctx.layout)); recorded > 0) {
     redis_port = static_cast<int>(recorded);  // reuse the running redis on its own port
   }
@@ -288,17 +316,7 @@ int StackUp(Context& ctx) {
   // Redis is (re)started above even when the server runs: it may have been restarted alone.
   pid_t server_pid = RunningPid(ctx.layout, kServer);
   if (server_pid != 0) {
-    std::ifstream in(ctx.layout.ServerUrlFile());
-    std::string running_url;
-    std::getline(in, running_url);
-    if (running_url.empty()) running_url = url;
-    if (ctx.inv.json) {
-      ctx.PrintJson({{"url", running_url}, {"server_pid", server_pid},
-                     {"redis_pid", RunningPid(ctx.layout, kRedis)}, {"already_running", true}});
-    } else {
-      ctx.io.out << "FlowMesh is already running at " << running_url << " (server pid "
-                 << server_pid << ")\n";
-    }
+    ReportAlreadyRunning(ctx, server_pid, url);
     return kExitOk;
   }
 

@@ -204,6 +204,31 @@ int WorkflowCancel(Context& ctx) {
   return kExitOk;
 }
 
+namespace {
+
+// `workflow watch --results`: each task's result, in task order. kExitUnreachable when the
+// server is gone, else kExitOk (a task without a result is skipped).
+int PrintResults(Context& ctx, const WatchProgress& progress) {
+  for (const auto& task_id : progress.order()) {
+    auto r = ctx.Get("/results/" + Enc(task_id));
+    if (!r.ok) {
+      if (r.exit_code == kExitUnreachable) return kExitUnreachable;
+      continue;
+    }
+    if (ctx.inv.json) {
+      ctx.io.out << nlohmann::json({{"task_id", task_id}, {"result", r.json}}).dump() << "\n";
+    } else {
+      const auto* t = progress.Find(task_id);
+      std::string label = t && !t->name.empty() ? t->name + " (" + task_id + ")" : task_id;
+      ctx.io.out << "== result of " << label << " ==\n"
+                 << (r.json.is_null() ? r.response.body : r.json.dump(2)) << "\n";
+    }
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
 int WorkflowWatch(Context& ctx) {
   const std::string& id = ctx.inv.names.at(0);
   auto start = Clock::now();
@@ -299,21 +324,7 @@ int WorkflowWatch(Context& ctx) {
   }
 
   if (ctx.inv.results) {
-    for (const auto& task_id : progress.order()) {
-      auto r = ctx.Get("/results/" + Enc(task_id));
-      if (!r.ok) {
-        if (r.exit_code == kExitUnreachable) return kExitUnreachable;
-        continue;
-      }
-      if (ctx.inv.json) {
-        ctx.io.out << nlohmann::json({{"task_id", task_id}, {"result", r.json}}).dump() << "\n";
-      } else {
-        const auto* t = progress.Find(task_id);
-        std::string label = t && !t->name.empty() ? t->name + " (" + task_id + ")" : task_id;
-        ctx.io.out << "== result of " << label << " ==\n"
-                   << (r.json.is_null() ? r.response.body : r.json.dump(2)) << "\n";
-      }
-    }
+    if (int rc = PrintResults(ctx, progress); rc != kExitOk) return rc;
   }
   if (ctx.inv.json) {
     ctx.io.out << nlohmann::json({{"workflow_id", id}, {"status", status}, {"elapsed", elapsed()}}).dump()

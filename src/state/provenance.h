@@ -1,5 +1,6 @@
 // SQL for provenance: blob reference counts, operator results, lineage, and retention.
-// Internal to the store (store.cc calls these with its writer or a reader connection).
+// Internal to the store (store.cc and store_rows.cc call these with its writer or a reader
+// connection).
 #pragma once
 
 #include <string>
