@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "spec/operator.h"
-#include "spec/options.h"
+#include "spec/executor_options.h"
 
 namespace flowmesh::inference {
 namespace {

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "inference/inference_executor.h"
-#include "spec/options.h"
+#include "spec/executor_options.h"
 #include "spec/task_schema.h"
 
 namespace flowmesh::inference {
