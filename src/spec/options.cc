@@ -292,9 +292,10 @@ nlohmann::ordered_json OptionSchema(const Option& o) {
       map_of({{"type", {"string", "number", "boolean"}}});
       break;
     case OptionType::kStageInputs: {
+      ojson fields = {{"stage", JsonSchemaType("string")},
+                      {"mountPath", JsonSchemaType("string")}};
       ojson input = {{"type", "object"},
-                     {"properties",
-                      {{"stage", JsonSchemaType("string")}, {"mountPath", JsonSchemaType("string")}}},
+                     {"properties", std::move(fields)},
                      {"required", {"stage"}},
                      {"additionalProperties", false}};
       p["type"] = "array";
@@ -315,8 +316,9 @@ std::string MarkdownTable(const OptionSection& section) {
   std::string out = "## " + std::string(section.name) + "\n\n";
   if (!section.readers.empty()) out += "Read by: " + std::string(section.readers) + ".";
   if (!section.doc.empty()) out += (section.readers.empty() ? "" : " ") + std::string(section.doc);
-  out += section.closed ? " Other keys are refused.\n\n"
-                        : " Other keys are kept, reported as warnings and passed on as they are.\n\n";
+  out += section.closed
+             ? " Other keys are refused.\n\n"
+             : " Other keys are kept, reported as warnings and passed on as they are.\n\n";
   for (const auto& group : section.exclusive) {
     out += "At most one of " + JoinViews(group, ", ") + ".\n\n";
   }

@@ -217,6 +217,94 @@ class SchemaBuilder {
     return own;
   }
 
+  // A list of columns: each an expression, an upstream result (node + path) or inline data.
+  const Schema* Columns() {
+    Schema* column = Free({{"label", Str()},
+                           {"expr", Str()},
+                           {"node", Str()},
+                           {"path", Str()},
+                           {"value", Any()},
+                           {"data", Any()},  // the published spelling of value
+                           {"default", Any()},
+                           {"broadcast", Bool()}});
+    column->required = {"label"};
+    column->one_required = {{"expr", "node", "value", "data", "default"}};
+    column->exclusive = {{"expr", "node", "value", "data"}};
+    return List(column, "a list of columns [{label, expr | node+path | data, default}]");
+  }
+
+  // Training data names its fields without a type (dataset_name, preferences, prompts…).
+  Schema* UntypedData() {
+    return Free(DataExtras({{"dataset_name", Str()},
+                            {"dataset_config", Str()},
+                            {"dataset", Any()},
+                            {"url", Str()},
+                            {"name", Str()},
+                            {"path", Str()},
+                            {"split", Str()},
+                            {"eval_split", Str()},
+                            {"column", Str()},
+                            {"text_field", Str()},
+                            {"prompt_field", Str()},
+                            {"chosen_field", Str()},
+                            {"rejected_field", Str()},
+                            {"image_field", Str()},
+                            {"label_field", Str()},
+                            {"config_name", Str()},
+                            {"prompt_column", Str()},
+                            {"response_column", Str()},
+                            {"text_column", Str()},
+                            {"image_column", Str()},
+                            {"label_column", Str()},
+                            {"separator", Str()},
+                            {"max_eval_samples", Int(0.0)},
+                            {"prompts", Any()},
+                            {"preferences", Any()},
+                            {"items", Any()},
+                            {"max_samples", Int(0.0)},
+                            {"shuffle", Bool()},
+                            {"seed", Int()},
+                            {"format", Str()}}),
+                " (no type)");
+  }
+
+  // data_retrieval's sources (sql, s3) and lumid, whose params are columns.
+  std::pair<Schema*, Schema*> RetrievalData(const Schema* columns) {
+    // data_retrieval's sources: a query or object-key template filled from params columns.
+    // data_profiling samples the template's parameters: constraints [{name, type, min, max}
+    // or {name, candidates}] beside params, num_test_queries queries.
+    Schema* retrieval = Free(DataExtras({{"type", Any()},
+                                         {"connection_string", Str()},
+                                         {"template", Str()},
+                                         {"query", Str()},
+                                         {"params", columns},
+                                         {"encoding", Str()},
+                                         {"cert_data", Str()},
+                                         {"require_non_empty_rows", Bool()},
+                                         {"constraints", List(Any(), "a list of constraints "
+                                                                     "[{name, type, min, max}]")},
+                                         {"num_test_queries", Int(1.0)}}),
+                             " (data_retrieval source)");
+    // type lumid: retrieval through lumid-data-app (mode sql, agent or s3); the executor
+    // checks which keys each mode needs.
+    Schema* lumid = Free(DataExtras({{"type", Any()},
+                                     {"mode", Enum({"sql", "agent", "s3"})},
+                                     {"lumid_data_url", Str()},
+                                     {"lumid_data_token", Str()},
+                                     {"template", Str()},
+                                     {"description", Str()},
+                                     {"schema_scope", Str()},
+                                     {"max_steps", Int(1.0)},
+                                     {"model", Str()},
+                                     {"params", columns},
+                                     {"output_format", Str()},
+                                     {"encoding", Str()},
+                                     {"verify", Bool()},
+                                     {"require_non_empty_rows", Bool()}}),
+                         " (lumid source)");
+    return {retrieval, lumid};
+  }
+
   const Schema* Data() {
     // data.items: strings, chat message lists or {node, path} references.
     Schema* ref = Obj({{"node", Str()}, {"path", Str()}});
@@ -249,20 +337,7 @@ class SchemaBuilder {
                                        {"streaming", Bool()}}),
                            " (type dataset)");
     dataset->one_required = {{"url", "name"}};
-    // A column's value: an expression, an upstream result (node + path) or inline data.
-    Schema* column = Free({{"label", Str()},
-                           {"expr", Str()},
-                           {"node", Str()},
-                           {"path", Str()},
-                           {"value", Any()},
-                           {"data", Any()},  // the published spelling of value
-                           {"default", Any()},
-                           {"broadcast", Bool()}});
-    column->required = {"label"};
-    column->one_required = {{"expr", "node", "value", "data", "default"}};
-    column->exclusive = {{"expr", "node", "value", "data"}};
-    const Schema* columns =
-        List(column, "a list of columns [{label, expr | node+path | data, default}]");
+    const Schema* columns = Columns();
     Schema* tmpl = Free({{"name", Str()},
                          {"text", Str()},
                          {"messages", ChatMessages()},
@@ -297,72 +372,10 @@ class SchemaBuilder {
                     {"messages", ChatMessages()}}),
         " (type dataframe)");
     dataframe->required = {"columns"};
-    // Training data names its fields without a type (dataset_name, preferences, prompts…).
-    Schema* untyped = Free(DataExtras({{"dataset_name", Str()},
-                                       {"dataset_config", Str()},
-                                       {"dataset", Any()},
-                                       {"url", Str()},
-                                       {"name", Str()},
-                                       {"path", Str()},
-                                       {"split", Str()},
-                                       {"eval_split", Str()},
-                                       {"column", Str()},
-                                       {"text_field", Str()},
-                                       {"prompt_field", Str()},
-                                       {"chosen_field", Str()},
-                                       {"rejected_field", Str()},
-                                       {"image_field", Str()},
-                                       {"label_field", Str()},
-                                       {"config_name", Str()},
-                                       {"prompt_column", Str()},
-                                       {"response_column", Str()},
-                                       {"text_column", Str()},
-                                       {"image_column", Str()},
-                                       {"label_column", Str()},
-                                       {"separator", Str()},
-                                       {"max_eval_samples", Int(0.0)},
-                                       {"prompts", Any()},
-                                       {"preferences", Any()},
-                                       {"items", Any()},
-                                       {"max_samples", Int(0.0)},
-                                       {"shuffle", Bool()},
-                                       {"seed", Int()},
-                                       {"format", Str()}}),
-                           " (no type)");
     Schema* data = New(Schema::Kind::kTagged, "a mapping");
     data->tag = "type";
-    // data_retrieval's sources: a query or object-key template filled from params columns.
-    // data_profiling samples the template's parameters: constraints [{name, type, min, max}
-    // or {name, candidates}] beside params, num_test_queries queries.
-    Schema* retrieval = Free(DataExtras({{"type", Any()},
-                                         {"connection_string", Str()},
-                                         {"template", Str()},
-                                         {"query", Str()},
-                                         {"params", columns},
-                                         {"encoding", Str()},
-                                         {"cert_data", Str()},
-                                         {"require_non_empty_rows", Bool()},
-                                         {"constraints", List(Any(), "a list of constraints "
-                                                                     "[{name, type, min, max}]")},
-                                         {"num_test_queries", Int(1.0)}}),
-                             " (data_retrieval source)");
-    // type lumid: retrieval through lumid-data-app (mode sql, agent or s3); the executor
-    // checks which keys each mode needs.
-    Schema* lumid = Free(DataExtras({{"type", Any()},
-                                     {"mode", Enum({"sql", "agent", "s3"})},
-                                     {"lumid_data_url", Str()},
-                                     {"lumid_data_token", Str()},
-                                     {"template", Str()},
-                                     {"description", Str()},
-                                     {"schema_scope", Str()},
-                                     {"max_steps", Int(1.0)},
-                                     {"model", Str()},
-                                     {"params", columns},
-                                     {"output_format", Str()},
-                                     {"encoding", Str()},
-                                     {"verify", Bool()},
-                                     {"require_non_empty_rows", Bool()}}),
-                         " (lumid source)");
+    auto [retrieval, lumid] = RetrievalData(columns);
+    Schema* untyped = UntypedData();
     data->variants = {{"list", list},
                       {"dataset", dataset},
                       {"graph_template", graph_template},
@@ -384,7 +397,9 @@ class SchemaBuilder {
     for (const Option& o : declared.options) fields.push_back({std::string(o.name), FromOption(o)});
     Schema* s = declared.closed ? Obj(std::move(fields))
                                 : Free(std::move(fields), std::string(declared.label));
-    for (const auto& group : declared.exclusive) s->exclusive.emplace_back(group.begin(), group.end());
+    for (const auto& group : declared.exclusive) {
+      s->exclusive.emplace_back(group.begin(), group.end());
+    }
     s->rule = declared.rule;
     return s;
   }

@@ -30,7 +30,7 @@ std::string Translator::CredentialRef(const N8nNode& node, const char* type) con
 }
 
 json Translator::OpenAiChat(const N8nNode& model_node, const std::string& model, const json& options,
-                const json& messages, const char* cred_type) const {
+                            const json& messages, const char* cred_type) const {
   std::string base(kOpenAiUrl);
   if (std::string url = StringAt(options, "baseURL"); !url.empty()) base = url;
   while (!base.empty() && base.back() == '/') base.pop_back();

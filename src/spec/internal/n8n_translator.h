@@ -100,6 +100,10 @@ class Translator {
 
   void ReadIf(size_t n);
 
+  // The conditions of an IF node's two branches: `ref` ("${task.path}") equals `equals`.
+  void AddIfConds(N8nNode* node_ptr, const std::string& ref, const json& equals,
+                  const std::string& label);
+
   // ---- tasks -------------------------------------------------------------------------
 
   std::string CredentialRef(const N8nNode& node, const char* type) const;

@@ -36,7 +36,7 @@ bool Translator::IsUpstream(size_t ancestor, size_t n) const {
 }
 
 std::optional<json> Translator::MapExpression(size_t n, std::string_view expr,
-                                  std::set<size_t>* extra_deps) const {
+                                              std::set<size_t>* extra_deps) const {
   std::optional<ExprSource> src = ParseSource(Trim(expr));
   if (!src.has_value()) return std::nullopt;
   const N8nNode& node = nodes_[n];
@@ -156,7 +156,7 @@ json Translator::Typed(const json& value, const std::string& type) {
 }
 
 void Translator::AddField(size_t n, const json& name, const json& value, const std::string& type,
-              const std::string& path) {
+                          const std::string& path) {
   if (!name.is_string() || name.get_ref<const std::string&>().empty()) {
     diag_->Add(path, "a Set field needs a name");
     return;
@@ -431,6 +431,12 @@ void Translator::ReadIf(size_t n) {
              AsText(left));
     return;
   }
+  AddIfConds(&node, ref, equals, label);
+}
+
+void Translator::AddIfConds(N8nNode* node_ptr, const std::string& ref, const json& equals,
+                            const std::string& label) {
+  N8nNode& node = *node_ptr;
   std::string inner = ref.substr(2, ref.size() - 3);
   size_t dot = inner.find('.');
   std::string field = inner.substr(dot + 1);

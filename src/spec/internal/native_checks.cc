@@ -36,7 +36,7 @@ std::string NativeParser::Locate(const Node& node, const std::string& rel) const
 }
 
 void NativeParser::NameAsWritten(const std::string& rel, const std::string& path,
-                          std::string* message) {
+                                 std::string* message) {
   for (std::string_view section : {".ssh.", ".python.", ".serve.", ".rag."}) {
     if (rel.compare(0, section.size(), section) != 0) continue;
     if (path.find(std::string(section)) != std::string::npos) return;  // written nested
@@ -106,7 +106,7 @@ bool NativeParser::IsDependency(const Node& node, const std::string& name) const
 }
 
 void NativeParser::CheckUpstream(const Node& node, const std::string& name, const std::string& what,
-                   const std::string& path, const NameIndex& by_name) {
+                                 const std::string& path, const NameIndex& by_name) {
   if (IsDependency(node, name)) return;
   std::string label = node.has_name ? "'" + node.name + "'" : node.path;
   if (by_name.count(name) == 0) {
@@ -152,7 +152,7 @@ void NativeParser::ValidateInputs(const Node& node, const NameIndex& by_name) {
 }
 
 void NativeParser::ValidateReferences(const Node& node, const json& value, std::string* rel_buffer,
-                        const NameIndex& by_name) {
+                                      const NameIndex& by_name) {
   const std::string& rel = *rel_buffer;
   const size_t rel_size = rel_buffer->size();
   if (value.is_string()) {

@@ -69,7 +69,7 @@ std::vector<std::string> NativeParser::KnownNames(const NameIndex& by_name) cons
 }
 
 void NativeParser::ParseExecutionOrder(const json& order, const std::string& path,
-                         const NameIndex& by_name, WorkflowDef* def) {
+                                       const NameIndex& by_name, WorkflowDef* def) {
   const char* kShape = "node_execution_order must be a list of node names or a list of lists "
                        "of node names (epochs)";
   if (!order.is_array()) {
@@ -149,7 +149,7 @@ std::optional<std::vector<std::string>> NativeParser::WorkerList(const json& val
 }
 
 void NativeParser::ParseSelectedWorker(const json& value, const std::string& path,
-                         const NameIndex& by_name, WorkflowDef* def) {
+                                       const NameIndex& by_name, WorkflowDef* def) {
   if (!value.is_object()) {
     if (auto workers = WorkerList(value, path)) def->selected_workers = std::move(*workers);
     return;

@@ -185,7 +185,8 @@ TEST(ExecutorOptions, EchoDefaultsComeFromTheTable) {
   ASSERT_EQ(ResolveSection(EchoSection(), &absent), std::nullopt);
   EXPECT_EQ(absent["fail_attempts"], 0);
   json bad = {{"sleep_seconds", -1}};
-  EXPECT_EQ(ResolveSection(EchoSection(), &bad), "echo.sleep_seconds must be a number >= 0, got '-1'");
+  EXPECT_EQ(ResolveSection(EchoSection(), &bad),
+            "echo.sleep_seconds must be a number >= 0, got '-1'");
 }
 
 TEST(ExecutorOptions, BoundsAreTheDeclaredOnes) {
