@@ -181,13 +181,15 @@ OptionSection BuildRag(const OptionSection* embedding, const OptionSection* sear
                        const OptionSection* qdrant) {
   OptionSection s{.name = "rag", .readers = "rag", .doc = "Retrieval-augmented generation."};
   s.options = {
+      {.name = "qdrant", .type = T::kSection,
+       .doc = "The vector store.", .section = qdrant, .flat = true},
       {.name = "embedding", .type = T::kSection, .doc = "The embedding model.",
-       .section = embedding},
-      {.name = "search", .type = T::kSection, .doc = "The search.", .section = search},
-      {.name = "qdrant", .type = T::kSection, .doc = "The vector store.", .section = qdrant},
+       .section = embedding, .flat = true},
+      {.name = "search", .type = T::kSection,
+       .doc = "The search.", .section = search, .flat = true},
       {.name = "index", .type = T::kString, .doc = "Index searched."},
       {.name = "collection", .type = T::kString, .doc = "Collection searched."},
-      {.name = "query", .type = T::kString, .doc = "The query."},
+      {.name = "query", .type = T::kString, .doc = "The query.", .flat = true},
   };
   s.exclusive = {{"index", "collection"}};
   return s;
@@ -335,23 +337,26 @@ OptionSection BuildSshOutput() {
 OptionSection BuildSsh(const OptionSection* output) {
   OptionSection s{.name = "ssh", .readers = "ssh", .doc = "An SSH session.", .closed = true};
   s.options = {
-      {.name = "interactive", .type = T::kBool, .doc = "Open a shell for the user."},
-      {.name = "image", .type = T::kString, .doc = "Container image."},
-      {.name = "authorizedKeys", .type = T::kStringList, .doc = "Public keys let in."},
-      {.name = "user", .type = T::kString, .doc = "Login user."},
-      {.name = "command", .type = T::kStringOrList, .doc = "Command run in the session."},
-      {.name = "entrypoint", .type = T::kStringOrList, .doc = "Entrypoint of the image."},
+      {.name = "interactive", .type = T::kBool, .doc = "Open a shell for the user.", .flat = true},
+      {.name = "image", .type = T::kString, .doc = "Container image.", .flat = true},
+      {.name = "user", .type = T::kString, .doc = "Login user.", .flat = true},
+      {.name = "authorizedKeys", .type = T::kStringList,
+       .doc = "Public keys let in.", .flat = true},
+      {.name = "command", .type = T::kStringOrList,
+       .doc = "Command run in the session.", .flat = true},
+      {.name = "entrypoint", .type = T::kStringOrList,
+       .doc = "Entrypoint of the image.", .flat = true},
       {.name = "ttlSeconds", .type = T::kNumber, .min = 0, .min_exclusive = true,
-       .doc = "Longest life of the session."},
+       .doc = "Longest life of the session.", .flat = true},
       {.name = "idleTimeoutSeconds", .type = T::kNumber, .min = 0, .min_exclusive = true,
-       .doc = "Idle time before the session ends."},
+       .doc = "Idle time before the session ends.", .flat = true},
       {.name = "accessMode", .type = T::kEnum, .doc = "How clients reach the session.",
-       .values = kAccessModes},
-      {.name = "inputs", .type = T::kStageInputs, .doc = "Upstream outputs mounted."},
+       .values = kAccessModes, .flat = true},
+      {.name = "inputs", .type = T::kStageInputs, .doc = "Upstream outputs mounted.", .flat = true},
       {.name = "sshOutput", .type = T::kSection, .doc = "Files kept as output.",
-       .section = output},
+       .section = output, .flat = true},
       {.name = "env", .type = T::kScalarMap, .doc = "Environment variables.",
-       .what = "a mapping of variable names to strings"},
+       .what = "a mapping of variable names to strings", .flat = true},
   };
   return s;
 }
@@ -366,20 +371,22 @@ OptionSection BuildPython(const OptionSection* output) {
   OptionSection s{.name = "python", .readers = "python", .doc = "A Python script.",
                   .closed = true};
   s.options = {
-      {.name = "code", .type = T::kString, .doc = "The script."},
-      {.name = "entrypoint", .type = T::kString, .doc = "File run instead of code."},
-      {.name = "image", .type = T::kString, .doc = "Container image."},
-      {.name = "requirements", .type = T::kStringList, .doc = "Packages installed first."},
-      {.name = "inputs", .type = T::kStageInputs, .doc = "Upstream outputs mounted."},
+      {.name = "code", .type = T::kString, .doc = "The script.", .flat = true},
+      {.name = "entrypoint", .type = T::kString, .doc = "File run instead of code.", .flat = true},
+      {.name = "image", .type = T::kString, .doc = "Container image.", .flat = true},
+      {.name = "requirements", .type = T::kStringList,
+       .doc = "Packages installed first.", .flat = true},
+      {.name = "inputs", .type = T::kStageInputs, .doc = "Upstream outputs mounted.", .flat = true},
       {.name = "timeoutSeconds", .type = T::kNumber, .min = 0, .min_exclusive = true,
        .doc = "Longest run."},
       {.name = "network", .type = T::kEnum, .doc = "Network of the sandbox.",
-       .values = {"none", "bridge"}},
+       .values = {"none", "bridge"}, .flat = true},
       {.name = "env", .type = T::kScalarMap, .doc = "Environment variables.",
-       .what = "a mapping of variable names to strings"},
-      {.name = "emits", .type = T::kStringList, .doc = "Files the script writes as output."},
+       .what = "a mapping of variable names to strings", .flat = true},
+      {.name = "emits", .type = T::kStringList,
+       .doc = "Files the script writes as output.", .flat = true},
       {.name = "pythonOutput", .type = T::kSection, .doc = "The task's output.",
-       .section = output},
+       .section = output, .flat = true},
   };
   return s;
 }
@@ -389,13 +396,14 @@ OptionSection BuildServe() {
                   .closed = true};
   s.options = {
       {.name = "ttlSeconds", .type = T::kNumber, .min = 0, .min_exclusive = true,
-       .doc = "Longest life of the server."},
+       .doc = "Longest life of the server.", .flat = true},
       {.name = "readinessTimeoutSeconds", .type = T::kNumber, .min = 0, .min_exclusive = true,
-       .doc = "Wait for the server to answer."},
+       .doc = "Wait for the server to answer.", .flat = true},
       {.name = "accessMode", .type = T::kEnum, .doc = "How clients reach the server.",
-       .values = kAccessModes},
-      {.name = "port", .type = T::kInt, .min = 1, .max = 65535, .doc = "Port of the server."},
-      {.name = "apiKey", .type = T::kString, .doc = "Key clients must send."},
+       .values = kAccessModes, .flat = true},
+      {.name = "port", .type = T::kInt, .min = 1, .max = 65535,
+       .doc = "Port of the server.", .flat = true},
+      {.name = "apiKey", .type = T::kString, .doc = "Key clients must send.", .flat = true},
   };
   return s;
 }

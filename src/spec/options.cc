@@ -327,6 +327,7 @@ std::string MarkdownTable(const OptionSection& section) {
     std::string doc(o.doc);
     if (!o.alias_of.empty()) doc += " Read when " + std::string(o.alias_of) + " is absent.";
     if (o.section != nullptr) doc += " See " + std::string(o.section->name) + ".";
+    if (o.flat) doc += " Also read at the top of the task spec.";
     out += "| `" + std::string(o.name) + "` | " + Describe(o) + " | " +
            (o.default_json.empty() ? "" : "`" + std::string(o.default_json) + "`") + " | " +
            (o.used ? "yes" : "passed over") + " | " + doc + " |\n";

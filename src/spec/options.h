@@ -51,6 +51,9 @@ struct Option {
   std::vector<std::string_view> values;     // kEnum
   const OptionSection* section = nullptr;  // kSection
   std::string_view what;  // Describe's words when the type's own are too vague
+  // The published format also writes it at the top of the task spec (`ttlSeconds` of an ssh
+  // task); NormaliseTaskSpec moves it into the section.
+  bool flat = false;
 };
 
 // A rule across options of a section (min_tokens <= max_tokens). `key` is the option the

@@ -490,17 +490,19 @@ struct FlatSection {
   std::vector<std::string> keys;
 };
 
+// From the tables' `flat` options, in the order the published executors were added.
 const std::vector<FlatSection>& FlatSections() {
-  static const std::vector<FlatSection> kFlat = {
-      {"ssh", "ssh",
-       {"interactive", "image", "user", "authorizedKeys", "command", "entrypoint", "ttlSeconds",
-        "idleTimeoutSeconds", "accessMode", "inputs", "sshOutput", "env"}},
-      {"serve", "serve", {"ttlSeconds", "readinessTimeoutSeconds", "accessMode", "port", "apiKey"}},
-      {"python", "python",
-       {"code", "entrypoint", "image", "requirements", "inputs", "network", "env", "emits",
-        "pythonOutput"}},
-      {"rag", "rag", {"qdrant", "embedding", "search", "query"}},
-  };
+  static const std::vector<FlatSection> kFlat = [] {
+    std::vector<FlatSection> out;
+    for (std::string_view name : {"ssh", "serve", "python", "rag"}) {
+      FlatSection flat{std::string(name), std::string(name), {}};
+      for (const Option& o : FindSection(name)->options) {
+        if (o.flat) flat.keys.emplace_back(o.name);
+      }
+      out.push_back(std::move(flat));
+    }
+    return out;
+  }();
   return kFlat;
 }
 

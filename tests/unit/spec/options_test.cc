@@ -176,6 +176,27 @@ TEST(ExecutorOptions, SectionBoundsReachValidatorAndExecutor) {
   EXPECT_EQ(OptionsJsonSchema(*serve)["additionalProperties"], false);
 }
 
+// The options the published format writes flat are the tables' `flat` ones.
+TEST(ExecutorOptions, FlatKeysComeFromTheTables) {
+  for (const OptionSection* section : ExecutorSections()) {
+    for (const Option& option : section->options) {
+      if (!option.flat) continue;
+      std::string name(section->name);
+      json spec = {{"taskType", name}, {option.name, nullptr}};
+      std::vector<SchemaIssue> issues;
+      NormaliseTaskSpec(&spec, &issues);
+      EXPECT_TRUE(issues.empty()) << name << "." << option.name;
+      EXPECT_FALSE(spec.contains(option.name)) << name << "." << option.name;
+      EXPECT_TRUE(spec[name].contains(option.name)) << name << "." << option.name;
+    }
+  }
+  json spec = {{"taskType", "serve"}, {"network", "none"}};  // python's, not serve's
+  std::vector<SchemaIssue> issues;
+  NormaliseTaskSpec(&spec, &issues);
+  ASSERT_EQ(issues.size(), 1u);
+  EXPECT_EQ(issues[0].message, "'network' is a field of taskType python, not of 'serve'");
+}
+
 TEST(ExecutorOptions, EchoDefaultsComeFromTheTable) {
   json echo = {{"fail_attempts", "2"}};
   ASSERT_EQ(ResolveSection(EchoSection(), &echo), std::nullopt);
