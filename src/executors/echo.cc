@@ -3,6 +3,8 @@
 #include <chrono>
 #include <thread>
 
+#include "spec/executor_options.h"
+
 namespace flowmesh::executors {
 namespace {
 
@@ -22,21 +24,24 @@ std::string ItemText(const nlohmann::json& item) {
 }  // namespace
 
 Result<nlohmann::json> EchoExecutor::Run(TaskContext& ctx) {
-  const nlohmann::json& echo = Field(ctx.spec, "echo");
+  // Checked, read and defaulted by the table the submit-time validator uses.
+  nlohmann::json echo = Field(ctx.spec, "echo");
+  if (auto problem = spec::ResolveSection(spec::EchoSection(), &echo)) {
+    return InvalidArgument(*problem);
+  }
 
   const nlohmann::json& fail = Field(echo, "fail");
   if (fail.is_string()) return FailedPrecondition("echo: " + fail.get<std::string>());
 
-  const nlohmann::json& fail_attempts = Field(echo, "fail_attempts");
-  if (fail_attempts.is_number() && ctx.attempt <= fail_attempts.get<double>()) {
+  if (ctx.attempt <= echo["fail_attempts"].get<int64_t>()) {
     return Internal("echo: injected failure on attempt " + std::to_string(ctx.attempt));
   }
 
-  const nlohmann::json& sleep = Field(echo, "sleep_seconds");
-  if (sleep.is_number() && sleep.get<double>() > 0) {
+  double sleep = echo["sleep_seconds"].get<double>();
+  if (sleep > 0) {
     auto deadline = std::chrono::steady_clock::now() +
                     std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                        std::chrono::duration<double>(sleep.get<double>()));
+                        std::chrono::duration<double>(sleep));
     while (std::chrono::steady_clock::now() < deadline) {
       if (ctx.cancelled.load()) return Cancelled("echo: cancelled while sleeping");
       std::this_thread::sleep_for(

@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "spec/operator.h"
-#include "spec/options.h"
+#include "spec/executor_options.h"
 
 namespace flowmesh::inference {
 namespace {
@@ -73,8 +73,8 @@ Result<std::string> PromptOf(Engine& engine, const json& item, const std::string
 }
 
 // The inference section as the executor reads it: each option checked, aliased and
-// defaulted by spec/options.cc, the table the submit-time validator uses. A value accepted
-// there is accepted here, and a refused one gets the same message. Keys the table does not
+// defaulted by spec/executor_options.cc, the table the submit-time validator uses. A value
+// accepted there is accepted here, and a refused one gets the same message. Keys the table does not
 // know are left alone (the parser warned); options of other engines (vLLM, transformers,
 // diffusers) are checked and passed over.
 Result<json> ResolvedInference(const json& task_spec) {

@@ -16,98 +16,7 @@ using nlohmann::json;
 
 namespace {
 
-// Bounds of the inference options, chosen once for submit and worker alike:
-// - temperature 0..2 and presence/frequency penalties -2..2: the OpenAI API's ranges, which
-//   vLLM documents too; published workflows stay inside them, and llama.cpp's samplers are
-//   well-defined there (beyond 2 the distribution is close to uniform noise).
-// - repetition_penalty > 0 (vLLM, transformers: strictly positive; 1 = off), at most 100 as
-//   a sanity cap: llama.cpp divides positive logits by it, and beyond 100 every seen token
-//   is banned anyway.
-// - top_p, min_p 0..1: probabilities. top_k -1..2^24: -1 is vLLM's "all tokens", 0 is
-//   llama.cpp's and transformers'; 2^24 is above any vocabulary.
-// - max_tokens, max_new_tokens, min_tokens up to 2^20: above any context llama.cpp loads.
-// - seed 0..2^32-1: llama.cpp's seed is a uint32 (absent: random). n 1..64: the choices of
-//   one prompt run as parallel sequences of one engine.
-constexpr double kMaxTokens = 1 << 20;
-
-// Fields left out of a designated initializer take their defaults (that is the point of the
-// table's layout); GCC before 12 still warns about them.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-const std::vector<Option>& BuildInferenceOptions() {
-  using T = OptionType;
-  static const std::vector<Option> kOptions = {
-      {.name = "max_tokens", .type = T::kInt, .min = 1, .max = kMaxTokens,
-       .default_json = "256", .doc = "Most tokens generated per choice."},
-      {.name = "max_new_tokens", .type = T::kInt, .min = 1, .max = kMaxTokens,
-       .doc = "transformers' spelling of max_tokens.", .alias_of = "max_tokens"},
-      {.name = "min_tokens", .type = T::kInt, .min = 0, .max = kMaxTokens, .default_json = "0",
-       .doc = "Tokens generated before a stop string or end of text may end a choice; "
-              "at most max_tokens."},
-      {.name = "temperature", .type = T::kNumber, .min = 0, .max = 2, .default_json = "1",
-       .doc = "Sampling temperature; 0 decodes greedily."},
-      {.name = "do_sample", .type = T::kBool,
-       .doc = "transformers' switch: false decodes greedily (temperature 0)."},
-      {.name = "top_p", .type = T::kNumber, .min = 0, .max = 1, .default_json = "1",
-       .doc = "Nucleus sampling: the smallest set of tokens with this probability mass."},
-      {.name = "top_k", .type = T::kInt, .min = -1, .max = 1 << 24, .default_json = "0",
-       .doc = "Sample from the k most likely tokens; 0 or -1: all."},
-      {.name = "min_p", .type = T::kNumber, .min = 0, .max = 1, .default_json = "0",
-       .doc = "Drop tokens less likely than min_p times the most likely one."},
-      {.name = "seed", .type = T::kInt, .min = 0, .max = 4294967295.0,
-       .doc = "Seed of the sampler (choice c uses seed + c); absent: random."},
-      {.name = "n", .type = T::kInt, .min = 1, .max = 64, .default_json = "1",
-       .doc = "Choices generated per prompt."},
-      {.name = "repetition_penalty", .type = T::kNumber, .min = 0, .max = 100,
-       .min_exclusive = true, .default_json = "1",
-       .doc = "Penalty on tokens already seen (1: none)."},
-      {.name = "presence_penalty", .type = T::kNumber, .min = -2, .max = 2, .default_json = "0",
-       .doc = "Subtracted from the logit of every token already seen."},
-      {.name = "frequency_penalty", .type = T::kNumber, .min = -2, .max = 2,
-       .default_json = "0", .doc = "Subtracted once per earlier occurrence of a token."},
-      {.name = "stop", .type = T::kStringOrList,
-       .doc = "Strings that end a choice (not included in the output)."},
-      {.name = "stop_token_ids", .type = T::kIntList, .min = 0, .max = 2147483647.0,
-       .doc = "Token ids that end a choice."},
-      {.name = "system_prompt", .type = T::kString,
-       .doc = "System message put before each prompt through the chat template."},
-      {.name = "prompt", .type = T::kAny, .doc = "The single input when data.items is absent."},
-      {.name = "logprobs", .type = T::kBoolOrInt, .min = 0, .default_json = "false",
-       .doc = "Return the log-probability of each generated token (an integer > 0: on)."},
-      {.name = "stream", .type = T::kBool, .default_json = "true",
-       .doc = "Send generated text as task log lines while it runs."},
-      // Options of the published format's other engines (vLLM, transformers, diffusers):
-      // type-checked at submit, passed over by llama.cpp.
-      {.name = "best_of", .type = T::kInt, .min = 1, .doc = "vLLM.", .used = false},
-      {.name = "num_beams", .type = T::kInt, .min = 1, .doc = "transformers.", .used = false},
-      {.name = "length_penalty", .type = T::kNumber, .doc = "transformers.", .used = false},
-      {.name = "no_repeat_ngram_size", .type = T::kInt, .min = 0, .doc = "transformers.",
-       .used = false},
-      {.name = "bad_words", .type = T::kStringList, .doc = "vLLM.", .used = false},
-      {.name = "ignore_eos", .type = T::kBool, .doc = "vLLM.", .used = false},
-      {.name = "skip_special_tokens", .type = T::kBool, .doc = "vLLM.", .used = false},
-      {.name = "prompt_logprobs", .type = T::kInt, .min = 0, .doc = "vLLM.", .used = false},
-      {.name = "templates", .type = T::kAny,
-       .doc = "Structured output: named fields or a JSON schema.", .used = false},
-      {.name = "response_format", .type = T::kAny, .doc = "Structured output.", .used = false},
-      {.name = "guided_json", .type = T::kAny, .doc = "vLLM structured output.", .used = false},
-      {.name = "chat_template_kwargs", .type = T::kMapping, .doc = "vLLM.", .used = false},
-      {.name = "batch_size", .type = T::kInt, .min = 1, .doc = "transformers.", .used = false},
-      {.name = "prompts", .type = T::kAny, .doc = "Published inputs list.", .used = false},
-      {.name = "num_inference_steps", .type = T::kInt, .min = 1, .doc = "diffusers.",
-       .used = false},
-      {.name = "guidance_scale", .type = T::kNumber, .min = 0, .doc = "diffusers.",
-       .used = false},
-      {.name = "height", .type = T::kInt, .min = 1, .doc = "diffusers.", .used = false},
-      {.name = "width", .type = T::kInt, .min = 1, .doc = "diffusers.", .used = false},
-      {.name = "negative_prompt", .type = T::kStringOrList, .doc = "diffusers.", .used = false},
-      {.name = "num_images_per_prompt", .type = T::kInt, .min = 1, .doc = "diffusers.",
-       .used = false},
-      {.name = "output_type", .type = T::kString, .doc = "diffusers.", .used = false},
-  };
-  return kOptions;
-}
-#pragma GCC diagnostic pop
+std::string JoinViews(const std::vector<std::string_view>& items, std::string_view sep);
 
 std::string FormatNumber(double d) {
   char buf[32];
@@ -175,8 +84,33 @@ bool Accepts(const Option& o, json* v) {
       return v->is_object();
     case OptionType::kAny:
       return true;
+    case OptionType::kList:
+    case OptionType::kStageInputs:
+      return v->is_array();
+    case OptionType::kStringOrInt:
+      return v->is_string() || IntOk(o, v);
+    case OptionType::kEnum:
+      return v->is_string() &&
+             std::find(o.values.begin(), o.values.end(), v->get<std::string>()) != o.values.end();
+    case OptionType::kStringMap:
+    case OptionType::kScalarMap:
+      return v->is_object() && std::all_of(v->begin(), v->end(), [&](const json& e) {
+               return e.is_string() || (o.type == OptionType::kScalarMap &&
+                                        (e.is_number() || e.is_boolean()));
+             });
+    case OptionType::kSection:
+      return v->is_object();
   }
   return false;
+}
+
+std::string JoinViews(const std::vector<std::string_view>& items, std::string_view sep) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += sep;
+    out += items[i];
+  }
+  return out;
 }
 
 json JsonSchemaType(std::string_view type) { return json{{"type", type}}; }
@@ -189,16 +123,15 @@ nlohmann::ordered_json SchemaNumber(double d) {
 
 }  // namespace
 
-const std::vector<Option>& InferenceOptions() { return BuildInferenceOptions(); }
-
-const Option* FindInferenceOption(std::string_view name) {
-  for (const Option& o : InferenceOptions()) {
+const Option* FindOption(const OptionSection& section, std::string_view name) {
+  for (const Option& o : section.options) {
     if (o.name == name) return &o;
   }
   return nullptr;
 }
 
 std::string Describe(const Option& o) {
+  if (!o.what.empty()) return std::string(o.what);
   switch (o.type) {
     case OptionType::kInt:
       return "an integer" + RangeText(o);
@@ -220,6 +153,20 @@ std::string Describe(const Option& o) {
       return "a mapping";
     case OptionType::kAny:
       return "anything";
+    case OptionType::kList:
+      return "a list";
+    case OptionType::kStringOrInt:
+      return "a string or an integer" + RangeText(o);
+    case OptionType::kEnum:
+      return "one of " + JoinViews(o.values, ", ");
+    case OptionType::kStringMap:
+      return "a mapping of names to strings";
+    case OptionType::kScalarMap:
+      return "a mapping of names to strings, numbers or booleans";
+    case OptionType::kStageInputs:
+      return "a list of inputs [{stage, mountPath}]";
+    case OptionType::kSection:
+      return "a mapping";
   }
   return "anything";
 }
@@ -249,132 +196,172 @@ json DefaultOf(const Option& option) {
   return json::parse(option.default_json);
 }
 
-std::optional<SectionProblem> CheckInferenceSection(const json& section) {
-  if (!section.is_object()) return std::nullopt;
-  auto integer = [&](std::string_view key) -> std::optional<int64_t> {
-    auto it = section.find(key);
-    if (it == section.end() || !it->is_number_integer()) return std::nullopt;
-    return it->get<int64_t>();
-  };
-  std::optional<int64_t> min = integer("min_tokens");
-  if (!min) return std::nullopt;
-  auto given = [&](std::string_view key) {
-    auto it = section.find(key);
-    return it != section.end() && !it->is_null();
-  };
-  std::optional<int64_t> max = integer("max_tokens");
-  if (!max && !given("max_tokens")) max = integer("max_new_tokens");
-  if (!max && !given("max_tokens") && !given("max_new_tokens")) {
-    max = DefaultOf(*FindInferenceOption("max_tokens")).get<int64_t>();
-  }
-  // A `${...}` max is checked at dispatch; an out-of-range one has its own message.
-  if (!max || *max < 1 || *min <= *max) return std::nullopt;
-  return SectionProblem{"min_tokens", "inference.min_tokens must be at most max_tokens (" +
-                                          std::to_string(*max) + "), got " +
-                                          std::to_string(*min)};
-}
-
-std::optional<std::string> ResolveInferenceSection(json* section) {
-  if (!section->is_object()) return std::string("inference must be a mapping");
-  for (auto it = section->begin(); it != section->end(); ++it) {
-    const Option* option = FindInferenceOption(it.key());
+std::optional<std::string> ResolveSection(const OptionSection& declared, json* value) {
+  if (value->is_null()) *value = json::object();
+  if (!value->is_object()) return std::string(declared.name) + " must be a mapping";
+  json& section = *value;
+  for (auto it = section.begin(); it != section.end(); ++it) {
+    const Option* option = FindOption(declared, it.key());
     if (option == nullptr) continue;
-    if (auto problem = CheckOption(*option, &*it, "inference." + it.key())) {
-      return problem->message;
-    }
+    std::string path = std::string(declared.name) + "." + it.key();
+    if (auto problem = CheckOption(*option, &*it, path)) return problem->message;
   }
-  if (auto problem = CheckInferenceSection(*section)) return problem->message;
+  if (declared.rule != nullptr) {
+    if (auto problem = declared.rule(section)) return problem->message;
+  }
   auto absent = [&](std::string_view key) {
-    auto it = section->find(key);
-    return it == section->end() || it->is_null();
+    auto it = section.find(key);
+    return it == section.end() || it->is_null();
   };
-  for (const Option& o : InferenceOptions()) {
+  for (const Option& o : declared.options) {
     if (o.alias_of.empty() || absent(o.name) || !absent(o.alias_of)) continue;
-    (*section)[std::string(o.alias_of)] = (*section)[std::string(o.name)];
+    section[std::string(o.alias_of)] = section[std::string(o.name)];
   }
-  for (const Option& o : InferenceOptions()) {
-    if (!o.default_json.empty() && absent(o.name)) (*section)[std::string(o.name)] = DefaultOf(o);
+  for (const Option& o : declared.options) {
+    if (!o.default_json.empty() && absent(o.name)) section[std::string(o.name)] = DefaultOf(o);
   }
   return std::nullopt;
 }
 
-nlohmann::ordered_json OptionsJsonSchema(const std::vector<Option>& options) {
-  nlohmann::ordered_json properties = nlohmann::ordered_json::object();
-  for (const Option& o : options) {
-    nlohmann::ordered_json p;
-    auto bounds = [&](nlohmann::ordered_json* s) {
-      if (o.min) (*s)[o.min_exclusive ? "exclusiveMinimum" : "minimum"] = SchemaNumber(*o.min);
-      if (o.max) (*s)["maximum"] = SchemaNumber(*o.max);
-    };
-    switch (o.type) {
-      case OptionType::kInt:
-      case OptionType::kNumber:
-        p["type"] = o.type == OptionType::kInt ? "integer" : "number";
-        bounds(&p);
-        break;
-      case OptionType::kBool:
-        p["type"] = "boolean";
-        break;
-      case OptionType::kString:
-        p["type"] = "string";
-        break;
-      case OptionType::kStringOrList:
-        p["oneOf"] = {JsonSchemaType("string"),
-                      {{"type", "array"}, {"items", JsonSchemaType("string")}}};
-        break;
-      case OptionType::kStringList:
-        p["type"] = "array";
-        p["items"] = JsonSchemaType("string");
-        break;
-      case OptionType::kIntList: {
-        nlohmann::ordered_json item = {{"type", "integer"}};
-        bounds(&item);
-        p["type"] = "array";
-        p["items"] = item;
-        break;
-      }
-      case OptionType::kBoolOrInt: {
-        nlohmann::ordered_json integer = {{"type", "integer"}};
-        bounds(&integer);
-        p["oneOf"] = {JsonSchemaType("boolean"), integer};
-        break;
-      }
-      case OptionType::kMapping:
-        p["type"] = "object";
-        break;
-      case OptionType::kAny:
-        break;
+namespace {
+
+nlohmann::ordered_json OptionSchema(const Option& o) {
+  using ojson = nlohmann::ordered_json;
+  ojson p;
+  auto bounds = [&](ojson* s) {
+    if (o.min) (*s)[o.min_exclusive ? "exclusiveMinimum" : "minimum"] = SchemaNumber(*o.min);
+    if (o.max) (*s)["maximum"] = SchemaNumber(*o.max);
+  };
+  auto map_of = [&](ojson values) {
+    p["type"] = "object";
+    p["additionalProperties"] = std::move(values);
+  };
+  switch (o.type) {
+    case OptionType::kInt:
+    case OptionType::kNumber:
+      p["type"] = o.type == OptionType::kInt ? "integer" : "number";
+      bounds(&p);
+      break;
+    case OptionType::kBool:
+      p["type"] = "boolean";
+      break;
+    case OptionType::kString:
+      p["type"] = "string";
+      break;
+    case OptionType::kStringOrList:
+      p["oneOf"] = {JsonSchemaType("string"),
+                    {{"type", "array"}, {"items", JsonSchemaType("string")}}};
+      break;
+    case OptionType::kStringList:
+      p["type"] = "array";
+      p["items"] = JsonSchemaType("string");
+      break;
+    case OptionType::kIntList: {
+      ojson item = {{"type", "integer"}};
+      bounds(&item);
+      p["type"] = "array";
+      p["items"] = item;
+      break;
     }
-    if (!o.default_json.empty()) p["default"] = nlohmann::ordered_json::parse(o.default_json);
-    p["description"] = std::string(o.doc);
-    properties[std::string(o.name)] = std::move(p);
+    case OptionType::kBoolOrInt:
+    case OptionType::kStringOrInt: {
+      ojson integer = {{"type", "integer"}};
+      bounds(&integer);
+      p["oneOf"] = {JsonSchemaType(o.type == OptionType::kBoolOrInt ? "boolean" : "string"),
+                    integer};
+      break;
+    }
+    case OptionType::kMapping:
+    case OptionType::kSection:
+      p["type"] = "object";
+      break;
+    case OptionType::kAny:
+      break;
+    case OptionType::kList:
+      p["type"] = "array";
+      break;
+    case OptionType::kEnum:
+      p["type"] = "string";
+      p["enum"] = ojson::array();
+      for (std::string_view v : o.values) p["enum"].push_back(std::string(v));
+      break;
+    case OptionType::kStringMap:
+      map_of(JsonSchemaType("string"));
+      break;
+    case OptionType::kScalarMap:
+      map_of({{"type", {"string", "number", "boolean"}}});
+      break;
+    case OptionType::kStageInputs: {
+      ojson fields = {{"stage", JsonSchemaType("string")},
+                      {"mountPath", JsonSchemaType("string")}};
+      ojson input = {{"type", "object"},
+                     {"properties", std::move(fields)},
+                     {"required", {"stage"}},
+                     {"additionalProperties", false}};
+      p["type"] = "array";
+      p["items"] = {{"oneOf", {JsonSchemaType("string"), std::move(input)}}};
+      break;
+    }
   }
-  nlohmann::ordered_json schema;
-  schema["$comment"] = "generated from src/spec/options.cc (scripts/docs-options); do not edit";
-  schema["type"] = "object";
-  schema["properties"] = std::move(properties);
-  return schema;
+  if (o.type == OptionType::kSection && o.section != nullptr) {
+    p = OptionsJsonSchema(*o.section);
+    p.erase("$comment");
+  }
+  if (!o.default_json.empty()) p["default"] = ojson::parse(o.default_json);
+  p["description"] = std::string(o.doc);
+  return p;
 }
 
-std::string OptionsMarkdown() {
-  std::string out =
-      "# Executor options\n\n"
-      "Generated from `src/spec/options.cc`, where each option's type, range and default are\n"
-      "declared once for the submit-time validator, the worker and\n"
-      "`docs/workflow.schema.json`. Do not edit: change the table and run\n"
-      "`scripts/docs-options`.\n\n"
-      "Keys a section does not list are kept, reported as warnings and passed to the\n"
-      "executor as they are.\n\n"
-      "## inference\n\n"
-      "| Option | Value | Default | Used | Description |\n"
-      "|---|---|---|---|---|\n";
-  for (const Option& o : InferenceOptions()) {
+std::string MarkdownTable(const OptionSection& section) {
+  std::string out = "## " + std::string(section.name) + "\n\n";
+  if (!section.readers.empty()) out += "Read by: " + std::string(section.readers) + ".";
+  if (!section.doc.empty()) out += (section.readers.empty() ? "" : " ") + std::string(section.doc);
+  out += section.closed
+             ? " Other keys are refused.\n\n"
+             : " Other keys are kept, reported as warnings and passed on as they are.\n\n";
+  for (const auto& group : section.exclusive) {
+    out += "At most one of " + JoinViews(group, ", ") + ".\n\n";
+  }
+  out += "| Option | Value | Default | Used | Description |\n|---|---|---|---|---|\n";
+  for (const Option& o : section.options) {
     std::string doc(o.doc);
     if (!o.alias_of.empty()) doc += " Read when " + std::string(o.alias_of) + " is absent.";
+    if (o.section != nullptr) doc += " See " + std::string(o.section->name) + ".";
+    if (o.flat) doc += " Also read at the top of the task spec.";
     out += "| `" + std::string(o.name) + "` | " + Describe(o) + " | " +
            (o.default_json.empty() ? "" : "`" + std::string(o.default_json) + "`") + " | " +
            (o.used ? "yes" : "passed over") + " | " + doc + " |\n";
   }
+  for (const Option& o : section.options) {
+    if (o.section != nullptr) out += "\n" + MarkdownTable(*o.section);
+  }
+  return out;
+}
+
+}  // namespace
+
+nlohmann::ordered_json OptionsJsonSchema(const OptionSection& section) {
+  nlohmann::ordered_json properties = nlohmann::ordered_json::object();
+  for (const Option& o : section.options) properties[std::string(o.name)] = OptionSchema(o);
+  nlohmann::ordered_json schema;
+  schema["$comment"] =
+      "generated from src/spec/executor_options.cc (scripts/docs-options); do not edit";
+  schema["type"] = "object";
+  schema["properties"] = std::move(properties);
+  if (section.closed) schema["additionalProperties"] = false;
+  return schema;
+}
+
+std::string OptionsMarkdown(const std::vector<const OptionSection*>& sections) {
+  std::string out =
+      "# Executor options\n\n"
+      "Generated from `src/spec/executor_options.cc`, where each option's type, range and\n"
+      "default are declared once for the submit-time validator, the executors and\n"
+      "`docs/workflow.schema.json`. Do not edit: change the table and run\n"
+      "`scripts/docs-options`.\n\n"
+      "Options marked \"passed over\" belong to another engine of the published format: they\n"
+      "are type-checked at submit and not used by ours.\n";
+  for (const OptionSection* section : sections) out += "\n" + MarkdownTable(*section);
   return out;
 }
 

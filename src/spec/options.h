@@ -1,7 +1,9 @@
-// The options of an executor's section of a task spec, declared once: name, type, range,
-// default, doc and alias. The submit-time validator (task_schema.cc), the worker that reads
-// the values (inference::SamplingFromSpec), the JSON Schema (docs/workflow.schema.json) and
-// docs/executor-options.md all take a parameter's rule from here, so a bound is changed in
+// How an executor option is declared (name, type, range, default, doc, alias) and what is
+// done with a declaration: checked (CheckOption), resolved for an executor (ResolveSection),
+// written as JSON Schema and as docs. The tables themselves are in spec/executor_options.cc;
+// the submit-time validator (task_schema.cc), the executors that read the values
+// (inference::SamplingFromSpec, executors::EchoExecutor), docs/workflow.schema.json and
+// docs/executor-options.md all take a parameter's rule from there, so a bound is changed in
 // one place. The tables are immutable; everything here is safe to use from any thread.
 #pragma once
 
@@ -25,7 +27,16 @@ enum class OptionType {
   kBoolOrInt,  // min/max bound the integer
   kMapping,
   kAny,
+  kList,         // a list of anything
+  kStringOrInt,  // min/max bound the integer
+  kEnum,         // one of `values`
+  kStringMap,    // a mapping of names to strings
+  kScalarMap,    // a mapping of names to strings, numbers or booleans
+  kStageInputs,  // a list of stage names or {stage, mountPath}
+  kSection,      // a nested mapping with its own options (`section`)
 };
+
+struct OptionSection;
 
 struct Option {
   std::string_view name;
@@ -37,11 +48,37 @@ struct Option {
   std::string_view doc;
   std::string_view alias_of;  // read as that option when that option is absent
   bool used = true;           // false: another engine's option, accepted and passed over
+  std::vector<std::string_view> values;     // kEnum
+  const OptionSection* section = nullptr;  // kSection
+  std::string_view what;  // Describe's words when the type's own are too vague
+  // The published format also writes it at the top of the task spec (`ttlSeconds` of an ssh
+  // task); NormaliseTaskSpec moves it into the section.
+  bool flat = false;
 };
 
-// The `inference` section (executors inference; llama.cpp sampling).
-const std::vector<Option>& InferenceOptions();
-const Option* FindInferenceOption(std::string_view name);
+// A rule across options of a section (min_tokens <= max_tokens). `key` is the option the
+// problem is reported at.
+struct SectionProblem {
+  std::string key;
+  std::string message;
+};
+
+// The options of one executor section of a task spec (`inference`, `ssh`) or of a mapping
+// inside one (`api.response`).
+struct OptionSection {
+  std::string_view name;     // "inference", "api.response"
+  std::string_view readers;  // task types whose executors read it (docs)
+  std::string_view doc;
+  std::vector<Option> options;
+  // Closed: an unknown key is refused. Open (the published format's free-form sections):
+  // it is kept, reported as a warning and passed to the executor as is.
+  bool closed = false;
+  std::vector<std::vector<std::string_view>> exclusive;  // at most one of each group
+  std::optional<SectionProblem> (*rule)(const nlohmann::json& section) = nullptr;
+  std::string_view label;  // after the section's name in unknown-key messages
+};
+
+const Option* FindOption(const OptionSection& section, std::string_view name);
 
 // What a value of the option must be: "an integer from 1 to 1048576". The end of
 // "inference.max_tokens must be …".
@@ -61,24 +98,17 @@ std::optional<OptionProblem> CheckOption(const Option& option, nlohmann::json* v
 // The default of an option (null when it has none).
 nlohmann::json DefaultOf(const Option& option);
 
-// A rule across options of the inference section (min_tokens <= max_tokens, the default
-// max_tokens counting). `key` is the option the problem is reported at.
-struct SectionProblem {
-  std::string key;
-  std::string message;
-};
-std::optional<SectionProblem> CheckInferenceSection(const nlohmann::json& section);
-
-// What an executor reads: checks each option of `section` (CheckOption) and the rules
+// What an executor reads: checks each option of `section` (CheckOption) and the rule
 // across them, then gives each absent option its alias's value or its default. Returns the
-// message of the first refused value. Unknown keys are left as they are.
-std::optional<std::string> ResolveInferenceSection(nlohmann::json* section);
+// message of the first refused value. Unknown keys are left as they are. `value` null: an
+// absent section, read as {}.
+std::optional<std::string> ResolveSection(const OptionSection& declared, nlohmann::json* value);
 
 // The JSON Schema of a section: {"type": "object", "properties": {...}}.
-nlohmann::ordered_json OptionsJsonSchema(const std::vector<Option>& options);
+nlohmann::ordered_json OptionsJsonSchema(const OptionSection& section);
 
-// docs/executor-options.md.
-std::string OptionsMarkdown();
+// docs/executor-options.md, from the given sections (and the sections nested in them).
+std::string OptionsMarkdown(const std::vector<const OptionSection*>& sections);
 
 // 'text' of a value for messages (long values are cut).
 std::string QuoteValue(const nlohmann::json& value);

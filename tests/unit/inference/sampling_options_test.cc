@@ -1,4 +1,4 @@
-// One table (spec/options.cc) drives the submit-time validator and the worker: for values in,
+// One table (spec/executor_options.cc) drives the submit-time validator and the worker: for values in,
 // at and beyond each option's bounds, of the wrong type and in the published quoted
 // spellings, a value accepted at submit is accepted by SamplingFromSpec and a refused one is
 // refused by both with the same message.
@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "inference/inference_executor.h"
-#include "spec/options.h"
+#include "spec/executor_options.h"
 #include "spec/task_schema.h"
 
 namespace flowmesh::inference {

@@ -1,6 +1,6 @@
-// The inference options table (spec/options.cc) against what is derived from it: the
-// submit-time validator's messages, docs/executor-options.md and the `inference` section of
-// docs/workflow.schema.json. With FLOWMESH_UPDATE_DOCS=1 the two documents are rewritten
+// The executor option tables (spec/executor_options.cc) against what is derived from them:
+// the submit-time validator's messages, docs/executor-options.md and the executor sections
+// of docs/workflow.schema.json. With FLOWMESH_UPDATE_DOCS=1 the two documents are rewritten
 // from the table instead (scripts/docs-options).
 #include "spec/options.h"
 
@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "spec/executor_options.h"
 #include "spec/task_schema.h"
 
 namespace flowmesh::spec {
@@ -63,7 +64,11 @@ std::string SchemaBlock(const ordered_json& schema, const std::string& indent) {
     out += in + "  " + json(it.key()).dump() + ": " + Inline(*it) +
            (std::next(it) == properties.end() ? "\n" : ",\n");
   }
-  return out + in + "}\n" + indent + "}";
+  out += in + "}";
+  if (schema.contains("additionalProperties")) {
+    out += ",\n" + in + "\"additionalProperties\": " + schema["additionalProperties"].dump();
+  }
+  return out + "\n" + indent + "}";
 }
 
 // [begin, end) of the JSON object that starts at `open` (a '{'), strings skipped.
@@ -88,7 +93,7 @@ size_t ObjectEnd(const std::string& text, size_t open) {
 
 TEST(ExecutorOptions, DocsTableIsCurrent) {
   std::string path = kSource + "/docs/executor-options.md";
-  std::string want = OptionsMarkdown();
+  std::string want = OptionsMarkdown(ExecutorSections());
   if (Updating()) {
     std::ofstream(path) << want;
     GTEST_SKIP() << "rewrote " << path;
@@ -96,41 +101,113 @@ TEST(ExecutorOptions, DocsTableIsCurrent) {
   EXPECT_EQ(ReadFile(path), want) << "docs/executor-options.md is stale: run scripts/docs-options";
 }
 
-TEST(ExecutorOptions, JsonSchemaInferenceSectionIsCurrent) {
+// Each executor section of the task spec's schema is the one generated from its table.
+TEST(ExecutorOptions, JsonSchemaSectionsAreCurrent) {
   std::string path = kSource + "/docs/workflow.schema.json";
   std::string text = ReadFile(path);
-  ordered_json want = OptionsJsonSchema(InferenceOptions());
   if (Updating()) {
-    const std::string key = "        \"inference\": ";
-    size_t at = text.find(key);
-    ASSERT_NE(at, std::string::npos);
-    size_t open = at + key.size();
-    size_t end = ObjectEnd(text, open);
-    ASSERT_NE(end, std::string::npos);
-    text.replace(open, end - open, SchemaBlock(want, "        "));
+    for (const OptionSection* section : ExecutorSections()) {
+      const std::string key = "        \"" + std::string(section->name) + "\": ";
+      size_t at = text.find(key);
+      ASSERT_NE(at, std::string::npos) << section->name;
+      size_t open = at + key.size();
+      size_t end = ObjectEnd(text, open);
+      ASSERT_NE(end, std::string::npos);
+      text.replace(open, end - open, SchemaBlock(OptionsJsonSchema(*section), "        "));
+    }
     std::ofstream(path) << text;
     GTEST_SKIP() << "rewrote " << path;
   }
   json schema = json::parse(text);
-  EXPECT_EQ(schema["$defs"]["taskSpec"]["properties"]["inference"], json::parse(want.dump()))
-      << "docs/workflow.schema.json is stale: run scripts/docs-options";
+  for (const OptionSection* section : ExecutorSections()) {
+    EXPECT_EQ(schema["$defs"]["taskSpec"]["properties"][std::string(section->name)],
+              json::parse(OptionsJsonSchema(*section).dump()))
+        << section->name << ": docs/workflow.schema.json is stale: run scripts/docs-options";
+  }
 }
 
-// Every option the validator knows comes from the table, with the table's description.
+// Every option the validator knows comes from the tables, with the tables' words: a value of
+// the wrong type is refused at the option's own path with Describe's text.
 TEST(ExecutorOptions, ValidatorRefusesWithTheTablesWords) {
-  for (const Option& option : InferenceOptions()) {
-    if (option.type == OptionType::kAny) continue;
-    json spec = {{"taskType", "inference"}, {"inference", {{option.name, json::object()}}}};
-    if (option.type == OptionType::kMapping) spec["inference"][option.name] = 5;
-    std::vector<SchemaIssue> issues;
-    ValidateTaskFields(&spec, &issues);
-    ASSERT_EQ(issues.size(), 1u) << option.name;
-    EXPECT_FALSE(issues[0].warning);
-    EXPECT_EQ(issues[0].rel, ".inference." + std::string(option.name));
-    EXPECT_NE(issues[0].message.find(" must be " + Describe(option) + ", got "),
-              std::string::npos)
-        << issues[0].message;
+  int checked = 0;
+  for (const OptionSection* section : ExecutorSections()) {
+    for (const Option& option : section->options) {
+      if (option.type == OptionType::kAny || option.type == OptionType::kSection ||
+          option.type == OptionType::kStageInputs) {
+        continue;
+      }
+      json bad = json::object();
+      if (option.type == OptionType::kMapping || option.type == OptionType::kStringMap ||
+          option.type == OptionType::kScalarMap) {
+        bad = 5;
+      }
+      std::string name(section->name);
+      json spec = {{"taskType", name}, {name, {{option.name, bad}}}};
+      std::vector<SchemaIssue> issues;
+      ValidateTaskFields(&spec, &issues);
+      ASSERT_EQ(issues.size(), 1u) << name << "." << option.name;
+      EXPECT_FALSE(issues[0].warning);
+      EXPECT_EQ(issues[0].rel, "." + name + "." + std::string(option.name));
+      EXPECT_NE(issues[0].message.find(" must be " + Describe(option) + ", got "),
+                std::string::npos)
+          << issues[0].message;
+      ++checked;
+    }
   }
+  EXPECT_GT(checked, 100);
+}
+
+// A bound changed in a table is the bound everywhere: the validator, ResolveSection (what
+// executors read) and the JSON Schema all read the declaration.
+TEST(ExecutorOptions, SectionBoundsReachValidatorAndExecutor) {
+  const OptionSection* serve = FindSection("serve");
+  ASSERT_NE(serve, nullptr);
+  const Option* port = FindOption(*serve, "port");
+  ASSERT_NE(port, nullptr);
+  EXPECT_EQ(Describe(*port), "an integer from 1 to 65535");
+  json spec = {{"taskType", "serve"}, {"serve", {{"port", 70000}}}};
+  std::vector<SchemaIssue> issues;
+  ValidateTaskFields(&spec, &issues);
+  ASSERT_EQ(issues.size(), 1u);
+  EXPECT_EQ(issues[0].message, "serve.port must be an integer from 1 to 65535, got '70000'");
+  json section = {{"port", 70000}};
+  EXPECT_EQ(ResolveSection(*serve, &section), issues[0].message);
+  EXPECT_EQ(OptionsJsonSchema(*serve)["properties"]["port"]["maximum"], 65535);
+  EXPECT_EQ(OptionsJsonSchema(*serve)["additionalProperties"], false);
+}
+
+// The options the published format writes flat are the tables' `flat` ones.
+TEST(ExecutorOptions, FlatKeysComeFromTheTables) {
+  for (const OptionSection* section : ExecutorSections()) {
+    for (const Option& option : section->options) {
+      if (!option.flat) continue;
+      std::string name(section->name);
+      json spec = {{"taskType", name}, {option.name, nullptr}};
+      std::vector<SchemaIssue> issues;
+      NormaliseTaskSpec(&spec, &issues);
+      EXPECT_TRUE(issues.empty()) << name << "." << option.name;
+      EXPECT_FALSE(spec.contains(option.name)) << name << "." << option.name;
+      EXPECT_TRUE(spec[name].contains(option.name)) << name << "." << option.name;
+    }
+  }
+  json spec = {{"taskType", "serve"}, {"network", "none"}};  // python's, not serve's
+  std::vector<SchemaIssue> issues;
+  NormaliseTaskSpec(&spec, &issues);
+  ASSERT_EQ(issues.size(), 1u);
+  EXPECT_EQ(issues[0].message, "'network' is a field of taskType python, not of 'serve'");
+}
+
+TEST(ExecutorOptions, EchoDefaultsComeFromTheTable) {
+  json echo = {{"fail_attempts", "2"}};
+  ASSERT_EQ(ResolveSection(EchoSection(), &echo), std::nullopt);
+  EXPECT_EQ(echo["fail_attempts"], 2);
+  EXPECT_EQ(echo["sleep_seconds"], 0);
+  json absent;
+  ASSERT_EQ(ResolveSection(EchoSection(), &absent), std::nullopt);
+  EXPECT_EQ(absent["fail_attempts"], 0);
+  json bad = {{"sleep_seconds", -1}};
+  EXPECT_EQ(ResolveSection(EchoSection(), &bad),
+            "echo.sleep_seconds must be a number >= 0, got '-1'");
 }
 
 TEST(ExecutorOptions, BoundsAreTheDeclaredOnes) {
