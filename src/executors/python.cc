@@ -231,9 +231,17 @@ class Workspace {
     fs::path root = root_hint.empty() ? fs::temp_directory_path(ec) / "flowmesh-python"
                                       : fs::path(root_hint);
     if (ec) return Internal("no temp folder: " + ec.message());
-    fs::create_directories(root, ec);
-    // Traversable (not listable) by the sandbox uid; each attempt folder below it is.
-    FM_RETURN_IF_ERROR(MakeDir(root, 0711));
+    if (fs::create_directories(root, ec)) {
+      // Traversable (not listable) by the sandbox uid, as each attempt folder below it.
+      chmod(root.c_str(), 0711);
+    }
+    // A shared temp folder: refuse one another user planted (or a link to elsewhere).
+    struct stat st;
+    if (lstat(root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+        (st.st_mode & 0022) != 0) {
+      return FailedPrecondition("python work folder " + root.string() +
+                                " is not a folder owned by the worker and writable only by it");
+    }
     std::string name = root / (task_id + "-a" + std::to_string(attempt) + "-XXXXXX");
     if (mkdtemp(name.data()) == nullptr) return Internal("mkdtemp " + name + ": " + strerror(errno));
     auto ws = std::unique_ptr<Workspace>(new Workspace(name));
