@@ -81,9 +81,8 @@ uint64_t ParseBytes(const json& v) {
   std::string unit = s.substr(used);
   if (!unit.empty() && unit.back() == 'B') unit.pop_back();
   static const std::map<std::string, double> kUnits = {
-      {"", 1},          {"K", 1e3},       {"M", 1e6},       {"G", 1e9},
-      {"T", 1e12},      {"k", 1e3},       {"Ki", 1024.0},   {"Mi", 1048576.0},
-      {"Gi", 1073741824.0}, {"Ti", 1099511627776.0}};
+      {"", 1},    {"K", 1e3},     {"M", 1e6},        {"G", 1e9},           {"T", 1e12},
+      {"k", 1e3}, {"Ki", 1024.0}, {"Mi", 1048576.0}, {"Gi", 1073741824.0}, {"Ti", 1099511627776.0}};
   auto it = kUnits.find(unit);
   if (it == kUnits.end() || n <= 0) return 0;
   return static_cast<uint64_t>(n * it->second);
@@ -110,13 +109,15 @@ Status ParseInputs(const json& section, PythonTask* task) {
     }
     in.stage = stage.get<std::string>();
     const json& mount = Field(entry, "mountPath");
-    in.mount_path = mount.is_string() ? fs::path(mount.get<std::string>()).lexically_normal().string()
-                                      : std::string(kInputsRoot) + "/" + in.stage;
+    in.mount_path = mount.is_string()
+                        ? fs::path(mount.get<std::string>()).lexically_normal().string()
+                        : std::string(kInputsRoot) + "/" + in.stage;
     if (!UnderMountRoot(in.mount_path)) {
       return InvalidArgument("python inputs[" + in.stage + "].mountPath must be under " +
                              std::string(kMountRoot) + " (and not the output folder)");
     }
-    if (!stages.insert(in.stage).second) return InvalidArgument("python inputs[].stage must be unique");
+    if (!stages.insert(in.stage).second)
+      return InvalidArgument("python inputs[].stage must be unique");
     if (!mounts.insert(in.mount_path).second) {
       return InvalidArgument("python inputs[].mountPath must be unique");
     }
@@ -145,7 +146,8 @@ Result<PythonTask> ParseTask(const json& spec, const PythonExecutorConfig& confi
   if (!section.is_object()) return InvalidArgument("python task without a python section");
   PythonTask task;
   const json& code = Field(section, "code");
-  if (!code.is_string() || code.get<std::string>().find_first_not_of(" \t\r\n") == std::string::npos) {
+  if (!code.is_string() ||
+      code.get<std::string>().find_first_not_of(" \t\r\n") == std::string::npos) {
     return InvalidArgument("python spec.code must be non-empty");
   }
   task.code = code.get<std::string>();
@@ -153,7 +155,8 @@ Result<PythonTask> ParseTask(const json& spec, const PythonExecutorConfig& confi
     return InvalidArgument("python spec.code is " + std::to_string(task.code.size()) +
                            " bytes; the limit is " + std::to_string(kMaxCodeBytes));
   }
-  if (const json& e = Field(section, "entrypoint"); e.is_string()) task.entrypoint = e.get<std::string>();
+  if (const json& e = Field(section, "entrypoint"); e.is_string())
+    task.entrypoint = e.get<std::string>();
   if (!IsIdentifier(task.entrypoint)) {
     return InvalidArgument("python spec.entrypoint '" + task.entrypoint +
                            "' is not a Python identifier");
@@ -228,8 +231,8 @@ class Workspace {
   static Result<std::unique_ptr<Workspace>> Create(const std::string& root_hint,
                                                    const std::string& task_id, int attempt) {
     std::error_code ec;
-    fs::path root = root_hint.empty() ? fs::temp_directory_path(ec) / "flowmesh-python"
-                                      : fs::path(root_hint);
+    fs::path root =
+        root_hint.empty() ? fs::temp_directory_path(ec) / "flowmesh-python" : fs::path(root_hint);
     if (ec) return Internal("no temp folder: " + ec.message());
     if (fs::create_directories(root, ec)) {
       // Traversable (not listable) by the sandbox uid, as each attempt folder below it.
@@ -243,7 +246,8 @@ class Workspace {
                                 " is not a folder owned by the worker and writable only by it");
     }
     std::string name = root / (task_id + "-a" + std::to_string(attempt) + "-XXXXXX");
-    if (mkdtemp(name.data()) == nullptr) return Internal("mkdtemp " + name + ": " + strerror(errno));
+    if (mkdtemp(name.data()) == nullptr)
+      return Internal("mkdtemp " + name + ": " + strerror(errno));
     auto ws = std::unique_ptr<Workspace>(new Workspace(name));
     FM_RETURN_IF_ERROR(MakeDir(name, 0711));
     return ws;
@@ -369,8 +373,8 @@ Status Failure(const SandboxOutcome& outcome, const PythonTask& task, const Sand
         why += " (its CPU time limit is " + std::to_string(limits.cpu_seconds) + "s" +
                (outcome.signal == SIGKILL ? ", or its memory limit" : "") + ")";
       } else if (outcome.signal == SIGXFSZ) {
-        why += " (a file exceeded its size limit of " + std::to_string(limits.file_size) +
-               " bytes)";
+        why +=
+            " (a file exceeded its size limit of " + std::to_string(limits.file_size) + " bytes)";
       }
       return FailedPrecondition(WithStderr(why, outcome));
     }
@@ -385,8 +389,8 @@ Status Failure(const SandboxOutcome& outcome, const PythonTask& task, const Sand
         "python task failed: " + (type.is_string() ? type.get<std::string>() : type.dump()) + ": " +
         (message.is_string() ? message.get<std::string>() : message.dump()));
   }
-  return FailedPrecondition(WithStderr(
-      "python task exited with code " + std::to_string(outcome.exit_code), outcome));
+  return FailedPrecondition(
+      WithStderr("python task exited with code " + std::to_string(outcome.exit_code), outcome));
 }
 
 Result<json> ReadResult(const fs::path& output, const PythonTask& task, size_t max) {
@@ -400,7 +404,8 @@ Result<json> ReadResult(const fs::path& output, const PythonTask& task, size_t m
   if (fs::exists(fs::symlink_status(metrics_file))) {
     FM_ASSIGN_OR_RETURN(metrics, ReadTaskJson(metrics_file, max));
   }
-  if (!metrics.is_object()) return FailedPrecondition("python task wrote metrics that are not an object");
+  if (!metrics.is_object())
+    return FailedPrecondition("python task wrote metrics that are not an object");
   for (auto it = metrics.begin(); it != metrics.end(); ++it) {
     if (!it->is_number() || !std::isfinite(it->get<double>())) {
       return FailedPrecondition("python task wrote metrics that are not finite numbers");
@@ -414,8 +419,11 @@ Result<json> ReadResult(const fs::path& output, const PythonTask& task, size_t m
     return FailedPrecondition("python task did not report declared emits " + json(missing).dump());
   }
   FM_ASSIGN_OR_RETURN(json files, ListFiles(output));
-  return json{{"ok", true},          {"task_type", "python"}, {"exit_code", 0},
-              {"value", std::move(value)}, {"metrics", std::move(metrics)},
+  return json{{"ok", true},
+              {"task_type", "python"},
+              {"exit_code", 0},
+              {"value", std::move(value)},
+              {"metrics", std::move(metrics)},
               {"files", std::move(files)}};
 }
 
@@ -426,12 +434,12 @@ Result<SandboxOptions> Prepare(const PythonTask& task, const fs::path& dir,
   fs::path home = dir / "home", output = dir / "output", program = dir / "program";
   FM_RETURN_IF_ERROR(MakeDir(home, 0700));
   FM_RETURN_IF_ERROR(MakeDir(output, 0700));
-  FM_RETURN_IF_ERROR(MakeDir(program, 0755));
-  FM_RETURN_IF_ERROR(MakeDir(dir / "inputs", 0755));
-  FM_RETURN_IF_ERROR(sandbox.GrantWrite(home.string()));
-  FM_RETURN_IF_ERROR(sandbox.GrantWrite(output.string()));
-  FM_RETURN_IF_ERROR(WriteFile(program / "python-run.py", kPythonBootstrap, 0644));
-  FM_RETURN_IF_ERROR(WriteFile(program / "flowmesh_task.py", task.code, 0644));
+  FM_RETURN_IF_ERROR(MakeDir(program, 0700));
+  FM_RETURN_IF_ERROR(MakeDir(dir / "inputs", 0700));
+  FM_RETURN_IF_ERROR(sandbox.GrantAccess(home.string()));
+  FM_RETURN_IF_ERROR(sandbox.GrantAccess(output.string()));
+  FM_RETURN_IF_ERROR(WriteFile(program / "python-run.py", kPythonBootstrap, 0600));
+  FM_RETURN_IF_ERROR(WriteFile(program / "flowmesh_task.py", task.code, 0600));
   options.binds.push_back({program.string(), kProgramDir, false});
   options.binds.push_back({output.string(), kOutputPath, true});
 
@@ -443,15 +451,18 @@ Result<SandboxOptions> Prepare(const PythonTask& task, const fs::path& dir,
                                 "': its result did not come with the task (is it a dependency?)");
     }
     fs::path stage_dir = dir / "inputs" / std::to_string(i);
-    FM_RETURN_IF_ERROR(MakeDir(stage_dir, 0755));
-    bool skipped = in.result.is_object() && Field(in.result, "skipped") == json(true) &&
-                   in.result.size() == 1;
+    FM_RETURN_IF_ERROR(MakeDir(stage_dir, 0700));
+    bool skipped =
+        in.result.is_object() && Field(in.result, "skipped") == json(true) && in.result.size() == 1;
     json envelope = {{"result", in.result.is_object() ? in.result : json{{"value", in.result}}},
                      {"metadata", {{"skipped", skipped}}}};
-    FM_RETURN_IF_ERROR(WriteFile(stage_dir / "results.json", envelope.dump(), 0644));
+    FM_RETURN_IF_ERROR(WriteFile(stage_dir / "results.json", envelope.dump(), 0600));
     options.binds.push_back({stage_dir.string(), in.mount_path, false});
     mounts[in.stage] = in.mount_path;
   }
+  // Readable by the sandbox uid only (the binds keep them read-only inside).
+  FM_RETURN_IF_ERROR(sandbox.GrantAccess(program.string()));
+  FM_RETURN_IF_ERROR(sandbox.GrantAccess((dir / "inputs").string()));
 
   options.env = task.env;
   options.env["FLOWMESH_PY_CODE"] = kCodePath;
@@ -469,7 +480,8 @@ Result<SandboxOptions> Prepare(const PythonTask& task, const fs::path& dir,
   options.timeout = std::chrono::milliseconds(static_cast<int64_t>(task.timeout_s * 1000));
   options.max_output_bytes = config.max_log_bytes;
   options.limits.cpu_seconds = static_cast<uint64_t>(std::ceil(task.timeout_s * task.cpus)) + 1;
-  options.limits.address_space = task.memory_bytes ? task.memory_bytes : config.default_memory_bytes;
+  options.limits.address_space =
+      task.memory_bytes ? task.memory_bytes : config.default_memory_bytes;
   options.limits.processes = config.max_processes;
   options.limits.file_size = task.output_bytes ? task.output_bytes : config.default_output_bytes;
   return options;
@@ -490,7 +502,8 @@ Result<json> PythonExecutor::Run(TaskContext& ctx) {
     return FailedPrecondition("python tasks need " + config_.python + " on the worker");
   }
   Sandbox sandbox(config_.sandbox);
-  FM_ASSIGN_OR_RETURN(auto workspace, Workspace::Create(config_.work_root, ctx.task_id, ctx.attempt));
+  FM_ASSIGN_OR_RETURN(auto workspace,
+                      Workspace::Create(config_.work_root, ctx.task_id, ctx.attempt));
   FM_ASSIGN_OR_RETURN(SandboxOptions options, Prepare(task, workspace->dir(), config_, sandbox));
   auto sink = [&ctx](SandboxStream stream, std::string line) {
     if (!ctx.log) return;

@@ -33,7 +33,8 @@ def fail(kind, message, code=1, tb=None):
 
 def fail_from(exc, entrypoint):
     if isinstance(exc, SystemExit):
-        fail("SystemExit", f"the code called sys.exit({exc.code!r}); return from {entrypoint!r} instead")
+        fail("SystemExit", f"the code called sys.exit({exc.code!r}); "
+             f"return from {entrypoint!r} instead")
     fail(type(exc).__name__, str(exc), 1, traceback.format_exc())
 
 
@@ -112,7 +113,8 @@ def bind(fn, inputs):
         elif p.name in inputs:
             kwargs[p.name] = inputs[p.name].output
         elif p.default is p.empty:
-            fail("EntrypointError", f"parameter {p.name!r} matches no input stage (inputs: {available})", 3)
+            fail("EntrypointError",
+                 f"parameter {p.name!r} matches no input stage (inputs: {available})", 3)
     if rest:
         for stage, stage_input in inputs.items():
             kwargs.setdefault(stage, stage_input.output)

@@ -29,12 +29,12 @@ constexpr int kStatusFdInChild = 3;
 // Files of /etc a sandboxed program may need: the dynamic loader, users and groups (for
 // getpwuid), time zone, certificates and name resolution.
 constexpr std::array<const char*, 14> kEtcFiles = {
-    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "passwd",
-    "group",       "nsswitch.conf", "localtime", "ssl",         "ca-certificates",
-    "hosts",       "resolv.conf",   "host.conf", "gai.conf"};
+    "ld.so.cache", "ld.so.conf",    "ld.so.conf.d", "alternatives", "passwd",
+    "group",       "nsswitch.conf", "localtime",    "ssl",          "ca-certificates",
+    "hosts",       "resolv.conf",   "host.conf",    "gai.conf"};
 // Top-level system folders: symlinks into /usr on merged-/usr systems, else bound as is.
-constexpr std::array<const char*, 6> kSystemDirs = {"bin", "sbin", "lib", "lib32", "lib64",
-                                                     "libx32"};
+constexpr std::array<const char*, 6> kSystemDirs = {"bin",   "sbin",  "lib",
+                                                    "lib32", "lib64", "libx32"};
 
 // An owned file descriptor.
 class Fd {
@@ -188,13 +188,43 @@ std::string JoinTail(const std::deque<std::string>& tail) {
   return text;
 }
 
+// Checks what Run needs and returns the sandbox's whole environment.
+Result<std::map<std::string, std::string>> CheckedEnvironment(const SandboxRuntime& runtime,
+                                                              const SandboxOptions& options) {
+  if (access(runtime.bwrap.c_str(), X_OK) != 0) {
+    return FailedPrecondition("sandbox: bubblewrap is not installed (" + runtime.bwrap +
+                              " is missing; install the Debian package 'bubblewrap')");
+  }
+  if (access(runtime.prlimit.c_str(), X_OK) != 0) {
+    return FailedPrecondition("sandbox: " + runtime.prlimit +
+                              " is missing (Debian package 'util-linux')");
+  }
+  if (options.argv.empty() || options.argv[0].empty() || options.argv[0][0] != '/') {
+    return InvalidArgument("sandbox: the command must be an absolute path");
+  }
+  if (options.home.empty() || !fs::is_directory(options.home)) {
+    return InvalidArgument("sandbox: home folder '" + options.home + "' does not exist");
+  }
+  std::map<std::string, std::string> env = options.env;
+  env["HOME"] = kSandboxHome;
+  env["TMPDIR"] = "/tmp";
+  if (!env.count("PATH")) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  for (const auto& [k, v] : env) {
+    if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos ||
+        v.find('\0') != std::string::npos) {
+      return InvalidArgument("sandbox: invalid environment variable name '" + k + "'");
+    }
+  }
+  return env;
+}
+
 }  // namespace
 
 bool Sandbox::DropsRoot() const { return geteuid() == 0 && runtime_.uid_when_root != 0; }
 uid_t Sandbox::SandboxUid() const { return DropsRoot() ? runtime_.uid_when_root : geteuid(); }
 gid_t Sandbox::SandboxGid() const { return DropsRoot() ? runtime_.gid_when_root : getegid(); }
 
-Status Sandbox::GrantWrite(const std::string& path) const {
+Status Sandbox::GrantAccess(const std::string& path) const {
   if (!DropsRoot()) return Status::Ok();
   auto chown_one = [&](const fs::path& p) -> Status {
     if (lchown(p.c_str(), runtime_.uid_when_root, runtime_.gid_when_root) != 0) {
@@ -211,12 +241,11 @@ Status Sandbox::GrantWrite(const std::string& path) const {
   return Status::Ok();
 }
 
-std::vector<std::string> Sandbox::CommandLine(const SandboxOptions& options,
-                                              int status_fd) const {
-  std::vector<std::string> a = {runtime_.bwrap, "--unshare-user", "--unshare-ipc",
-                                "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try",
-                                "--disable-userns", "--die-with-parent", "--new-session",
-                                "--hostname", "sandbox"};
+std::vector<std::string> Sandbox::CommandLine(const SandboxOptions& options, int status_fd) const {
+  std::vector<std::string> a = {
+      runtime_.bwrap,  "--unshare-user",       "--unshare-ipc",    "--unshare-pid",
+      "--unshare-uts", "--unshare-cgroup-try", "--disable-userns", "--die-with-parent",
+      "--new-session", "--hostname",           "sandbox"};
   if (!options.network) a.push_back("--unshare-net");
   a.insert(a.end(), {"--ro-bind", "/usr", "/usr"});
   for (const char* name : kSystemDirs) {
@@ -257,30 +286,7 @@ std::vector<std::string> Sandbox::CommandLine(const SandboxOptions& options,
 Result<SandboxOutcome> Sandbox::Run(const SandboxOptions& options,
                                     const std::atomic<bool>& cancelled,
                                     const SandboxLineSink& sink) const {
-  if (access(runtime_.bwrap.c_str(), X_OK) != 0) {
-    return FailedPrecondition("sandbox: bubblewrap is not installed (" + runtime_.bwrap +
-                              " is missing; install the Debian package 'bubblewrap')");
-  }
-  if (access(runtime_.prlimit.c_str(), X_OK) != 0) {
-    return FailedPrecondition("sandbox: " + runtime_.prlimit +
-                              " is missing (Debian package 'util-linux')");
-  }
-  if (options.argv.empty() || options.argv[0].empty() || options.argv[0][0] != '/') {
-    return InvalidArgument("sandbox: the command must be an absolute path");
-  }
-  if (options.home.empty() || !fs::is_directory(options.home)) {
-    return InvalidArgument("sandbox: home folder '" + options.home + "' does not exist");
-  }
-  std::map<std::string, std::string> env = options.env;
-  env["HOME"] = kSandboxHome;
-  env["TMPDIR"] = "/tmp";
-  if (!env.count("PATH")) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
-  for (const auto& [k, v] : env) {
-    if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos ||
-        v.find('\0') != std::string::npos) {
-      return InvalidArgument("sandbox: invalid environment variable name '" + k + "'");
-    }
-  }
+  FM_ASSIGN_OR_RETURN(auto env, CheckedEnvironment(runtime_, options));
   ExecArgs exec(CommandLine(options, kStatusFdInChild), env);
 
   Fd out_r, out_w, err_r, err_w, st_r, st_w;
@@ -310,8 +316,8 @@ Result<SandboxOutcome> Sandbox::Run(const SandboxOptions& options,
   std::string status_text;
   std::optional<SandboxOutcome::End> stopped;  // kTimedOut or kCancelled once killed
   std::optional<int> wait_status;
-  auto deadline = options.timeout.count() > 0 ? Clock::now() + options.timeout
-                                              : Clock::time_point::max();
+  auto deadline =
+      options.timeout.count() > 0 ? Clock::now() + options.timeout : Clock::time_point::max();
   auto drain_until = Clock::time_point::max();
 
   auto reap = [&](int flags) {
@@ -329,8 +335,10 @@ Result<SandboxOutcome> Sandbox::Run(const SandboxOptions& options,
   while (out_r.get() >= 0 || err_r.get() >= 0 || st_r.get() >= 0 || !wait_status) {
     auto now = Clock::now();
     if (!stopped && !wait_status) {
-      if (cancelled.load()) kill_group(SandboxOutcome::End::kCancelled);
-      else if (now >= deadline) kill_group(SandboxOutcome::End::kTimedOut);
+      if (cancelled.load())
+        kill_group(SandboxOutcome::End::kCancelled);
+      else if (now >= deadline)
+        kill_group(SandboxOutcome::End::kTimedOut);
     }
     if (wait_status && drain_until == Clock::time_point::max()) drain_until = now + kDrainGrace;
     if (now >= drain_until) break;  // something still holds the pipes: stop reading
@@ -371,18 +379,19 @@ Result<SandboxOutcome> Sandbox::Run(const SandboxOptions& options,
   }
   outcome.end = Decode(wait_status.value_or(0), &outcome);
   // bwrap reports its own setup failures (a mount it could not make) on stderr and exits 1.
-  bool setup_failed = status_text.find("\"child-pid\"") == std::string::npos ||
-                      (outcome.end == SandboxOutcome::End::kExited && outcome.exit_code == 1 &&
-                       !outcome.stderr_tail.empty() &&
-                       outcome.stderr_tail.back().rfind("bwrap: ", 0) == 0);
+  bool setup_failed =
+      status_text.find("\"child-pid\"") == std::string::npos ||
+      (outcome.end == SandboxOutcome::End::kExited && outcome.exit_code == 1 &&
+       !outcome.stderr_tail.empty() && outcome.stderr_tail.back().rfind("bwrap: ", 0) == 0);
   if (setup_failed) return Internal("sandbox setup failed: " + JoinTail(outcome.stderr_tail));
   return outcome;
 }
 
 Status Sandbox::Probe() const {
   std::error_code ec;
-  fs::path home = fs::temp_directory_path(ec) / ("flowmesh-probe-" + std::to_string(getpid()) +
-                                                  "-" + std::to_string(Clock::now().time_since_epoch().count()));
+  fs::path home =
+      fs::temp_directory_path(ec) / ("flowmesh-probe-" + std::to_string(getpid()) + "-" +
+                                     std::to_string(Clock::now().time_since_epoch().count()));
   if (ec || !fs::create_directory(home, ec)) {
     return FailedPrecondition("sandbox probe: cannot create " + home.string());
   }
@@ -393,7 +402,7 @@ Status Sandbox::Probe() const {
       fs::remove_all(path, ignored);
     }
   } cleanup{home};
-  FM_RETURN_IF_ERROR(GrantWrite(home.string()));
+  FM_RETURN_IF_ERROR(GrantAccess(home.string()));
   SandboxOptions options;
   options.argv = {"/usr/bin/true"};
   options.home = home.string();

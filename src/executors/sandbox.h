@@ -47,14 +47,14 @@ struct SandboxBind {
 };
 
 struct SandboxOptions {
-  std::vector<std::string> argv;            // argv[0]: absolute path inside the sandbox
-  std::map<std::string, std::string> env;   // the whole environment besides HOME/PATH/TMPDIR
-  std::string home;                         // host folder bound writable at kSandboxHome
+  std::vector<std::string> argv;           // argv[0]: absolute path inside the sandbox
+  std::map<std::string, std::string> env;  // the whole environment besides HOME/PATH/TMPDIR
+  std::string home;                        // host folder bound writable at kSandboxHome
   std::vector<SandboxBind> binds;
-  bool network = false;                     // share the host's network namespace
+  bool network = false;  // share the host's network namespace
   SandboxLimits limits;
-  std::chrono::milliseconds timeout{0};     // 0: none
-  size_t max_output_bytes = 8 << 20;        // output forwarded to the sink; the rest dropped
+  std::chrono::milliseconds timeout{0};  // 0: none
+  size_t max_output_bytes = 8 << 20;     // output forwarded to the sink; the rest dropped
 };
 
 enum class SandboxStream { kStdout, kStderr };
@@ -63,8 +63,8 @@ using SandboxLineSink = std::function<void(SandboxStream stream, std::string lin
 struct SandboxOutcome {
   enum class End { kExited, kSignaled, kTimedOut, kCancelled };
   End end = End::kExited;
-  int exit_code = -1;  // kExited
-  int signal = 0;      // kSignaled
+  int exit_code = -1;                   // kExited
+  int signal = 0;                       // kSignaled
   std::deque<std::string> stderr_tail;  // the last lines of stderr (at most kStderrTailLines)
   size_t dropped_output_bytes = 0;      // beyond max_output_bytes
   static constexpr size_t kStderrTailLines = 20;
@@ -93,14 +93,14 @@ class Sandbox {
   Result<SandboxOutcome> Run(const SandboxOptions& options, const std::atomic<bool>& cancelled,
                              const SandboxLineSink& sink) const;
 
-  // The uid the sandbox's files are owned by (for the caller's chown of writable folders).
+  // Whether bwrap runs as SandboxUid() instead of the caller's root.
   bool DropsRoot() const;
   uid_t SandboxUid() const;
   gid_t SandboxGid() const;
 
   // Chowns `path` (recursively, not following links) to the sandbox's uid when it drops
-  // root, so the sandbox may write there. No-op otherwise.
-  Status GrantWrite(const std::string& path) const;
+  // root, so the sandbox may use it (a read-only bind stays read-only). No-op otherwise.
+  Status GrantAccess(const std::string& path) const;
 
   // The bwrap command line Run would execute (for tests and diagnostics).
   std::vector<std::string> CommandLine(const SandboxOptions& options, int status_fd) const;

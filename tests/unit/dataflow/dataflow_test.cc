@@ -790,15 +790,15 @@ TEST(PrepareTaskSpecTest, ErrorLocationsStartWithSpec) {
 
 TEST(PrepareTaskSpecTest, PythonInputsCarryTheirUpstreamResults) {
   Upstream up = {{"a", json{{"items", {1}}}}, {"b", json{{"skipped", true}}}};
-  json named = ValueOrDie(PrepareTaskSpec(
-      json::parse(R"({"taskType": "python",
-                      "python": {"code": "x", "inputs": ["a", {"stage": "b", "mountPath": "/mnt/flowmesh/b"}]}})"),
-      up, {}));
+  json named = ValueOrDie(PrepareTaskSpec(json::parse(R"({"taskType": "python", "python": {
+      "code": "x", "inputs": ["a", {"stage": "b", "mountPath": "/mnt/flowmesh/b"}]}})"),
+                                          up, {}));
   EXPECT_EQ(named["python"]["inputs"], json::parse(R"([
     {"stage": "a", "result": {"items": [1]}},
     {"stage": "b", "mountPath": "/mnt/flowmesh/b", "result": {"skipped": true}}])"));
   // Without inputs every upstream node is one; other task types are left alone.
-  json all = ValueOrDie(PrepareTaskSpec(json::parse(R"({"taskType": "python", "python": {}})"), up, {}));
+  json all =
+      ValueOrDie(PrepareTaskSpec(json::parse(R"({"taskType": "python", "python": {}})"), up, {}));
   EXPECT_EQ(all["python"]["inputs"].size(), 2u);
   EXPECT_EQ(all["python"]["inputs"][1]["stage"], "b");
   EXPECT_EQ(ValueOrDie(PrepareTaskSpec(json{{"taskType", "echo"}}, up, {})),

@@ -34,12 +34,17 @@ class PythonExecutorTest : public ::testing::Test {
   Result<json> Run(json python, json extra = json::object(), const std::string& cancel_on = "") {
     json spec = {{"taskType", "python"}, {"python", std::move(python)}};
     spec.update(extra);
-    TaskContext ctx{"tsk-py", "wfl-1", 1, "python", spec,
+    TaskContext ctx{"tsk-py",
+                    "wfl-1",
+                    1,
+                    "python",
+                    spec,
                     [&](std::string line) {
                       if (!cancel_on.empty() && line == cancel_on) cancelled_ = true;
                       lines_.push_back(std::move(line));
                     },
-                    [](json) {}, cancelled_};
+                    [](json) {},
+                    cancelled_};
     return PythonExecutor(config_).Run(ctx);
   }
 
@@ -50,17 +55,18 @@ class PythonExecutorTest : public ::testing::Test {
 };
 
 TEST_F(PythonExecutorTest, ResultMetricsFilesAndLogs) {
-  auto result = Run({{"code",
-                      "import os, sys\n"
-                      "def main():\n"
-                      "    print('hello from the sandbox')\n"
-                      "    print('a warning', file=sys.stderr)\n"
-                      "    with open(os.path.join(os.environ['FLOWMESH_OUTPUT'], 'out.txt'), 'w') as f:\n"
-                      "        f.write('payload')\n"
-                      "    os.makedirs(os.environ['FLOWMESH_OUTPUT'] + '/sub', exist_ok=True)\n"
-                      "    open(os.environ['FLOWMESH_OUTPUT'] + '/sub/x.bin', 'wb').write(b'xy')\n"
-                      "    return {'answer': 42, 'metrics': {'acc': 0.5}}\n"},
-                     {"emits", {"acc"}}});
+  auto result =
+      Run({{"code",
+            "import os, sys\n"
+            "def main():\n"
+            "    print('hello from the sandbox')\n"
+            "    print('a warning', file=sys.stderr)\n"
+            "    with open(os.path.join(os.environ['FLOWMESH_OUTPUT'], 'out.txt'), 'w') as f:\n"
+            "        f.write('payload')\n"
+            "    os.makedirs(os.environ['FLOWMESH_OUTPUT'] + '/sub', exist_ok=True)\n"
+            "    open(os.environ['FLOWMESH_OUTPUT'] + '/sub/x.bin', 'wb').write(b'xy')\n"
+            "    return {'answer': 42, 'metrics': {'acc': 0.5}}\n"},
+           {"emits", {"acc"}}});
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   EXPECT_EQ((*result)["task_type"], "python");
   EXPECT_EQ((*result)["exit_code"], 0);
@@ -79,7 +85,9 @@ TEST_F(PythonExecutorTest, InputsAreBoundByStageNameAndEnvIsPassed) {
   json inputs = json::array(
       {{{"stage", "prep"}, {"result", {{"task_type", "python"}, {"value", {1, 2, 3}}}}},
        {{"stage", "echo1"}, {"result", {{"items", {{{"input", "a"}, {"output", "a"}}}}}}},
-       {{"stage", "gone"}, {"mountPath", "/mnt/flowmesh/skipped"}, {"result", {{"skipped", true}}}}});
+       {{"stage", "gone"},
+        {"mountPath", "/mnt/flowmesh/skipped"},
+        {"result", {{"skipped", true}}}}});
   auto result = Run({{"code",
                       "import os\n"
                       "def run(prep, echo1, gone, inputs):\n"
@@ -90,8 +98,11 @@ TEST_F(PythonExecutorTest, InputsAreBoundByStageNameAndEnvIsPassed) {
                      {"inputs", inputs},
                      {"env", {{"GREETING", "hi"}, {"N", 3}}}});
   ASSERT_TRUE(result.ok()) << result.status().ToString();
-  EXPECT_EQ((*result)["value"], json({{"sum", 6}, {"first", "a"}, {"gone", nullptr},
-                                      {"path", "/mnt/flowmesh/skipped"}, {"greeting", "hi"},
+  EXPECT_EQ((*result)["value"], json({{"sum", 6},
+                                      {"first", "a"},
+                                      {"gone", nullptr},
+                                      {"path", "/mnt/flowmesh/skipped"},
+                                      {"greeting", "hi"},
                                       {"n", "3"}}));
 }
 
@@ -125,12 +136,12 @@ TEST_F(PythonExecutorTest, BrokenContractsFail) {
 }
 
 TEST_F(PythonExecutorTest, SpecErrorsAreInvalidArgument) {
-  for (const json& bad : {json{{"code", "  "}},
-                          json{{"code", "def main(): pass"}, {"entrypoint", "not valid"}},
-                          json{{"code", "def main(): pass"}, {"requirements", {"requests"}}},
-                          json{{"code", "def main(): pass"}, {"timeoutSeconds", 7200}},
-                          json{{"code", "def main(): pass"},
-                               {"inputs", {{{"stage", "a"}, {"mountPath", "/etc/a"}}}}}}) {
+  for (const json& bad :
+       {json{{"code", "  "}}, json{{"code", "def main(): pass"}, {"entrypoint", "not valid"}},
+        json{{"code", "def main(): pass"}, {"requirements", {"requests"}}},
+        json{{"code", "def main(): pass"}, {"timeoutSeconds", 7200}},
+        json{{"code", "def main(): pass"},
+             {"inputs", {{{"stage", "a"}, {"mountPath", "/etc/a"}}}}}}) {
     auto result = Run(bad);
     ASSERT_FALSE(result.ok()) << bad.dump();
     EXPECT_EQ(result.status().code(), StatusCode::kInvalidArgument) << bad.dump();
@@ -156,8 +167,9 @@ TEST_F(PythonExecutorTest, TimeoutCrashAndCancelEndTheTask) {
   EXPECT_NE(crashed.status().message().find("SIGSEGV"), std::string::npos)
       << crashed.status().message();
 
-  auto cancelled = Run({{"code", "import time\ndef main():\n    print('waiting')\n    time.sleep(300)\n"}},
-                       json::object(), "waiting");
+  auto cancelled =
+      Run({{"code", "import time\ndef main():\n    print('waiting')\n    time.sleep(300)\n"}},
+          json::object(), "waiting");
   ASSERT_FALSE(cancelled.ok());
   EXPECT_EQ(cancelled.status().code(), StatusCode::kCancelled);
 }
@@ -167,19 +179,21 @@ TEST_F(PythonExecutorTest, HostileCodeStaysInside) {
                       "import os, socket\n"
                       "def main():\n"
                       "    found = {}\n"
-                      "    for p in ['/root', '/work', '/etc/shadow', '" + root_.string() + "']:\n"
-                      "        found[p] = os.path.exists(p)\n"
-                      "    try:\n"
-                      "        open('/usr/lib/flowmesh-owned', 'w')\n"
-                      "        found['write'] = True\n"
-                      "    except OSError:\n"
-                      "        found['write'] = False\n"
-                      "    try:\n"
-                      "        socket.create_connection(('1.1.1.1', 53), timeout=2)\n"
-                      "        found['net'] = True\n"
-                      "    except OSError:\n"
-                      "        found['net'] = False\n"
-                      "    return found\n"}});
+                      "    for p in ['/root', '/work', '/etc/shadow', '" +
+                          root_.string() +
+                          "']:\n"
+                          "        found[p] = os.path.exists(p)\n"
+                          "    try:\n"
+                          "        open('/usr/lib/flowmesh-owned', 'w')\n"
+                          "        found['write'] = True\n"
+                          "    except OSError:\n"
+                          "        found['write'] = False\n"
+                          "    try:\n"
+                          "        socket.create_connection(('1.1.1.1', 53), timeout=2)\n"
+                          "        found['net'] = True\n"
+                          "    except OSError:\n"
+                          "        found['net'] = False\n"
+                          "    return found\n"}});
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   for (auto it = (*result)["value"].begin(); it != (*result)["value"].end(); ++it) {
     EXPECT_EQ(*it, false) << it.key();

@@ -36,7 +36,7 @@ class SandboxTest : public ::testing::Test {
     fs::permissions(root_, fs::perms(0711));
     home_ = root_ / "home";
     fs::create_directory(home_);
-    ASSERT_TRUE(sandbox_.GrantWrite(home_.string()).ok());
+    ASSERT_TRUE(sandbox_.GrantAccess(home_.string()).ok());
     Status probe = sandbox_.Probe();
     if (!probe.ok()) GTEST_SKIP() << probe.ToString();
   }
@@ -61,12 +61,11 @@ class SandboxTest : public ::testing::Test {
   SandboxOutcome Run(const SandboxOptions& options, Lines* lines = nullptr,
                      const std::atomic<bool>* cancel = nullptr) {
     static const std::atomic<bool> kNever{false};
-    auto result = sandbox_.Run(options, cancel ? *cancel : kNever,
-                               [&](SandboxStream stream, std::string line) {
-                                 if (!lines) return;
-                                 (stream == SandboxStream::kStdout ? lines->out : lines->err)
-                                     .push_back(std::move(line));
-                               });
+    auto result = sandbox_.Run(
+        options, cancel ? *cancel : kNever, [&](SandboxStream stream, std::string line) {
+          if (!lines) return;
+          (stream == SandboxStream::kStdout ? lines->out : lines->err).push_back(std::move(line));
+        });
     EXPECT_TRUE(result.ok()) << result.status().ToString();
     return result.ok() ? *result : SandboxOutcome{};
   }
@@ -111,7 +110,8 @@ TEST_F(SandboxTest, OtherFoldersOfTheHostAreInvisible) {
   Lines lines;
   std::string script = "cat " + (root_ / "other-task" / "secret.txt").string() + " " +
                        (root_ / "worker.token").string() + " 2>&1; ls " + root_.string() +
-                       " 2>&1; ls / ; cat " + fs::current_path().string() + "/CMakeCache.txt 2>&1"
+                       " 2>&1; ls / ; cat " + fs::current_path().string() +
+                       "/CMakeCache.txt 2>&1"
                        " | head -1";
   auto outcome = Run(Shell(script), &lines);
   EXPECT_EQ(outcome.end, SandboxOutcome::End::kExited);
@@ -136,7 +136,8 @@ TEST_F(SandboxTest, NetworkIsOffUnlessAllowed) {
   std::string code =
       "import socket\n"
       "try:\n"
-      "    socket.create_connection(('127.0.0.1', " + std::to_string(ntohs(addr.sin_port)) +
+      "    socket.create_connection(('127.0.0.1', " +
+      std::to_string(ntohs(addr.sin_port)) +
       "), timeout=5)\n"
       "    print('connected')\n"
       "except OSError as e:\n"
