@@ -22,6 +22,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr size_t kMaxCodeBytes = 256 * 1024;  // as the published spec
+constexpr size_t kMaxFiles = 10000;           // listed output files
 constexpr const char* kProgramDir = "/opt/flowmesh";
 constexpr const char* kBootstrapPath = "/opt/flowmesh/python-run.py";
 constexpr const char* kCodePath = "/opt/flowmesh/flowmesh_task.py";
@@ -315,14 +316,21 @@ Result<std::string> FileSha256(const fs::path& path, uint64_t* size) {
 }
 
 // Regular files the code left in the output folder, sorted by name (symlinks, FIFOs and
-// sockets are skipped).
-Result<json> ListFiles(const fs::path& output) {
+// sockets are skipped). Their total size is held to `max_total` (pythonOutput.maxBytes).
+Result<json> ListFiles(const fs::path& output, uint64_t max_total) {
   std::vector<std::pair<std::string, fs::path>> found;
+  uint64_t total = 0;
   std::error_code ec;
   for (fs::recursive_directory_iterator it(output, ec), end; !ec && it != end; it.increment(ec)) {
-    if (!it->is_regular_file(ec) || it->is_symlink(ec)) continue;
+    if (it->is_symlink(ec) || !it->is_regular_file(ec)) continue;
     std::string name = fs::relative(it->path(), output, ec).generic_string();
     if (kBootstrapFiles.count(name)) continue;
+    total += it->file_size(ec);
+    if (found.size() >= kMaxFiles || total > max_total) {
+      return FailedPrecondition("python task wrote more than " + std::to_string(kMaxFiles) +
+                                " files or " + std::to_string(max_total) +
+                                " bytes to its output folder");
+    }
     found.emplace_back(name, it->path());
   }
   std::sort(found.begin(), found.end());
@@ -393,7 +401,8 @@ Status Failure(const SandboxOutcome& outcome, const PythonTask& task, const Sand
       WithStderr("python task exited with code " + std::to_string(outcome.exit_code), outcome));
 }
 
-Result<json> ReadResult(const fs::path& output, const PythonTask& task, size_t max) {
+Result<json> ReadResult(const fs::path& output, const PythonTask& task, size_t max,
+                        uint64_t max_output) {
   fs::path result_file = output / "result.json";
   if (!fs::exists(fs::symlink_status(result_file))) {
     return FailedPrecondition("python task exited without writing a result");
@@ -404,8 +413,9 @@ Result<json> ReadResult(const fs::path& output, const PythonTask& task, size_t m
   if (fs::exists(fs::symlink_status(metrics_file))) {
     FM_ASSIGN_OR_RETURN(metrics, ReadTaskJson(metrics_file, max));
   }
-  if (!metrics.is_object())
+  if (!metrics.is_object()) {
     return FailedPrecondition("python task wrote metrics that are not an object");
+  }
   for (auto it = metrics.begin(); it != metrics.end(); ++it) {
     if (!it->is_number() || !std::isfinite(it->get<double>())) {
       return FailedPrecondition("python task wrote metrics that are not finite numbers");
@@ -418,7 +428,7 @@ Result<json> ReadResult(const fs::path& output, const PythonTask& task, size_t m
   if (!missing.empty()) {
     return FailedPrecondition("python task did not report declared emits " + json(missing).dump());
   }
-  FM_ASSIGN_OR_RETURN(json files, ListFiles(output));
+  FM_ASSIGN_OR_RETURN(json files, ListFiles(output, max_output));
   return json{{"ok", true},
               {"task_type", "python"},
               {"exit_code", 0},
@@ -518,7 +528,7 @@ Result<json> PythonExecutor::Run(TaskContext& ctx) {
   if (outcome.end != SandboxOutcome::End::kExited || outcome.exit_code != 0) {
     return Failure(outcome, task, options.limits, output);
   }
-  return ReadResult(output, task, config_.max_result_bytes);
+  return ReadResult(output, task, config_.max_result_bytes, options.limits.file_size);
 }
 
 }  // namespace flowmesh::executors

@@ -135,6 +135,21 @@ TEST_F(PythonExecutorTest, BrokenContractsFail) {
   EXPECT_EQ(exit_early.status().message(), "python task exited without writing a result");
 }
 
+TEST_F(PythonExecutorTest, OutputFolderIsHeldToMaxBytes) {
+  std::string code =
+      "import os\n"
+      "def main():\n"
+      "    for name in ['a', 'b']:\n"
+      "        open(os.path.join(os.environ['FLOWMESH_OUTPUT'], name), 'w').write('x' * 600)\n";
+  auto over = Run({{"code", code}, {"pythonOutput", {{"maxBytes", 1000}}}});
+  ASSERT_FALSE(over.ok());
+  EXPECT_NE(over.status().message().find("1000 bytes to its output folder"), std::string::npos)
+      << over.status().message();
+  auto under = Run({{"code", code}, {"pythonOutput", {{"maxBytes", 2000}}}});
+  ASSERT_TRUE(under.ok()) << under.status().ToString();
+  EXPECT_EQ((*under)["files"].size(), 2u);
+}
+
 TEST_F(PythonExecutorTest, SpecErrorsAreInvalidArgument) {
   for (const json& bad :
        {json{{"code", "  "}}, json{{"code", "def main(): pass"}, {"entrypoint", "not valid"}},
