@@ -371,6 +371,29 @@ Result<json> MaterializeData(const json& data, const Upstream& up, const DataOpt
   return MaterializeDataAt(data, up, opts, "data");
 }
 
+// A python task's input stages travel with it: each `python.inputs` entry (a stage name or
+// {stage, mountPath}) becomes {stage, mountPath?, result}; without `inputs`, every direct
+// upstream node is one. The worker then needs nothing but its dispatch.
+void AttachStageInputs(json* spec, const Upstream& up) {
+  auto section = spec->find("python");
+  bool is_python = spec->value("taskType", json()) == "python";
+  if (section == spec->end() && !is_python) return;
+  json& python = (*spec)["python"];
+  if (!python.is_object()) return;  // the schema reports it
+  json& inputs = python["inputs"];
+  if (inputs.is_null()) {
+    inputs = json::array();
+    for (const auto& [stage, result] : up) inputs.push_back({{"stage", stage}});
+  }
+  if (!inputs.is_array()) return;
+  for (json& entry : inputs) {
+    if (entry.is_string()) entry = json{{"stage", entry}};
+    if (!entry.is_object() || !entry.contains("stage") || !entry["stage"].is_string()) continue;
+    auto result = up.find(entry["stage"].get<std::string>());
+    if (result != up.end()) entry["result"] = result->second;
+  }
+}
+
 Result<json> PrepareTaskSpec(const json& spec, const Upstream& up, const DataOptions& opts) {
   if (!spec.is_object()) return ResolveReferences(spec, up);
   json out = json::object();
@@ -381,6 +404,7 @@ Result<json> PrepareTaskSpec(const json& spec, const Upstream& up, const DataOpt
       FM_ASSIGN_OR_RETURN(out[it.key()], ResolveAt(*it, up, JoinKey("spec", it.key())));
     }
   }
+  AttachStageInputs(&out, up);
   return out;
 }
 

@@ -89,7 +89,9 @@ Result<nlohmann::json> MaterializeData(const nlohmann::json& data, const Upstrea
                                        const DataOptions& opts);
 
 // The spec to dispatch: ResolveReferences on every key except `data`, then MaterializeData
-// for `data` (when present). Error locations start with `spec.`.
+// for `data` (when present). Error locations start with `spec.`. A python task's input
+// stages get their upstream results attached (`python.inputs[i].result`; without `inputs`
+// every upstream node is an input).
 Result<nlohmann::json> PrepareTaskSpec(const nlohmann::json& spec, const Upstream& up,
                                        const DataOptions& opts);
 

@@ -2,6 +2,7 @@
 
 #include "executors/data_profiling.h"
 #include "executors/echo.h"
+#include "executors/python.h"
 
 namespace flowmesh::executors {
 
@@ -39,6 +40,9 @@ ExecutorRegistry BuiltinExecutors() {
   ExecutorRegistry registry;
   registry.Register("echo", [] { return std::make_unique<EchoExecutor>(); });
   registry.Register("data_profiling", [] { return std::make_unique<DataProfilingExecutor>(); });
+  // Probed once (it starts one sandbox): python is offered only where bwrap and python3 work.
+  static const bool kPython = PythonExecutor::Available(PythonExecutorConfig{}).ok();
+  if (kPython) registry.Register("python", [] { return std::make_unique<PythonExecutor>(); });
   return registry;
 }
 

@@ -441,8 +441,8 @@ UNSERVED_WORKFLOW = """apiVersion: flowmesh/v1
 kind: Workflow
 metadata: {name: unserved}
 spec:
-  taskType: python
-  python: {code: "print(1)"}
+  taskType: ssh
+  ssh: {command: "true"}
 """
 
 

@@ -788,6 +788,23 @@ TEST(PrepareTaskSpecTest, ErrorLocationsStartWithSpec) {
             json({{"taskType", "echo"}}));
 }
 
+TEST(PrepareTaskSpecTest, PythonInputsCarryTheirUpstreamResults) {
+  Upstream up = {{"a", json{{"items", {1}}}}, {"b", json{{"skipped", true}}}};
+  json named = ValueOrDie(PrepareTaskSpec(json::parse(R"({"taskType": "python", "python": {
+      "code": "x", "inputs": ["a", {"stage": "b", "mountPath": "/mnt/flowmesh/b"}]}})"),
+                                          up, {}));
+  EXPECT_EQ(named["python"]["inputs"], json::parse(R"([
+    {"stage": "a", "result": {"items": [1]}},
+    {"stage": "b", "mountPath": "/mnt/flowmesh/b", "result": {"skipped": true}}])"));
+  // Without inputs every upstream node is one; other task types are left alone.
+  json all =
+      ValueOrDie(PrepareTaskSpec(json::parse(R"({"taskType": "python", "python": {}})"), up, {}));
+  EXPECT_EQ(all["python"]["inputs"].size(), 2u);
+  EXPECT_EQ(all["python"]["inputs"][1]["stage"], "b");
+  EXPECT_EQ(ValueOrDie(PrepareTaskSpec(json{{"taskType", "echo"}}, up, {})),
+            json({{"taskType", "echo"}}));
+}
+
 // A real TLS server: `openssl s_server -WWW` serving the fixtures over https with a
 // certificate made for the test.
 class HttpsDatasetTest : public ::testing::Test {
