@@ -26,14 +26,21 @@ Result<int> PositiveInt(const json& agent, const char* key, int fallback) {
   return static_cast<int>(v.get<int64_t>());
 }
 
-std::string ItemText(const json& item) { return item.is_string() ? item.get<std::string>() : item.dump(); }
+std::string ItemText(const json& item) {
+  return item.is_string() ? item.get<std::string>() : item.dump();
+}
 
 json StepSpan(size_t item, const json& step) {
-  json span = {{"name", "agent.step"},   {"item", item},
-               {"step", step["index"]},  {"kind", step["kind"]},
-               {"started_ms", step["started_ms"]}, {"duration_ms", step["duration_ms"]},
-               {"model_ms", step["model_ms"]},     {"tool_ms", step["tool_ms"]},
-               {"completion_tokens", step["completion_tokens"]}, {"ok", !step.contains("error")}};
+  json span = {{"name", "agent.step"},
+               {"item", item},
+               {"step", step["index"]},
+               {"kind", step["kind"]},
+               {"started_ms", step["started_ms"]},
+               {"duration_ms", step["duration_ms"]},
+               {"model_ms", step["model_ms"]},
+               {"tool_ms", step["tool_ms"]},
+               {"completion_tokens", step["completion_tokens"]},
+               {"ok", !step.contains("error")}};
   if (step.contains("tool")) span["tool"] = step["tool"];
   return span;
 }
@@ -43,7 +50,8 @@ std::string StepLine(size_t item, const json& step) {
   if (step["kind"] == "final") return line + "final answer";
   if (step["kind"] == "invalid") return line + "invalid reply: " + step["error"].get<std::string>();
   line += step["tool"].get<std::string>() + " " + step["arguments"].dump();
-  return line + (step.contains("error") ? " -> error: " + step["error"].get<std::string>() : " -> ok");
+  return line +
+         (step.contains("error") ? " -> error: " + step["error"].get<std::string>() : " -> ok");
 }
 
 }  // namespace
@@ -70,7 +78,8 @@ Result<std::vector<std::string>> TasksFromSpec(const json& spec) {
   const json& type = Field(data, "type");
   std::vector<std::string> tasks;
   if (type == "static") {
-    if (!Field(data, "task").is_string()) return InvalidArgument("data.task is required for data.type static");
+    if (!Field(data, "task").is_string())
+      return InvalidArgument("data.task is required for data.type static");
     tasks.push_back(data["task"].get<std::string>());
   } else if (Field(data, "items").is_array() && (type.is_null() || type == "list")) {
     for (const auto& item : data["items"]) tasks.push_back(ItemText(item));
@@ -78,8 +87,10 @@ Result<std::vector<std::string>> TasksFromSpec(const json& spec) {
     return InvalidArgument("agent: data.type " + type.dump() + " is not supported (static, list)");
   }
   if (tasks.empty()) {
-    const json& task = Field(spec, "task").is_null() ? Field(Field(spec, "agent"), "task") : Field(spec, "task");
-    if (task.is_string() && !task.get<std::string>().empty()) tasks.push_back(task.get<std::string>());
+    const json& task =
+        Field(spec, "task").is_null() ? Field(Field(spec, "agent"), "task") : Field(spec, "task");
+    if (task.is_string() && !task.get<std::string>().empty())
+      tasks.push_back(task.get<std::string>());
   }
   if (tasks.empty()) return InvalidArgument("agent: no task: set task, data.task or data.items");
   return tasks;
@@ -102,9 +113,10 @@ Result<json> AgentExecutor::Run(executors::TaskContext& ctx) {
       if (ctx.update) ctx.update(json{{"span", StepSpan(i, step)}});
       if (ctx.log) ctx.log(StepLine(i, step));
     };
-    FM_ASSIGN_OR_RETURN(json transcript,
-                        RunAgent(*model, tools, system_prompt.is_string() ? system_prompt.get<std::string>() : "",
-                                 tasks[i], limits, ctx.cancelled, on_step));
+    FM_ASSIGN_OR_RETURN(
+        json transcript,
+        RunAgent(*model, tools, system_prompt.is_string() ? system_prompt.get<std::string>() : "",
+                 tasks[i], limits, ctx.cancelled, on_step));
     prompt_tokens += transcript["usage"]["prompt_tokens"].get<int>();
     completion_tokens += transcript["usage"]["completion_tokens"].get<int>();
     steps += transcript["usage"]["steps"].get<int>();
@@ -133,8 +145,11 @@ ChatModelFactory CachedEngineModels(std::shared_ptr<inference::ModelCache> model
   return [models](const json& spec) -> Result<std::unique_ptr<ChatModel>> {
     json local = spec;
     const json& agent_model = Field(Field(spec, "agent"), "model");
-    if (agent_model.is_object() && (agent_model.contains("url") || agent_model.contains("endpoint"))) {
-      return FailedPrecondition("agent: models behind an api endpoint need the api executor's client (not in this worker yet)");
+    if (agent_model.is_object() &&
+        (agent_model.contains("url") || agent_model.contains("endpoint"))) {
+      return FailedPrecondition(
+          "agent: models behind an api endpoint need the api executor's client (not in this worker "
+          "yet)");
     }
     if (Field(spec, "model").is_null()) {
       if (agent_model.is_null()) {
@@ -145,11 +160,13 @@ ChatModelFactory CachedEngineModels(std::shared_ptr<inference::ModelCache> model
     FM_ASSIGN_OR_RETURN(inference::SamplingParams sampling, inference::SamplingFromSpec(local));
     sampling.share = !(Field(spec, "cache").is_string() && spec["cache"] == "never");
     FM_ASSIGN_OR_RETURN(std::shared_ptr<inference::Engine> engine, models->Acquire(local));
-    return std::unique_ptr<ChatModel>(std::make_unique<EngineChatModel>(engine, sampling, spec::ModelKey(local)));
+    return std::unique_ptr<ChatModel>(
+        std::make_unique<EngineChatModel>(engine, sampling, spec::ModelKey(local)));
   };
 }
 
-void RegisterAgentExecutor(executors::ExecutorRegistry& registry, std::shared_ptr<inference::ModelCache> models) {
+void RegisterAgentExecutor(executors::ExecutorRegistry& registry,
+                           std::shared_ptr<inference::ModelCache> models) {
   ChatModelFactory factory = CachedEngineModels(std::move(models));
   registry.Register("agent", [factory] { return std::make_unique<AgentExecutor>(factory); });
 }

@@ -31,7 +31,8 @@
 namespace flowmesh::agent {
 
 // Makes the model of one task attempt from its spec.
-using ChatModelFactory = std::function<Result<std::unique_ptr<ChatModel>>(const nlohmann::json& spec)>;
+using ChatModelFactory =
+    std::function<Result<std::unique_ptr<ChatModel>>(const nlohmann::json& spec)>;
 
 Result<AgentLimits> LimitsFromSpec(const nlohmann::json& spec);
 Result<std::vector<std::string>> TasksFromSpec(const nlohmann::json& spec);
@@ -51,6 +52,7 @@ class AgentExecutor : public executors::Executor {
 ChatModelFactory CachedEngineModels(std::shared_ptr<inference::ModelCache> models);
 
 // Registers `agent` on `registry` over `models`.
-void RegisterAgentExecutor(executors::ExecutorRegistry& registry, std::shared_ptr<inference::ModelCache> models);
+void RegisterAgentExecutor(executors::ExecutorRegistry& registry,
+                           std::shared_ptr<inference::ModelCache> models);
 
 }  // namespace flowmesh::agent

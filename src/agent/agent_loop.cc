@@ -10,7 +10,9 @@ namespace {
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-int64_t Millis(Clock::duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
+int64_t Millis(Clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
 
 json MessagesJson(const std::vector<ChatMessage>& messages) {
   json out = json::array();
@@ -25,7 +27,8 @@ std::string Truncated(std::string text) {
 
 // Runs the call of `reply` (or explains why it cannot run) and fills the step's tool,
 // arguments, result/error and kind. Returns the message the model gets back.
-std::string Dispatch(ToolSet& tools, const ParsedReply& reply, Clock::time_point deadline, json& step) {
+std::string Dispatch(ToolSet& tools, const ParsedReply& reply, Clock::time_point deadline,
+                     json& step) {
   if (!reply.call) {
     step["kind"] = "invalid";
     step["error"] = reply.error;
@@ -47,13 +50,16 @@ std::string Dispatch(ToolSet& tools, const ParsedReply& reply, Clock::time_point
 
 }  // namespace
 
-Result<json> RunAgent(ChatModel& model, ToolSet& tools, const std::string& system_prompt, const std::string& task,
-                      const AgentLimits& limits, const std::atomic<bool>& cancelled, const StepObserver& on_step) {
+Result<json> RunAgent(ChatModel& model, ToolSet& tools, const std::string& system_prompt,
+                      const std::string& task, const AgentLimits& limits,
+                      const std::atomic<bool>& cancelled, const StepObserver& on_step) {
   const auto start = Clock::now();
   const auto deadline = start + limits.timeout;
   const std::vector<ToolInfo> infos = tools.infos();
-  const int step_tokens = limits.max_step_tokens > 0 ? limits.max_step_tokens : MaxReplyChars(infos) + 8;
-  std::vector<ChatMessage> messages = {{"system", ToolInstructions(infos, system_prompt)}, {"user", task}};
+  const int step_tokens =
+      limits.max_step_tokens > 0 ? limits.max_step_tokens : MaxReplyChars(infos) + 8;
+  std::vector<ChatMessage> messages = {{"system", ToolInstructions(infos, system_prompt)},
+                                       {"user", task}};
   json steps = json::array();
   int prompt_tokens = 0, completion_tokens = 0, tool_calls = 0;
   std::string output, finish_reason = "max_steps";
@@ -71,8 +77,12 @@ Result<json> RunAgent(ChatModel& model, ToolSet& tools, const std::string& syste
     }
     bool last = index + 1 == limits.max_steps;
     bool need_tool = limits.tool_required && tool_calls == 0 && !infos.empty();
-    TurnRequest request{&messages, &infos, /*allow_tools=*/!last || need_tool, /*allow_final=*/!need_tool,
-                        std::min(step_tokens, budget), deadline};
+    TurnRequest request{&messages,
+                        &infos,
+                        /*allow_tools=*/!last || need_tool,
+                        /*allow_final=*/!need_tool,
+                        std::min(step_tokens, budget),
+                        deadline};
     const auto step_start = Clock::now();
     Result<TurnReply> turn = model.Next(request, cancelled);
     if (!turn.ok() && turn.status().code() == StatusCode::kDeadlineExceeded) {
@@ -117,7 +127,8 @@ Result<json> RunAgent(ChatModel& model, ToolSet& tools, const std::string& syste
     steps.push_back(std::move(step));
     if (done) break;
   }
-  if (finish_reason == "max_steps" && limits.max_tokens - completion_tokens <= 0) finish_reason = "max_tokens";
+  if (finish_reason == "max_steps" && limits.max_tokens - completion_tokens <= 0)
+    finish_reason = "max_tokens";
   const int step_count = static_cast<int>(steps.size());
   return json{{"task", task},
               {"output", output},

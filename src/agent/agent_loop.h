@@ -12,11 +12,10 @@
 // failures are errors.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "agent/chat_model.h"
@@ -27,8 +26,8 @@ namespace flowmesh::agent {
 constexpr size_t kMaxToolResultChars = 2000;  // of a tool result, as the model sees it
 
 struct AgentLimits {
-  int max_steps = 8;       // model turns
-  int max_tokens = 4096;   // completion tokens over all turns
+  int max_steps = 8;        // model turns
+  int max_tokens = 4096;    // completion tokens over all turns
   int max_step_tokens = 0;  // per turn; 0: enough for the longest constrained reply
   std::chrono::milliseconds timeout{600'000};
   bool tool_required = false;  // no final answer before at least one tool call

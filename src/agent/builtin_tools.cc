@@ -14,7 +14,8 @@ using json = nlohmann::json;
 constexpr auto kMaxCallTime = std::chrono::seconds(30);
 
 std::chrono::milliseconds Remaining(Deadline deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
   return std::clamp<std::chrono::milliseconds>(left, std::chrono::milliseconds(0), kMaxCallTime);
 }
 
@@ -37,16 +38,20 @@ json ResponseJson(const http::ClientResponse& response) {
 class CalculatorTool : public Tool {
  public:
   CalculatorTool()
-      : info_{"calculator", "Evaluates an arithmetic expression, e.g. (2+3)*4 or sqrt(2).",
-              json{{"type", "object"},
-                   {"properties",
-                    {{"expression", {{"type", "string"}, {"maxLength", 48}, {"x-charset", "[0-9a-z+*/%^()., -]"}}}}},
-                   {"required", {"expression"}}}} {}
+      : info_{
+            "calculator", "Evaluates an arithmetic expression, e.g. (2+3)*4 or sqrt(2).",
+            json{
+                {"type", "object"},
+                {"properties",
+                 {{"expression",
+                   {{"type", "string"}, {"maxLength", 48}, {"x-charset", "[0-9a-z+*/%^()., -]"}}}}},
+                {"required", {"expression"}}}} {}
   const ToolInfo& info() const override { return info_; }
   Result<json> Call(const json& arguments, Deadline) override {
     FM_RETURN_IF_ERROR(CheckArguments(info_, arguments));
     FM_ASSIGN_OR_RETURN(double value, Evaluate(arguments["expression"].get<std::string>()));
-    if (std::floor(value) == value && std::fabs(value) < 9.0e15) return json{{"value", static_cast<int64_t>(value)}};
+    if (std::floor(value) == value && std::fabs(value) < 9.0e15)
+      return json{{"value", static_cast<int64_t>(value)}};
     return json{{"value", value}};
   }
 
@@ -57,7 +62,8 @@ class CalculatorTool : public Tool {
 class HttpFetchTool : public Tool {
  public:
   explicit HttpFetchTool(std::vector<std::string> allow)
-      : info_{"http_fetch", "Fetches an http:// URL (GET) from an allowed host and returns its status and body.",
+      : info_{"http_fetch",
+              "Fetches an http:// URL (GET) from an allowed host and returns its status and body.",
               json{{"type", "object"},
                    {"properties", {{"url", {{"type", "string"}, {"maxLength", 96}}}}},
                    {"required", {"url"}}}},
@@ -66,9 +72,12 @@ class HttpFetchTool : public Tool {
   Result<json> Call(const json& arguments, Deadline deadline) override {
     FM_RETURN_IF_ERROR(CheckArguments(info_, arguments));
     FM_ASSIGN_OR_RETURN(HttpUrl url, ParseHttpUrl(arguments["url"].get<std::string>()));
-    bool allowed = std::any_of(allow_.begin(), allow_.end(),
-                               [&](const std::string& a) { return a == url.host || a == url.host_port; });
-    if (!allowed) return Status(StatusCode::kPermissionDenied, "http_fetch: host " + url.host_port + " is not on the allow-list");
+    bool allowed = std::any_of(allow_.begin(), allow_.end(), [&](const std::string& a) {
+      return a == url.host || a == url.host_port;
+    });
+    if (!allowed)
+      return Status(StatusCode::kPermissionDenied,
+                    "http_fetch: host " + url.host_port + " is not on the allow-list");
     auto timeout = Remaining(deadline);
     if (timeout.count() == 0) return DeadlineExceeded("http_fetch: no time left");
     http::Client client(url.base, timeout);
@@ -91,7 +100,8 @@ class EndpointTool : public Tool {
     auto timeout = Remaining(deadline);
     if (timeout.count() == 0) return DeadlineExceeded(info_.name + ": no time left");
     http::Client client(url_.base, timeout);
-    FM_ASSIGN_OR_RETURN(http::ClientResponse response, client.PostJson(url_.path, arguments.dump(), headers_));
+    FM_ASSIGN_OR_RETURN(http::ClientResponse response,
+                        client.PostJson(url_.path, arguments.dump(), headers_));
     return ResponseJson(response);
   }
 
@@ -103,8 +113,8 @@ class EndpointTool : public Tool {
 
 bool ValidToolName(const std::string& name) {
   return !name.empty() && name.size() <= 48 && std::all_of(name.begin(), name.end(), [](char c) {
-           return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
-         });
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
 }
 
 const json& Field(const json& object, const char* key) {
@@ -118,7 +128,8 @@ const json& Field(const json& object, const char* key) {
 
 Result<HttpUrl> ParseHttpUrl(const std::string& url) {
   constexpr std::string_view kScheme = "http://";
-  if (url.rfind("https://", 0) == 0) return InvalidArgument("https:// is not supported yet (http:// only): " + url);
+  if (url.rfind("https://", 0) == 0)
+    return InvalidArgument("https:// is not supported yet (http:// only): " + url);
   if (url.rfind(kScheme, 0) != 0) return InvalidArgument("not an http:// URL: " + url);
   std::string rest = url.substr(kScheme.size());
   size_t slash = rest.find_first_of("/?#");
@@ -138,7 +149,8 @@ Result<HttpUrl> ParseHttpUrl(const std::string& url) {
       return InvalidArgument("bad port in URL: " + url);
     }
   }
-  std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(host.begin(), host.end(), host.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   for (char c : host) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') {
       return InvalidArgument("bad host in URL: " + url);
@@ -160,7 +172,8 @@ Result<std::unique_ptr<Tool>> MakeEndpointTool(const json& declaration) {
   if (!name.is_string() || !ValidToolName(name.get<std::string>())) {
     return InvalidArgument("agent.endpoints: each endpoint needs a name of [a-z0-9_]");
   }
-  if (!url.is_string()) return InvalidArgument("agent.endpoints." + name.get<std::string>() + ": url is required");
+  if (!url.is_string())
+    return InvalidArgument("agent.endpoints." + name.get<std::string>() + ": url is required");
   FM_ASSIGN_OR_RETURN(HttpUrl parsed, ParseHttpUrl(url.get<std::string>()));
   json parameters = Field(declaration, "parameters");
   if (parameters.is_null()) {
@@ -168,7 +181,8 @@ Result<std::unique_ptr<Tool>> MakeEndpointTool(const json& declaration) {
                   {"properties", {{"input", {{"type", "string"}, {"maxLength", 96}}}}},
                   {"required", {"input"}}};
   }
-  if (!parameters.is_object()) return InvalidArgument("agent.endpoints: parameters must be a JSON schema object");
+  if (!parameters.is_object())
+    return InvalidArgument("agent.endpoints: parameters must be a JSON schema object");
   const json& description = Field(declaration, "description");
   http::Headers headers;
   if (Field(declaration, "headers").is_object()) {
@@ -177,32 +191,38 @@ Result<std::unique_ptr<Tool>> MakeEndpointTool(const json& declaration) {
     }
   }
   ToolInfo info{name.get<std::string>(),
-                description.is_string() ? description.get<std::string>() : "Calls the " + name.get<std::string>() + " endpoint.",
+                description.is_string() ? description.get<std::string>()
+                                        : "Calls the " + name.get<std::string>() + " endpoint.",
                 std::move(parameters)};
-  return std::unique_ptr<Tool>(std::make_unique<EndpointTool>(std::move(info), std::move(parsed), std::move(headers)));
+  return std::unique_ptr<Tool>(
+      std::make_unique<EndpointTool>(std::move(info), std::move(parsed), std::move(headers)));
 }
 
 Result<std::vector<std::string>> ToolNamesForConfig(const std::string& config_name) {
-  if (config_name.empty() || config_name == "default") return std::vector<std::string>{"calculator"};
+  if (config_name.empty() || config_name == "default")
+    return std::vector<std::string>{"calculator"};
   if (config_name == "simple_search" || config_name == "examples/search_agent" ||
       config_name == "examples/paper_collector") {
     return std::vector<std::string>{"http_fetch", "calculator"};
   }
-  return NotFound("unknown agent configName '" + config_name +
-                  "' (known: default, simple_search, examples/search_agent, examples/paper_collector)");
+  return NotFound(
+      "unknown agent configName '" + config_name +
+      "' (known: default, simple_search, examples/search_agent, examples/paper_collector)");
 }
 
 Result<ToolSet> ToolsFromSpec(const json& spec) {
   const json& agent = Field(spec, "agent");
   std::vector<std::string> allow;
   const json& allow_list = Field(Field(agent, "http"), "allow");
-  if (!allow_list.is_null() && !allow_list.is_array()) return InvalidArgument("agent.http.allow must be a list of hosts");
+  if (!allow_list.is_null() && !allow_list.is_array())
+    return InvalidArgument("agent.http.allow must be a list of hosts");
   for (const auto& host : allow_list.is_array() ? allow_list : json::array()) {
     if (!host.is_string() || host.get<std::string>().empty()) {
       return InvalidArgument("agent.http.allow: entries are host or host:port strings");
     }
     std::string entry = host.get<std::string>();
-    std::transform(entry.begin(), entry.end(), entry.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::transform(entry.begin(), entry.end(), entry.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
     allow.push_back(std::move(entry));
   }
 
@@ -216,7 +236,8 @@ Result<ToolSet> ToolsFromSpec(const json& spec) {
     }
   } else {
     const json& config = Field(spec, "configName");
-    auto config_tools = ToolNamesForConfig(config.is_string() ? config.get<std::string>() : "default");
+    auto config_tools =
+        ToolNamesForConfig(config.is_string() ? config.get<std::string>() : "default");
     if (!config_tools.ok()) return InvalidArgument(config_tools.status().message());
     names = *config_tools;
   }
@@ -228,11 +249,13 @@ Result<ToolSet> ToolsFromSpec(const json& spec) {
     } else if (name == "http_fetch") {
       FM_RETURN_IF_ERROR(set.Add(MakeHttpFetchTool(allow)));
     } else {
-      return InvalidArgument("agent.tools: unknown tool '" + name + "' (built-in: calculator, http_fetch)");
+      return InvalidArgument("agent.tools: unknown tool '" + name +
+                             "' (built-in: calculator, http_fetch)");
     }
   }
   const json& endpoints = Field(agent, "endpoints");
-  if (!endpoints.is_null() && !endpoints.is_array()) return InvalidArgument("agent.endpoints must be a list");
+  if (!endpoints.is_null() && !endpoints.is_array())
+    return InvalidArgument("agent.endpoints must be a list");
   for (const auto& declaration : endpoints.is_array() ? endpoints : json::array()) {
     FM_ASSIGN_OR_RETURN(auto tool, MakeEndpointTool(declaration));
     Status added = set.Add(std::move(tool));

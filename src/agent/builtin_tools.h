@@ -11,9 +11,8 @@
 // the published configName (ToolNamesForConfig), plus every declared endpoint.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

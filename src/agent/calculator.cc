@@ -170,8 +170,9 @@ class Parser {
       if (!Eat(")")) return Error("expected ')' after the arguments of " + name);
     }
     bool arity_ok = fn->arity < 0 ? !args.empty() : static_cast<int>(args.size()) == fn->arity;
-    if (!arity_ok) return Error(name + " takes " + (fn->arity < 0 ? "one or more" : std::to_string(fn->arity)) +
-                                " argument(s)");
+    if (!arity_ok)
+      return Error(name + " takes " + (fn->arity < 0 ? "one or more" : std::to_string(fn->arity)) +
+                   " argument(s)");
     return fn->apply(args);
   }
 
@@ -188,7 +189,8 @@ class Parser {
     if (std::isdigit(static_cast<unsigned char>(c)) || c == '.') return Number();
     if (std::isalpha(static_cast<unsigned char>(c))) {
       size_t start = pos_;
-      while (pos_ < text_.size() && (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_')) {
+      while (pos_ < text_.size() &&
+             (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_')) {
         ++pos_;
       }
       std::string name(text_.substr(start, pos_ - start));
@@ -210,7 +212,8 @@ class Parser {
 
 Result<double> Evaluate(std::string_view expression) {
   if (expression.size() > kMaxExpressionChars) {
-    return InvalidArgument("expression longer than " + std::to_string(kMaxExpressionChars) + " characters");
+    return InvalidArgument("expression longer than " + std::to_string(kMaxExpressionChars) +
+                           " characters");
   }
   FM_ASSIGN_OR_RETURN(double value, Parser(expression).Parse());
   if (!std::isfinite(value)) return InvalidArgument("the result is not a finite number");

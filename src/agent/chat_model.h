@@ -27,10 +27,10 @@ struct ChatMessage {
 struct TurnRequest {
   const std::vector<ChatMessage>* messages = nullptr;
   const std::vector<ToolInfo>* tools = nullptr;
-  bool allow_tools = true;   // the reply may call a tool
-  bool allow_final = true;   // the reply may be the final answer
-  int max_tokens = 512;      // for this reply
-  Deadline deadline;         // the reply is abandoned (DeadlineExceeded) past this
+  bool allow_tools = true;  // the reply may call a tool
+  bool allow_final = true;  // the reply may be the final answer
+  int max_tokens = 512;     // for this reply
+  Deadline deadline;        // the reply is abandoned (DeadlineExceeded) past this
 };
 
 struct TurnReply {
@@ -45,7 +45,8 @@ class ChatModel {
   virtual ~ChatModel() = default;
   // Errors: Cancelled when `cancelled` was set, DeadlineExceeded past the deadline,
   // InvalidArgument when the conversation does not fit the model.
-  virtual Result<TurnReply> Next(const TurnRequest& request, const std::atomic<bool>& cancelled) = 0;
+  virtual Result<TurnReply> Next(const TurnRequest& request,
+                                 const std::atomic<bool>& cancelled) = 0;
   // What goes into the result's `model` field.
   virtual std::string name() const = 0;
 };

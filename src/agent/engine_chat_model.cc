@@ -8,7 +8,8 @@ namespace flowmesh::agent {
 
 constexpr auto kPoll = std::chrono::milliseconds(50);
 
-Result<TurnReply> EngineChatModel::Next(const TurnRequest& request, const std::atomic<bool>& cancelled) {
+Result<TurnReply> EngineChatModel::Next(const TurnRequest& request,
+                                        const std::atomic<bool>& cancelled) {
   std::vector<std::pair<std::string, std::string>> chat;
   for (const auto& m : *request.messages) {
     // Chat templates know system/user/assistant; a tool result goes back as a user turn.

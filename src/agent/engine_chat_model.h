@@ -16,7 +16,8 @@ class EngineChatModel : public ChatModel {
  public:
   // `sampling` comes from the task's inference section (temperature, seed, ...);
   // max_tokens and grammar are set per turn.
-  EngineChatModel(std::shared_ptr<inference::Engine> engine, inference::SamplingParams sampling, std::string name)
+  EngineChatModel(std::shared_ptr<inference::Engine> engine, inference::SamplingParams sampling,
+                  std::string name)
       : engine_(std::move(engine)), sampling_(std::move(sampling)), name_(std::move(name)) {}
   Result<TurnReply> Next(const TurnRequest& request, const std::atomic<bool>& cancelled) override;
   std::string name() const override { return name_; }

@@ -6,10 +6,10 @@ namespace flowmesh::agent {
 namespace {
 
 using json = nlohmann::json;
-constexpr int kMaxDepth = 3;        // nested objects/arrays in arguments
+constexpr int kMaxDepth = 3;  // nested objects/arrays in arguments
 constexpr int kMaxArrayItems = 4;
 constexpr int kMaxDigits = 12;
-constexpr int kBytesPerChar = 4;    // a free string character may be any code point
+constexpr int kBytesPerChar = 4;  // a free string character may be any code point
 
 // A literal as GBNF writes it: "..." with quotes, backslashes and controls escaped.
 std::string Literal(const std::string& text) {
@@ -80,7 +80,8 @@ class GrammarBuilder {
   }
 
   std::string Value(const json& schema, int depth) {
-    if (schema.is_object() && schema.contains("enum") && schema["enum"].is_array() && !schema["enum"].empty()) {
+    if (schema.is_object() && schema.contains("enum") && schema["enum"].is_array() &&
+        !schema["enum"].empty()) {
       std::string alts;
       for (const auto& v : schema["enum"]) alts += (alts.empty() ? "" : " | ") + Literal(v.dump());
       return Rule(alts);
@@ -95,8 +96,8 @@ class GrammarBuilder {
     if (t == "object" && depth < kMaxDepth) return Object(schema, depth + 1);
     if (t == "array" && depth < kMaxDepth) {
       std::string item = Value(schema.value("items", json::object()), depth + 1);
-      return Rule("\"[\" (" + item + " (\",\" " + item + "){0," + std::to_string(kMaxArrayItems - 1) +
-                  "})? \"]\"");
+      return Rule("\"[\" (" + item + " (\",\" " + item + "){0," +
+                  std::to_string(kMaxArrayItems - 1) + "})? \"]\"");
     }
     std::string charset = schema.is_object() ? schema.value("x-charset", "") : "";
     return String(StringChars(schema, kDefaultStringChars), charset);
@@ -139,7 +140,8 @@ int MaxValueBytes(const json& schema, int depth) {
     return total;
   }
   if (t == "array" && depth < kMaxDepth) {
-    return 2 + kMaxArrayItems * (1 + MaxValueBytes(schema.value("items", json::object()), depth + 1));
+    return 2 +
+           kMaxArrayItems * (1 + MaxValueBytes(schema.value("items", json::object()), depth + 1));
   }
   return 2 + kBytesPerChar * StringChars(schema, kDefaultStringChars);
 }
@@ -154,8 +156,10 @@ std::string ReplyGrammar(const std::vector<ToolInfo>& tools, bool allow_tools, b
   }
   if (allow_tools) {
     for (const auto& tool : tools) {
-      std::string args = g.Value(tool.parameters.is_object() ? tool.parameters : json{{"type", "object"}}, 0);
-      alternatives.push_back(g.Rule(Literal("\"tool\":" + json(tool.name).dump() + ",\"arguments\":") + " " + args));
+      std::string args =
+          g.Value(tool.parameters.is_object() ? tool.parameters : json{{"type", "object"}}, 0);
+      alternatives.push_back(
+          g.Rule(Literal("\"tool\":" + json(tool.name).dump() + ",\"arguments\":") + " " + args));
     }
   }
   std::string alts;
@@ -167,8 +171,9 @@ std::string ReplyGrammar(const std::vector<ToolInfo>& tools, bool allow_tools, b
 int MaxReplyChars(const std::vector<ToolInfo>& tools) {
   int longest = 12 + 2 + kBytesPerChar * kMaxFinalChars;
   for (const auto& tool : tools) {
-    int call = 2 + 30 + static_cast<int>(tool.name.size()) +
-               MaxValueBytes(tool.parameters.is_object() ? tool.parameters : json{{"type", "object"}}, 0);
+    int call =
+        2 + 30 + static_cast<int>(tool.name.size()) +
+        MaxValueBytes(tool.parameters.is_object() ? tool.parameters : json{{"type", "object"}}, 0);
     longest = std::max(longest, call);
   }
   return longest;
@@ -203,11 +208,14 @@ ParsedReply ParseReply(const std::string& text) {
 
 std::string ToolInstructions(const std::vector<ToolInfo>& tools, const std::string& system_prompt) {
   std::string out = system_prompt.empty() ? "You are a helpful agent." : system_prompt;
-  out += "\nReply with one JSON object and nothing else: {\"tool\":NAME,\"arguments\":{...}} to call a tool, "
-         "or {\"final\":ANSWER} when done.";
+  out +=
+      "\nReply with one JSON object and nothing else: {\"tool\":NAME,\"arguments\":{...}} to call "
+      "a tool, "
+      "or {\"final\":ANSWER} when done.";
   if (!tools.empty()) out += "\nTools:";
   for (const auto& tool : tools) {
-    out += "\n- " + tool.name + ": " + tool.description + " Arguments: " + tool.parameters.value("properties", json::object()).dump();
+    out += "\n- " + tool.name + ": " + tool.description +
+           " Arguments: " + tool.parameters.value("properties", json::object()).dump();
   }
   return out;
 }

@@ -5,7 +5,8 @@ namespace flowmesh::agent {
 using json = nlohmann::json;
 
 Status ToolSet::Add(std::unique_ptr<Tool> tool) {
-  if (Find(tool->info().name)) return AlreadyExists("two tools are named '" + tool->info().name + "'");
+  if (Find(tool->info().name))
+    return AlreadyExists("two tools are named '" + tool->info().name + "'");
   tools_.push_back(std::move(tool));
   return Status::Ok();
 }
@@ -34,7 +35,8 @@ static bool HasType(const json& value, const std::string& type) {
 }
 
 Status CheckArguments(const ToolInfo& info, const json& arguments) {
-  if (!arguments.is_object()) return InvalidArgument(info.name + ": the arguments must be a JSON object");
+  if (!arguments.is_object())
+    return InvalidArgument(info.name + ": the arguments must be a JSON object");
   const json& schema = info.parameters;
   if (schema.contains("required") && schema["required"].is_array()) {
     for (const auto& key : schema["required"]) {

@@ -8,10 +8,9 @@
 // call's result.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <chrono>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -22,8 +21,8 @@ namespace flowmesh::agent {
 using Deadline = std::chrono::steady_clock::time_point;
 
 struct ToolInfo {
-  std::string name;         // [a-z0-9_]+, unique in a set
-  std::string description;  // one sentence for the model
+  std::string name;           // [a-z0-9_]+, unique in a set
+  std::string description;    // one sentence for the model
   nlohmann::json parameters;  // JSON schema of the arguments: {type: object, properties, required}
 };
 

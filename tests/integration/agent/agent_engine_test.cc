@@ -49,19 +49,26 @@ TEST(AgentGrammarOnEngineTest, RandomModelRepliesAreAlwaysValidCalls) {
   ASSERT_TRUE(tools.Add(MakeHttpFetchTool({})).ok());
   std::vector<ToolInfo> infos = tools.infos();
   infos.push_back(EveryShape());
-  std::vector<ChatMessage> messages = {{"system", ToolInstructions(infos, "")}, {"user", "what is 6*7?"}};
+  std::vector<ChatMessage> messages = {{"system", ToolInstructions(infos, "")},
+                                       {"user", "what is 6*7?"}};
   std::atomic<bool> cancelled{false};
   std::set<std::string> seen_tools;
   for (uint32_t seed = 1; seed <= 12; ++seed) {
     EngineChatModel model(engine, Seeded(seed), "tiny");
-    TurnRequest request{&messages, &infos, /*allow_tools=*/true, /*allow_final=*/false, MaxReplyChars(infos) + 8,
+    TurnRequest request{&messages,
+                        &infos,
+                        /*allow_tools=*/true,
+                        /*allow_final=*/false,
+                        MaxReplyChars(infos) + 8,
                         std::chrono::steady_clock::now() + std::chrono::minutes(2)};
     auto turn = model.Next(request, cancelled);
     ASSERT_TRUE(turn.ok()) << turn.status().message();
     EXPECT_EQ(turn->finish_reason, "stop") << turn->text;
     ParsedReply reply = ParseReply(turn->text);
-    ASSERT_TRUE(reply.call.has_value()) << "seed " << seed << ": " << turn->text << " (" << reply.error << ")";
-    auto info = std::find_if(infos.begin(), infos.end(), [&](const ToolInfo& i) { return i.name == reply.call->tool; });
+    ASSERT_TRUE(reply.call.has_value())
+        << "seed " << seed << ": " << turn->text << " (" << reply.error << ")";
+    auto info = std::find_if(infos.begin(), infos.end(),
+                             [&](const ToolInfo& i) { return i.name == reply.call->tool; });
     ASSERT_NE(info, infos.end()) << turn->text;
     EXPECT_TRUE(CheckArguments(*info, reply.call->arguments).ok()) << turn->text;
     seen_tools.insert(reply.call->tool);
@@ -70,7 +77,11 @@ TEST(AgentGrammarOnEngineTest, RandomModelRepliesAreAlwaysValidCalls) {
 
   for (uint32_t seed = 1; seed <= 4; ++seed) {
     EngineChatModel model(engine, Seeded(seed), "tiny");
-    TurnRequest request{&messages, &infos, /*allow_tools=*/false, /*allow_final=*/true, MaxReplyChars(infos) + 8,
+    TurnRequest request{&messages,
+                        &infos,
+                        /*allow_tools=*/false,
+                        /*allow_final=*/true,
+                        MaxReplyChars(infos) + 8,
                         std::chrono::steady_clock::now() + std::chrono::minutes(2)};
     auto turn = model.Next(request, cancelled);
     ASSERT_TRUE(turn.ok()) << turn.status().message();
@@ -107,8 +118,14 @@ TEST(AgentExecutorOnEngineTest, RequiredToolIsCalledAndTheLoopEnds) {
                {"agent", {{"timeout", 120}, {"max_steps", 3}, {"tool_choice", "required"}}}};
   std::atomic<bool> cancelled{false};
   std::vector<json> updates;
-  executors::TaskContext ctx{"tsk-1", "wfl-1", 1, "agent", spec, [](std::string) {},
-                             [&](json u) { updates.push_back(u); }, cancelled};
+  executors::TaskContext ctx{"tsk-1",
+                             "wfl-1",
+                             1,
+                             "agent",
+                             spec,
+                             [](std::string) {},
+                             [&](json u) { updates.push_back(u); },
+                             cancelled};
   auto r = (*executor)->Run(ctx);
   ASSERT_TRUE(r.ok()) << r.status().message();
   const json& t = (*r)["items"][0]["transcript"];

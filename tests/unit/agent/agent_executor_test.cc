@@ -16,7 +16,8 @@ TEST(AgentSpecTest, TasksFromThePublishedShapes) {
   auto single = TasksFromSpec(json{{"task", "intro to AI"}});
   ASSERT_TRUE(single.ok());
   EXPECT_EQ(*single, std::vector<std::string>{"intro to AI"});
-  auto stat = TasksFromSpec(json::parse(R"({"data":{"type":"static","task":"s"},"task":"ignored"})"));
+  auto stat =
+      TasksFromSpec(json::parse(R"({"data":{"type":"static","task":"s"},"task":"ignored"})"));
   ASSERT_TRUE(stat.ok());
   EXPECT_EQ(*stat, std::vector<std::string>{"s"});
   auto list = TasksFromSpec(json::parse(R"({"data":{"type":"list","items":["a","b"]}})"));
@@ -45,8 +46,9 @@ TEST(AgentSpecTest, LimitsFromTheAgentSection) {
   EXPECT_EQ(s->max_tokens, 99);
   EXPECT_EQ(s->max_step_tokens, 50);
   EXPECT_TRUE(s->tool_required);
-  for (const char* bad : {R"({"agent":{"timeout":0}})", R"({"agent":{"timeout":"5"}})", R"({"agent":{"max_steps":-1}})",
-                          R"({"agent":{"tool_choice":"always"}})", R"({"agent":[1]})"}) {
+  for (const char* bad : {R"({"agent":{"timeout":0}})", R"({"agent":{"timeout":"5"}})",
+                          R"({"agent":{"max_steps":-1}})", R"({"agent":{"tool_choice":"always"}})",
+                          R"({"agent":[1]})"}) {
     auto r = LimitsFromSpec(json::parse(bad));
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;
@@ -55,18 +57,31 @@ TEST(AgentSpecTest, LimitsFromTheAgentSection) {
 
 TEST(AgentExecutorTest, RunsEveryItemReportsStepsAndTotals) {
   auto factory = [](const json&) -> Result<std::unique_ptr<ChatModel>> {
-    return std::unique_ptr<ChatModel>(std::make_unique<ScriptedModel>(std::deque<std::string>{
-        R"({"tool":"calculator","arguments":{"expression":"1+1"}})", R"({"final":"2"})", R"({"final":"direct"})"}));
+    return std::unique_ptr<ChatModel>(std::make_unique<ScriptedModel>(
+        std::deque<std::string>{R"({"tool":"calculator","arguments":{"expression":"1+1"}})",
+                                R"({"final":"2"})", R"({"final":"direct"})"}));
   };
   AgentExecutor executor(factory);
   std::atomic<bool> cancelled{false};
   std::mutex mu;
   std::vector<json> updates;
   std::vector<std::string> logs;
-  executors::TaskContext ctx{"tsk-1", "wfl-1", 1, "agent",
-                             json::parse(R"({"taskType":"agent","configName":"default","data":{"type":"list","items":["a","b"]}})"),
-                             [&](std::string line) { std::lock_guard l(mu); logs.push_back(line); },
-                             [&](json u) { std::lock_guard l(mu); updates.push_back(u); }, cancelled};
+  executors::TaskContext ctx{
+      "tsk-1",
+      "wfl-1",
+      1,
+      "agent",
+      json::parse(
+          R"({"taskType":"agent","configName":"default","data":{"type":"list","items":["a","b"]}})"),
+      [&](std::string line) {
+        std::lock_guard l(mu);
+        logs.push_back(line);
+      },
+      [&](json u) {
+        std::lock_guard l(mu);
+        updates.push_back(u);
+      },
+      cancelled};
   auto r = executor.Run(ctx);
   ASSERT_TRUE(r.ok()) << r.status().message();
   const json& out = *r;
@@ -96,9 +111,11 @@ TEST(AgentExecutorTest, BadSpecsArePermanentErrors) {
   };
   AgentExecutor executor(factory);
   std::atomic<bool> cancelled{false};
-  for (const char* spec : {R"({"configName":"default"})", R"({"task":"t","configName":"unknown/cfg"})",
-                           R"({"task":"t","agent":{"timeout":-3}})"}) {
-    executors::TaskContext ctx{"tsk-1", "wfl-1", 1, "agent", json::parse(spec), nullptr, nullptr, cancelled};
+  for (const char* spec :
+       {R"({"configName":"default"})", R"({"task":"t","configName":"unknown/cfg"})",
+        R"({"task":"t","agent":{"timeout":-3}})"}) {
+    executors::TaskContext ctx{"tsk-1",           "wfl-1", 1,       "agent",
+                               json::parse(spec), nullptr, nullptr, cancelled};
     auto r = executor.Run(ctx);
     ASSERT_FALSE(r.ok()) << spec;
     EXPECT_FALSE(executors::IsRetryable(r.status())) << spec << ": " << r.status().message();

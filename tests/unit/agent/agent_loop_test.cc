@@ -35,7 +35,8 @@ TEST(AgentLoopTest, ToolCallThenFinalAnswerMakesAFullTranscript) {
   EXPECT_EQ(t["steps"][0]["tool"], "calculator");
   EXPECT_EQ(t["steps"][0]["result"]["value"], 42);
   EXPECT_EQ(t["steps"][1]["kind"], "final");
-  for (const char* key : {"started_ms", "model_ms", "tool_ms", "duration_ms", "completion_tokens"}) {
+  for (const char* key :
+       {"started_ms", "model_ms", "tool_ms", "duration_ms", "completion_tokens"}) {
     EXPECT_TRUE(t["steps"][0].contains(key)) << key;
   }
   // system, user, assistant call, tool result, assistant final

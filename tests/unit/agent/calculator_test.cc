@@ -37,8 +37,9 @@ TEST(CalculatorTest, FunctionsAndConstants) {
 }
 
 TEST(CalculatorTest, HostileOrBrokenInputIsAnErrorNotACrash) {
-  for (const char* bad : {"", "1 +", "(1", "1)", "2 3", "foo", "foo(1)", "sqrt()", "pow(1)", "1/0",
-                          "5 % 0", "sqrt(-1)", "1e999", "system(\"ls\")", "__import__", "1..2", "max()"}) {
+  for (const char* bad :
+       {"", "1 +", "(1", "1)", "2 3", "foo", "foo(1)", "sqrt()", "pow(1)", "1/0", "5 % 0",
+        "sqrt(-1)", "1e999", "system(\"ls\")", "__import__", "1..2", "max()"}) {
     auto r = Evaluate(bad);
     EXPECT_FALSE(r.ok()) << bad;
     if (!r.ok()) {
@@ -46,7 +47,8 @@ TEST(CalculatorTest, HostileOrBrokenInputIsAnErrorNotACrash) {
     }
   }
   EXPECT_FALSE(Evaluate(std::string(kMaxExpressionDepth + 10, '(') + "1" +
-                        std::string(kMaxExpressionDepth + 10, ')')).ok());
+                        std::string(kMaxExpressionDepth + 10, ')'))
+                   .ok());
   EXPECT_FALSE(Evaluate(std::string(5000, '-') + "1").ok());
   EXPECT_FALSE(Evaluate(std::string(kMaxExpressionChars + 1, '1')).ok());
 }

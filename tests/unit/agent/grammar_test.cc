@@ -46,15 +46,14 @@ TEST(ReplyGrammarTest, NamesEveryToolAndOnlyTheAllowedReplyKinds) {
 }
 
 TEST(ReplyGrammarTest, SchemasOfEveryShapeBecomeRules) {
-  ToolInfo info{"lookup", "d",
-                json::parse(R"({"type":"object","properties":{
+  ToolInfo info{"lookup", "d", json::parse(R"({"type":"object","properties":{
                   "q":{"type":"string","maxLength":8},"n":{"type":"integer"},"x":{"type":"number"},
                   "b":{"type":"boolean"},"mode":{"enum":["a","b\"c"]},
                   "tags":{"type":"array","items":{"type":"string"}},
                   "opts":{"type":"object","properties":{"k":{"type":"string"}}}},
                   "required":["q","n","x","b","mode","tags","opts"]})")};
   std::string g = ReplyGrammar({info}, true, true);
-  EXPECT_NE(g.find("{0,8}"), std::string::npos) << g;          // maxLength bounds the string
+  EXPECT_NE(g.find("{0,8}"), std::string::npos) << g;            // maxLength bounds the string
   EXPECT_NE(g.find(R"("\"b\\\"c\"")"), std::string::npos) << g;  // enum literal, escaped
   EXPECT_NE(g.find(R"("true" | "false")"), std::string::npos) << g;
   EXPECT_GT(MaxReplyChars({info}), MaxReplyChars({}));

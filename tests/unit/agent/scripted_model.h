@@ -23,11 +23,12 @@ class ScriptedModel : public ChatModel {
       : replies_(std::move(replies)), tokens_(tokens_per_reply) {}
 
   Result<TurnReply> Next(const TurnRequest& request, const std::atomic<bool>& cancelled) override {
-    seen.push_back({request.messages->size(), request.allow_tools, request.allow_final, request.max_tokens,
-                    request.messages->back().content});
+    seen.push_back({request.messages->size(), request.allow_tools, request.allow_final,
+                    request.max_tokens, request.messages->back().content});
     if (cancelled.load()) return Cancelled("cancelled");
     if (on_turn) on_turn();
-    if (late || std::chrono::steady_clock::now() >= request.deadline) return DeadlineExceeded("late");
+    if (late || std::chrono::steady_clock::now() >= request.deadline)
+      return DeadlineExceeded("late");
     if (replies_.empty()) return Internal("script exhausted");
     std::string text = replies_.front();
     replies_.pop_front();

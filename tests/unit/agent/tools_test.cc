@@ -15,7 +15,8 @@ class ToolsHttpTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto router = std::make_shared<http::Router>();
-    router->Add("GET", "/hello", [](http::Request&) { return http::Response::Json(200, R"({"greeting":"hi"})"); });
+    router->Add("GET", "/hello",
+                [](http::Request&) { return http::Response::Json(200, R"({"greeting":"hi"})"); });
     router->Add("GET", "/big", [](http::Request&) {
       http::Response r;
       r.content_type = "text/plain";
@@ -53,23 +54,25 @@ TEST_F(ToolsHttpTest, FetchRefusesHostsOffTheAllowList) {
   EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied);
   auto none = MakeHttpFetchTool({});
   EXPECT_FALSE(none->Call({{"url", "http://" + host_port_ + "/hello"}}, Soon()).ok());
-  for (const char* bad : {"https://example.org/", "ftp://x/", "http://user@127.0.0.1/", "http://:80/",
-                          "http://127.0.0.1:99999/", "not a url"}) {
+  for (const char* bad : {"https://example.org/", "ftp://x/", "http://user@127.0.0.1/",
+                          "http://:80/", "http://127.0.0.1:99999/", "not a url"}) {
     EXPECT_FALSE(MakeHttpFetchTool({"127.0.0.1"})->Call({{"url", bad}}, Soon()).ok()) << bad;
   }
   EXPECT_FALSE(fetch->Call({{"url", 3}}, Soon()).ok());
 }
 
 TEST_F(ToolsHttpTest, FetchTruncatesLargeBodies) {
-  auto r = MakeHttpFetchTool({host_port_})->Call({{"url", "http://" + host_port_ + "/big"}}, Soon());
+  auto r =
+      MakeHttpFetchTool({host_port_})->Call({{"url", "http://" + host_port_ + "/big"}}, Soon());
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE((*r)["truncated"].get<bool>());
   EXPECT_EQ((*r)["body"].get<std::string>().size(), kMaxFetchBytes);
 }
 
 TEST_F(ToolsHttpTest, FetchPastTheDeadlineDoesNotStart) {
-  auto r = MakeHttpFetchTool({host_port_})->Call({{"url", "http://" + host_port_ + "/hello"}},
-                                                 std::chrono::steady_clock::now());
+  auto r =
+      MakeHttpFetchTool({host_port_})
+          ->Call({{"url", "http://" + host_port_ + "/hello"}}, std::chrono::steady_clock::now());
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kDeadlineExceeded);
 }
@@ -112,7 +115,8 @@ TEST(ToolsFromSpecTest, ExplicitToolsAndEndpointsAndBadDeclarations) {
   EXPECT_TRUE(s->Find("http_fetch"));
   EXPECT_TRUE(s->Find("weather"));
   for (const char* bad : {R"({"agent":{"tools":["shell"]}})", R"({"agent":{"tools":[1]}})",
-                          R"({"agent":{"http":{"allow":"x"}}})", R"({"agent":{"endpoints":[{"name":"A b","url":"http://x/"}]}})",
+                          R"({"agent":{"http":{"allow":"x"}}})",
+                          R"({"agent":{"endpoints":[{"name":"A b","url":"http://x/"}]}})",
                           R"({"agent":{"endpoints":[{"name":"a"}]}})",
                           R"({"agent":{"endpoints":[{"name":"calculator","url":"http://x/"}]}})"}) {
     auto r = ToolsFromSpec(json::parse(bad));
