@@ -2,6 +2,7 @@
 
 #include "agent/builtin_tools.h"
 #include "agent/engine_chat_model.h"
+#include "agent/openai_chat_model.h"
 #include "inference/inference_executor.h"
 #include "spec/operator.h"
 
@@ -52,6 +53,20 @@ std::string StepLine(size_t item, const json& step) {
   line += step["tool"].get<std::string>() + " " + step["arguments"].dump();
   return line +
          (step.contains("error") ? " -> error: " + step["error"].get<std::string>() : " -> ok");
+}
+
+// agent.model: {url: http://host:port/v1, name: MODEL}: an OpenAI-compatible endpoint.
+Result<std::unique_ptr<ChatModel>> ApiModel(const json& spec, const json& agent_model) {
+  OpenAiModelConfig config;
+  if (!agent_model["url"].is_string()) return InvalidArgument("agent.model.url must be a string");
+  config.url = agent_model["url"].get<std::string>();
+  const json& name = Field(agent_model, "name");
+  config.model = name.is_string() ? name.get<std::string>() : "default";
+  const json& temperature = Field(Field(spec, "inference"), "temperature");
+  if (temperature.is_number()) config.temperature = temperature.get<float>();
+  auto model = OpenAiChatModel::Create(std::move(config));
+  if (!model.ok()) return InvalidArgument("agent.model.url: " + model.status().message());
+  return std::unique_ptr<ChatModel>(std::move(model).value());
 }
 
 }  // namespace
@@ -145,11 +160,11 @@ ChatModelFactory CachedEngineModels(std::shared_ptr<inference::ModelCache> model
   return [models](const json& spec) -> Result<std::unique_ptr<ChatModel>> {
     json local = spec;
     const json& agent_model = Field(Field(spec, "agent"), "model");
-    if (agent_model.is_object() &&
-        (agent_model.contains("url") || agent_model.contains("endpoint"))) {
+    if (agent_model.is_object() && agent_model.contains("url")) return ApiModel(spec, agent_model);
+    if (agent_model.is_object() && agent_model.contains("endpoint")) {
       return FailedPrecondition(
-          "agent: models behind an api endpoint need the api executor's client (not in this worker "
-          "yet)");
+          "agent: named api endpoints need the api executor (not in this worker yet); give "
+          "agent.model.url");
     }
     if (Field(spec, "model").is_null()) {
       if (agent_model.is_null()) {

@@ -46,9 +46,9 @@ class AgentExecutor : public executors::Executor {
   ChatModelFactory models_;
 };
 
-// Local models from the worker's cache. An api-backed model (agent.model with a url or
-// endpoint) is the seam for the api executor's OpenAI-compatible client: until that exists
-// such a spec fails with FailedPrecondition.
+// Local models from the worker's cache; agent.model {url, name} is an OpenAI-compatible
+// endpoint (OpenAiChatModel). Named endpoints (agent.model.endpoint) are the api
+// executor's and fail with FailedPrecondition until it exists.
 ChatModelFactory CachedEngineModels(std::shared_ptr<inference::ModelCache> models);
 
 // Registers `agent` on `registry` over `models`.

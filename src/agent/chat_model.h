@@ -2,10 +2,10 @@
 // offer go in, one reply (text in the grammar.h protocol) comes out.
 //
 // Implementations: EngineChatModel (engine_chat_model.h) over the worker's embedded
-// llama.cpp engine, with grammar-constrained replies. A remote OpenAI-compatible endpoint
-// (the api executor's client) plugs in as another ChatModel: map `tools` to the request's
-// tools (or ask for the JSON protocol in the system message, ToolInstructions) and return
-// the tool call or content as `text`; see MakeChatModel in agent_executor.h for where.
+// llama.cpp engine, with grammar-constrained replies; OpenAiChatModel
+// (openai_chat_model.h), a minimal plain-HTTP client of an OpenAI-compatible endpoint. The
+// api executor's client (TLS, credentials, retries) plugs in as another ChatModel: return
+// the tool call or content as `text`; CachedEngineModels in agent_executor.cc picks one.
 //
 // A ChatModel is used by one loop on one thread.
 #pragma once

@@ -125,9 +125,16 @@ TEST(AgentExecutorTest, BadSpecsArePermanentErrors) {
 
 TEST(AgentExecutorTest, ApiModelsAndMissingModelsNameTheProblem) {
   auto factory = CachedEngineModels(nullptr);  // never reaches the cache
-  auto api = factory(json::parse(R"({"task":"t","agent":{"model":{"url":"http://x/v1"}}})"));
-  ASSERT_FALSE(api.ok());
-  EXPECT_EQ(api.status().code(), StatusCode::kFailedPrecondition);
+  auto api =
+      factory(json::parse(R"({"task":"t","agent":{"model":{"url":"http://x/v1","name":"m"}}})"));
+  ASSERT_TRUE(api.ok()) << api.status().message();
+  EXPECT_EQ((*api)->name(), "api:m");
+  auto tls = factory(json::parse(R"({"task":"t","agent":{"model":{"url":"https://x/v1"}}})"));
+  ASSERT_FALSE(tls.ok());
+  EXPECT_EQ(tls.status().code(), StatusCode::kInvalidArgument);
+  auto named = factory(json::parse(R"({"task":"t","agent":{"model":{"endpoint":"openai"}}})"));
+  ASSERT_FALSE(named.ok());
+  EXPECT_EQ(named.status().code(), StatusCode::kFailedPrecondition);
   auto none = factory(json::parse(R"({"task":"t"})"));
   ASSERT_FALSE(none.ok());
   EXPECT_EQ(none.status().code(), StatusCode::kFailedPrecondition);
