@@ -5,6 +5,7 @@
 #include <iostream>
 #include <thread>
 
+#include "agent/agent_executor.h"
 #include "common/log.h"
 #include "config/settings.h"
 #include "executors/executor.h"
@@ -94,6 +95,7 @@ int main(int argc, char** argv) {
   config.free_sequence_slots = [models] { return models->FreeSequenceSlots(); };
   auto executors = flowmesh::executors::BuiltinExecutors();
   flowmesh::inference::RegisterInferenceExecutors(executors, models);
+  flowmesh::agent::RegisterAgentExecutor(executors, models);
   flowmesh::worker::Worker worker(config, std::move(executors));
   std::thread signal_thread([&] {
     int sig = 0;

@@ -101,6 +101,8 @@ static std::string ShareKey(const std::vector<llama_token>& tokens, const Sampli
   }
   key += '\0';
   for (int32_t id : p.stop_token_ids) add(&id, sizeof id);
+  key += '\0';
+  key += p.grammar;
   return key;
 }
 
@@ -232,6 +234,11 @@ Result<std::shared_ptr<Generation>> Engine::Submit(const std::string& prompt, co
   if (params.max_tokens < 1 || params.min_tokens < 0 || params.min_tokens > params.max_tokens) {
     return InvalidArgument(
         "sampling parameters need 0 <= min_tokens <= max_tokens, max_tokens >= 1");
+  }
+  if (!params.grammar.empty()) {
+    llama_sampler* grammar = llama_sampler_init_grammar(e.vocab, params.grammar.c_str(), "root");
+    if (!grammar) return InvalidArgument("the grammar does not parse (GBNF, start symbol root)");
+    llama_sampler_free(grammar);
   }
   FM_ASSIGN_OR_RETURN(auto tokens, e.Tokenize(prompt, /*add_special=*/true));
   if (tokens.empty()) return InvalidArgument("the prompt is empty");

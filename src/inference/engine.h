@@ -57,6 +57,9 @@ struct SamplingParams {
   std::vector<std::string> stop;
   std::vector<int32_t> stop_token_ids;
   bool logprobs = false;
+  // A GBNF grammar (start symbol `root`) every generated token must keep satisfiable;
+  // empty: unconstrained. An invalid grammar makes Submit fail with InvalidArgument.
+  std::string grammar;
   // Greedy or seeded requests identical to a running one share its sequence unless this is
   // off (a task with `cache: never`, or a server with de-duplication off).
   bool share = true;

@@ -149,6 +149,10 @@ llama_sampler* Engine::Impl::MakeChain(const SamplingParams& p) {
   llama_sampler_chain_params cp = llama_sampler_chain_default_params();
   cp.no_perf = true;
   llama_sampler* chain = llama_sampler_chain_init(cp);
+  // The grammar goes first: the samplers after it only choose among allowed tokens.
+  if (!p.grammar.empty()) {
+    llama_sampler_chain_add(chain, llama_sampler_init_grammar(vocab, p.grammar.c_str(), "root"));
+  }
   if (p.repetition_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f) {
     llama_sampler_chain_add(chain, llama_sampler_init_penalties(
                                        n_vocab, 64, p.repetition_penalty, p.frequency_penalty, p.presence_penalty));

@@ -200,23 +200,43 @@ std::vector<Option> AgentLoopOptions() {
       {.name = "tools", .type = T::kList, .doc = "Tools the agent may call.",
        .what = "a list of tools"},
       {.name = "max_steps", .type = T::kInt, .min = 1, .doc = "Most steps of the loop."},
+      {.name = "max_tokens", .type = T::kInt, .min = 1,
+       .doc = "Most generated tokens over the whole loop."},
+      {.name = "max_step_tokens", .type = T::kInt, .min = 1,
+       .doc = "Most generated tokens in one step."},
+      {.name = "tool_choice", .type = T::kEnum, .doc = "required: no final answer before a tool call.",
+       .values = {"auto", "required"}},
+      {.name = "system_prompt", .type = T::kString, .doc = "Replaces the default system prompt."},
+      {.name = "endpoints", .type = T::kList, .doc = "Declared HTTP endpoints, each a tool.",
+       .what = "a list of endpoints"},
       {.name = "timeout", .type = T::kNumber, .min = 0, .min_exclusive = true,
        .doc = "Seconds for the whole loop."},
   };
 }
 
-OptionSection BuildAgentInner() {
+OptionSection BuildAgentHttp() {
+  OptionSection s{.name = "agent.http", .doc = "The http_fetch tool."};
+  s.options = {{.name = "allow", .type = T::kList, .doc = "Hosts http_fetch may reach.",
+                .what = "a list of hosts"}};
+  return s;
+}
+
+OptionSection BuildAgentInner(const OptionSection* http) {
   OptionSection s{.name = "agent.agent", .doc = "The published nesting of the loop's options."};
   s.options = AgentLoopOptions();
+  s.options.push_back(
+      {.name = "http", .type = T::kSection, .doc = "The http_fetch tool.", .section = http});
   s.options.push_back({.name = "type", .type = T::kString, .doc = "Kind of agent."});
   s.options.push_back({.name = "model", .type = T::kAny, .doc = "Model of the agent."});
   return s;
 }
 
-OptionSection BuildAgent(const OptionSection* inner) {
+OptionSection BuildAgent(const OptionSection* inner, const OptionSection* http) {
   OptionSection s{.name = "agent", .readers = "agent", .doc = "A tool-calling loop."};
   s.options = {{.name = "task", .type = T::kString, .doc = "What the agent is asked to do."}};
   for (Option& o : AgentLoopOptions()) s.options.push_back(o);
+  s.options.push_back(
+      {.name = "http", .type = T::kSection, .doc = "The http_fetch tool.", .section = http});
   s.options.push_back({.name = "model", .type = T::kAny, .doc = "Model of the agent."});
   s.options.push_back(
       {.name = "agent", .type = T::kSection, .doc = "Loop options, nested.", .section = inner});
@@ -419,8 +439,9 @@ struct Sections {
   OptionSection rag_search = BuildRagPart("rag.search", "The search.");
   OptionSection rag_qdrant = BuildRagPart("rag.qdrant", "The vector store.");
   OptionSection rag = BuildRag(&rag_embedding, &rag_search, &rag_qdrant);
-  OptionSection agent_inner = BuildAgentInner();
-  OptionSection agent = BuildAgent(&agent_inner);
+  OptionSection agent_http = BuildAgentHttp();
+  OptionSection agent_inner = BuildAgentInner(&agent_http);
+  OptionSection agent = BuildAgent(&agent_inner, &agent_http);
   OptionSection training = BuildTraining();
   OptionSection lora = BuildLora();
   OptionSection ssh_output = BuildSshOutput();
