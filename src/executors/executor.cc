@@ -1,5 +1,6 @@
 #include "executors/executor.h"
 
+#include "executors/api.h"
 #include "executors/data_profiling.h"
 #include "executors/echo.h"
 
@@ -39,6 +40,7 @@ ExecutorRegistry BuiltinExecutors() {
   ExecutorRegistry registry;
   registry.Register("echo", [] { return std::make_unique<EchoExecutor>(); });
   registry.Register("data_profiling", [] { return std::make_unique<DataProfilingExecutor>(); });
+  registry.Register("api", [] { return std::make_unique<ApiExecutor>(); });
   return registry;
 }
 
