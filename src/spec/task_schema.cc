@@ -673,7 +673,8 @@ class SchemaBuilder {
 
   const Schema* Api() {
     Schema* response = Free(
-        {{"parse_json", Bool()}, {"return_body", Bool()}, {"raise_for_status", Bool()}});
+        {{"parse_json", Bool()}, {"return_body", Bool()}, {"raise_for_status", Bool()},
+         {"include_headers", Bool()}, {"max_body_bytes", Int(1.0)}});
     // Without url the published default endpoint applies (the executor's configuration).
     return Free({{"url", Str()},
                  {"method", Enum({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})},
@@ -684,6 +685,14 @@ class SchemaBuilder {
                  {"retries", Int(0.0)},
                  {"concurrency", Int(1.0)},
                  {"cache", Bool()},
+                 {"json", Any()},
+                 {"data", Any()},
+                 {"timeout_sec", Positive()},
+                 {"verify_tls", Bool()},
+                 {"follow_redirects", Bool()},
+                 {"stream", Bool()},
+                 {"backoff_sec", Num()},
+                 {"max_backoff_sec", Num()},
                  {"response", response}});
   }
 
