@@ -89,7 +89,7 @@ TEST(EchoExecutorTest, ShortSleepCompletes) {
 TEST(ExecutorRegistryTest, BuiltinsAndUnknown) {
   auto registry = BuiltinExecutors();
   EXPECT_EQ(registry.RegisteredTaskTypes(),
-            (std::vector<std::string>{"data_profiling", "echo"}));
+            (std::vector<std::string>{"api", "data_profiling", "echo"}));
   EXPECT_TRUE(registry.Create("echo").ok());
   EXPECT_EQ(registry.Create("nope").status().code(), StatusCode::kNotFound);
   EXPECT_FALSE(IsRetryable(InvalidArgument("x")));

@@ -81,7 +81,7 @@ TEST_F(WorkerRunTest, StreamLossExitsNonZero) {
   EXPECT_GT(info.cpu_cores(), 0);
   EXPECT_EQ(info.pid(), static_cast<int>(::getpid()));
   EXPECT_EQ(std::vector<std::string>(info.task_types().begin(), info.task_types().end()),
-            (std::vector<std::string>{"data_profiling", "echo"}));
+            (std::vector<std::string>{"api", "data_profiling", "echo"}));
 }
 
 TEST_F(WorkerRunTest, StopMessageFailsRunningTaskAndExitsZero) {
