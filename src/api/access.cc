@@ -49,6 +49,9 @@ const std::vector<Entry>& Table() {
       {"*", "/api/v1/ssh/*", Need(Kind::kTask, Action::kWrite)},
       {"*", "/api/v1/serve/*", Need(Kind::kTask, Action::kWrite)},
       {"GET", "/api/v1/usage", Need(Kind::kSystem, Action::kRead)},
+      // Resolve also requires the service principal (it holds result:write to upload).
+      {"POST", "/api/v1/secrets/resolve", Need(Kind::kResult, Action::kWrite)},
+      {"*", "/api/v1/secrets*", Need(Kind::kWorkflow, Action::kWrite)},
       {"*", "/api/v1/admin/*", Need(Kind::kSystem, Action::kAdmin)},
   };
   return table;

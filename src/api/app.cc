@@ -85,6 +85,7 @@ struct ServerApp::Impl {
   std::unique_ptr<auth::Authenticator> authn;
   std::string service_token;  // the local supervisor's and its workers' API token
   std::string worker_token;   // workers not started by the supervisor present this
+  std::unique_ptr<auth::SecretStore> secrets;  // before api, which borrows it
   std::unique_ptr<ApiService> api;
   std::unique_ptr<http::Server> http;
   std::unique_ptr<bus::StreamConsumer> events;
@@ -305,6 +306,10 @@ Status ServerApp::Start() {
     return nlohmann::json{{"http_open_connections", s.http ? s.http->open_connections() : 0}};
   };
   deps.maintenance = [&s](double grace_s) { return s.MaintenancePass(grace_s); };
+  FM_ASSIGN_OR_RETURN(s.secrets, auth::SecretStore::Open(s.config.state_dir + "/secrets"));
+  deps.secrets = s.secrets.get();
+  deps.api_default_url = s.config.api_default_url;
+  deps.api_default_credential = s.config.api_default_credential;
   s.api = std::make_unique<ApiService>(ac, std::move(deps));
   http::ServerConfig hc;
   hc.address = s.config.host;

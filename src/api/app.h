@@ -41,6 +41,10 @@ struct ServerAppConfig {
   std::vector<std::string> plugins;   // shared libraries (FLOWMESH_PLUGINS)
   // Each plugin's config string by plugin name (FLOWMESH_PLUGIN_CONFIG_<NAME>, read at start).
   std::map<std::string, std::string> plugin_configs;
+  // The api executor's default endpoint, for tasks whose api.url is omitted (base URL;
+  // "/v1/chat/completions" is appended) and the secret sent to it as a Bearer token.
+  std::string api_default_url;
+  std::string api_default_credential;
 };
 
 class ServerApp {

@@ -12,7 +12,9 @@ ApiService::ApiService(ApiConfig config, ApiDeps deps)
       hub_(deps.hub),
       auth_(deps.authenticator),
       extra_metrics_(std::move(deps.extra_metrics)),
-      maintenance_(std::move(deps.maintenance)) {}
+      maintenance_(std::move(deps.maintenance)),
+      secret_routes_{deps.secrets, deps.store, deps.authenticator != nullptr,
+                     {deps.api_default_url, deps.api_default_credential}} {}
 
 Result<state::TaskRecord> ApiService::AccessibleTask(const http::Request& req,
                                                      const std::string& id, auth::Kind kind,
@@ -34,6 +36,7 @@ std::shared_ptr<http::Router> ApiService::MakeRouter() {
   AddStackRoutes(*r);
   AddTraceRoutes(*r);
   AddSshRoutes(*r);
+  if (secret_routes_.secrets) AddSecretRoutes(*r, secret_routes_);
   if (!auth_) return r;
   AddAdminRoutes(*r);
   return GuardRouter(*r, auth_);

@@ -11,6 +11,8 @@
 
 #include "api/traces.h"
 #include "auth/authenticator.h"
+#include "api/routes/secrets.h"
+#include "auth/secret_store.h"
 #include "cas/content_store.h"
 #include "http/http.h"
 #include "scheduler/event_hub.h"
@@ -38,6 +40,10 @@ struct ApiDeps {
   std::function<nlohmann::json()> extra_metrics;
   // POST /api/v1/system/gc: one storage maintenance pass (grace in seconds); may be empty.
   std::function<nlohmann::json(double)> maintenance;
+  // Per-organisation credentials (/api/v1/secrets); null: the routes are not served.
+  auth::SecretStore* secrets = nullptr;
+  std::string api_default_url;         // see ServerAppConfig
+  std::string api_default_credential;
 };
 
 class ApiService {
@@ -128,6 +134,7 @@ class ApiService {
   auth::Authenticator* const auth_;
   const std::function<nlohmann::json()> extra_metrics_;
   const std::function<nlohmann::json(double)> maintenance_;
+  SecretRouteDeps secret_routes_;  // routes/secrets.cc
 };
 
 }  // namespace flowmesh::api

@@ -343,6 +343,22 @@ void AddTenancy(CLI::App* app, Invocation* inv) {
   usage->add_option("--to", inv->to, "End, exclusive (epoch seconds or YYYY-MM-DD, UTC)");
 }
 
+void AddSecret(CLI::App* app, Invocation* inv) {
+  CLI::App* secret =
+      Group(app, "secret", "Credentials of your organisation, for {{credential:NAME}} in tasks");
+  secret
+      ->add_subcommand("set", "Store a secret; the value is read from standard input (never "
+                              "from the command line)")
+      ->add_option("name", inv->names, "Secret name")
+      ->required()
+      ->expected(1);
+  secret->add_subcommand("list", "List secret names (values are never shown)");
+  secret->add_subcommand("delete", "Delete a secret")
+      ->add_option("name", inv->names, "Secret name")
+      ->required()
+      ->expected(1);
+}
+
 void AddLocalConfig(CLI::App* app, Invocation* inv) {
   const std::string config_help =
       "Config file (default $FLOWMESH_HOME/config.json; a .toml path uses the published CLI's "
@@ -384,6 +400,7 @@ void BuildApp(CLI::App* app, Invocation* inv) {
   AddFleet(app, inv);
   AddSsh(app, inv);
   AddTenancy(app, inv);
+  AddSecret(app, inv);
   AddLocalConfig(app, inv);
 }
 

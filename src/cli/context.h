@@ -148,6 +148,10 @@ int AdminKeyCreate(Context& ctx);
 int AdminKeyList(Context& ctx);
 int AdminKeyRevoke(Context& ctx);
 int Usage(Context& ctx);
+// secrets.cc: `flowmesh secret set|list|delete`.
+int SecretSet(Context& ctx);
+int SecretList(Context& ctx);
+int SecretDelete(Context& ctx);
 int Init(Context& ctx);
 int ShowConfig(Context& ctx);
 int Health(Context& ctx);

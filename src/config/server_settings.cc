@@ -63,6 +63,11 @@ void DeclareServerSettings(SettingsTable& t, ServerSettings* s, const std::strin
       ->check(CLI::IsMember({"on", "off"}));
   t.Add("--admin-key-sha256", "FLOWMESH_ADMIN_KEY_SHA256", &a.bootstrap_key_sha256,
         "SHA-256 of an admin key to ensure exists (set by `flowmesh stack up`)");
+  t.Add("--api-default-url", "FLOWMESH_API_DEFAULT_URL", &a.api_default_url,
+        "api tasks without api.url call this OpenAI-compatible base URL (+/v1/chat/completions)");
+  t.Add("--api-default-credential", "FLOWMESH_API_DEFAULT_CREDENTIAL", &a.api_default_credential,
+        "name of the secret sent as a Bearer token to --api-default-url (the task's "
+        "organisation's, else the default organisation's)");
   t.Add("--plugins", "FLOWMESH_PLUGINS", &s->plugins, "plugin shared libraries, ':'-separated");
   t.Add("--root-url", "FLOWMESH_ROOT_URL", &s->root_url, "[worker role] the root server's URL");
   t.Add("--node-alias", "FLOWMESH_NODE_ALIAS", &s->node_alias, "[worker role] this node's alias");

@@ -1,5 +1,6 @@
 #include "executors/executor.h"
 
+#include "executors/api.h"
 #include "executors/data_profiling.h"
 #include "executors/echo.h"
 #include "executors/python.h"
@@ -40,6 +41,7 @@ ExecutorRegistry BuiltinExecutors() {
   ExecutorRegistry registry;
   registry.Register("echo", [] { return std::make_unique<EchoExecutor>(); });
   registry.Register("data_profiling", [] { return std::make_unique<DataProfilingExecutor>(); });
+  registry.Register("api", [] { return std::make_unique<ApiExecutor>(); });
   // Probed once (it starts one sandbox): python is offered only where bwrap and python3 work.
   static const bool kPython = PythonExecutor::Available(PythonExecutorConfig{}).ok();
   if (kPython) registry.Register("python", [] { return std::make_unique<PythonExecutor>(); });

@@ -16,6 +16,16 @@
 
 namespace flowmesh::executors {
 
+// What the server grants one attempt: the values of the credentials its spec names
+// (`{{credential:NAME}}`), and the server's default api endpoint when asked for it.
+struct CredentialGrant {
+  std::map<std::string, std::string> values;
+  std::string default_url;            // "" when the server has none
+  std::string default_authorization;  // Authorization header for default_url ("" = none)
+};
+using CredentialFetcher = std::function<Result<CredentialGrant>(
+    const std::vector<std::string>& names, bool default_endpoint)>;
+
 // Everything one attempt needs. The callbacks are thread-safe and may be called from the
 // executor's thread (or threads it starts) until Run returns.
 struct TaskContext {
@@ -27,6 +37,9 @@ struct TaskContext {
   std::function<void(std::string line)> log;         // one log line (no trailing newline)
   std::function<void(nlohmann::json update)> update;  // progress update (TASK_UPDATE)
   const std::atomic<bool>& cancelled;                // set on interrupt, timeout or stop
+  // Asks the server for credentials at the last moment; unset where no server is reachable
+  // (then a spec naming a credential fails with FailedPrecondition).
+  CredentialFetcher credentials = nullptr;
 };
 
 class Executor {

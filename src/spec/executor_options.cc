@@ -126,6 +126,8 @@ OptionSection BuildApiResponse() {
       {.name = "parse_json", .type = T::kBool, .doc = "Parse the body as JSON."},
       {.name = "return_body", .type = T::kBool, .doc = "Put the body in the result."},
       {.name = "raise_for_status", .type = T::kBool, .doc = "Fail on a 4xx or 5xx status."},
+      {.name = "include_headers", .type = T::kBool, .doc = "Put the response headers in the result."},
+      {.name = "max_body_bytes", .type = T::kInt, .min = 1, .doc = "Longest body read."},
   };
   return s;
 }
@@ -146,6 +148,15 @@ OptionSection BuildApi(const OptionSection* response) {
       {.name = "retries", .type = T::kInt, .min = 0, .doc = "Retries of a failed request."},
       {.name = "concurrency", .type = T::kInt, .min = 1, .doc = "Requests in flight."},
       {.name = "cache", .type = T::kBool, .doc = "Reuse responses of identical requests."},
+      {.name = "json", .type = T::kAny, .doc = "Request body, sent as JSON."},
+      {.name = "data", .type = T::kAny, .doc = "Request body, sent as is (form or text)."},
+      {.name = "timeout_sec", .type = T::kNumber, .min = 0, .min_exclusive = true,
+       .doc = "Seconds per request (the published spelling).", .alias_of = "timeout"},
+      {.name = "verify_tls", .type = T::kBool, .doc = "Check the server's certificate."},
+      {.name = "follow_redirects", .type = T::kBool, .doc = "Follow 3xx redirects."},
+      {.name = "stream", .type = T::kBool, .doc = "Stream (SSE) tokens into the task log."},
+      {.name = "backoff_sec", .type = T::kNumber, .min = 0, .doc = "First retry delay."},
+      {.name = "max_backoff_sec", .type = T::kNumber, .min = 0, .doc = "Longest retry delay."},
       {.name = "response", .type = T::kSection, .doc = "How the response is read.",
        .section = response},
   };

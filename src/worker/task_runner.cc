@@ -213,6 +213,11 @@ void TaskRunner::Execute(const std::shared_ptr<Task>& task) {
              update.is_object() ? update : nlohmann::json{{"value", update}});
       },
       task->cancelled};
+  if (credentials_) {
+    ctx.credentials = [this, &a](const std::vector<std::string>& names, bool default_endpoint) {
+      return credentials_(a, names, default_endpoint);
+    };
+  }
   int64_t start = MonoMicros();
   Result<nlohmann::json> result = (*executor)->Run(ctx);
   double duration = (MonoMicros() - start) / 1e6;

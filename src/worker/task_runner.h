@@ -56,6 +56,12 @@ class TaskRunner {
   TaskRunner(const TaskRunner&) = delete;
   TaskRunner& operator=(const TaskRunner&) = delete;
 
+  // How an attempt fetches its credentials (see executors::TaskContext::credentials). Set
+  // before the first Submit; unset: executors get none.
+  using CredentialFetcher = std::function<Result<executors::CredentialGrant>(
+      const Assignment& assignment, const std::vector<std::string>& names, bool default_endpoint)>;
+  void SetCredentialFetcher(CredentialFetcher fetcher) { credentials_ = std::move(fetcher); }
+
   // Queues an attempt. Returns false (and does nothing) when that attempt is already
   // queued or running, or after StopAll.
   bool Submit(Assignment assignment);
@@ -82,6 +88,7 @@ class TaskRunner {
   const executors::ExecutorRegistry* registry_;
   EventSink sink_;
   ResultUploader uploader_;
+  CredentialFetcher credentials_;
 
   mutable Mutex mu_;
   std::condition_variable queue_cv_;  // pool threads wait for work

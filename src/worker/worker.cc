@@ -11,6 +11,7 @@
 #include "common/thread_annotations.h"
 #include "flowmesh/v1/worker.grpc.pb.h"
 #include "http/http.h"
+#include "worker/credential_client.h"
 #include "worker/host_info.h"
 
 namespace flowmesh::worker {
@@ -228,6 +229,13 @@ int Worker::Run() {
         [root_url, api_token, timeout, worker_id](const Assignment& a, const nlohmann::json& metadata,
                                                   const nlohmann::json& result) {
           return UploadResult(root_url, api_token, timeout, worker_id, a, metadata, result);
+        });
+    w.runner->SetCredentialFetcher(
+        [root_url, api_token, timeout, worker_id](const Assignment& a,
+                                                  const std::vector<std::string>& names,
+                                                  bool default_endpoint) {
+          return FetchCredentials({root_url, api_token, timeout, worker_id}, a.task_id, a.attempt,
+                                  names, default_endpoint);
         });
   }
 

@@ -211,9 +211,13 @@ class CompatTest(unittest.TestCase):
         n8n = n8n_doc(self.stack.url + "/healthz")
         self.assertEqual(wf.validate(n8n, workflow_format="n8n").count, 1)
         n = wf.submit(n8n, workflow_format="n8n")
-        cancelled = wf.cancel(n.workflow_id)  # no api executor here: it waits, then is cancelled
-        self.assertEqual(cancelled.workflow_id, n.workflow_id)
-        self.assertEqual(wf.wait(n.workflow_id, interval=0.1).status, "CANCELLED")
+        # Its HTTP request node is an `api` task calling the stack's own /healthz.
+        self.assertEqual(wf.wait(n.workflow_id, interval=0.1).status, "DONE")
+        sleeper = dict(JSON_DOC, spec=dict(JSON_DOC["spec"], echo={"sleep_seconds": 60}))
+        z = wf.submit(sleeper)
+        cancelled = wf.cancel(z.workflow_id)
+        self.assertEqual(cancelled.workflow_id, z.workflow_id)
+        self.assertEqual(wf.wait(z.workflow_id, interval=0.1).status, "CANCELLED")
         with self.assertRaises(NotFoundError):
             wf.retrieve("wfl-doesnotexist")
         # Logs: pages, cursors, SSE, downloads.
