@@ -347,33 +347,24 @@ Result<json> ResolveReferences(const json& spec, const Upstream& up) {
   return ResolveAt(spec, up, "spec");
 }
 
-Result<bool> ConditionMet(const json& condition, const Upstream& up) {
-  if (!condition.is_object()) {
-    return InvalidArgument("condition must be an object {node, field, equals}");
-  }
-  auto node = condition.find("node");
-  if (node == condition.end() || !node->is_string() || node->get<std::string>().empty()) {
-    return InvalidArgument("condition.node must name an upstream node");
-  }
-  std::string field;
-  if (auto f = condition.find("field"); f != condition.end() && !f->is_null()) {
-    if (!f->is_string()) return InvalidArgument("condition.field must be a dot path string");
-    field = f->get<std::string>();
-  }
-  auto equals = condition.find("equals");
-  if (equals == condition.end()) return InvalidArgument("condition.equals is missing");
-  auto result = up.find(node->get<std::string>());
+Result<bool> ConditionMet(const spec::Condition& condition, const Upstream& up) {
+  auto result = up.find(condition.node);
   if (result == up.end()) {
     return InvalidArgument(fmt::format("condition.node: node '{}' is not an upstream result "
                                        "(known: {})",
-                                       node->get<std::string>(), KnownNodes(up)));
+                                       condition.node, KnownNodes(up)));
   }
-  Result<json> value = LookupPath(result->second, field);
+  Result<json> value = LookupPath(result->second, condition.field);
   if (!value.ok()) {
     if (value.status().code() == StatusCode::kNotFound) return false;
     return InvalidArgument("condition.field: " + value.status().message());
   }
-  return LooselyEqual(*value, *equals);
+  return LooselyEqual(*value, condition.equals);
+}
+
+Result<bool> ConditionMet(const json& condition, const Upstream& up) {
+  FM_ASSIGN_OR_RETURN(spec::Condition cond, spec::ParseCondition(condition));
+  return ConditionMet(cond, up);
 }
 
 Result<json> MaterializeData(const json& data, const Upstream& up, const DataOptions& opts) {

@@ -17,6 +17,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "common/status.h"
+#include "spec/task_spec.h"
 
 namespace flowmesh::dataflow {
 
@@ -45,6 +46,8 @@ Result<nlohmann::json> ResolveReferences(const nlohmann::json& spec, const Upstr
 // equality, where numbers compare by value (1 == 1.0) and the strings "true"/"false"
 // (any case) equal the booleans. A field that does not resolve (e.g. the node was
 // skipped) is "not met". A node not in `up`, or a malformed condition, is InvalidArgument.
+Result<bool> ConditionMet(const spec::Condition& condition, const Upstream& up);
+// The same, from the condition's JSON (spec::ParseCondition says what is malformed).
 Result<bool> ConditionMet(const nlohmann::json& condition, const Upstream& up);
 
 struct DataOptions {

@@ -15,7 +15,7 @@ bool Dedup::Consider(Task& t) {
   json inputs = UpstreamInputs(t);
   std::vector<std::string> digests;
   for (const auto& in : inputs) digests.push_back(in["digest"].get<std::string>());
-  t.deterministic = spec::Deterministic(t.rec.task_type, t.spec);
+  t.deterministic = t.spec.deterministic;
   t.rec.merge_key = spec::OperatorFingerprint(t.rec.task_type, t.dispatch_spec, std::move(digests));
   WriteLineage(t, inputs, /*reused=*/false);
   // With de-duplication off, executors must not share work between tasks either (the
@@ -58,7 +58,7 @@ std::string Dedup::KeyOf(const Task& t) const {
 }
 
 void Dedup::Restore(Task& t) {
-  if (scope_ == "off" || t.rec.merge_key.empty() || !spec::Deterministic(t.rec.task_type, t.spec)) {
+  if (scope_ == "off" || t.rec.merge_key.empty() || !t.spec.deterministic) {
     return;
   }
   t.deterministic = true;

@@ -3,7 +3,6 @@
 #include <deque>
 
 #include "bus/bus.h"
-#include "common/json_util.h"
 
 namespace flowmesh::scheduler {
 
@@ -59,14 +58,10 @@ void Dispatcher::Assign(Task& t, Worker& w) {
   t.rec.started_ts = 0;
   t.missed_heartbeats = 0;
   if (t.in_epoch_order) d_.graph->RequestDispatch();  // the next one in its epoch may go now
-  d_.workers->Hold(w, t.rec.task_id, t.demand);
+  d_.workers->Hold(w, t.rec.task_id, t.spec.demand);
   d_.counters->dispatched++;
   d_.outbox->PutTask(t.rec);
   d_.outbox->Emit("TASK_DISPATCHED", t.rec, "", false, json{{"attempt", t.rec.attempts}});
-  double timeout = 0;
-  if (auto ts = t.dispatch_spec.find("timeoutSeconds"); ts != t.dispatch_spec.end() && ts->is_number()) {
-    timeout = ts->get<double>();
-  }
   d_.outbox->Send(bus::NodeStream(w.node_id), json{{"kind", "dispatch"},
                                                    {"worker_id", w.id},
                                                    {"task_id", t.rec.task_id},
@@ -74,7 +69,7 @@ void Dispatcher::Assign(Task& t, Worker& w) {
                                                    {"attempt", t.rec.attempts},
                                                    {"task_type", t.rec.task_type},
                                                    {"spec", t.dispatch_spec},
-                                                   {"timeout_s", timeout}});
+                                                   {"timeout_s", t.spec.timeout_seconds}});
   d_.graph->RefreshWorkflow(t.rec.workflow_id);
 }
 
@@ -103,14 +98,12 @@ bool Dispatcher::Prepare(Task& t) {
   if (!ConditionAllows(t, up)) return false;
   dataflow::DataOptions opts;
   opts.data_dir = data_dir_;
-  return FinishPreparation(t, dataflow::PrepareTaskSpec(t.spec, up, opts));
+  return FinishPreparation(t, dataflow::PrepareTaskSpec(t.spec.body, up, opts));
 }
 
 // Datasets are read from files or fetched over the network: prepare those on the
 // preparation thread. The task keeps its place in the ready queue meanwhile.
-bool Dispatcher::NeedsOffLoopPreparation(const Task& t) {
-  return JsonOr(JsonOr(t.spec, "data", json::object()), "type", "") == "dataset";
-}
+bool Dispatcher::NeedsOffLoopPreparation(const Task& t) { return t.spec.reads_dataset; }
 
 void Dispatcher::StartPreparation(Task& t) {
   dataflow::Upstream up = UpstreamOf(t);
@@ -118,7 +111,7 @@ void Dispatcher::StartPreparation(Task& t) {
   t.preparing = true;
   dataflow::DataOptions opts;
   opts.data_dir = data_dir_;
-  d_.prepare_loop->Post([this, id = t.rec.task_id, spec = t.spec, up = std::move(up), opts] {
+  d_.prepare_loop->Post([this, id = t.rec.task_id, spec = t.spec.body, up = std::move(up), opts] {
     auto prepared = dataflow::PrepareTaskSpec(spec, up, opts);
     d_.loop->Post([this, id, prepared = std::move(prepared)]() mutable {
       Task* task = d_.graph->Find(id);
@@ -135,14 +128,17 @@ bool Dispatcher::FinishPreparation(Task& t, Result<json> prepared) {
     return false;
   }
   t.dispatch_spec = std::move(prepared).value();
-  t.dispatch_spec.erase("_schedule");
   t.prepared = true;
   return d_.dedup->Consider(t);
 }
 
 bool Dispatcher::ConditionAllows(Task& t, const dataflow::Upstream& up) {
-  if (!t.spec.contains("condition")) return true;
-  auto met = dataflow::ConditionMet(t.spec["condition"], up);
+  if (!t.spec.condition_error.empty()) {
+    d_.ends->FailBeforeDispatch(t, "condition: " + t.spec.condition_error);
+    return false;
+  }
+  if (!t.spec.condition) return true;
+  auto met = dataflow::ConditionMet(*t.spec.condition, up);
   if (!met.ok()) {
     d_.ends->FailBeforeDispatch(t, "condition: " + met.status().message());
     return false;

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 
-#include "common/json_util.h"
-#include "spec/operator.h"
 
 namespace flowmesh::scheduler {
 
@@ -13,15 +11,16 @@ bool PlacementQueue::Enqueue(Task& t) {
   placement::TaskRequest r;
   r.handle = next_handle_++;
   r.org = t.rec.org_id;
-  r.priority = JsonOr(t.spec, "priority", 0);
+  r.priority = t.spec.priority;
   r.task_type = t.rec.task_type;
-  r.batch_key = spec::BatchKey(t.rec.task_type, t.spec);
+  r.batch_key = t.spec.batch_key;
   r.category = placement::CategoryFromTaskType(t.rec.task_type, t.rec.category);
-  r.demand = {t.demand.cpu, t.demand.memory_mb, t.demand.gpus, t.demand.gpu_memory_mb};
-  r.gpu_type = t.demand.gpu_type;
+  const spec::Demand& d = t.spec.demand;
+  r.demand = {d.cpu, d.memory_mb, d.gpus, d.gpu_memory_mb};
+  r.gpu_type = d.gpu_type;
   r.pinned = t.pinned;
   r.failed_on = t.rec.failed_workers;
-  if (std::string model = spec::ModelKey(t.spec); !model.empty()) r.locality_keys.push_back(model);
+  if (!t.spec.model_key.empty()) r.locality_keys.push_back(t.spec.model_key);
   r.enqueue_time = time_->MonoSeconds();
   if (auto est = run_estimates_.find(r.batch_key); est != run_estimates_.end()) {
     r.est_seconds = est->second;
@@ -39,7 +38,8 @@ void PlacementQueue::Adopt(Task& t) {
   placement::TaskRequest r;
   r.handle = next_handle_++;
   r.org = t.rec.org_id;
-  r.demand = {t.demand.cpu, t.demand.memory_mb, t.demand.gpus, t.demand.gpu_memory_mb};
+  const spec::Demand& d = t.spec.demand;
+  r.demand = {d.cpu, d.memory_mb, d.gpus, d.gpu_memory_mb};
   if (!placer_->Adopt(r, t.rec.assigned_worker)) return;
   t.handle = r.handle;
   handle_task_.emplace(r.handle, t.rec.task_id);
@@ -65,7 +65,7 @@ void PlacementQueue::Release(Task& t) {
     graph_->RequestDispatch();
   }
   Worker* w = workers_->Find(t.rec.assigned_worker);
-  if (w != nullptr && workers_->Free(*w, t.rec.task_id, t.demand)) graph_->RequestDispatch();
+  if (w != nullptr && workers_->Free(*w, t.rec.task_id, t.spec.demand)) graph_->RequestDispatch();
 }
 
 void PlacementQueue::LearnRunTime(const Task& t) {

@@ -51,9 +51,7 @@ Status Scheduler::Impl::RecoverWorkflows() {
     for (auto& r : recs) {
       Task t;
       t.rec = std::move(r);
-      t.spec = json::parse(t.rec.spec_json, nullptr, false);
-      if (!t.spec.is_object()) t.spec = json::object();
-      t.demand = DemandOf(t.spec);
+      t.spec = spec::ParseTaskSpec(t.rec.task_type, json::parse(t.rec.spec_json, nullptr, false));
       TaskGraph::LoadHints(t);
       tasks.push_back(std::move(t));
     }
@@ -89,7 +87,7 @@ void Scheduler::Impl::ResumeRunning(std::vector<std::string>* lost) {
         lost->push_back(id);
         continue;
       }
-      workers.Hold(*w, id, t.demand);
+      workers.Hold(*w, id, t.spec.demand);
       queue.Adopt(t);  // it holds its worker's capacity in the placer too
       if (t.rec.status == TaskState::kDispatched) dedup.Restore(t);
       if (t.rec.status == TaskState::kCancelling) ends.SendInterrupt(t);  // may have been lost

@@ -5,6 +5,7 @@
 
 #include "common/ids.h"
 #include "common/log.h"
+#include "spec/task_spec.h"
 
 namespace flowmesh::scheduler {
 
@@ -17,7 +18,6 @@ std::vector<state::TaskRecord> Submission::TaskRecords(const SubmitRequest& req,
   for (const auto& def : req.def.tasks) id_of[def.node_name] = NewId("tsk");
   std::vector<state::TaskRecord> recs;
   for (const auto& def : req.def.tasks) {
-    json spec = def.spec;
     json hints = json::object();
     if (def.epoch >= 0) {
       const auto& members = req.def.epochs[def.epoch];
@@ -26,7 +26,6 @@ std::vector<state::TaskRecord> Submission::TaskRecords(const SubmitRequest& req,
       hints["in_order"] = req.def.schedule_in_epoch_order;
     }
     if (!def.selected_workers.empty()) hints["workers"] = def.selected_workers;
-    if (!hints.empty()) spec["_schedule"] = hints;
     state::TaskRecord r;
     r.task_id = id_of[def.node_name];
     r.workflow_id = wf.workflow_id;
@@ -38,7 +37,8 @@ std::vector<state::TaskRecord> Submission::TaskRecords(const SubmitRequest& req,
     r.category = def.category;
     r.submitted_at = wf.submitted_at;
     r.max_attempts = def.max_attempts;
-    r.spec_json = spec.dump();
+    r.spec_json = def.spec.dump();
+    r.schedule_json = hints.dump();  // beside the spec, never inside it
     r.latest_update_json = "{}";
     for (const auto& dep : def.depends_on) r.depends_on.push_back(id_of[dep]);
     recs.push_back(std::move(r));
@@ -67,14 +67,14 @@ void Submission::Submit(SubmitRequest req, SubmitCallback done) {
   std::vector<state::TaskRecord> recs = TaskRecords(req, wf.rec);
   std::vector<state::EventRecord> events;
   std::vector<Task> tasks;
-  for (auto& r : recs) {
+  for (size_t i = 0; i < recs.size(); ++i) {
+    const state::TaskRecord& r = recs[i];
     wf.rec.task_ids.push_back(r.task_id);
     events.push_back(outbox_->MakeEvent("TASK_SUBMITTED", r.workflow_id, r.task_id, "", "PENDING",
                                         "", false, json{{"graph_node_name", r.graph_node_name}}));
     Task t;
     t.rec = r;
-    t.spec = json::parse(r.spec_json);
-    t.demand = DemandOf(t.spec);
+    t.spec = spec::ParseTaskSpec(r.task_type, req.def.tasks[i].spec);  // parsed once, here
     TaskGraph::LoadHints(t);
     tasks.push_back(std::move(t));
   }

@@ -135,9 +135,8 @@ void TaskEnds::Skip(Task& t) {
   t.rec.latest_update_json = json{{"skipped", true}}.dump();
   d_.counters->succeeded++;
   d_.outbox->PutTask(t.rec);
-  const json& cond = t.spec["condition"];
-  std::string why = "condition not met: " + JsonOr(cond, "node", "") + "." + JsonOr(cond, "field", "") +
-                    " != " + JsonOr(cond, "equals", json(nullptr)).dump();
+  std::string why = "condition not met";
+  if (const auto& c = t.spec.condition) why += ": " + c->node + "." + c->field + " != " + c->equals.dump();
   d_.outbox->Emit("TASK_SUCCEEDED", t.rec, "", false,
                   json{{"skipped", true}, {"reason", why}, {"result_digest", t.rec.result_digest}});
   d_.graph->ReleaseDependents(t);

@@ -9,48 +9,6 @@ namespace flowmesh::scheduler {
 using nlohmann::json;
 using state::TaskState;
 
-namespace {
-
-double MemoryToMb(const json& v) {
-  if (v.is_number()) return v.get<double>() / (1024.0 * 1024.0);
-  if (!v.is_string()) return 0;
-  std::string s = v.get<std::string>();
-  double n = 0;
-  size_t pos = 0;
-  try {
-    n = std::stod(s, &pos);
-  } catch (...) {
-    return 0;
-  }
-  std::string unit = s.substr(pos);
-  if (unit == "Gi" || unit == "G" || unit == "GB") return n * 1024;
-  if (unit == "Mi" || unit == "M" || unit == "MB") return n;
-  if (unit == "Ki" || unit == "K" || unit == "KB") return n / 1024;
-  if (unit == "Ti" || unit == "T") return n * 1024 * 1024;
-  return n / (1024.0 * 1024.0);
-}
-
-}  // namespace
-
-Demand DemandOf(const json& spec) {
-  Demand d;
-  auto hw = spec.find("resources");
-  if (hw == spec.end() || !hw->is_object()) return d;
-  auto h = hw->find("hardware");
-  if (h == hw->end() || !h->is_object()) return d;
-  if (auto c = h->find("cpu"); c != h->end() && c->is_number()) d.cpu = c->get<double>();
-  if (auto m = h->find("memory"); m != h->end()) d.memory_mb = MemoryToMb(*m);
-  if (auto g = h->find("gpu"); g != h->end() && g->is_object()) {
-    if (auto n = g->find("count"); n != g->end() && n->is_number_integer()) d.gpus = n->get<int>();
-    if (auto m = g->find("memory"); m != g->end()) d.gpu_memory_mb = MemoryToMb(*m);
-    // `type: any` (the published default) asks for no particular model.
-    if (auto t = g->find("type"); t != g->end() && t->is_string() && *t != "any") {
-      d.gpu_type = t->get<std::string>();
-    }
-  }
-  return d;
-}
-
 int Workflow::current_epoch() const {
   for (size_t i = 0; i < epoch_open.size(); ++i) {
     if (epoch_open[i] > 0) return static_cast<int>(i);
@@ -131,7 +89,8 @@ void TaskGraph::SetState(Task& t, TaskState to) {
 }
 
 void TaskGraph::LoadHints(Task& t) {
-  const json& h = JsonOr(t.spec, "_schedule", json::object());
+  json h = json::parse(t.rec.schedule_json, nullptr, false);
+  if (!h.is_object()) h = json::object();
   t.epoch = JsonOr(h, "epoch", -1);
   t.epoch_pos = JsonOr(h, "pos", 0);
   t.in_epoch_order = JsonOr(h, "in_order", false);

@@ -38,21 +38,10 @@
 #include "placement/placement.h"
 #include "scheduler/deadlines.h"
 #include "scheduler/outbox.h"
+#include "spec/task_spec.h"
 #include "state/records.h"
 
 namespace flowmesh::scheduler {
-
-// What a task asks of a worker.
-struct Demand {
-  double cpu = 0;
-  double memory_mb = 0;
-  int gpus = 0;
-  double gpu_memory_mb = 0;
-  std::string gpu_type;
-};
-
-// Reads resources.hardware of a task spec.
-Demand DemandOf(const nlohmann::json& spec);
 
 struct Workflow;
 
@@ -60,19 +49,18 @@ struct Task {
   state::TaskRecord rec;
   Workflow* wf = nullptr;     // owning workflow (node-based map: the pointer is stable)
   int missed_heartbeats = 0;  // heartbeats of its worker that did not list this attempt
-  nlohmann::json spec;           // parsed rec.spec_json
+  spec::TaskSpec spec;           // rec.spec_json, parsed once (the JSON is spec.body)
   nlohmann::json dispatch_spec;  // spec with references resolved and data materialised
   // The result when it arrived inside the event: dependents read it from here, since its
   // write may still be in the group commit when they are prepared.
   nlohmann::json result;
   bool prepared = false;   // dispatch_spec is set
   bool preparing = false;  // its data is being prepared on the preparation thread
-  // Schedule hints, kept in the stored spec under "_schedule" so they survive restarts.
+  // Schedule hints, kept in rec.schedule_json (beside the spec) so they survive restarts.
   int epoch = -1;  // node_execution_order epoch; -1: unordered
   int epoch_pos = 0;
   bool in_epoch_order = false;
   std::vector<std::string> pinned;  // selected_worker: ids or aliases; empty: any
-  Demand demand;
   int unmet = 0;  // dependencies not yet DONE
   Deadlines::Id retry_timer = 0;
   // De-duplication (see dedup.h).
@@ -131,7 +119,7 @@ class TaskGraph {
 
   // Whether epoch order lets the task go now.
   bool EpochAllows(const Task& t) const;
-  // Reads the "_schedule" hints of a task's stored spec.
+  // Reads the schedule hints of a task's record (rec.schedule_json).
   static void LoadHints(Task& t);
   static std::string WorkflowStatus(const std::array<int, 6>& counts);
 

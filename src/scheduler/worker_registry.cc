@@ -108,7 +108,7 @@ void WorkerRegistry::SetFreeSequenceSlots(Worker& w, int free_sequence_slots) {
   dirty_ = true;
 }
 
-void WorkerRegistry::Hold(Worker& w, const std::string& task_id, const Demand& d) {
+void WorkerRegistry::Hold(Worker& w, const std::string& task_id, const spec::Demand& d) {
   w.running.insert(task_id);
   w.used_cpu += d.cpu;
   w.used_memory_mb += d.memory_mb;
@@ -116,7 +116,7 @@ void WorkerRegistry::Hold(Worker& w, const std::string& task_id, const Demand& d
   dirty_ = true;
 }
 
-bool WorkerRegistry::Free(Worker& w, const std::string& task_id, const Demand& d) {
+bool WorkerRegistry::Free(Worker& w, const std::string& task_id, const spec::Demand& d) {
   if (w.running.erase(task_id) == 0) return false;
   w.used_cpu = std::max(0.0, w.used_cpu - d.cpu);
   w.used_memory_mb = std::max(0.0, w.used_memory_mb - d.memory_mb);

@@ -68,9 +68,9 @@ class WorkerRegistry {
   void SetFreeSequenceSlots(Worker& w, int free_sequence_slots);
 
   // Capacity held by a task running on the worker.
-  void Hold(Worker& w, const std::string& task_id, const Demand& d);
+  void Hold(Worker& w, const std::string& task_id, const spec::Demand& d);
   // Frees it; false when the task was not running there.
-  bool Free(Worker& w, const std::string& task_id, const Demand& d);
+  bool Free(Worker& w, const std::string& task_id, const spec::Demand& d);
 
   void Persist(const Worker& w);
   // The API's worker snapshot is rebuilt once per loop batch when something changed.

@@ -114,7 +114,7 @@ std::string OperatorFingerprint(const std::string& task_type, const json& resolv
   static const char* const kNotOutput[] = {
       "resources", "timeoutSeconds", "timeout_seconds", "maxAttempts", "max_attempts",
       "retries",   "output",         "metadata",        "dependsOn",   "condition",
-      "cache",     "priority",       "_schedule",       "name",        "description"};
+      "cache",     "priority",       "name",            "description"};
   json params = resolved_spec.is_object() ? resolved_spec : json::object();
   for (const char* key : kNotOutput) params.erase(key);
   if (auto model = params.find("model"); model != params.end() && model->is_object()) {

@@ -63,6 +63,9 @@ struct TaskRecord {
   std::string usages_json = "[]";  // [{started_at, finished_at, runtime_sec, hardware, cost_per_hour, total_cost, status}]
   std::string merge_key;         // operator fingerprint (SHA-256), once the inputs are resolved
   std::string merged_parent_id;  // the running twin this task joined (same organisation only)
+  // The scheduler's placement hints for this task (epoch, position, pinned workers), kept
+  // beside the spec, never inside it: {"epoch", "pos", "in_order", "workers"}; "{}" when none.
+  std::string schedule_json = "{}";
 };
 
 // One entry of the append-only event log; `cursor` orders all events of the server.

@@ -210,8 +210,18 @@ ALTER TABLE tasks ADD COLUMN merge_key TEXT NOT NULL DEFAULT '';
 ALTER TABLE tasks ADD COLUMN merged_parent_id TEXT NOT NULL DEFAULT '';
 )sql";
 
-constexpr std::array<const char*, 4> kMigrations = {kMigration1, kMigration2, kMigration3,
-                                                     kMigration4};
+// Schedule hints move out of the stored spec into their own column (the spec is the
+// user's, the hints are the scheduler's).
+constexpr const char* kMigration5 = R"sql(
+ALTER TABLE tasks ADD COLUMN schedule_json TEXT NOT NULL DEFAULT '{}';
+UPDATE tasks
+   SET schedule_json = json_extract(spec_json, '$._schedule'),
+       spec_json = json_remove(spec_json, '$._schedule')
+ WHERE json_valid(spec_json) AND json_type(spec_json, '$._schedule') = 'object';
+)sql";
+
+constexpr std::array<const char*, 5> kMigrations = {kMigration1, kMigration2, kMigration3,
+                                                     kMigration4, kMigration5};
 
 Result<int> UserVersion(Connection& conn) {
   FM_ASSIGN_OR_RETURN(Statement stmt, conn.Prepare("PRAGMA user_version"));

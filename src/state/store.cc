@@ -67,7 +67,7 @@ constexpr auto kTaskCols = std::to_array<std::string_view>(
      "assigned_worker", "submitted_at",  "dispatched_ts", "started_ts",         "finished_ts",
      "attempts",      "max_attempts",    "failed_workers", "depends_on",        "dependents",
      "last_error",    "error",           "spec_json",     "latest_update_json", "result_digest",
-     "usages_json",   "merge_key",       "merged_parent_id"});
+     "usages_json",   "merge_key",       "merged_parent_id", "schedule_json"});
 constexpr auto kWorkerCols = std::to_array<std::string_view>(
     {"worker_id", "node_id", "name", "status", "info_json", "registered_at", "last_seen",
      "cordoned"});
@@ -266,6 +266,7 @@ Result<TaskRecord> ReadTask(const Statement& s) {
   t.usages_json = s.Text(25);
   t.merge_key = s.Text(26);
   t.merged_parent_id = s.Text(27);
+  t.schedule_json = s.Text(28);
   return t;
 }
 
@@ -419,7 +420,7 @@ class GroupTxn final : public WriteTxn {
     s.Bind(19, EncodeList(t.depends_on)).Bind(20, EncodeList(t.dependents));
     s.Bind(21, t.last_error).Bind(22, t.error).Bind(23, t.spec_json);
     s.Bind(24, t.latest_update_json).Bind(25, t.result_digest).Bind(26, t.usages_json);
-    s.Bind(27, t.merge_key).Bind(28, t.merged_parent_id);
+    s.Bind(27, t.merge_key).Bind(28, t.merged_parent_id).Bind(29, t.schedule_json);
     return s.Run();
   }
 

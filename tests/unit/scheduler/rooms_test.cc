@@ -14,6 +14,7 @@
 #include "scheduler/outbox.h"
 #include "scheduler/retry_policy.h"
 #include "scheduler/task_graph.h"
+#include "spec/task_spec.h"
 #include "state/store.h"
 #include "support/temp_dir.h"
 
@@ -123,7 +124,7 @@ class RoomTest : public ::testing::Test {
       t.rec.graph_node_name = "n" + std::to_string(i);
       t.rec.max_attempts = 3;
       for (int d : deps[i]) t.rec.depends_on.push_back(wf_id + "-t" + std::to_string(d));
-      t.spec = spec;
+      t.spec = spec::ParseTaskSpec("echo", spec);
       t.dispatch_spec = spec;
       wf.rec.task_ids.push_back(t.rec.task_id);
       tasks.push_back(std::move(t));
@@ -213,8 +214,9 @@ TEST_F(RoomTest, EpochsGateTasksUntilTheEarlierEpochIsFinished) {
     t.rec.task_id = "e" + std::to_string(i);
     t.rec.workflow_id = "wfl-e";
     // e0: epoch 0; e1, e2: epoch 1 in order (e2 before e1).
-    t.spec = i == 0 ? json{{"_schedule", {{"epoch", 0}, {"pos", 0}, {"in_order", true}}}}
-                    : json{{"_schedule", {{"epoch", 1}, {"pos", i == 2 ? 0 : 1}, {"in_order", true}}}};
+    json hints = i == 0 ? json{{"epoch", 0}, {"pos", 0}, {"in_order", true}}
+                        : json{{"epoch", 1}, {"pos", i == 2 ? 0 : 1}, {"in_order", true}};
+    t.rec.schedule_json = hints.dump();
     TaskGraph::LoadHints(t);
     wf.rec.task_ids.push_back(t.rec.task_id);
     tasks.push_back(std::move(t));

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <nlohmann/json.hpp>
+
 #include <atomic>
 #include <future>
 #include <memory>
@@ -726,6 +728,48 @@ TEST(StoreTest, SchemaVersionAndDefaultOrg) {
   config.path = path;
   auto newer = Store::Open(config);
   EXPECT_EQ(newer.status().code(), StatusCode::kFailedPrecondition) << newer.status().ToString();
+}
+
+// Migration 5: schedule hints that older builds kept inside the spec (`_schedule`) move to
+// the record's schedule_json; the spec keeps everything else.
+TEST(StoreTest, MigrationMovesScheduleHintsOutOfTheSpec) {
+  testing::TempDir dir;
+  const std::string path = dir / "state.db";
+  {
+    auto store = OpenStore(path);
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store
+                    ->WriteSync([](WriteTxn& txn) {
+                      FM_RETURN_IF_ERROR(txn.PutWorkflow(MakeWorkflow("wfl-1", "PENDING")));
+                      TaskRecord old = MakeTask("tsk-old", "wfl-1");
+                      old.spec_json =
+                          R"({"echo":{"x":1},"_schedule":{"epoch":1,"pos":0,"workers":["w1"]}})";
+                      FM_RETURN_IF_ERROR(txn.PutTask(old));
+                      TaskRecord plain = MakeTask("tsk-plain", "wfl-1");
+                      plain.spec_json = R"({"echo":{"x":2}})";
+                      return txn.PutTask(plain);
+                    })
+                    .ok());
+  }
+  // Turn the file back into a version-4 database, as an older build left it.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE tasks DROP COLUMN schedule_json; PRAGMA user_version=4",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+
+  auto store = OpenStore(path);
+  ASSERT_NE(store, nullptr);
+  auto old = store->GetTask("tsk-old");
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_EQ(nlohmann::json::parse(old->spec_json), nlohmann::json::parse(R"({"echo":{"x":1}})"));
+  EXPECT_EQ(nlohmann::json::parse(old->schedule_json),
+            nlohmann::json::parse(R"({"epoch":1,"pos":0,"workers":["w1"]})"));
+  auto plain = store->GetTask("tsk-plain");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(nlohmann::json::parse(plain->spec_json), nlohmann::json::parse(R"({"echo":{"x":2}})"));
+  EXPECT_EQ(plain->schedule_json, "{}");
 }
 
 TEST(StoreTest, LoadActiveWorkflows) {
