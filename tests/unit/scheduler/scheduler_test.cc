@@ -585,6 +585,12 @@ spec:
   ASSERT_EQ(order.size(), 4u);
   EXPECT_EQ(order, (std::vector<std::string>{tasks["z"].task_id, tasks["c"].task_id,
                                              tasks["b"].task_id, tasks["a"].task_id}));
+  // The hints are kept beside the spec, not inside it.
+  json hints = json::parse(tasks["b"].schedule_json);
+  EXPECT_EQ(hints["epoch"], 1);
+  EXPECT_EQ(hints["pos"], 1);
+  EXPECT_EQ(hints["in_order"], true);
+  EXPECT_EQ(tasks["b"].spec_json.find("_schedule"), std::string::npos);
 }
 
 TEST_F(SchedulerTest, PlacesOnTheCheaperWorkerInBatchesUpToItsFreeSlots) {
