@@ -1,34 +1,47 @@
 // The scheduler: owns the in-memory task graph of every active workflow, the live view
-// of workers, and the ready queue. All of that state lives on one EventLoop thread;
-// the API and the bus consumer talk to it by posting closures.
+// of workers, and the ready queue. All of that state lives on one EventLoop thread; the
+// API and the bus consumer talk to it by posting closures. Inside, it is a set of rooms on
+// that loop, each a class with one idea (see docs/internals/scheduler.md):
+//
+//   TaskGraph       workflows, tasks, states and transitions, the ready queue
+//   Submission      a workflow in: records committed, then the typed reply
+//   Dispatcher      ready -> prepared (data, conditions) -> placer -> DISPATCHED
+//   PlacementQueue  the bridge to the scheduling core (placement/placement.h)
+//   Dedup           operator fingerprints, stored results, single flight
+//   TaskEnds        success, skip, failure and retries, cancellation, cascades
+//   WorkerRegistry  the workers, their capacity and the API's snapshot
+//   Liveness        heartbeats, the watchdog, lost attempts
+//   NodeCommands    nodes, supervisor commands and their timeouts, elasticity
+//   BusIntake       the events stream, parsed and routed
+//   Outbox          store writes, events, bus messages out
+//   Deadlines       every timer, kept against the injectable TimeSource
 //
 // Durability: a submission is committed to the store before its reply is sent and
 // before any of its tasks is dispatched; later transitions are written behind through
 // the store's group commit, and each event is published to subscribers only once it is
 // committed. Bus messages are acknowledged only after the writes they caused commit.
 //
-// Dispatch: every decision — which batch of ready tasks, on which worker — is made by the
-// scheduling core (placement/placement.h: weighted fair share across organisations,
-// utility over a bounded candidate set, batching up to free slots). The loop admits a
-// ready task into it once its data is prepared and its epoch allows; a batch's dispatch
-// messages go to the node stream in one append.
+// Time: every deadline (watchdog period, worker grace, retry backoff, command timeouts,
+// unplaceable grace) is read from config.time. With a clock that advances by itself the
+// loop arms real timers for them; with a ManualTimeSource nothing fires until the test
+// advances it and calls Tick().
 #pragma once
 
 #include <nlohmann/json.hpp>
 
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "bus/bus.h"
 #include "cas/content_store.h"
-#include "common/event_loop.h"
+#include "common/clock.h"
 #include "common/status.h"
 #include "placement/placement.h"
 #include "scheduler/event_hub.h"
-#include "spec/workflow.h"
+#include "scheduler/node_commands.h"
+#include "scheduler/submission.h"
 #include "state/store.h"
 
 namespace flowmesh::scheduler {
@@ -49,17 +62,9 @@ struct SchedulerConfig {
   // Elasticity of native workers on the local node (off by default).
   placement::ElasticityConfig elasticity;
   nlohmann::json elastic_worker_config = nlohmann::json::object();  // worker_config of new ones
+  // Where time comes from (null: the system clocks). Must outlive the scheduler.
+  const TimeSource* time = nullptr;
 };
-
-struct SubmitRequest {
-  spec::WorkflowDef def;
-  std::string source_text;
-  std::string format = "native";
-  std::string org_id = state::kDefaultOrg;
-  std::string owner_id = state::kDefaultOwner;
-};
-
-using JsonCallback = std::function<void(Result<nlohmann::json>)>;
 
 class Scheduler {
  public:
@@ -75,8 +80,8 @@ class Scheduler {
   void Start();
   void Stop();
 
-  // Replies (on some thread) with the 201 body once the workflow is durable.
-  void Submit(SubmitRequest request, JsonCallback done);
+  // Replies (on some thread) once the workflow is durable; the API renders the reply.
+  void Submit(SubmitRequest request, SubmitCallback done);
   void CancelWorkflow(const std::string& workflow_id, JsonCallback done);
   // Interrupts one running (DISPATCHED) task: it becomes CANCELLING, then CANCELLED with
   // its dependents. FailedPrecondition (409) when the task is not running.
@@ -97,6 +102,10 @@ class Scheduler {
   void ApplyBusMessagesAsync(const std::vector<bus::Message>& batch, std::function<void()> durable);
   void ApplyHeartbeat(const std::string& payload);
 
+  // Runs every deadline that is due by config.time (watchdog, retries, timeouts) on the
+  // loop, and returns once it (and the dispatch pass after it) ran. Not from the loop.
+  void Tick();
+
   // Tenancy hooks; set before Start(). The usage sink gets one row per ended task attempt
   // (after it is queued for the store's `usage` table) on the scheduler thread: it must
   // not block. The supplier resolver names the supplier of a worker at dispatch ("" none).
@@ -105,13 +114,14 @@ class Scheduler {
       std::function<std::string(const std::string& worker_id, const std::string& info_json)> resolve);
 
   // Snapshots for the API (thread-safe copies, refreshed on each change).
-  nlohmann::json WorkersSnapshot() const;      // array of worker records
-  nlohmann::json StackWorkersSnapshot() const; // local node's worker processes
+  nlohmann::json WorkersSnapshot() const;       // array of worker records
+  nlohmann::json StackWorkersSnapshot() const;  // local node's worker processes
   std::string local_node_id() const;
   nlohmann::json Metrics() const;
 
- private:
   struct Impl;
+
+ private:
   std::unique_ptr<Impl> impl_;
 };
 

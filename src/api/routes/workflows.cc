@@ -1,4 +1,5 @@
 // Workflow routes: submit, validate, list, get (view=status), cancel; logs in logs.cc.
+#include <map>
 #include <variant>
 
 #include "api/access.h"
@@ -14,6 +15,41 @@ using http::Response;
 using nlohmann::json;
 
 namespace {
+
+// Each task's `resources.estimatedLoad` as submitted (1 when absent), by graph node name.
+std::map<std::string, json> EstimatedLoads(const spec::WorkflowDef& def) {
+  std::map<std::string, json> loads;
+  for (const auto& t : def.tasks) {
+    json load = 1;
+    if (auto res = t.spec.find("resources"); res != t.spec.end() && res->is_object()) {
+      if (auto l = res->find("estimatedLoad"); l != res->end()) load = *l;
+    }
+    loads[t.node_name] = std::move(load);
+  }
+  return loads;
+}
+
+// The 201 body of an accepted submission (the published shape).
+json SubmitReplyJson(const scheduler::SubmitReply& reply, const std::map<std::string, json>& loads) {
+  json tasks = json::array();
+  for (const auto& t : reply.tasks) {
+    auto load = loads.find(t.graph_node_name);
+    tasks.push_back({{"task_id", t.task_id},
+                     {"status", state::TaskStateName(t.status)},
+                     {"assigned_worker", t.assigned_worker.empty() ? json(nullptr) : json(t.assigned_worker)},
+                     {"topic", nullptr},
+                     {"waiting_on", t.waiting_on},
+                     {"depends_on", t.depends_on},
+                     {"attempts", t.attempts},
+                     {"max_attempts", t.max_attempts},
+                     {"graph_node_name", t.graph_node_name},
+                     {"load", load != loads.end() ? load->second : json(1)}});
+  }
+  return {{"ok", true},
+          {"workflow_id", reply.workflow_id},
+          {"count", reply.tasks.size()},
+          {"tasks", std::move(tasks)}};
+}
 
 // The workflow text of a submission: text/plain YAML/JSON, {"yaml": "…"}, or a JSON string.
 // The wrapper forms are recognised whatever the Content-Type says (curl -d sends
@@ -103,6 +139,7 @@ void ApiService::SubmitWorkflow(Request& req, std::shared_ptr<http::Responder> r
     return;
   }
   json warnings = SpecErrorList(ok.def.warnings);
+  std::map<std::string, json> loads = EstimatedLoads(ok.def);
   scheduler::SubmitRequest sub;
   sub.def = std::move(ok.def);
   sub.source_text = std::move(ok.text);
@@ -114,17 +151,19 @@ void ApiService::SubmitWorkflow(Request& req, std::shared_ptr<http::Responder> r
     plugins = auth_->plugins();
   }
   std::string org = sub.org_id, owner = sub.owner_id;
-  scheduler_->Submit(std::move(sub), [resp, plugins, org, owner, warnings](Result<json> result) {
-    if (result.ok()) {
-      if (plugins) {
-        plugins->Register("workflow", result->value("workflow_id", ""), org, owner);
-        for (const auto& t : result->value("tasks", json::array())) {
-          plugins->Register("task", t.value("task_id", ""), org, owner);
-        }
-      }
-      (*result)["warnings"] = warnings;
+  scheduler_->Submit(std::move(sub), [resp, plugins, org, owner, warnings, loads = std::move(loads)](
+                                          Result<scheduler::SubmitReply> reply) {
+    if (!reply.ok()) {
+      SendResult(resp, reply.status(), 201);
+      return;
     }
-    SendResult(resp, result, 201);
+    if (plugins) {
+      plugins->Register("workflow", reply->workflow_id, org, owner);
+      for (const auto& t : reply->tasks) plugins->Register("task", t.task_id, org, owner);
+    }
+    json body = SubmitReplyJson(*reply, loads);
+    body["warnings"] = warnings;
+    SendResult(resp, body, 201);
   });
 }
 

