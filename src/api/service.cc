@@ -34,6 +34,7 @@ std::shared_ptr<http::Router> ApiService::MakeRouter() {
   AddStackRoutes(*r);
   AddTraceRoutes(*r);
   AddSshRoutes(*r);
+  AddServeRoutes(*r);
   if (!auth_) return r;
   AddAdminRoutes(*r);
   return GuardRouter(*r, auth_);

@@ -19,6 +19,9 @@
 
 namespace flowmesh::api {
 
+class ServeProxy;   // routes/serve.cc
+struct ServeTarget;
+
 struct ApiConfig {
   std::string version = "0.1.0";
   size_t body_limit = 16 << 20;
@@ -58,6 +61,7 @@ class ApiService {
   void AddSystemRoutes(http::Router& r);                        // routes/system.cc
   void AddTraceRoutes(http::Router& r);                         // routes/traces.cc
   void AddSshRoutes(http::Router& r);                           // routes/ssh.cc
+  void AddServeRoutes(http::Router& r);                         // routes/serve.cc
   void AddAdminRoutes(http::Router& r);  // admin_routes.cc: orgs, keys, usage
 
   // Workflows.
@@ -105,6 +109,8 @@ class ApiService {
   // Traces, ssh/serve.
   Result<WorkflowTrace> TraceOf(const http::Request& req, const std::string& id) const;
   http::Response NotYetForTask(http::Request& req, const char* why);
+  // Where a serve proxy request goes, or why it cannot (404 / 409).
+  Result<ServeTarget> ServeTargetOf(const http::Request& req) const;
 
   // NotFound (worded as for a missing record) unless the caller may see a record of
   // `org_id`; then PermissionDenied unless every plugin permission checker allows.
@@ -128,6 +134,7 @@ class ApiService {
   auth::Authenticator* const auth_;
   const std::function<nlohmann::json()> extra_metrics_;
   const std::function<nlohmann::json(double)> maintenance_;
+  std::shared_ptr<ServeProxy> serve_proxy_;  // set by AddServeRoutes
 };
 
 }  // namespace flowmesh::api

@@ -211,6 +211,9 @@ struct Scheduler::Impl {
   json workers_snapshot FM_GUARDED_BY(snap_mu) = json::array();
   json stack_snapshot FM_GUARDED_BY(snap_mu) = json::array();
   std::string local_node_snapshot FM_GUARDED_BY(snap_mu);
+  // Task id → the "_" keys of its latest TASK_UPDATE (Scheduler::InternalUpdate).
+  mutable Mutex internal_mu;
+  std::map<std::string, json> internal_updates FM_GUARDED_BY(internal_mu);
 
   Impl(SchedulerConfig c, state::Store* s, std::shared_ptr<bus::Bus> b, EventHub* h,
        cas::ContentStore* cs)
@@ -1278,22 +1281,46 @@ struct Scheduler::Impl {
     } else if (type == "TASK_LOG") {
       Emit("TASK_LOG", t, "", false, payload);
     } else if (type == "TASK_UPDATE") {
+      KeepInternal(t.rec.task_id, &payload);
       t.rec.latest_update_json = payload.dump();
       PersistTask(t);
       Emit("TASK_UPDATE", t, "", false, payload);
     } else if (type == "TASK_SUCCEEDED") {
+      ForgetInternal(t.rec.task_id);
       Succeed(t, std::move(payload));
     } else if (type == "TASK_FAILED") {
+      ForgetInternal(t.rec.task_id);
       std::string error = JsonOr(m, "error", "");
       if (error.empty()) error = "task failed";
       Fail(t, error, JsonOr(m, "retryable", false));
     } else if (type == "TASK_CANCELLED") {
+      ForgetInternal(t.rec.task_id);
       if (t.rec.status == TaskState::kCancelling) {
         Cancelled(t);
       } else {
         Fail(t, "cancelled by the worker", true);
       }
     }
+  }
+
+  // Moves the "_" keys of a TASK_UPDATE payload out of it (see InternalUpdate).
+  void KeepInternal(const std::string& task_id, json* payload) {
+    json internal = json::object();
+    for (auto it = payload->begin(); it != payload->end();) {
+      if (!it.key().empty() && it.key()[0] == '_') {
+        internal[it.key()] = std::move(it.value());
+        it = payload->erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (internal.empty()) return;
+    MutexLock lock(internal_mu);
+    internal_updates[task_id] = std::move(internal);
+  }
+  void ForgetInternal(const std::string& task_id) {
+    MutexLock lock(internal_mu);
+    internal_updates.erase(task_id);
   }
 
   void WorkerUp(const json& m) {
@@ -1973,6 +2000,12 @@ void Scheduler::ApplyHeartbeat(const std::string& payload) {
 json Scheduler::WorkersSnapshot() const {
   MutexLock lock(impl_->snap_mu);
   return impl_->workers_snapshot;
+}
+
+json Scheduler::InternalUpdate(const std::string& task_id) const {
+  MutexLock lock(impl_->internal_mu);
+  auto it = impl_->internal_updates.find(task_id);
+  return it == impl_->internal_updates.end() ? json() : it->second;
 }
 
 json Scheduler::StackWorkersSnapshot() const {

@@ -839,6 +839,7 @@ class SchemaBuilder {
 
   const Schema* Serve() {
     return Obj({{"ttlSeconds", Positive()},
+                {"idleTimeoutSeconds", Positive()},
                 {"readinessTimeoutSeconds", Positive()},
                 {"accessMode", AccessMode()},
                 {"port", Int(1.0, 65535.0)},
@@ -916,7 +917,8 @@ const std::vector<FlatSection>& FlatSections() {
       {"ssh", "ssh",
        {"interactive", "image", "user", "authorizedKeys", "command", "entrypoint", "ttlSeconds",
         "idleTimeoutSeconds", "accessMode", "inputs", "sshOutput", "env"}},
-      {"serve", "serve", {"ttlSeconds", "readinessTimeoutSeconds", "accessMode", "port", "apiKey"}},
+      {"serve", "serve",
+       {"ttlSeconds", "idleTimeoutSeconds", "readinessTimeoutSeconds", "accessMode", "port", "apiKey"}},
       {"python", "python",
        {"code", "entrypoint", "image", "requirements", "inputs", "network", "env", "emits",
         "pythonOutput"}},
