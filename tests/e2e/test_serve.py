@@ -71,8 +71,10 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(chat.usage.completion_tokens, 12)
         self.assertEqual(chat.choices[0].finish_reason, "length")
 
-        # Streaming: the same greedy text, in several chunks, then the usage chunk.
-        pieces, usage = [], None
+        # Streaming: the same greedy text (in as many chunks as the decode loop produced
+        # while the stream was sending: a tiny model may finish between two sends), then a
+        # chunk with the finish reason, then the usage chunk.
+        pieces, usage, finish = [], None, None
         stream = c.chat.completions.create(model=self.model, messages=[{"role": "user", "content": "hello"}],
                                            max_tokens=12, temperature=0, stream=True,
                                            stream_options={"include_usage": True})
@@ -82,7 +84,10 @@ class ServeTest(unittest.TestCase):
             for choice in chunk.choices:
                 if choice.delta.content:
                     pieces.append(choice.delta.content)
-        self.assertGreater(len(pieces), 1)
+                if choice.finish_reason:
+                    finish = choice.finish_reason
+        self.assertGreaterEqual(len(pieces), 1)
+        self.assertEqual(finish, "length")
         self.assertEqual("".join(pieces), chat.choices[0].message.content)
         self.assertEqual(usage.completion_tokens, 12)
 
