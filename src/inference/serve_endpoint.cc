@@ -89,12 +89,18 @@ struct ServeEndpoint::Impl {
     return r;
   }
 
+  // Runs `job` on the pool; once stopping, at once on the caller's thread (the pool may be
+  // gone, and a job then only answers that the endpoint is stopping).
   void Queue(std::function<void()> job) {
     {
       MutexLock lock(mu);
-      jobs.push_back(std::move(job));
+      if (!stopping) {
+        jobs.push_back(std::move(job));
+        cv.notify_one();
+        return;
+      }
     }
-    cv.notify_one();
+    job();
   }
 
   void PoolLoop() {
@@ -172,11 +178,16 @@ struct ServeEndpoint::Impl {
     if (r.echo && !send(r.prompt, "")) return engine->Cancel(*gen);
     for (;;) {
       bool ready = (*gen)->WaitForText(kWaitSlice);
-      if (sse->closed() || Stopping()) return engine->Cancel(*gen);  // client gone or stopping
+      if (sse->closed() || Stopping()) {  // client gone or stopping
+        engine->Cancel(*gen);
+        return sse->Close();
+      }
       if (!ready) continue;
+      // Read before taking: all text published before the end is in this delta.
+      bool finished = (*gen)->done();
       std::string delta = (*gen)->TakeDelta();
       if (!delta.empty() && !send(delta, "")) return engine->Cancel(*gen);
-      if ((*gen)->done() && (*gen)->TakeDelta().empty()) break;
+      if (finished) break;
     }
     Completion c = (*gen)->completion();
     if (c.finish_reason == "error") {
@@ -275,8 +286,10 @@ void ServeEndpoint::Stop() {
     impl_->stopping = true;
   }
   impl_->cv.notify_all();
-  impl_->server->Stop();  // streams see closed(); queued jobs still run and end at once
+  // Jobs see the stop within a wait slice: they cancel their sequences and answer (503, or
+  // close their streams) while the server still runs; then the server closes what is left.
   for (auto& t : impl_->pool) t.join();
+  impl_->server->Stop();
 }
 
 int ServeEndpoint::port() const { return impl_->server->port(); }
