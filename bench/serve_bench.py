@@ -51,16 +51,19 @@ def run(stack, path, key, model, clients):
     lock = threading.Lock()
 
     def client():
-        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=120)
         try:
             for _ in range(REQUESTS_PER_CLIENT):
-                t = one_request(conn, path, key, model)
+                # The server ends the connection with the stream: one connection per request
+                # (its setup is part of the time to first token, as for any SSE client).
+                conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=120)
+                try:
+                    t = one_request(conn, path, key, model)
+                finally:
+                    conn.close()
                 with lock:
                     ttfts.append(t if t is not None else float("nan"))
         except Exception as e:  # reported below
             errors.append(repr(e))
-        finally:
-            conn.close()
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     start = time.perf_counter()
