@@ -23,9 +23,12 @@
 #          batched decode vs llama.cpp's llama-batched-bench from the same source
 #          (ratio_vs_llama_batched_bench; built into build/llama-tools), and the ceiling
 #          llama.cpp itself gives batching on this machine (llama_batched_bench_npl8_over_npl1).
+#   serve  a tiny generated model served by a serve task, called through the server's
+#          /api/v1/serve proxy with streaming chat completions (32 tokens) by 1 and 8
+#          concurrent clients: serve_requests_per_sec_cN and serve_ttft_p50_ms_cN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name="${1:?usage: bench/run.sh NAME (echo|echo-auth|parse|scheduler|dedup|inference|fuzz-parser)}"
+name="${1:?usage: bench/run.sh NAME (echo|echo-auth|parse|scheduler|dedup|inference|serve|fuzz-parser)}"
 case "$name" in
   echo)
     scripts/build release >&2  # incremental: never measure stale binaries
@@ -52,6 +55,9 @@ case "$name" in
     echo "latency_p99_ms_auth_off=$(best min "${p99_off[@]}")"
     echo "latency_p99_ms_auth_on=$(best min "${p99_on[@]}")"
     python3 -c "print(f'auth_ratio={$on_best/$off_best:.3f}')" ;;
+  serve)
+    scripts/build release >&2
+    exec python3 bench/serve_bench.py ;;
   parse)
     [ -f build/release/build.ninja ] || cmake --preset release >&2
     cmake --build build/release --target parse_bench >&2

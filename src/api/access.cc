@@ -47,7 +47,8 @@ const std::vector<Entry>& Table() {
       {"*", "/api/v1/stack/*", Need(Kind::kWorker, Action::kAdmin)},
       {"GET", "/api/v1/ssh/connections", Need(Kind::kSystem, Action::kAdmin)},
       {"*", "/api/v1/ssh/*", Need(Kind::kTask, Action::kWrite)},
-      {"*", "/api/v1/serve/*", Need(Kind::kTask, Action::kWrite)},
+      // Calling a served model is reading the task (the published server's scope).
+      {"*", "/api/v1/serve/*", Need(Kind::kTask, Action::kRead)},
       {"GET", "/api/v1/usage", Need(Kind::kSystem, Action::kRead)},
       // Resolve also requires the service principal (it holds result:write to upload).
       {"POST", "/api/v1/secrets/resolve", Need(Kind::kResult, Action::kWrite)},
@@ -118,17 +119,28 @@ std::shared_ptr<http::Router> GuardRouter(const http::Router& routes,
           return h(req);
         });
         break;
-      case http::Router::Route::Kind::kAsync:
-        out->AddAsync(route->method, pattern,
-                      [authn, perm, h = route->async](http::Request& req,
-                                                      std::shared_ptr<http::Responder> resp) {
-                        if (auto refused = Check(authn, perm, req)) {
-                          resp->Send(std::move(*refused));
-                          return;
-                        }
-                        h(req, std::move(resp));
-                      });
+      case http::Router::Route::Kind::kAsync: {
+        auto guarded = [authn, perm, h = route->async](http::Request& req,
+                                                       std::shared_ptr<http::Responder> resp) {
+          if (auto refused = Check(authn, perm, req)) {
+            resp->Send(std::move(*refused));
+            return;
+          }
+          h(req, std::move(resp));
+        };
+        if (!route->wants_stream) {
+          out->AddAsync(route->method, pattern, std::move(guarded));
+          break;
+        }
+        out->AddAsyncOrSse(route->method, pattern, std::move(guarded), route->sse,
+                           route->wants_stream,
+                           [authn, perm, pre = route->precheck](http::Request& req)
+                               -> std::optional<http::Response> {
+                             if (auto refused = Check(authn, perm, req)) return refused;
+                             return pre ? pre(req) : std::nullopt;
+                           });
         break;
+      }
       case http::Router::Route::Kind::kSse:
         out->AddSse(pattern, route->sse,
                     [authn, perm, pre = route->precheck](http::Request& req)

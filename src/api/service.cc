@@ -37,6 +37,7 @@ std::shared_ptr<http::Router> ApiService::MakeRouter() {
   AddTraceRoutes(*r);
   AddSshRoutes(*r);
   if (secret_routes_.secrets) AddSecretRoutes(*r, secret_routes_);
+  AddServeRoutes(*r);
   if (!auth_) return r;
   AddAdminRoutes(*r);
   return GuardRouter(*r, auth_);

@@ -21,6 +21,9 @@
 
 namespace flowmesh::api {
 
+class ServeProxy;   // routes/serve.cc
+struct ServeTarget;
+
 struct ApiConfig {
   std::string version = "0.1.0";
   size_t body_limit = 16 << 20;
@@ -64,6 +67,7 @@ class ApiService {
   void AddSystemRoutes(http::Router& r);                        // routes/system.cc
   void AddTraceRoutes(http::Router& r);                         // routes/traces.cc
   void AddSshRoutes(http::Router& r);                           // routes/ssh.cc
+  void AddServeRoutes(http::Router& r);                         // routes/serve.cc
   void AddAdminRoutes(http::Router& r);  // admin_routes.cc: orgs, keys, usage
 
   // Workflows.
@@ -111,6 +115,8 @@ class ApiService {
   // Traces, ssh/serve.
   Result<WorkflowTrace> TraceOf(const http::Request& req, const std::string& id) const;
   http::Response NotYetForTask(http::Request& req, const char* why);
+  // Where a serve proxy request goes, or why it cannot (404 / 409).
+  Result<ServeTarget> ServeTargetOf(const http::Request& req) const;
 
   // NotFound (worded as for a missing record) unless the caller may see a record of
   // `org_id`; then PermissionDenied unless every plugin permission checker allows.
@@ -135,6 +141,7 @@ class ApiService {
   const std::function<nlohmann::json()> extra_metrics_;
   const std::function<nlohmann::json(double)> maintenance_;
   SecretRouteDeps secret_routes_;  // routes/secrets.cc
+  std::shared_ptr<ServeProxy> serve_proxy_;  // set by AddServeRoutes
 };
 
 }  // namespace flowmesh::api

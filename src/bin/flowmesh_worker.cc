@@ -12,6 +12,7 @@
 #include "inference/backend.h"
 #include "inference/inference_executor.h"
 #include "inference/model_cache.h"
+#include "inference/serve_executor.h"
 #include "worker/host_info.h"
 #include "worker/worker.h"
 
@@ -56,6 +57,20 @@ int main(int argc, char** argv) {
   t.Add("--inference-threads", "FLOWMESH_WORKER_INFERENCE_THREADS", &inference_threads,
         "llama.cpp threads (0: all cores)")
       ->check(CLI::Range(0, 1024));
+  flowmesh::inference::ServeSettings serve;
+  t.Add("--serve-listen", "FLOWMESH_WORKER_SERVE_LISTEN", &serve.listen_address,
+        "address serve endpoints listen on (accessMode forward/proxy; direct: 0.0.0.0)");
+  t.Add("--serve-advertise-host", "FLOWMESH_WORKER_SERVE_ADVERTISE_HOST", &serve.advertise_host,
+        "host the server proxies serve requests to (default: the listen address)");
+  t.Add("--serve-max-concurrent", "FLOWMESH_WORKER_SERVE_MAX_CONCURRENT", &serve.max_concurrent,
+        "requests one serve endpoint works on at once (more wait)")
+      ->check(CLI::Range(1, 4096));
+  t.Add("--serve-default-ttl", "FLOWMESH_WORKER_SERVE_DEFAULT_TTL", &serve.default_ttl_s,
+        "seconds a serve task runs without ttlSeconds")
+      ->check(CLI::PositiveNumber);
+  t.Add("--serve-max-ttl", "FLOWMESH_WORKER_SERVE_MAX_TTL", &serve.max_ttl_s,
+        "upper bound on a serve task's ttlSeconds")
+      ->check(CLI::PositiveNumber);
   bool print_settings = false, print_backend = false;
   app.add_flag("--print-settings", print_settings, "print every setting as a Markdown table and exit");
   app.add_flag("--print-backend", print_backend, "print the engine's backend (cpu | cuda) and exit");
@@ -96,6 +111,7 @@ int main(int argc, char** argv) {
   auto executors = flowmesh::executors::BuiltinExecutors();
   flowmesh::inference::RegisterInferenceExecutors(executors, models);
   flowmesh::agent::RegisterAgentExecutor(executors, models);
+  flowmesh::inference::RegisterServeExecutor(executors, models, serve);
   flowmesh::worker::Worker worker(config, std::move(executors));
   std::thread signal_thread([&] {
     int sig = 0;

@@ -234,14 +234,21 @@ Result<ClientResponse> Client::PostJson(const std::string& path, const std::stri
   return Request("POST", path, json, h);
 }
 
-Status Client::StreamSse(const std::string& path, const Headers& headers,
+Status Client::StreamSse(const std::string& method, const std::string& path,
+                         const std::string& body, const Headers& headers,
                          const std::function<bool(const SseEvent&)>& on_event) {
   Impl& im = *impl_;
   if (!im.url_error.empty()) return InvalidArgument(im.url_error);
-  const std::string what = "GET " + path;
+  const std::string what = method + " " + path;
   beast::tcp_stream stream(im.ioc);
   FM_RETURN_IF_ERROR(im.Connect(stream));
-  auto req = im.MakeRequest("GET", path, headers);
+  auto req = im.MakeRequest(method, path, headers);
+  if (!body.empty()) {
+    if (req.find(bhttp::field::content_type) == req.end()) {
+      req.set(bhttp::field::content_type, "application/json");
+    }
+    req.body() = body;
+  }
   req.set(bhttp::field::accept, "text/event-stream");
   req.set(bhttp::field::cache_control, "no-cache");
   req.keep_alive(true);

@@ -92,6 +92,11 @@ class Router {
   void Add(const std::string& method, const std::string& pattern, SyncHandler handler);
   void AddAsync(const std::string& method, const std::string& pattern, AsyncHandler handler);
   void AddSse(const std::string& pattern, SseHandler handler, SsePrecheck precheck = nullptr);
+  // An async route that answers as an SSE stream instead (precheck first, as AddSse) when
+  // `wants_stream(request)` says so: OpenAI-style POST bodies carrying "stream": true.
+  void AddAsyncOrSse(const std::string& method, const std::string& pattern, AsyncHandler handler,
+                     SseHandler sse, std::function<bool(const Request&)> wants_stream,
+                     SsePrecheck precheck = nullptr);
 
   struct Route;
   // Finds the route for a request, filling request.params. nullptr: no route.
@@ -113,6 +118,7 @@ struct Router::Route {
   AsyncHandler async;
   SseHandler sse;
   SsePrecheck precheck;
+  std::function<bool(const Request&)> wants_stream;  // kAsync routes that may stream
 };
 
 struct ServerConfig {
@@ -187,7 +193,12 @@ class Client {
   // server's keep-alive interval. Returns the final status (OK when ended normally or
   // stopped by `on_event`; the server's error status when it refused the stream).
   Status StreamSse(const std::string& path, const Headers& headers,
-                   const std::function<bool(const SseEvent&)>& on_event);
+                   const std::function<bool(const SseEvent&)>& on_event) {
+    return StreamSse("GET", path, "", headers, on_event);
+  }
+  // The same for a request with a method and body (a POST that answers with a stream).
+  Status StreamSse(const std::string& method, const std::string& path, const std::string& body,
+                   const Headers& headers, const std::function<bool(const SseEvent&)>& on_event);
 
   const std::string& base_url() const { return base_url_; }
 

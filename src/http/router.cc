@@ -89,6 +89,17 @@ void Router::AddSse(const std::string& pattern, SseHandler handler, SsePrecheck 
   routes_.push_back(std::move(r));
 }
 
+void Router::AddAsyncOrSse(const std::string& method, const std::string& pattern,
+                           AsyncHandler handler, SseHandler sse,
+                           std::function<bool(const Request&)> wants_stream, SsePrecheck precheck) {
+  auto r = MakeRoute(Route::Kind::kAsync, method, pattern);
+  r->async = std::move(handler);
+  r->sse = std::move(sse);
+  r->wants_stream = std::move(wants_stream);
+  r->precheck = std::move(precheck);
+  routes_.push_back(std::move(r));
+}
+
 const Router::Route* Router::Match(Request& request, bool* method_mismatch) const {
   if (method_mismatch) *method_mismatch = false;
   // Split the raw (still encoded) path so "%2F" inside a segment does not split it.

@@ -263,20 +263,24 @@ class Session : public std::enable_shared_from_this<Session> {
       case Router::Route::Kind::kSync:
         return WriteResponse(Guarded(request, [&] { return route->sync(request); }));
       case Router::Route::Kind::kAsync:
+        if (route->wants_stream && route->wants_stream(request)) return CheckAndStartSse(*route, request);
         return RunAsync(*route, request);
-      case Router::Route::Kind::kSse: {
-        if (route->precheck) {
-          std::optional<Response> early;
-          Response failure = Guarded(request, [&] {
-            early = route->precheck(request);
-            return Response();
-          });
-          if (failure.status != 200) return WriteResponse(std::move(failure));  // it threw
-          if (early) return WriteResponse(std::move(*early));
-        }
-        return StartSse(*route, request);
-      }
+      case Router::Route::Kind::kSse:
+        return CheckAndStartSse(*route, request);
     }
+  }
+
+  void CheckAndStartSse(const Router::Route& route, Request& request) {
+    if (route.precheck) {
+      std::optional<Response> early;
+      Response failure = Guarded(request, [&] {
+        early = route.precheck(request);
+        return Response();
+      });
+      if (failure.status != 200) return WriteResponse(std::move(failure));  // it threw
+      if (early) return WriteResponse(std::move(*early));
+    }
+    return StartSse(route, request);
   }
 
   // Runs fn, turning exceptions into 500 responses.

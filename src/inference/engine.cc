@@ -113,6 +113,11 @@ bool Generation::WaitFor(std::chrono::milliseconds timeout) {
   return lock.WaitFor(cv_, timeout, [this]() FM_REQUIRES(mu_) { return done_; });
 }
 
+bool Generation::WaitForText(std::chrono::milliseconds timeout) {
+  MutexLock lock(mu_);
+  return lock.WaitFor(cv_, timeout, [this]() FM_REQUIRES(mu_) { return done_ || !delta_.empty(); });
+}
+
 bool Generation::done() const {
   MutexLock lock(mu_);
   return done_;

@@ -81,6 +81,9 @@ class Generation {
  public:
   // Blocks until done or `timeout` passes; returns whether it is done.
   bool WaitFor(std::chrono::milliseconds timeout);
+  // Blocks until text is waiting to be taken, the generation is done, or `timeout` passes;
+  // returns whether text is waiting or it is done (streaming without polling).
+  bool WaitForText(std::chrono::milliseconds timeout);
   bool done() const;
   Completion completion() const;  // meaningful once done()
   // Text generated since the previous call (complete UTF-8 characters only).

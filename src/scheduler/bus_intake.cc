@@ -57,16 +57,20 @@ void BusIntake::OnTaskEvent(const json& m) {
   } else if (type == "TASK_LOG") {
     outbox_->Emit("TASK_LOG", t.rec, "", false, payload);
   } else if (type == "TASK_UPDATE") {
+    internal_->Keep(t.rec.task_id, &payload);
     t.rec.latest_update_json = payload.dump();
     outbox_->PutTask(t.rec);
     outbox_->Emit("TASK_UPDATE", t.rec, "", false, payload);
   } else if (type == "TASK_SUCCEEDED") {
+    internal_->Forget(t.rec.task_id);
     ends_->Succeed(t, std::move(payload));
   } else if (type == "TASK_FAILED") {
+    internal_->Forget(t.rec.task_id);
     std::string error = JsonOr(m, "error", "");
     if (error.empty()) error = "task failed";
     ends_->Fail(t, error, JsonOr(m, "retryable", false));
   } else if (type == "TASK_CANCELLED") {
+    internal_->Forget(t.rec.task_id);
     if (t.rec.status == TaskState::kCancelling) {
       ends_->Cancelled(t);
     } else {

@@ -59,6 +59,7 @@ struct Scheduler::Impl {
   Dispatcher dispatcher;
   NodeCommands nodes;
   Liveness liveness;
+  InternalUpdates internal;  // before intake, which writes it
   BusIntake intake;
   Submission submission;
   EventLoop::TimerId wakeup = 0;  // the real timer armed for the next deadline

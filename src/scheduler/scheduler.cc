@@ -34,7 +34,7 @@ Scheduler::Impl::Impl(SchedulerConfig c, state::Store* s, std::shared_ptr<bus::B
       nodes({s, &outbox, &deadlines, &loop, &workers, &placer, time},
             {config.command_timeout_s, config.elasticity, config.elastic_worker_config}),
       liveness(&graph, &workers, &ends, &counters, time, config.worker_grace_s),
-      intake(&graph, &liveness, &ends, &nodes, &outbox, &counters, time),
+      intake(&graph, &liveness, &ends, &nodes, &outbox, &internal, &counters, time),
       submission(&graph, &outbox, s, h, &loop, &counters, time) {
   graph.SetHooks({[this](Task& t) { queue.Unqueue(t); },
                   [this](Task& t) { dedup.ReleaseFlight(t); }});
@@ -247,6 +247,10 @@ json Scheduler::WorkersSnapshot() const { return impl_->workers.Snapshot(); }
 json Scheduler::StackWorkersSnapshot() const { return impl_->nodes.StackSnapshot(); }
 
 std::string Scheduler::local_node_id() const { return impl_->nodes.LocalNodeSnapshot(); }
+
+json Scheduler::InternalUpdate(const std::string& task_id) const {
+  return impl_->internal.Get(task_id);
+}
 
 json Scheduler::Metrics() const {
   const Counters& c = impl_->counters;

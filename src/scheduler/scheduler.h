@@ -118,6 +118,10 @@ class Scheduler {
   nlohmann::json StackWorkersSnapshot() const;  // local node's worker processes
   std::string local_node_id() const;
   nlohmann::json Metrics() const;
+  // What a running task's worker reported for the fabric only: the TASK_UPDATE keys that
+  // start with "_" (a serve endpoint's key). Kept in memory, never stored in the task's
+  // latest_update nor sent in events; null once the task ended or when there is none.
+  nlohmann::json InternalUpdate(const std::string& task_id) const;
 
   struct Impl;
 

@@ -428,6 +428,8 @@ OptionSection BuildServe() {
   s.options = {
       {.name = "ttlSeconds", .type = T::kNumber, .min = 0, .min_exclusive = true,
        .doc = "Longest life of the server.", .flat = true},
+      {.name = "idleTimeoutSeconds", .type = T::kNumber, .min = 0, .min_exclusive = true,
+       .doc = "Stop after this long without a request.", .flat = true},
       {.name = "readinessTimeoutSeconds", .type = T::kNumber, .min = 0, .min_exclusive = true,
        .doc = "Wait for the server to answer.", .flat = true},
       {.name = "accessMode", .type = T::kEnum, .doc = "How clients reach the server.",

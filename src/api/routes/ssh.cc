@@ -1,6 +1,6 @@
-// SSH and serve routes of the published contract. Both need executors this server does not
-// have yet (an ssh executor, a serve executor): the routes exist, check the caller and the
-// task, and answer 501 {detail} saying so, rather than 404 for an unknown route.
+// SSH routes of the published contract. They need an executor this server does not have
+// yet (an ssh executor): the routes exist, check the caller and the task, and answer 501
+// {detail} saying so, rather than 404 for an unknown route. (The serve proxy: serve.cc.)
 #include "api/access.h"
 #include "api/routes/common.h"
 #include "api/service.h"
@@ -16,8 +16,6 @@ namespace {
 constexpr const char* kNoSsh =
     "SSH sessions are not supported by this server yet: it has no ssh executor, so no task "
     "can publish an sshd to proxy to";
-constexpr const char* kNoServe =
-    "serve tasks are not supported by this server yet: it has no serve executor to proxy to";
 
 }  // namespace
 
@@ -33,10 +31,6 @@ void ApiService::AddSshRoutes(http::Router& r) {
   r.Add("GET", p + "/ssh/connections", [](Request&) { return JsonResponse(200, json::array()); });
   r.Add("GET", p + "/ssh/tasks/{id}/proxy",
         [this](Request& req) { return NotYetForTask(req, kNoSsh); });
-  for (const char* method : {"GET", "POST", "PUT", "DELETE"}) {
-    r.Add(method, p + "/serve/tasks/{id}/{path...}",
-          [this](Request& req) { return NotYetForTask(req, kNoServe); });
-  }
 }
 
 }  // namespace flowmesh::api

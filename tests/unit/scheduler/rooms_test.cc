@@ -11,6 +11,7 @@
 #include "scheduler/deadlines.h"
 #include "scheduler/dedup.h"
 #include "scheduler/event_hub.h"
+#include "scheduler/internal_updates.h"
 #include "scheduler/outbox.h"
 #include "scheduler/retry_policy.h"
 #include "scheduler/task_graph.h"
@@ -68,6 +69,20 @@ TEST(DeadlinesTest, ADeadlineSetByADueOneRunsInTheSamePassWhenDue) {
   EXPECT_EQ(d.RunDue(), 2);
   EXPECT_EQ(n, 2);
   EXPECT_EQ(d.size(), 1u);
+}
+
+TEST(InternalUpdatesTest, UnderscoreKeysLeaveThePayloadAndStayUntilForgotten) {
+  InternalUpdates internal;
+  nlohmann::json payload = {{"serve", {{"port", 8100}}}, {"_serve", {{"api_key", "k-1"}}}};
+  internal.Keep("tsk-1", &payload);
+  EXPECT_EQ(payload, (nlohmann::json{{"serve", {{"port", 8100}}}}));  // what is stored and sent
+  EXPECT_EQ(internal.Get("tsk-1"), (nlohmann::json{{"_serve", {{"api_key", "k-1"}}}}));
+  nlohmann::json plain = {{"progress", 0.5}};
+  internal.Keep("tsk-1", &plain);  // an update without internal keys keeps the last ones
+  EXPECT_EQ(internal.Get("tsk-1")["_serve"]["api_key"], "k-1");
+  internal.Forget("tsk-1");
+  EXPECT_TRUE(internal.Get("tsk-1").is_null());
+  EXPECT_TRUE(internal.Get("tsk-unknown").is_null());
 }
 
 TEST(RetryPolicyTest, BackoffDoublesPerAttemptUpToTheCapWithJitter) {
