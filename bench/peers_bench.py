@@ -88,6 +88,7 @@ def start_redis(tmp):
             if "Ready to accept connections" in line:
                 # Keep reading its log so a full pipe never blocks it.
                 threading.Thread(target=proc.stdout.read, daemon=True).start()
+                print(f"peers_bench: redis_server_pid={proc.pid}", file=sys.stderr)
                 return proc, f"redis://127.0.0.1:{port}/0"
         proc.wait()  # exited before it was ready (the port was taken meanwhile): try another
     raise RuntimeError("redis-server did not start")
