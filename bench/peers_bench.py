@@ -95,6 +95,7 @@ def start_redis(tmp):
 
 
 def stop(proc):
+    """Stops a process the bench started, by its pid (SIGTERM, then SIGKILL after 30 s)."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -126,10 +127,6 @@ def run_celery(tmp):
         if worker is not None:
             stop(worker)
         stop(redis)
-        try:
-            app.close()
-        except NameError:
-            pass
 
 
 def main():
