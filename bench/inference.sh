@@ -21,17 +21,22 @@ cmake -S "$llama_src" -B build/llama-tools -G Ninja -DCMAKE_BUILD_TYPE=RelWithDe
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >&2
 cmake --build build/llama-tools --target llama-batched-bench -j 2 >&2
 # Interleaved rounds, best of each: the machine may be shared, so both see the same load.
+# Each round is one warm-up plus one measured batch for both (llama-batched-bench warms up
+# and measures each npl once; inference_bench is told ROUNDS=1), so neither gets more tries.
+rounds="${BENCH_INFERENCE_ROUNDS:-3}"
 bb_speed=0
 ours_speed=0
-for round in 1 2 3; do
+for round in $(seq "$rounds"); do
   bb=$(build/llama-tools/bin/llama-batched-bench -m "$model" -c 4096 -b 2048 -ub 512 -npp 128 -ntg 128 -npl 8 \
          -no-kvu -fa off -t "$threads" -tb "$threads" --output-format jsonl 2>/dev/null | grep '^{' | tail -1)
   bb_speed=$(python3 -c 'import json,sys; print("%.2f" % max(float(sys.argv[2]), json.loads(sys.argv[1])["speed"]))' \
                "$bb" "$bb_speed")
-  ours=$(build/release/bin/inference_bench "$model" 128 128 8 "$threads")
+  ours=$(build/release/bin/inference_bench "$model" 128 128 8 "$threads" 1)
   ours_speed=$(echo "$ours" | sed -n 's/^engine_tokens_per_s=//p' | \
                  python3 -c 'import sys; print("%.2f" % max(float(sys.stdin.read()), float(sys.argv[1])))' "$ours_speed")
 done
+echo "llama_batched_bench_repetitions=$rounds"
+echo "engine_repetitions=$rounds"
 echo "llama_batched_bench_tokens_per_s=$bb_speed"
 echo "engine_tokens_per_s=$ours_speed"
 python3 -c 'import sys; print("ratio_vs_llama_batched_bench=%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' \

@@ -1,7 +1,10 @@
 // bench/run.sh inference (engine part): the executor's batched decode on one model, in
 // the shape llama-batched-bench measures (npl sequences of npp prompt tokens, ntg new
 // tokens each). Prints key=value lines.
-//   inference_bench MODEL NPP NTG NPL THREADS
+//   inference_bench MODEL NPP NTG NPL THREADS [ROUNDS]
+// Like one llama-batched-bench run: a short warm-up, then ROUNDS (default 1) measured
+// batches; the fastest is reported. bench/inference.sh gives both the same repetitions.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -51,11 +54,12 @@ double RunBatch(Engine& engine, int npp, int ntg, int npl, int salt, int* prompt
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 6) {
-    std::fprintf(stderr, "usage: %s MODEL NPP NTG NPL THREADS\n", argv[0]);
+  if (argc != 6 && argc != 7) {
+    std::fprintf(stderr, "usage: %s MODEL NPP NTG NPL THREADS [ROUNDS]\n", argv[0]);
     return 2;
   }
   int npp = std::atoi(argv[2]), ntg = std::atoi(argv[3]), npl = std::atoi(argv[4]);
+  int rounds = argc == 7 ? std::max(1, std::atoi(argv[6])) : 1;
   EngineOptions options;
   options.n_seq = npl;
   options.n_ctx = 4096;
@@ -69,11 +73,12 @@ int main(int argc, char** argv) {
   RunBatch(**engine, 16, 4, npl, 1000, &prompt_tokens);  // warm-up
   // Distinct prompts each round: no prefix reuse from the previous round.
   double best = 1e9;
-  for (int round = 0; round < 2; ++round) {
+  for (int round = 0; round < rounds; ++round) {
     double t = RunBatch(**engine, npp, ntg, npl, round * npl, &prompt_tokens);
     best = std::min(best, t);
   }
   double speed = static_cast<double>(npl) * (npp + ntg) / best;
+  std::printf("engine_rounds=%d\n", rounds);
   std::printf("engine_prompt_tokens=%d\nengine_batch_seconds=%.3f\nengine_tokens_per_s=%.2f\n", prompt_tokens, best,
               speed);
   return 0;

@@ -1,18 +1,40 @@
 #!/usr/bin/env bash
 # Runs one benchmark and prints key=value lines. Usage: bench/run.sh NAME
+# Figures on a shared machine are noisy: benchmarks that compare two things interleave them
+# in rounds and keep the best of each, so background load hits both alike.
 #   echo   throughput of 1,000 independent echo tasks and submit->DONE latency of
 #          200 sequential single-task workflows, on a private stack with 2 CPU workers.
 #   echo-auth  the echo benchmark twice, authentication off then on (the default), and
 #          prints both figures: tasks_per_sec_auth_off, tasks_per_sec_auth_on, auth_ratio, …
+#   peers  the echo benchmark beside the same workload (1,000 no-op tasks at once, 200
+#          sequential round trips, 2 worker processes each) on Ray, Dask distributed and
+#          Celery with a private redis-server (Debian's, on a free port in a temp dir), in
+#          BENCH_PEERS_ROUNDS (3) interleaved rounds, best of each. The peers are installed
+#          from PyPI, pinned (bench/peers-requirements.txt, bench/peers-constraints.txt), by
+#          scripts/install-peers into ${FLOWMESH_CACHE_DIR:-/var/cache/flowmesh}/peers-venv
+#          (once; later runs reuse it). Prints flowmesh_* and ray_* / dask_* / celery_*
+#          tasks_per_sec, latency_p50_ms, latency_p99_ms, best_peer,
+#          echo_ratio_vs_best_peer (FlowMesh tasks/s over the best peer's) and
+#          echo_p50_ratio_vs_best_peer (the lowest peer p50 over FlowMesh's).
 #   parse  parse + validate of a generated 10,000-node graph with references
 #          (parse_ms_10k_nodes) and of a typical 5-node document (validate_docs_per_sec).
-#   scheduler  placements_per_sec / bytes_per_queued_task of the placement core (10,000
-#          workers, 1,000,000 queued tasks, 100 orgs); the paper's experiment in flowmesh-sim
+#   scheduler  the placement core (bench/placement_bench.cc: 10,000 workers, 1,000,000
+#          queued tasks from 100 orgs, every one of them placed): placements_per_sec (tasks
+#          placed) beside batch_decisions_per_sec (placement decisions, each a batch of
+#          tasks sharing a batch key), tasks_per_decision, bytes_per_queued_task; then the
+#          same with one task per batch key (unique_keys_*). Then the paper's experiment in
+#          flowmesh-sim
 #          (bench/workloads/paper.json: cost and p50/p95 per policy, cost_ratio_static_over_flowmesh,
 #          the same with 10% of workers preempted, and flowmesh again with de-duplication under
 #          tenant scope and off: dedup_tenant_*, dedup_off_*; and with the training templates'
 #          instances drawn from 2, 3 or 5 distinct configurations: training_variants_N_*);
 #          fairness 1:3 (bench/workloads/fairness.json).
+#   dedup  8 orgs x 25 three-operator workflows, 60% recurring, through the real stack with
+#          de-duplication off, tenant and global: executed operators beside the worker
+#          CPU seconds they cost (utime+stime of the worker processes and their children,
+#          from /proc; *_worker_cpu_seconds, worker_cpu_seconds_off_over_*), the old wall
+#          figure (sum of attempt runtimes, which grows with contention:
+#          *_worker_wall_seconds, worker_wall_seconds_off_over_*) and makespans.
 #   fuzz-parser [SECONDS]  builds tests/fuzz/parse_fuzzer.cc with clang++ -fsanitize=fuzzer,address
 #          (apt-get install clang) and runs it over the seed corpus for SECONDS (default 60);
 #          prints fuzz_execs, fuzz_seconds, fuzz_crashes. Crashing inputs land in
@@ -21,14 +43,16 @@
 #          prompts, 128 new tokens) at once through the full stack vs one at a time
 #          (batched_over_sequential), worker_rss_mb with the model loaded, and the engine's
 #          batched decode vs llama.cpp's llama-batched-bench from the same source
-#          (ratio_vs_llama_batched_bench; built into build/llama-tools), and the ceiling
+#          (ratio_vs_llama_batched_bench; built into build/llama-tools), each given the same
+#          BENCH_INFERENCE_ROUNDS (3) interleaved repetitions of one warm-up plus one measured
+#          batch (engine_repetitions, llama_batched_bench_repetitions), and the ceiling
 #          llama.cpp itself gives batching on this machine (llama_batched_bench_npl8_over_npl1).
 #   serve  a tiny generated model served by a serve task, called through the server's
 #          /api/v1/serve proxy with streaming chat completions (32 tokens) by 1 and 8
 #          concurrent clients: serve_requests_per_sec_cN and serve_ttft_p50_ms_cN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name="${1:?usage: bench/run.sh NAME (echo|echo-auth|parse|scheduler|dedup|inference|serve|fuzz-parser)}"
+name="${1:?usage: bench/run.sh NAME (echo|echo-auth|peers|parse|scheduler|dedup|inference|serve|fuzz-parser)}"
 case "$name" in
   echo)
     scripts/build release >&2  # incremental: never measure stale binaries
@@ -58,6 +82,10 @@ case "$name" in
   serve)
     scripts/build release >&2
     exec python3 bench/serve_bench.py ;;
+  peers)
+    scripts/build release >&2
+    peers_python=$(scripts/install-peers)
+    exec python3 bench/peers_run.py "$peers_python" ;;
   parse)
     [ -f build/release/build.ninja ] || cmake --preset release >&2
     cmake --build build/release --target parse_bench >&2
@@ -95,5 +123,5 @@ print(json.dumps(w))' "$n" > "$variant_workload"
     exec tests/fuzz/run_fuzzer.sh "${2:-60}" ;;
   inference)
     exec bench/inference.sh ;;
-  *) echo "unknown benchmark '$name' (known: echo, echo-auth, parse, scheduler, dedup, inference, fuzz-parser)" >&2; exit 2 ;;
+  *) echo "unknown benchmark '$name' (known: echo, echo-auth, peers, parse, scheduler, dedup, inference, fuzz-parser)" >&2; exit 2 ;;
 esac
