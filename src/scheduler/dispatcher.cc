@@ -69,6 +69,7 @@ void Dispatcher::Assign(Task& t, Worker& w) {
                                                    {"attempt", t.rec.attempts},
                                                    {"task_type", t.rec.task_type},
                                                    {"spec", t.dispatch_spec},
+                                                   {"spec_version", spec::kTaskSpecVersion},
                                                    {"timeout_s", t.spec.timeout_seconds}});
   d_.graph->RefreshWorkflow(t.rec.workflow_id);
 }

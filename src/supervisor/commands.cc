@@ -47,6 +47,9 @@ void Supervisor::Impl::Dispatch(const json& body) {
   task->set_task_type(JsonString(body, "task_type"));
   json spec = body.contains("spec") && body["spec"].is_object() ? body["spec"] : json::object();
   task->set_spec_json(spec.dump(-1, ' ', false, json::error_handler_t::replace));
+  if (body.contains("spec_version") && body["spec_version"].is_number_integer()) {
+    task->set_spec_version(body["spec_version"].get<int32_t>());
+  }
   if (body.contains("timeout_s") && body["timeout_s"].is_number()) {
     task->set_timeout_s(body["timeout_s"].get<double>());
   }

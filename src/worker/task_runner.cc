@@ -1,5 +1,7 @@
 #include "worker/task_runner.h"
 
+#include "spec/task_spec.h"
+
 #include <chrono>
 
 #include "common/clock.h"
@@ -55,6 +57,11 @@ Result<Assignment> AssignmentFromProto(const v1::TaskAssignment& proto) {
   a.task_type = proto.task_type();
   a.timeout_s = proto.timeout_s();
   if (a.task_id.empty()) return InvalidArgument("assignment without task_id");
+  if (proto.spec_version() > spec::kTaskSpecVersion) {
+    return InvalidArgument("task " + a.task_id + " has task spec version " +
+                           std::to_string(proto.spec_version()) + ", newer than this worker's (" +
+                           std::to_string(spec::kTaskSpecVersion) + "): upgrade the worker");
+  }
   if (!proto.spec_json().empty()) {
     a.spec = nlohmann::json::parse(proto.spec_json(), nullptr, /*allow_exceptions=*/false);
     if (a.spec.is_discarded() || !a.spec.is_object()) {

@@ -1,9 +1,12 @@
 #include "worker/task_runner.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <condition_variable>
 #include <mutex>
+
+#include "spec/task_spec.h"
 
 namespace flowmesh::worker {
 namespace {
@@ -191,6 +194,33 @@ TEST_F(TaskRunnerTest, SmallResultTravelsInsideTheSucceededEvent) {
   EXPECT_EQ(payload["metadata"]["executor"], "echo");
   std::lock_guard<std::mutex> lock(upload_mu_);
   EXPECT_TRUE(uploads_.empty());
+}
+
+}  // namespace
+}  // namespace flowmesh::worker
+
+namespace flowmesh::worker {
+namespace {
+
+// The task spec travels versioned: an assignment from a newer scheduler is refused with a
+// clear error instead of being misread; an unversioned one (older supervisors) is read.
+TEST(AssignmentFromProtoTest, RefusesANewerTaskSpecVersion) {
+  v1::TaskAssignment proto;
+  proto.set_task_id("tsk-1");
+  proto.set_attempt(1);
+  proto.set_task_type("echo");
+  proto.set_spec_json(R"({"echo": {}})");
+  for (int version : {0, spec::kTaskSpecVersion}) {
+    proto.set_spec_version(version);
+    auto a = AssignmentFromProto(proto);
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    EXPECT_EQ(a->spec, nlohmann::json::parse(R"({"echo": {}})"));
+  }
+  proto.set_spec_version(spec::kTaskSpecVersion + 1);
+  auto newer = AssignmentFromProto(proto);
+  ASSERT_FALSE(newer.ok());
+  EXPECT_EQ(newer.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(newer.status().message(), ::testing::HasSubstr("newer than this worker's"));
 }
 
 }  // namespace
