@@ -1,5 +1,8 @@
 #include "inference/serve_openai.h"
 
+#include "spec/executor_options.h"
+#include "spec/options.h"
+
 namespace flowmesh::inference::openai {
 
 using json = nlohmann::json;
@@ -15,16 +18,6 @@ Status Bad(const std::string& field, const std::string& what) {
   return InvalidArgument("'" + field + "': " + what);
 }
 
-Status ReadNumber(const json& body, const char* key, double lo, double hi, float* out) {
-  const json* v = Find(body, key);
-  if (v == nullptr) return Status::Ok();
-  if (!v->is_number()) return Bad(key, "must be a number");
-  double d = v->get<double>();
-  if (d < lo || d > hi) return Bad(key, "must be between " + json(lo).dump() + " and " + json(hi).dump());
-  *out = static_cast<float>(d);
-  return Status::Ok();
-}
-
 Status ReadInt(const json& body, const char* key, int64_t lo, int64_t hi, int* out) {
   const json* v = Find(body, key);
   if (v == nullptr) return Status::Ok();
@@ -35,21 +28,37 @@ Status ReadInt(const json& body, const char* key, int64_t lo, int64_t hi, int* o
   return Status::Ok();
 }
 
+// A sampling field read by the inference section's own declaration (spec/executor_options.cc,
+// the one rule site): a served request gets the types, ranges and words an inference task
+// gets. `option` is the declaration's name when the OpenAI name differs.
+template <typename T>
+Status ReadDeclared(const json& body, const char* key, T* out, const char* option = nullptr) {
+  const json* v = Find(body, key);
+  if (v == nullptr) return Status::Ok();
+  const spec::Option* declared = spec::FindInferenceOption(option != nullptr ? option : key);
+  json value = *v;
+  if (auto problem = spec::CheckOption(*declared, &value, std::string("'") + key + "'")) {
+    return InvalidArgument(problem->message);
+  }
+  *out = value.get<T>();
+  return Status::Ok();
+}
+
 // The sampling fields both generation endpoints share (OpenAI names, plus the top_k,
 // min_p and repetition_penalty that llama.cpp's and vLLM's servers accept).
 Result<SamplingParams> ReadSampling(const json& body) {
   SamplingParams p;
   p.max_tokens = kDefaultMaxTokens;
-  FM_RETURN_IF_ERROR(ReadNumber(body, "temperature", 0, 2, &p.temperature));
-  FM_RETURN_IF_ERROR(ReadNumber(body, "top_p", 0, 1, &p.top_p));
-  FM_RETURN_IF_ERROR(ReadNumber(body, "min_p", 0, 1, &p.min_p));
-  FM_RETURN_IF_ERROR(ReadNumber(body, "presence_penalty", -2, 2, &p.presence_penalty));
-  FM_RETURN_IF_ERROR(ReadNumber(body, "frequency_penalty", -2, 2, &p.frequency_penalty));
-  FM_RETURN_IF_ERROR(ReadNumber(body, "repetition_penalty", 0, 10, &p.repetition_penalty));
-  FM_RETURN_IF_ERROR(ReadInt(body, "top_k", -1, 1 << 20, &p.top_k));
+  FM_RETURN_IF_ERROR(ReadDeclared(body, "temperature", &p.temperature));
+  FM_RETURN_IF_ERROR(ReadDeclared(body, "top_p", &p.top_p));
+  FM_RETURN_IF_ERROR(ReadDeclared(body, "min_p", &p.min_p));
+  FM_RETURN_IF_ERROR(ReadDeclared(body, "presence_penalty", &p.presence_penalty));
+  FM_RETURN_IF_ERROR(ReadDeclared(body, "frequency_penalty", &p.frequency_penalty));
+  FM_RETURN_IF_ERROR(ReadDeclared(body, "repetition_penalty", &p.repetition_penalty));
+  FM_RETURN_IF_ERROR(ReadDeclared(body, "top_k", &p.top_k));
   if (p.top_k < 0) p.top_k = 0;
-  FM_RETURN_IF_ERROR(ReadInt(body, "max_tokens", 1, 1 << 20, &p.max_tokens));
-  FM_RETURN_IF_ERROR(ReadInt(body, "max_completion_tokens", 1, 1 << 20, &p.max_tokens));
+  FM_RETURN_IF_ERROR(ReadDeclared(body, "max_tokens", &p.max_tokens));
+  FM_RETURN_IF_ERROR(ReadDeclared(body, "max_completion_tokens", &p.max_tokens, "max_tokens"));
   int n = 1;
   FM_RETURN_IF_ERROR(ReadInt(body, "n", 1, 128, &n));
   if (n != 1) return Bad("n", "only n=1 is served; send one request per choice");

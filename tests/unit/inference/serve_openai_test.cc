@@ -2,6 +2,8 @@
 // with a message naming the field), and the shapes of responses and stream chunks the
 // official clients parse.
 #include "inference/serve_openai.h"
+#include "spec/executor_options.h"
+#include "spec/options.h"
 
 #include <gtest/gtest.h>
 
@@ -67,6 +69,26 @@ TEST(ServeOpenAiTest, BadBodiesAreRefusedNamingTheField) {
   }
   EXPECT_FALSE(ParseCompletionRequest(json::parse(R"({"prompt": [1, 2]})")).ok());
   EXPECT_FALSE(ParseCompletionRequest(json::parse(R"({})")).ok());
+}
+
+// A served request's sampling bounds are the inference section's declaration (one rule
+// site): what an inference task may ask, a client of a served model may ask, and no more.
+TEST(ServeOpenAiTest, SamplingBoundsAreTheInferenceDeclarations) {
+  for (const char* name : {"temperature", "max_tokens", "top_k", "repetition_penalty"}) {
+    const spec::Option* declared = spec::FindInferenceOption(name);
+    ASSERT_NE(declared, nullptr) << name;
+    ASSERT_TRUE(declared->max.has_value()) << name;
+    json at_max = {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {name, *declared->max}};
+    if (declared->type == spec::OptionType::kInt) at_max[name] = static_cast<int64_t>(*declared->max);
+    EXPECT_TRUE(ParseChatRequest(at_max).ok()) << name << ": " << ParseChatRequest(at_max).status().ToString();
+    json above = at_max;
+    above[name] = *declared->max + 1;
+    if (declared->type == spec::OptionType::kInt) above[name] = static_cast<int64_t>(*declared->max) + 1;
+    auto refused = ParseChatRequest(above);
+    ASSERT_FALSE(refused.ok()) << name;
+    EXPECT_NE(refused.status().message().find(std::string("'") + name + "'"), std::string::npos)
+        << refused.status().message();
+  }
 }
 
 TEST(ServeOpenAiTest, EmbeddingInputIsAStringOrAListOfStrings) {
