@@ -59,6 +59,9 @@ Result<SamplingParams> ReadSampling(const json& body) {
   if (p.top_k < 0) p.top_k = 0;
   FM_RETURN_IF_ERROR(ReadDeclared(body, "max_tokens", &p.max_tokens));
   FM_RETURN_IF_ERROR(ReadDeclared(body, "max_completion_tokens", &p.max_tokens, "max_tokens"));
+  // vLLM's extra: tokens generated before the end of text or a stop string may end it.
+  FM_RETURN_IF_ERROR(ReadDeclared(body, "min_tokens", &p.min_tokens));
+  if (p.min_tokens > p.max_tokens) return Bad("min_tokens", "must be at most max_tokens");
   int n = 1;
   FM_RETURN_IF_ERROR(ReadInt(body, "n", 1, 128, &n));
   if (n != 1) return Bad("n", "only n=1 is served; send one request per choice");

@@ -151,7 +151,10 @@ TEST_F(ServeEndpointTest, AClientThatGoesAwayCancelsItsSequence) {
 TEST_F(ServeEndpointTest, StopEndsRequestsInFlight) {
   std::thread caller([&] {
     http::Client c("http://127.0.0.1:" + std::to_string(endpoint_->port()));
-    auto r = c.PostJson("/v1/completions", json{{"prompt", "x"}, {"max_tokens", 100000}}.dump(), Auth());
+    // min_tokens: the random model's end of text cannot end it before the stop does.
+    auto r = c.PostJson("/v1/completions",
+                        json{{"prompt", "x"}, {"max_tokens", 3000}, {"min_tokens", 3000}}.dump(),
+                        Auth());
     // Either the 503 arrived or the connection was closed by the stop.
     if (r.ok()) {
       EXPECT_EQ(r->status, 503);
