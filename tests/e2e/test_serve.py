@@ -159,6 +159,34 @@ class ServeTest(unittest.TestCase):
                            timeout=20, what="a worker record with its loaded models")
         self.assertEqual(shown[0]["loaded_models"], [f"local:{self.model}"])  # one engine for both
 
+    def test_an_api_task_calls_the_served_model(self):
+        # The api executor as the served model's client: the proxy URL, the caller's key
+        # kept as a server-side secret and resolved on the worker, chat items per data item.
+        s = self.stack
+        s.api("PUT", f"{API}/secrets/SERVE_KEY", {"value": s.api_key}, expect=200)
+        url = f"{s.url}{API}/serve/tasks/{self.task['task_id']}/v1/chat/completions"
+        wf = s.submit(json.dumps({
+            "apiVersion": "flowmesh/v1", "kind": "Workflow", "metadata": {"name": "api-to-serve"},
+            "spec": {"taskType": "api",
+                     "data": {"type": "list", "items": ["first question", "second"]},
+                     "api": {"url": url,
+                             "headers": {"Authorization": "Bearer {{credential:SERVE_KEY}}"},
+                             "body": {"model": self.model, "max_tokens": 6, "temperature": 0,
+                                      "messages": [{"role": "user", "content": "{{prompt}}"}]}}}}))
+        done = s.wait_workflow(wf["workflow_id"], timeout=120)
+        [task] = s.tasks(wf["workflow_id"])
+        self.assertEqual(done["status"], "DONE", task)
+        result = s.api("GET", f"{API}/results/{task['task_id']}")
+        self.assertEqual([i["status_code"] for i in result["items"]], [200, 200])
+        self.assertTrue(all(isinstance(i["text"], str) for i in result["items"]), result)
+        self.assertGreater(result["usage"]["completion_tokens"], 0)
+        # The same answer the openai client gets for the same greedy request.
+        direct = self.client().chat.completions.create(
+            model=self.model, messages=[{"role": "user", "content": "first question"}],
+            max_tokens=6, temperature=0)
+        self.assertEqual(result["items"][0]["text"], direct.choices[0].message.content)
+        self.assertNotIn(s.api_key, json.dumps(result))
+
     def test_idle_timeout_ends_the_task(self):
         s = self.stack
         task = self.start_serve("idle", ttlSeconds=600, idleTimeoutSeconds=1)
