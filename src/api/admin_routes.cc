@@ -55,7 +55,8 @@ json UsageJson(const state::UsageRecord& u) {
           {"attempt", u.attempt},         {"started_at", u.started_at},
           {"finished_at", u.finished_at}, {"runtime_sec", u.runtime_sec},
           {"hardware", u.hardware},       {"cost_per_hour", u.cost_per_hour},
-          {"cost", u.cost},               {"status", u.status}};
+          {"cost", u.cost},               {"status", u.status},
+          {"prompt_tokens", u.prompt_tokens}, {"completion_tokens", u.completion_tokens}};
 }
 
 // Epoch seconds, or a UTC date / date-time ("2026-01-31", "2026-01-31T12:00:00Z").
@@ -126,8 +127,12 @@ Status ParseWindow(const Request& req, state::UsageQuery& q) {
 json UsageReport(const std::vector<state::UsageRecord>& rows) {
   json list = json::array();
   struct Sum {
-    int64_t attempts = 0;
+    int64_t attempts = 0, prompt_tokens = 0, completion_tokens = 0;
     double runtime = 0, cost = 0;
+    json Json() const {
+      return {{"attempts", attempts}, {"runtime_sec", runtime}, {"cost", cost},
+              {"prompt_tokens", prompt_tokens}, {"completion_tokens", completion_tokens}};
+    }
   };
   std::map<std::string, Sum> per_org;
   std::map<std::pair<std::string, std::string>, Sum> per_day;
@@ -137,15 +142,21 @@ json UsageReport(const std::vector<state::UsageRecord>& rows) {
       s->attempts += 1;
       s->runtime += u.runtime_sec;
       s->cost += u.cost;
+      s->prompt_tokens += u.prompt_tokens;
+      s->completion_tokens += u.completion_tokens;
     }
   }
   json totals = json::array(), days = json::array();
   for (const auto& [o, s] : per_org) {
-    totals.push_back({{"org_id", o}, {"attempts", s.attempts}, {"runtime_sec", s.runtime}, {"cost", s.cost}});
+    json row = s.Json();
+    row["org_id"] = o;
+    totals.push_back(std::move(row));
   }
   for (const auto& [k, s] : per_day) {
-    days.push_back({{"org_id", k.first}, {"day", k.second}, {"attempts", s.attempts},
-                    {"runtime_sec", s.runtime}, {"cost", s.cost}});
+    json row = s.Json();
+    row["org_id"] = k.first;
+    row["day"] = k.second;
+    days.push_back(std::move(row));
   }
   return json{{"rows", list}, {"totals", totals}, {"per_day", days}};
 }

@@ -142,10 +142,12 @@ int Usage(Context& ctx) {
   }
   ctx.io.out << "Totals per organisation\n"
              << FormatRecords(reply.json.value("totals", json::array()),
-                              {"org_id", "attempts", "runtime_sec", "cost"})
+                              {"org_id", "attempts", "runtime_sec", "cost", "prompt_tokens",
+                               "completion_tokens"})
              << "\nPer day\n"
              << FormatRecords(reply.json.value("per_day", json::array()),
-                              {"org_id", "day", "attempts", "runtime_sec", "cost"});
+                              {"org_id", "day", "attempts", "runtime_sec", "cost", "prompt_tokens",
+                               "completion_tokens"});
   return kExitOk;
 }
 

@@ -11,7 +11,7 @@ namespace flowmesh::scheduler {
 using nlohmann::json;
 using state::TaskState;
 
-void TaskEnds::RecordUsage(Task& t, const std::string& status) {
+void TaskEnds::RecordUsage(Task& t, const std::string& status, const json& tokens) {
   const Worker* w = d_.workers->Find(t.rec.assigned_worker);
   double started = t.rec.started_ts != 0 ? t.rec.started_ts : t.rec.dispatched_ts;
   double finished = d_.time->WallSeconds();
@@ -44,6 +44,13 @@ void TaskEnds::RecordUsage(Task& t, const std::string& status) {
   row.cost_per_hour = cost_per_hour;
   row.cost = runtime / 3600.0 * cost_per_hour;
   row.status = status;
+  auto count = [&tokens](const char* key) -> int64_t {
+    if (!tokens.is_object()) return 0;
+    auto v = tokens.find(key);
+    return v != tokens.end() && v->is_number_integer() ? std::max<int64_t>(0, v->get<int64_t>()) : 0;
+  };
+  row.prompt_tokens = count("prompt_tokens");
+  row.completion_tokens = count("completion_tokens");
   d_.store->Write([row](state::WriteTxn& txn) { return txn.AppendUsage(row); });
   if (usage_sink_) usage_sink_(row);
 }
@@ -91,7 +98,7 @@ void TaskEnds::Succeed(Task& t, json payload) {
   }
   d_.queue->LearnRunTime(t);
   d_.queue->Release(t);
-  RecordUsage(t, "DONE");
+  RecordUsage(t, "DONE", payload.contains("usage") ? payload["usage"] : json());
   d_.graph->SetState(t, TaskState::kDone);
   t.rec.finished_ts = d_.time->WallSeconds();
   if (payload.contains("result_digest") && payload["result_digest"].is_string()) {

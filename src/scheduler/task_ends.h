@@ -71,7 +71,9 @@ class TaskEnds {
   Status StoreResult(Task& t, nlohmann::json result, const nlohmann::json& metadata);
 
  private:
-  void RecordUsage(Task& t, const std::string& status);
+  // One usage row per ended attempt; `tokens` is the attempt's reported usage
+  // ({prompt_tokens, completion_tokens}, from its TASK_SUCCEEDED event), or null.
+  void RecordUsage(Task& t, const std::string& status, const nlohmann::json& tokens = nullptr);
   // Ends the PENDING dependents of a task that cannot complete, transitively.
   void Cascade(const Task& origin, state::TaskState to);
   void CancelRetry(Task& t);

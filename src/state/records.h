@@ -183,6 +183,10 @@ struct UsageRecord {
   double cost_per_hour = 0;
   double cost = 0;
   std::string status;
+  // Tokens the attempt read and generated, as its executor reported them (inference, api,
+  // agent: the result's `usage`); 0 for executors that count none.
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
 };
 
 }  // namespace flowmesh::state

@@ -220,8 +220,14 @@ UPDATE tasks
  WHERE json_valid(spec_json) AND json_type(spec_json, '$._schedule') = 'object';
 )sql";
 
-constexpr std::array<const char*, 5> kMigrations = {kMigration1, kMigration2, kMigration3,
-                                                     kMigration4, kMigration5};
+// Tokens per attempt in the usage rows (billing of inference, api and agent tasks).
+constexpr const char* kMigration6 = R"sql(
+ALTER TABLE usage ADD COLUMN prompt_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage ADD COLUMN completion_tokens INTEGER NOT NULL DEFAULT 0;
+)sql";
+
+constexpr std::array<const char*, 6> kMigrations = {kMigration1, kMigration2, kMigration3,
+                                                     kMigration4, kMigration5, kMigration6};
 
 Result<int> UserVersion(Connection& conn) {
   FM_ASSIGN_OR_RETURN(Statement stmt, conn.Prepare("PRAGMA user_version"));

@@ -126,7 +126,9 @@ UsageRecord ReadUsage(const Statement& s) {
   u.cost_per_hour = s.Double(11);
   u.cost = s.Double(12);
   u.status = s.Text(13);
-  u.seq = s.Int64(14);
+  u.prompt_tokens = s.Int64(14);
+  u.completion_tokens = s.Int64(15);
+  u.seq = s.Int64(16);
   return u;
 }
 
@@ -264,6 +266,7 @@ Status GroupTxn::AppendUsage(const UsageRecord& u) {
   s.Bind(5, u.supplier_id).Bind(6, u.worker_id).Bind(7, u.attempt).Bind(8, u.started_at);
   s.Bind(9, u.finished_at).Bind(10, u.runtime_sec).Bind(11, u.hardware);
   s.Bind(12, u.cost_per_hour).Bind(13, u.cost).Bind(14, u.status);
+  s.Bind(15, u.prompt_tokens).Bind(16, u.completion_tokens);
   return s.Run();
 }
 

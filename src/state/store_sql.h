@@ -51,7 +51,7 @@ inline constexpr auto kApiKeyCols = std::to_array<std::string_view>(
 inline constexpr auto kUsageCols = std::to_array<std::string_view>(
     {"task_id", "workflow_id", "org_id", "principal_id", "supplier_id", "worker_id", "attempt",
      "started_at", "finished_at", "runtime_sec", "hardware", "cost_per_hour", "cost", "status",
-     "seq"});
+     "prompt_tokens", "completion_tokens", "seq"});
 
 inline constexpr std::string_view kTaskIdKey[] = {"task_id"};
 
@@ -68,8 +68,8 @@ struct Sql {
   std::string upsert_org = UpsertSql("orgs", kOrgCols, Columns(kOrgCols).first(1));
   std::string upsert_api_key = UpsertSql("api_keys", kApiKeyCols, Columns(kApiKeyCols).first(1));
   std::string insert_usage = fmt::format(
-      "INSERT INTO usage ({}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)",
-      Join(Columns(kUsageCols).first(14), ","));
+      "INSERT INTO usage ({}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
+      Join(Columns(kUsageCols).first(16), ","));
   std::string list_orgs = fmt::format("SELECT {} FROM orgs ORDER BY rowid", Join(kOrgCols, ","));
   std::string list_api_keys =
       fmt::format("SELECT {} FROM api_keys ORDER BY seq", Join(kApiKeyCols, ","));

@@ -49,6 +49,18 @@ v1::TaskEvent MakeEvent(const Assignment& a, const std::string& type, const std:
 
 }  // namespace
 
+nlohmann::json TokenUsage(const nlohmann::json& result) {
+  if (!result.is_object()) return nullptr;
+  auto usage = result.find("usage");
+  if (usage == result.end() || !usage->is_object()) return nullptr;
+  nlohmann::json tokens = nlohmann::json::object();
+  for (const char* key : {"prompt_tokens", "completion_tokens"}) {
+    auto v = usage->find(key);
+    if (v != usage->end() && v->is_number_integer() && v->get<int64_t>() >= 0) tokens[key] = *v;
+  }
+  return tokens.empty() ? nlohmann::json(nullptr) : tokens;
+}
+
 Result<Assignment> AssignmentFromProto(const v1::TaskAssignment& proto) {
   Assignment a;
   a.task_id = proto.task_id();
@@ -239,10 +251,12 @@ void TaskRunner::Execute(const std::shared_ptr<Task>& task) {
     return;
   }
   nlohmann::json metadata = {{"executor", a.task_type}, {"duration_sec", duration}};
+  nlohmann::json usage = TokenUsage(*result);
   size_t size = result->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).size();
   if (size <= inline_result_max_) {
-    Finish(*task, "TASK_SUCCEEDED", "", false,
-           {{"result", std::move(*result)}, {"metadata", std::move(metadata)}});
+    nlohmann::json payload = {{"result", std::move(*result)}, {"metadata", std::move(metadata)}};
+    if (!usage.is_null()) payload["usage"] = std::move(usage);
+    Finish(*task, "TASK_SUCCEEDED", "", false, payload);
     return;
   }
   Result<std::string> digest = uploader_(a, metadata, *result);
@@ -253,7 +267,9 @@ void TaskRunner::Execute(const std::shared_ptr<Task>& task) {
            nlohmann::json::object());
     return;
   }
-  Finish(*task, "TASK_SUCCEEDED", "", false, {{"result_digest", *digest}});
+  nlohmann::json payload = {{"result_digest", *digest}};
+  if (!usage.is_null()) payload["usage"] = std::move(usage);
+  Finish(*task, "TASK_SUCCEEDED", "", false, payload);
 }
 
 void TaskRunner::Emit(Task& task, const std::string& type, const std::string& error,

@@ -37,6 +37,11 @@ struct Assignment {
 };
 
 // Parses a TaskAssignment (spec_json must be a JSON object or empty).
+// The tokens an executor's result reports (`usage.prompt_tokens` / `completion_tokens`, as
+// inference, api and agent results carry them), sent with TASK_SUCCEEDED for the usage
+// rows; null when it reports none.
+nlohmann::json TokenUsage(const nlohmann::json& result);
+
 Result<Assignment> AssignmentFromProto(const v1::TaskAssignment& proto);
 
 class TaskRunner {

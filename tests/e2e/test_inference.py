@@ -42,6 +42,13 @@ class InferenceTest(StackTestCase):
                 self.assertIsInstance(item["output"], str)
                 self.assertIn(item["finish_reason"], ("stop", "length"))
                 self.assertGreater(item["usage"]["prompt_tokens"], 0)
+            # The attempt's usage row bills the tokens its result reports.
+            rows = wait_until(lambda: [u for u in s.api("GET", "/api/v1/usage")["rows"]
+                                       if u["task_id"] == t["task_id"]], what="usage row")
+            self.assertEqual(rows[0]["prompt_tokens"], r["usage"]["prompt_tokens"])
+            self.assertEqual(rows[0]["completion_tokens"], r["usage"]["completion_tokens"])
+        totals = s.api("GET", "/api/v1/usage")["totals"]
+        self.assertGreater(sum(o["completion_tokens"] for o in totals), 0)
 
     def test_many_concurrent_workflows_on_one_worker(self):
         s = self.stack

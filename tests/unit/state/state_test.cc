@@ -319,6 +319,66 @@ TEST(StoreTest, RoundTripsOtherRecords) {
   EXPECT_EQ((*events)[0].json, R"({"cursor":7})");
 }
 
+// Usage rows keep every field, tokens included, and the window and organisation filters hold.
+TEST(StoreTest, UsageRowsRoundTripWithTokens) {
+  testing::TempDir dir;
+  auto store = OpenStore(dir / "state.db");
+  ASSERT_NE(store, nullptr);
+  UsageRecord a;
+  a.task_id = "tsk-1";
+  a.workflow_id = "wfl-1";
+  a.org_id = "org-a";
+  a.principal_id = "usr-1";
+  a.supplier_id = "sup-1";
+  a.worker_id = "wkr-1";
+  a.attempt = 2;
+  a.started_at = 100.5;
+  a.finished_at = 103.25;
+  a.runtime_sec = 2.75;
+  a.hardware = "cpu";
+  a.cost_per_hour = 0.5;
+  a.cost = 0.25;
+  a.status = "DONE";
+  a.prompt_tokens = 1234;
+  a.completion_tokens = 56;
+  UsageRecord b = a;
+  b.task_id = "tsk-2";
+  b.org_id = "org-b";
+  b.started_at = 200;
+  b.prompt_tokens = 0;
+  b.completion_tokens = 0;
+  ASSERT_TRUE(store
+                  ->WriteSync([&](WriteTxn& txn) {
+                    FM_RETURN_IF_ERROR(txn.AppendUsage(a));
+                    return txn.AppendUsage(b);
+                  })
+                  .ok());
+  UsageQuery q;
+  q.org_id = "org-a";
+  auto rows = store->ListUsage(q);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(rows->size(), 1u);
+  const UsageRecord& got = (*rows)[0];
+  EXPECT_GT(got.seq, 0);
+  EXPECT_EQ(got.task_id, "tsk-1");
+  EXPECT_EQ(got.attempt, 2);
+  EXPECT_EQ(got.started_at, 100.5);
+  EXPECT_EQ(got.finished_at, 103.25);
+  EXPECT_EQ(got.runtime_sec, 2.75);
+  EXPECT_EQ(got.hardware, "cpu");
+  EXPECT_EQ(got.cost, 0.25);
+  EXPECT_EQ(got.status, "DONE");
+  EXPECT_EQ(got.prompt_tokens, 1234);
+  EXPECT_EQ(got.completion_tokens, 56);
+  UsageQuery window;
+  window.from = 150;
+  auto later = store->ListUsage(window);
+  ASSERT_TRUE(later.ok());
+  ASSERT_EQ(later->size(), 1u);
+  EXPECT_EQ((*later)[0].task_id, "tsk-2");
+  EXPECT_EQ((*later)[0].prompt_tokens, 0);
+}
+
 TEST(StoreTest, MissingIdsAreNotFoundAndNamed) {
   testing::TempDir dir;
   auto store = OpenStore(dir / "state.db");
@@ -754,7 +814,10 @@ TEST(StoreTest, MigrationMovesScheduleHintsOutOfTheSpec) {
   // Turn the file back into a version-4 database, as an older build left it.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE tasks DROP COLUMN schedule_json; PRAGMA user_version=4",
+  ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE tasks DROP COLUMN schedule_json;"
+                         "ALTER TABLE usage DROP COLUMN prompt_tokens;"
+                         "ALTER TABLE usage DROP COLUMN completion_tokens;"
+                         "PRAGMA user_version=4",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);

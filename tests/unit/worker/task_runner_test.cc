@@ -225,3 +225,25 @@ TEST(AssignmentFromProtoTest, RefusesANewerTaskSpecVersion) {
 
 }  // namespace
 }  // namespace flowmesh::worker
+
+namespace flowmesh::worker {
+namespace {
+
+// The tokens an attempt used come from its result's `usage` (inference, api and agent all
+// report it there); anything else, or a malformed count, records none.
+TEST(TokenUsageTest, ReadsTheResultsUsageCounts) {
+  using nlohmann::json;
+  EXPECT_EQ(TokenUsage(json::parse(R"({"usage": {"prompt_tokens": 12, "completion_tokens": 3,
+                                                  "total_tokens": 15}})")),
+            json::parse(R"({"prompt_tokens": 12, "completion_tokens": 3})"));
+  EXPECT_EQ(TokenUsage(json::parse(R"({"usage": {"completion_tokens": 7}})")),
+            json::parse(R"({"completion_tokens": 7})"));
+  EXPECT_TRUE(TokenUsage(json::parse(R"({"echo": 1})")).is_null());
+  EXPECT_TRUE(TokenUsage(json::parse(R"({"usage": "lots"})")).is_null());
+  EXPECT_TRUE(TokenUsage(json::parse(R"({"usage": {"prompt_tokens": -4,
+                                                   "completion_tokens": 1.5}})")).is_null());
+  EXPECT_TRUE(TokenUsage(json::parse(R"([1, 2])")).is_null());
+}
+
+}  // namespace
+}  // namespace flowmesh::worker
