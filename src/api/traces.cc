@@ -20,6 +20,9 @@ struct Attempt {
   double dispatched = 0, started = 0, ended = 0;
   std::string status;  // DONE | FAILED | CANCELLED | RUNNING
   std::string error;
+  // What the executor reported as spans of this attempt (TASK_UPDATE {span: {...}}, with
+  // duration_ms; the event's time is when the span ended), in order.
+  std::vector<std::pair<double, json>> steps;
 };
 
 struct TaskTrace {
@@ -31,6 +34,9 @@ struct TaskTrace {
   double first_dispatch = 0;
   json outputs = json::object();
 };
+
+// Per attempt: a runaway executor cannot make a trace unbounded.
+constexpr size_t kMaxStepSpans = 10000;
 
 Attempt* CurrentAttempt(TaskTrace& t, int number) {
   for (auto& a : t.attempts) {
@@ -50,6 +56,7 @@ Status ReadAttempts(state::Store& store, const std::string& workflow_id,
     FM_ASSIGN_OR_RETURN(auto events, store.ReadEvents(q));
     for (const auto& e : events) {
       if (e.type == "TASK_LOG" || e.type == "TASK_SUBMITTED") continue;
+      if (e.type == "TASK_UPDATE" && e.json.find("\"span\"") == std::string::npos) continue;
       auto it = traces.find(e.task_id);
       if (it == traces.end()) continue;
       TaskTrace& t = it->second;
@@ -64,6 +71,13 @@ Status ReadAttempts(state::Store& store, const std::string& workflow_id,
         a.status = "RUNNING";
         t.attempts.push_back(a);
         if (t.first_dispatch == 0) t.first_dispatch = e.ts;
+      } else if (e.type == "TASK_UPDATE") {
+        const json span = JsonOr(payload, "span", json::object());
+        Attempt* a = CurrentAttempt(t, number);
+        if (a != nullptr && span.contains("duration_ms") &&
+            span["duration_ms"].is_number() && a->steps.size() < kMaxStepSpans) {
+          a->steps.emplace_back(e.ts, span);
+        }
       } else if (e.type == "TASK_STARTED") {
         if (Attempt* a = CurrentAttempt(t, number); a != nullptr && a->started == 0) a->started = e.ts;
       } else if (e.type == "TASK_SUCCEEDED" || e.type == "TASK_FAILED" ||
@@ -112,6 +126,20 @@ void AddSpans(const state::TaskRecord& t, const TaskTrace& tr, bool reused,
                      {"end", TimeOrNull(a.ended)},
                      {"duration_s", a.ended > 0 ? Round(a.ended - a.dispatched) : json(nullptr)},
                      {"status", a.status}});
+    const std::string attempt_id = t.task_id + ":attempt:" + std::to_string(a.number);
+    for (size_t i = 0; i < a.steps.size(); ++i) {
+      const auto& [end, step] = a.steps[i];
+      double duration = std::max(0.0, step["duration_ms"].get<double>() / 1000.0);
+      json span = {{"span_id", attempt_id + ":step:" + std::to_string(i)},
+                   {"parent", attempt_id}, {"task_id", t.task_id}, {"node", t.graph_node_name},
+                   {"kind", "step"}, {"attempt", a.number}, {"start", Round(end - duration)},
+                   {"end", end}, {"duration_s", Round(duration)}};
+      // The executor's own fields (name, tool, tokens, ...) ride along; ours win.
+      for (const auto& [key, value] : step.items()) {
+        if (!span.contains(key) && key != "started_ms") span[key] = value;
+      }
+      spans.push_back(std::move(span));
+    }
   }
 }
 

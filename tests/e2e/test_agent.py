@@ -61,6 +61,17 @@ class AgentTest(StackTestCase):
         self.assertEqual(len(spans), len(t["steps"]), logs[-5:])
         lines = [json.dumps(e["event"]) for e in logs if e["event"].get("type") == "TASK_LOG"]
         self.assertTrue(any("agent[0] step 0: calculator" in line for line in lines), lines[:5])
+        # ... and each step is a span of the workflow's trace, under the attempt that ran it.
+        status, _, raw = s.request("GET", f"/api/v1/traces/workflows/{wf_id}/spans")
+        self.assertEqual(status, 200)
+        trace = [json.loads(line) for line in raw.decode().splitlines() if line]
+        steps = [sp for sp in trace if sp["kind"] == "step"]
+        self.assertEqual(len(steps), len(t["steps"]), trace)
+        self.assertEqual({sp["parent"] for sp in steps}, {f"{task['task_id']}:attempt:1"})
+        self.assertEqual(steps[0]["tool"], "calculator")
+        self.assertEqual(steps[0]["name"], "agent.step")
+        for sp in steps:
+            self.assertLessEqual(sp["start"], sp["end"])
 
     def test_bad_agent_spec_fails_without_retry(self):
         s = self.stack

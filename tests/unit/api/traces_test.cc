@@ -129,5 +129,48 @@ TEST_F(TracesTest, LineageSpansAssetsAndCriticalPath) {
   EXPECT_EQ(ToNdjson(trace->lineage).find('\n'), ToNdjson({trace->lineage[0]}).size() - 1);
 }
 
+
+// Spans an executor reports in its progress updates (the agent's steps) become children of
+// the attempt that ran them, ending at the update's time; updates without a span do not.
+TEST_F(TracesTest, ExecutorSpansNestUnderTheirAttempt) {
+  Fill();
+  ASSERT_TRUE(store_->WriteSync([&](state::WriteTxn& txn) -> Status {
+    int64_t cursor = 1000;
+    auto update = [&](double ts, json payload) {
+      state::EventRecord e;
+      e.cursor = ++cursor;
+      e.workflow_id = "wfl-1";
+      e.task_id = "tsk-c";
+      e.ts = ts;
+      e.type = "TASK_UPDATE";
+      e.json = json{{"type", "TASK_UPDATE"}, {"payload", std::move(payload)}}.dump();
+      return txn.AppendEvent(e);
+    };
+    FM_RETURN_IF_ERROR(update(102.5, {{"attempt", 1},
+                                      {"span", {{"name", "agent.step"}, {"step", 0},
+                                                {"tool", "calculator"}, {"duration_ms", 500},
+                                                {"kind", "tool_call"}}}}));
+    FM_RETURN_IF_ERROR(update(103, {{"attempt", 1}, {"progress", 0.5}}));
+    return update(104, {{"attempt", 1},
+                        {"span", {{"name", "agent.step"}, {"step", 1}, {"duration_ms", 250}}}});
+  }).ok());
+  auto trace = BuildTrace(*store_, wf_);
+  ASSERT_TRUE(trace.ok()) << trace.status().ToString();
+  std::vector<json> steps;
+  for (const auto& s : trace->spans) {
+    if (s["kind"] == "step") steps.push_back(s);
+  }
+  ASSERT_EQ(steps.size(), 2u);
+  EXPECT_EQ(steps[0]["parent"], "tsk-c:attempt:1");
+  EXPECT_EQ(steps[0]["span_id"], "tsk-c:attempt:1:step:0");
+  EXPECT_DOUBLE_EQ(steps[0]["start"].get<double>(), 102);
+  EXPECT_DOUBLE_EQ(steps[0]["end"].get<double>(), 102.5);
+  EXPECT_DOUBLE_EQ(steps[0]["duration_s"].get<double>(), 0.5);
+  EXPECT_EQ(steps[0]["name"], "agent.step");
+  EXPECT_EQ(steps[0]["tool"], "calculator");
+  EXPECT_EQ(steps[1]["step"], 1);
+  EXPECT_DOUBLE_EQ(steps[1]["start"].get<double>(), 103.75);
+}
+
 }  // namespace
 }  // namespace flowmesh::api
