@@ -3,6 +3,7 @@
 #include "agent/builtin_tools.h"
 #include "agent/engine_chat_model.h"
 #include "agent/openai_chat_model.h"
+#include "executors/api_client.h"
 #include "inference/inference_executor.h"
 #include "spec/operator.h"
 
@@ -55,17 +56,41 @@ std::string StepLine(size_t item, const json& step) {
          (step.contains("error") ? " -> error: " + step["error"].get<std::string>() : " -> ok");
 }
 
-// agent.model: {url: http://host:port/v1, name: MODEL}: an OpenAI-compatible endpoint.
-Result<std::unique_ptr<ChatModel>> ApiModel(const json& spec, const json& agent_model) {
+// agent.model: an OpenAI-compatible endpoint through the api executor's client.
+//   {url: http(s)://host:port/v1, name, headers, timeout, retries, ...}  (spec.api's keys)
+//   {endpoint: default, name}  the server's default endpoint, with its Authorization
+// `{{credential:NAME}}` placeholders in url and headers are fetched from the server now and
+// resolved at each request.
+Result<std::unique_ptr<ChatModel>> ApiModel(executors::TaskContext& ctx, const json& agent_model) {
+  namespace api = executors::api;
+  const json& endpoint = Field(agent_model, "endpoint");
+  if (!endpoint.is_null() && endpoint != "default") {
+    return InvalidArgument("agent.model.endpoint: only \"default\" (the server's default "
+                           "endpoint) is known; give agent.model.url for any other");
+  }
+  const bool use_default = !endpoint.is_null() && !agent_model.contains("url");
+  if (!use_default && !Field(agent_model, "url").is_string()) {
+    return InvalidArgument("agent.model.url must be a string");
+  }
+  json http = agent_model;
+  for (const char* ours : {"name", "endpoint", "url"}) http.erase(ours);
   OpenAiModelConfig config;
-  if (!agent_model["url"].is_string()) return InvalidArgument("agent.model.url must be a string");
-  config.url = agent_model["url"].get<std::string>();
+  FM_ASSIGN_OR_RETURN(config.http, api::ParseApiSection(http, "agent.model"));
   const json& name = Field(agent_model, "name");
   config.model = name.is_string() ? name.get<std::string>() : "default";
-  const json& temperature = Field(Field(spec, "inference"), "temperature");
+  const json& temperature = Field(Field(ctx.spec, "inference"), "temperature");
   if (temperature.is_number()) config.temperature = temperature.get<float>();
+  FM_ASSIGN_OR_RETURN(config.grant, api::FetchGrant(ctx, agent_model, use_default, "agent.model"));
+  if (use_default) {
+    config.url = config.grant.default_url;
+    while (!config.url.empty() && config.url.back() == '/') config.url.pop_back();
+    config.url += "/v1";
+    config.default_authorization = config.grant.default_authorization;
+  } else {
+    config.url = agent_model["url"].get<std::string>();
+  }
   auto model = OpenAiChatModel::Create(std::move(config));
-  if (!model.ok()) return InvalidArgument("agent.model.url: " + model.status().message());
+  if (!model.ok()) return InvalidArgument("agent.model.url " + model.status().message());
   return std::unique_ptr<ChatModel>(std::move(model).value());
 }
 
@@ -118,7 +143,7 @@ Result<json> AgentExecutor::Run(executors::TaskContext& ctx) {
   const json& system_prompt = Field(Field(ctx.spec, "agent"), "system_prompt");
   const json& config = Field(ctx.spec, "configName");
   if (ctx.cancelled.load()) return Cancelled("agent: cancelled");
-  FM_ASSIGN_OR_RETURN(std::unique_ptr<ChatModel> model, models_(ctx.spec));
+  FM_ASSIGN_OR_RETURN(std::unique_ptr<ChatModel> model, models_(ctx));
 
   const auto start = std::chrono::steady_clock::now();
   json items = json::array();
@@ -157,14 +182,12 @@ Result<json> AgentExecutor::Run(executors::TaskContext& ctx) {
 }
 
 ChatModelFactory CachedEngineModels(std::shared_ptr<inference::ModelCache> models) {
-  return [models](const json& spec) -> Result<std::unique_ptr<ChatModel>> {
+  return [models](executors::TaskContext& ctx) -> Result<std::unique_ptr<ChatModel>> {
+    const json& spec = ctx.spec;
     json local = spec;
     const json& agent_model = Field(Field(spec, "agent"), "model");
-    if (agent_model.is_object() && agent_model.contains("url")) return ApiModel(spec, agent_model);
-    if (agent_model.is_object() && agent_model.contains("endpoint")) {
-      return FailedPrecondition(
-          "agent: named api endpoints need the api executor (not in this worker yet); give "
-          "agent.model.url");
+    if (agent_model.is_object() && (agent_model.contains("url") || agent_model.contains("endpoint"))) {
+      return ApiModel(ctx, agent_model);
     }
     if (Field(spec, "model").is_null()) {
       if (agent_model.is_null()) {

@@ -7,6 +7,9 @@
 //   configName            published tool-set name (default: "default")
 //   task | data.task (type static) | data.items (type list, or no type)   the tasks
 //   model                 the local model (as for inference tasks; agent.model as a fallback)
+//   agent.model           {url, name, headers, timeout, retries, ...}: an OpenAI-compatible
+//                         endpoint ({{credential:NAME}} in url/headers); {endpoint: default}:
+//                         the server's default endpoint
 //   inference             sampling options (temperature, seed, ...) for the model's turns
 //   agent.timeout         wall seconds per task item (default 600)
 //   agent.max_steps (8), agent.max_tokens (4096), agent.max_step_tokens (0: fit the grammar)
@@ -30,9 +33,10 @@
 
 namespace flowmesh::agent {
 
-// Makes the model of one task attempt from its spec.
+// Makes the model of one task attempt from its spec (and, for remote models, the
+// credentials the server grants the attempt).
 using ChatModelFactory =
-    std::function<Result<std::unique_ptr<ChatModel>>(const nlohmann::json& spec)>;
+    std::function<Result<std::unique_ptr<ChatModel>>(executors::TaskContext& ctx)>;
 
 Result<AgentLimits> LimitsFromSpec(const nlohmann::json& spec);
 Result<std::vector<std::string>> TasksFromSpec(const nlohmann::json& spec);
@@ -46,9 +50,9 @@ class AgentExecutor : public executors::Executor {
   ChatModelFactory models_;
 };
 
-// Local models from the worker's cache; agent.model {url, name} is an OpenAI-compatible
-// endpoint (OpenAiChatModel). Named endpoints (agent.model.endpoint) are the api
-// executor's and fail with FailedPrecondition until it exists.
+// Local models from the worker's cache; agent.model {url, name, headers, ...} is an
+// OpenAI-compatible endpoint (OpenAiChatModel over the api executor's client, credentials
+// by name), and agent.model {endpoint: default} the server's default endpoint.
 ChatModelFactory CachedEngineModels(std::shared_ptr<inference::ModelCache> models);
 
 // Registers `agent` on `registry` over `models`.

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "agent/calculator.h"
+#include "agent/python_tool.h"
 #include "http/http.h"
 
 namespace flowmesh::agent {
@@ -248,9 +249,11 @@ Result<ToolSet> ToolsFromSpec(const json& spec) {
       FM_RETURN_IF_ERROR(set.Add(MakeCalculatorTool()));
     } else if (name == "http_fetch") {
       FM_RETURN_IF_ERROR(set.Add(MakeHttpFetchTool(allow)));
+    } else if (name == "python") {
+      FM_RETURN_IF_ERROR(set.Add(MakePythonTool()));
     } else {
       return InvalidArgument("agent.tools: unknown tool '" + name +
-                             "' (built-in: calculator, http_fetch)");
+                             "' (built-in: calculator, http_fetch, python)");
     }
   }
   const json& endpoints = Field(agent, "endpoints");

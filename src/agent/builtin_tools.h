@@ -3,6 +3,7 @@
 //  calculator  {expression}  arithmetic through the safe evaluator (calculator.h)
 //  http_fetch  {url}         GET of an http:// URL whose host (or host:port) is on the
 //                            task's allow-list (agent.http.allow); nothing is allowed by default
+//  python      {code}        a short program in the python tasks' sandbox (python_tool.h)
 //  <endpoint>  {...}         one per entry of agent.endpoints: POSTs the arguments as JSON to
 //                            the declared http:// URL (the seam for the api executor's
 //                            endpoints and credentials, which are not resolved here)

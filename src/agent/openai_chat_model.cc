@@ -1,29 +1,27 @@
 #include "agent/openai_chat_model.h"
 
-#include <algorithm>
-
-#include "agent/builtin_tools.h"
-#include "http/http.h"
+#include "executors/api_client.h"
 
 namespace flowmesh::agent {
 
 using json = nlohmann::json;
+namespace api = executors::api;
 
 Result<std::unique_ptr<OpenAiChatModel>> OpenAiChatModel::Create(OpenAiModelConfig config) {
-  FM_ASSIGN_OR_RETURN(HttpUrl url, ParseHttpUrl(config.url));
-  std::string path = url.path;
-  while (path.size() > 1 && path.back() == '/') path.pop_back();
-  path = (path == "/" ? "" : path) + "/chat/completions";
-  return std::unique_ptr<OpenAiChatModel>(
-      new OpenAiChatModel(std::move(config), std::move(url.base), std::move(path)));
+  if (config.url.rfind("http://", 0) != 0 && config.url.rfind("https://", 0) != 0) {
+    return InvalidArgument("must start with http:// or https://");
+  }
+  while (config.url.size() > 8 && config.url.back() == '/') config.url.pop_back();
+  config.http.method = "POST";
+  return std::unique_ptr<OpenAiChatModel>(new OpenAiChatModel(std::move(config)));
 }
 
 Result<TurnReply> OpenAiChatModel::Next(const TurnRequest& request,
                                         const std::atomic<bool>& cancelled) {
   if (cancelled.load()) return Cancelled("agent: cancelled");
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      request.deadline - std::chrono::steady_clock::now());
-  if (left.count() <= 0) return DeadlineExceeded("no time left for the model");
+  if (std::chrono::steady_clock::now() >= request.deadline) {
+    return DeadlineExceeded("no time left for the model");
+  }
   json messages = json::array();
   for (const auto& m : *request.messages) {
     bool tool = m.role == "tool";
@@ -34,24 +32,33 @@ Result<TurnReply> OpenAiChatModel::Next(const TurnRequest& request,
                {"messages", std::move(messages)},
                {"max_tokens", request.max_tokens},
                {"temperature", config_.temperature}};
-  http::Client client(base_, left);
-  auto response = client.PostJson(path_, body.dump());
-  if (!response.ok()) {
-    if (std::chrono::steady_clock::now() >= request.deadline) {
+  api::PreparedRequest prepared{config_.url + "/chat/completions", config_.http.headers,
+                                body.dump()};
+  if (!prepared.headers.count("Content-Type")) prepared.headers["Content-Type"] = "application/json";
+  FM_ASSIGN_OR_RETURN(executors::HttpExchange exchange,
+                      api::ResolveExchange(config_.http, prepared, config_.grant,
+                                           config_.default_authorization));
+  // Errors name the url as written: resolved credentials never reach a message.
+  const std::string where = "POST " + prepared.url;
+  auto reply = api::SendWithRetries(config_.http, exchange, where, cancelled, {}, request.deadline);
+  if (!reply.ok()) {
+    if (std::chrono::steady_clock::now() >= request.deadline ||
+        reply.status().code() == StatusCode::kDeadlineExceeded) {
       return DeadlineExceeded("the model's reply did not come before the deadline");
     }
-    return response.status();
+    return reply.status();
   }
-  if (response->status != 200) {
-    return Unavailable("chat endpoint answered " + std::to_string(response->status) + ": " +
-                       response->body.substr(0, 200));
+  if (reply->status != 200) {
+    std::string msg = where + " answered HTTP " + std::to_string(reply->status) + ": " +
+                      reply->body.substr(0, 200);
+    return api::IsRetryableStatus(reply->status) ? Unavailable(msg) : FailedPrecondition(msg);
   }
-  json reply = json::parse(response->body, nullptr, false);
-  if (reply.is_discarded() || !reply.contains("choices") || !reply["choices"].is_array() ||
-      reply["choices"].empty()) {
-    return Internal("chat endpoint: a response without choices");
+  json parsed = json::parse(reply->body, nullptr, false);
+  if (parsed.is_discarded() || !parsed.contains("choices") || !parsed["choices"].is_array() ||
+      parsed["choices"].empty()) {
+    return Internal(where + ": a response without choices");
   }
-  const json& choice = reply["choices"][0];
+  const json& choice = parsed["choices"][0];
   const json& message = choice.value("message", json::object());
   TurnReply out;
   out.finish_reason = choice.value("finish_reason", "stop") == "length" ? "length" : "stop";
@@ -66,7 +73,7 @@ Result<TurnReply> OpenAiChatModel::Next(const TurnRequest& request,
     const json& content = message.value("content", json(""));
     out.text = content.is_string() ? content.get<std::string>() : content.dump();
   }
-  const json& usage = reply.value("usage", json::object());
+  const json& usage = parsed.value("usage", json::object());
   out.prompt_tokens = usage.value("prompt_tokens", 0);
   out.completion_tokens = usage.value("completion_tokens", 0);
   return out;

@@ -1,14 +1,9 @@
 #include "executors/api.h"
 
-#include <condition_variable>
-#include <map>
-#include <mutex>
 #include <optional>
-#include <random>
 #include <thread>
 
-#include "common/clock.h"
-#include "common/thread_annotations.h"
+#include "executors/api_client.h"
 #include "executors/api_http.h"
 #include "executors/api_request.h"
 
@@ -17,63 +12,6 @@ namespace {
 
 using nlohmann::json;
 using api::ApiOptions;
-
-constexpr auto kWaitSlice = std::chrono::milliseconds(20);
-
-// Requests in flight per endpoint (scheme://host:port), shared by every api task of this
-// process, so that N tasks against one endpoint still keep to its concurrency.
-class EndpointGate {
- public:
-  static EndpointGate& Get() {
-    static EndpointGate* gate = new EndpointGate();
-    return *gate;
-  }
-  // False when cancelled while waiting.
-  bool Acquire(const std::string& endpoint, int limit, const std::atomic<bool>& cancelled) {
-    MutexLock lock(mu_);
-    while (in_flight_[endpoint] >= limit) {
-      if (cancelled.load()) return false;
-      lock.WaitFor(cv_, kWaitSlice);
-    }
-    ++in_flight_[endpoint];
-    return true;
-  }
-  void Release(const std::string& endpoint) {
-    {
-      MutexLock lock(mu_);
-      --in_flight_[endpoint];
-    }
-    cv_.notify_all();
-  }
-
- private:
-  Mutex mu_;
-  std::condition_variable cv_;
-  std::map<std::string, int> in_flight_ FM_GUARDED_BY(mu_);
-};
-
-std::string EndpointOf(const std::string& url) {
-  auto scheme = url.find("://");
-  size_t start = scheme == std::string::npos ? 0 : scheme + 3;
-  size_t end = url.find_first_of("/?#", start);
-  return url.substr(0, end);
-}
-
-// Sleeps `delay` unless cancelled first. Returns false when cancelled.
-bool WaitUnlessCancelled(std::chrono::milliseconds delay, const std::atomic<bool>& cancelled) {
-  auto deadline = std::chrono::steady_clock::now() + delay;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cancelled.load()) return false;
-    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-        kWaitSlice, deadline - std::chrono::steady_clock::now()));
-  }
-  return !cancelled.load();
-}
-
-double UnitRandom() {
-  thread_local std::mt19937_64 rng(std::random_device{}());
-  return std::uniform_real_distribution<double>(0, 1)(rng);
-}
 
 // Forwards streamed text to the task log a line at a time (and what is left at the end).
 class LogLines {
@@ -110,24 +48,8 @@ struct Call {
 };
 
 Result<HttpExchange> BuildExchange(const Call& call, const std::optional<json>& item) {
-  api::PreparedRequest p = api::PrepareRequest(call.options, call.url, item);
-  HttpExchange x;
-  x.method = call.options.method;
-  FM_ASSIGN_OR_RETURN(x.url, api::ResolveCredentials(p.url, call.grant.values));
-  for (auto& [name, value] : p.headers) {
-    FM_ASSIGN_OR_RETURN(x.headers[name], api::ResolveCredentials(value, call.grant.values));
-  }
-  if (!call.default_authorization.empty()) {
-    bool has = false;
-    for (const auto& [name, value] : x.headers) has = has || api::IsCredentialHeader(name);
-    if (!has) x.headers["Authorization"] = call.default_authorization;
-  }
-  FM_ASSIGN_OR_RETURN(x.body, api::ResolveCredentials(p.body, call.grant.values));
-  x.timeout_s = call.options.timeout_s;
-  x.verify_tls = call.options.verify_tls;
-  x.follow_redirects = call.options.follow_redirects;
-  x.max_body_bytes = call.options.response.max_body_bytes;
-  return x;
+  return api::ResolveExchange(call.options, api::PrepareRequest(call.options, call.url, item),
+                              call.grant, call.default_authorization);
 }
 
 // One item: request with retries, then the item record of the result.
@@ -135,42 +57,21 @@ Result<json> RunItem(const Call& call, size_t index, const std::optional<json>& 
   const ApiOptions& o = call.options;
   FM_ASSIGN_OR_RETURN(HttpExchange x, BuildExchange(call, item));
   std::string where = "item " + std::to_string(index) + ": " + o.method + " " + call.url;
-  std::string endpoint = EndpointOf(x.url);
   api::SseAccumulator sse;
-  Result<HttpReply> reply = Unavailable("not sent");
-  for (int attempt = 0;; ++attempt) {
-    LogLines lines(call.ctx, "[" + std::to_string(index) + "] ");
+  std::optional<LogLines> lines;
+  api::RetryHooks hooks;
+  hooks.before_attempt = [&](HttpExchange& exchange) {
+    lines.emplace(call.ctx, "[" + std::to_string(index) + "] ");
     sse = api::SseAccumulator();
-    if (o.stream) {
-      x.on_chunk = [&](std::string_view chunk) { lines.Add(sse.Feed(chunk)); };
-    }
-    if (!EndpointGate::Get().Acquire(endpoint, o.concurrency, call.ctx.cancelled)) {
-      return Cancelled("api: cancelled");
-    }
-    reply = PerformHttp(x, call.ctx.cancelled);
-    EndpointGate::Get().Release(endpoint);
-    lines.Flush();
-    if (!reply.ok() && reply.status().code() == StatusCode::kCancelled) return reply.status();
-    bool transient = reply.ok() ? api::IsRetryableStatus(reply->status)
-                                : (reply.status().code() == StatusCode::kUnavailable ||
-                                   reply.status().code() == StatusCode::kDeadlineExceeded);
-    if (!transient || attempt >= o.retries) break;
-    std::string retry_after;
-    if (reply.ok()) {
-      auto h = reply->headers.find("retry-after");
-      if (h != reply->headers.end()) retry_after = h->second;
-    }
-    auto delay = api::RetryDelay(o, attempt + 1, retry_after, UnitRandom(), WallSeconds());
-    if (call.ctx.log) {
-      call.ctx.log(where + ": " +
-                   (reply.ok() ? "HTTP " + std::to_string(reply->status)
-                               : reply.status().message()) +
-                   ", retry " + std::to_string(attempt + 1) + "/" + std::to_string(o.retries) +
-                   " in " + std::to_string(delay.count()) + " ms");
-    }
-    if (!WaitUnlessCancelled(delay, call.ctx.cancelled)) return Cancelled("api: cancelled");
-  }
-  if (!reply.ok()) return Status(reply.status().code(), where + ": " + reply.status().message());
+    if (o.stream) exchange.on_chunk = [&](std::string_view chunk) { lines->Add(sse.Feed(chunk)); };
+  };
+  hooks.after_attempt = [&] { lines->Flush(); };
+  hooks.log = [&](const std::string& line) {
+    if (call.ctx.log) call.ctx.log(line);
+  };
+  Result<HttpReply> reply = api::SendWithRetries(o, x, where, call.ctx.cancelled, hooks);
+  if (!reply.ok() && reply.status().code() == StatusCode::kCancelled) return Cancelled("api: cancelled");
+  if (!reply.ok()) return reply.status();
 
   json out = {{"index", index},
               {"url", call.url},
@@ -214,20 +115,10 @@ Result<json> RunItem(const Call& call, size_t index, const std::optional<json>& 
 // Resolves the endpoint and the credentials the spec names.
 Status Prepare(TaskContext& ctx, const ApiOptions& options, std::string* url,
                CredentialGrant* grant, std::string* default_authorization) {
-  std::set<std::string> names = api::CredentialNames(ctx.spec.value("api", json::object()));
   bool need_default = options.url.empty();
-  if (names.empty() && !need_default) return Status::Ok();
-  if (!ctx.credentials) {
-    return FailedPrecondition(need_default ? "spec.api.url is omitted and this worker has no "
-                                             "server to ask for the default endpoint"
-                                           : "this worker has no server to ask for credentials");
-  }
-  FM_ASSIGN_OR_RETURN(*grant, ctx.credentials({names.begin(), names.end()}, need_default));
+  FM_ASSIGN_OR_RETURN(*grant, api::FetchGrant(ctx, ctx.spec.value("api", json::object()),
+                                              need_default, "spec.api"));
   if (need_default) {
-    if (grant->default_url.empty()) {
-      return FailedPrecondition("spec.api.url is omitted and the server has no default endpoint "
-                                "(--api-default-url)");
-    }
     std::string base = grant->default_url;
     while (!base.empty() && base.back() == '/') base.pop_back();
     *url = base + "/v1/chat/completions";

@@ -73,6 +73,27 @@ class AgentTest(StackTestCase):
         for sp in steps:
             self.assertLessEqual(sp["start"], sp["end"])
 
+    def test_python_tool_runs_in_the_sandbox(self):
+        # The grammar makes even the random model call the python tool; its (random) program
+        # runs in the sandbox and its exit code and output come back as the step's result.
+        s = self.stack
+        s.up()
+        s.workers_up(1)
+        wf_id = s.submit(agent_workflow("python-tool", self.model,
+                                        {"tools": ["python"], "tool_choice": "required",
+                                         "max_steps": 2, "timeout": 120}))["workflow_id"]
+        self.assertEqual(s.wait_workflow(wf_id, timeout=180)["status"], "DONE", s.tasks(wf_id))
+        _, r = self.result(wf_id)
+        first = r["items"][0]["transcript"]["steps"][0]
+        self.assertEqual(first["kind"], "tool_call", first)
+        self.assertEqual(first["tool"], "python")
+        self.assertIn("code", first["arguments"])
+        if "result" in first:
+            self.assertIn("exit_code", first["result"])
+            self.assertIn("stderr", first["result"])
+        else:  # a program the model wrote that ran out of time or memory
+            self.assertRegex(first["error"], "python:")
+
     def test_bad_agent_spec_fails_without_retry(self):
         s = self.stack
         s.up()

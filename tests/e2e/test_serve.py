@@ -187,6 +187,39 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(result["items"][0]["text"], direct.choices[0].message.content)
         self.assertNotIn(s.api_key, json.dumps(result))
 
+    def test_an_agent_uses_the_served_model_as_its_remote_model(self):
+        # The agent's remote model goes through the api executor's client: the proxy URL,
+        # the caller's key as a secret named in a header, resolved on the worker.
+        s = self.stack
+        s.api("PUT", f"{API}/secrets/AGENT_KEY", {"value": s.api_key}, expect=200)
+        base = f"{s.url}{API}/serve/tasks/{self.task['task_id']}/v1"
+        wf = s.submit(json.dumps({
+            "apiVersion": "flowmesh/v1", "kind": "Workflow", "metadata": {"name": "agent-to-serve"},
+            "spec": {"taskType": "agent", "task": "What is 6*7?", "inference": {"temperature": 0},
+                     "agent": {"model": {"url": base, "name": self.model, "retries": 1,
+                                         "headers": {"Authorization": "Bearer {{credential:AGENT_KEY}}"}},
+                               "max_steps": 2, "max_step_tokens": 8, "timeout": 120}}}))
+        done = s.wait_workflow(wf["workflow_id"], timeout=120)
+        [task] = s.tasks(wf["workflow_id"])
+        self.assertEqual(done["status"], "DONE", task)
+        result = s.api("GET", f"{API}/results/{task['task_id']}")
+        self.assertEqual(result["model"], f"api:{self.model}")
+        steps = result["items"][0]["transcript"]["steps"]
+        self.assertTrue(steps)
+        # Every turn was answered by the served model (its usage came back through the proxy).
+        self.assertGreater(result["usage"]["prompt_tokens"], 0)
+        self.assertTrue(all(st["completion_tokens"] > 0 for st in steps), steps)
+        self.assertNotIn(s.api_key, json.dumps(result))
+        # A key the server does not hold is named, and the attempt fails without retry.
+        bad = s.submit(json.dumps({
+            "apiVersion": "flowmesh/v1", "kind": "Workflow", "metadata": {"name": "agent-no-key"},
+            "spec": {"taskType": "agent", "task": "t", "max_attempts": 2,
+                     "agent": {"model": {"url": base, "name": self.model,
+                                         "headers": {"Authorization": "Bearer {{credential:NOPE}}"}}}}}))
+        self.assertEqual(s.wait_workflow(bad["workflow_id"], timeout=120)["status"], "FAILED")
+        [bad_task] = s.tasks(bad["workflow_id"])
+        self.assertIn("NOPE", json.dumps(bad_task))
+
     def test_idle_timeout_ends_the_task(self):
         s = self.stack
         task = self.start_serve("idle", ttlSeconds=600, idleTimeoutSeconds=1)

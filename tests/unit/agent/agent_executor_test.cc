@@ -56,7 +56,7 @@ TEST(AgentSpecTest, LimitsFromTheAgentSection) {
 }
 
 TEST(AgentExecutorTest, RunsEveryItemReportsStepsAndTotals) {
-  auto factory = [](const json&) -> Result<std::unique_ptr<ChatModel>> {
+  auto factory = [](executors::TaskContext&) -> Result<std::unique_ptr<ChatModel>> {
     return std::unique_ptr<ChatModel>(std::make_unique<ScriptedModel>(
         std::deque<std::string>{R"({"tool":"calculator","arguments":{"expression":"1+1"}})",
                                 R"({"final":"2"})", R"({"final":"direct"})"}));
@@ -105,7 +105,7 @@ TEST(AgentExecutorTest, RunsEveryItemReportsStepsAndTotals) {
 
 TEST(AgentExecutorTest, BadSpecsArePermanentErrors) {
   int made = 0;
-  auto factory = [&made](const json&) -> Result<std::unique_ptr<ChatModel>> {
+  auto factory = [&made](executors::TaskContext&) -> Result<std::unique_ptr<ChatModel>> {
     ++made;
     return std::unique_ptr<ChatModel>(std::make_unique<ScriptedModel>(std::deque<std::string>{}));
   };
@@ -125,19 +125,67 @@ TEST(AgentExecutorTest, BadSpecsArePermanentErrors) {
 
 TEST(AgentExecutorTest, ApiModelsAndMissingModelsNameTheProblem) {
   auto factory = CachedEngineModels(nullptr);  // never reaches the cache
-  auto api =
-      factory(json::parse(R"({"task":"t","agent":{"model":{"url":"http://x/v1","name":"m"}}})"));
+  std::atomic<bool> cancelled{false};
+  auto make = [&](const char* spec) {
+    executors::TaskContext ctx{"tsk-1",           "wfl-1", 1,       "agent",
+                               json::parse(spec), nullptr, nullptr, cancelled};
+    return factory(ctx);
+  };
+  auto api = make(R"({"task":"t","agent":{"model":{"url":"http://x/v1","name":"m"}}})");
   ASSERT_TRUE(api.ok()) << api.status().message();
   EXPECT_EQ((*api)->name(), "api:m");
-  auto tls = factory(json::parse(R"({"task":"t","agent":{"model":{"url":"https://x/v1"}}})"));
-  ASSERT_FALSE(tls.ok());
-  EXPECT_EQ(tls.status().code(), StatusCode::kInvalidArgument);
-  auto named = factory(json::parse(R"({"task":"t","agent":{"model":{"endpoint":"openai"}}})"));
+  EXPECT_TRUE(make(R"({"task":"t","agent":{"model":{"url":"https://x/v1"}}})").ok());
+  auto scheme = make(R"({"task":"t","agent":{"model":{"url":"ftp://x/v1"}}})");
+  ASSERT_FALSE(scheme.ok());
+  EXPECT_EQ(scheme.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(scheme.status().message().find("agent.model.url"), std::string::npos);
+  auto retries = make(R"({"task":"t","agent":{"model":{"url":"http://x/v1","retries":-1}}})");
+  ASSERT_FALSE(retries.ok());
+  EXPECT_NE(retries.status().message().find("agent.model.retries"), std::string::npos)
+      << retries.status().message();
+  auto named = make(R"({"task":"t","agent":{"model":{"endpoint":"openai"}}})");
   ASSERT_FALSE(named.ok());
-  EXPECT_EQ(named.status().code(), StatusCode::kFailedPrecondition);
-  auto none = factory(json::parse(R"({"task":"t"})"));
+  EXPECT_EQ(named.status().code(), StatusCode::kInvalidArgument);
+  // The server's default endpoint and named credentials need a server to ask.
+  for (const char* spec : {R"({"task":"t","agent":{"model":{"endpoint":"default"}}})",
+                           R"({"task":"t","agent":{"model":{"url":"http://x/v1",
+                               "headers":{"Authorization":"Bearer {{credential:KEY}}"}}}})"}) {
+    auto r = make(spec);
+    ASSERT_FALSE(r.ok()) << spec;
+    EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition) << r.status().message();
+  }
+  auto none = make(R"({"task":"t"})");
   ASSERT_FALSE(none.ok());
   EXPECT_EQ(none.status().code(), StatusCode::kFailedPrecondition);
+}
+
+// The server's default endpoint and the credentials a model's headers name come from the
+// attempt's grant; the url is the default one with /v1.
+TEST(AgentExecutorTest, RemoteModelsTakeTheirGrantFromTheServer) {
+  auto factory = CachedEngineModels(nullptr);
+  std::atomic<bool> cancelled{false};
+  std::vector<std::string> asked;
+  bool asked_default = false;
+  executors::TaskContext ctx{"tsk-1",
+                             "wfl-1",
+                             1,
+                             "agent",
+                             json::parse(R"({"task":"t","agent":{"model":{"endpoint":"default",
+                               "name":"gpt","headers":{"X-Org":"{{credential:ORG}}"}}}})"),
+                             nullptr,
+                             nullptr,
+                             cancelled};
+  ctx.credentials = [&](const std::vector<std::string>& names, bool default_endpoint)
+      -> Result<executors::CredentialGrant> {
+    asked = names;
+    asked_default = default_endpoint;
+    return executors::CredentialGrant{{{"ORG", "acme"}}, "http://127.0.0.1:1/", "Bearer k"};
+  };
+  auto model = factory(ctx);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  EXPECT_EQ((*model)->name(), "api:gpt");
+  EXPECT_EQ(asked, std::vector<std::string>{"ORG"});
+  EXPECT_TRUE(asked_default);
 }
 
 }  // namespace

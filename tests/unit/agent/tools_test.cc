@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/builtin_tools.h"
+#include "agent/python_tool.h"
 #include "http/http.h"
 
 namespace flowmesh::agent {
@@ -138,6 +139,73 @@ TEST(ParseHttpUrlTest, SplitsBaseHostAndPath) {
   ASSERT_TRUE(bare.ok());
   EXPECT_EQ(bare->host_port, "example.org:80");
   EXPECT_EQ(bare->path, "/");
+}
+
+}  // namespace
+}  // namespace flowmesh::agent
+
+namespace flowmesh::agent {
+namespace {
+
+class PythonToolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Status probe = executors::Sandbox().Probe();
+    if (!probe.ok()) GTEST_SKIP() << probe.ToString();
+  }
+  Deadline Soon() { return std::chrono::steady_clock::now() + std::chrono::seconds(30); }
+};
+
+// The model's program runs and what it printed comes back; a failing program is a result
+// (exit code and stderr), not a tool error.
+TEST_F(PythonToolTest, RunsTheProgramAndReturnsItsOutput) {
+  auto tool = MakePythonTool();
+  auto ok = tool->Call(nlohmann::json{{"code", "print(sum(range(10)))"}}, Soon());
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ((*ok)["exit_code"], 0);
+  EXPECT_EQ((*ok)["stdout"], "45\n");
+  auto raised = tool->Call(nlohmann::json{{"code", "raise ValueError('nope')"}}, Soon());
+  ASSERT_TRUE(raised.ok()) << raised.status().ToString();
+  EXPECT_EQ((*raised)["exit_code"], 1);
+  EXPECT_NE((*raised)["stderr"].get<std::string>().find("ValueError: nope"), std::string::npos);
+  EXPECT_FALSE(tool->Call(nlohmann::json{{"code", 3}}, Soon()).ok());
+}
+
+// The sandbox holds: no network, nothing of the host's private files, an empty home, and
+// a runaway program ends at its time limit.
+TEST_F(PythonToolTest, TheProgramIsSandboxed) {
+  PythonToolConfig config;
+  config.timeout = std::chrono::milliseconds(1500);
+  auto tool = MakePythonTool(config);
+  auto probe = tool->Call(
+      nlohmann::json{{"code",
+                      "import os, socket\n"
+                      "print(os.listdir(os.path.expanduser('~')))\n"
+                      "print(os.path.exists('/root'), os.path.exists('/etc/shadow'))\n"
+                      "s = socket.socket()\n"
+                      "try:\n"
+                      "    s.connect(('1.1.1.1', 80)); print('net')\n"
+                      "except OSError as e:\n"
+                      "    print('no-net')\n"}},
+      Soon());
+  ASSERT_TRUE(probe.ok()) << probe.status().ToString();
+  EXPECT_EQ((*probe)["stdout"], "[]\nFalse False\nno-net\n") << (*probe)["stderr"];
+  auto loop = tool->Call(nlohmann::json{{"code", "while True: pass"}}, Soon());
+  ASSERT_FALSE(loop.ok());
+  EXPECT_EQ(loop.status().code(), StatusCode::kDeadlineExceeded);
+  // Past the run's deadline nothing starts.
+  auto late = tool->Call(nlohmann::json{{"code", "print(1)"}}, std::chrono::steady_clock::now());
+  EXPECT_EQ(late.status().code(), StatusCode::kDeadlineExceeded);
+}
+
+// `python` is a built-in tool an agent may be given by name.
+TEST(ToolsFromSpecTest, PythonIsABuiltInTool) {
+  auto set = ToolsFromSpec(nlohmann::json::parse(R"({"agent":{"tools":["python","calculator"]}})"));
+  ASSERT_TRUE(set.ok()) << set.status().message();
+  EXPECT_NE(set->Find("python"), nullptr);
+  auto bad = ToolsFromSpec(nlohmann::json::parse(R"({"agent":{"tools":["shell"]}})"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("python"), std::string::npos);
 }
 
 }  // namespace
