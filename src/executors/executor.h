@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -26,6 +27,26 @@ struct CredentialGrant {
 using CredentialFetcher = std::function<Result<CredentialGrant>(
     const std::vector<std::string>& names, bool default_endpoint)>;
 
+// A file an attempt produced, to be kept with its result: `name` is its relative path in
+// the result (a/b.txt), `path` the file on this host.
+struct OutputFile {
+  std::string name;
+  std::string path;
+};
+// What became of it: stored in the content store (digest = sha256 hex), or not and why.
+struct StoredFile {
+  std::string name;
+  std::string digest;
+  int64_t size = 0;
+  bool stored = false;
+  std::string why_not;  // when !stored
+};
+// Uploads an attempt's files to the server's content store (POST /results/{id}/files).
+// Per-file failures (too large, a name the store refuses) are reported, not errors; an
+// error means the server could not be reached or refused the attempt.
+using FileUploader =
+    std::function<Result<std::vector<StoredFile>>(const std::vector<OutputFile>& files)>;
+
 // Everything one attempt needs. The callbacks are thread-safe and may be called from the
 // executor's thread (or threads it starts) until Run returns.
 struct TaskContext {
@@ -40,6 +61,9 @@ struct TaskContext {
   // Asks the server for credentials at the last moment; unset where no server is reachable
   // (then a spec naming a credential fails with FailedPrecondition).
   CredentialFetcher credentials = nullptr;
+  // Keeps result files in the server's content store; unset where no server is reachable
+  // (then files are listed with their digests only).
+  FileUploader put_files = nullptr;
 };
 
 class Executor {

@@ -6,7 +6,9 @@
 //     ({result, metadata}); the entrypoint's parameters are bound to stages by name;
 //   - output: /mnt/flowmesh/output ($FLOWMESH_OUTPUT); the return value becomes the
 //     result's `value`, `metrics` (returned or written to metrics.json) its `metrics`,
-//     and every other file written there is listed in `files` (name, size, sha256);
+//     and every other file written there is listed in `files` (name, size, sha256) and
+//     kept in the server's content store with the result (`stored`; GET
+//     /results/{id}/files/{name}) when the worker has a server (ctx.put_files);
 //   - no network unless `network: bridge` (which `requirements` need: pip installs them
 //     into the sandbox's /tmp); rlimits from resources.hardware and pythonOutput.maxBytes;
 //   - stdout and stderr lines stream as task logs (stderr lines prefixed "[stderr] ").

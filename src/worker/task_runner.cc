@@ -237,6 +237,11 @@ void TaskRunner::Execute(const std::shared_ptr<Task>& task) {
       return credentials_(a, names, default_endpoint);
     };
   }
+  if (file_uploader_) {
+    ctx.put_files = [this, &a](const std::vector<executors::OutputFile>& files) {
+      return file_uploader_(a, files);
+    };
+  }
   int64_t start = MonoMicros();
   Result<nlohmann::json> result = (*executor)->Run(ctx);
   double duration = (MonoMicros() - start) / 1e6;

@@ -66,6 +66,11 @@ class TaskRunner {
   using CredentialFetcher = std::function<Result<executors::CredentialGrant>(
       const Assignment& assignment, const std::vector<std::string>& names, bool default_endpoint)>;
   void SetCredentialFetcher(CredentialFetcher fetcher) { credentials_ = std::move(fetcher); }
+  // How an attempt keeps its result files (see executors::TaskContext::put_files). Set
+  // before the first Submit; unset: files are listed, not stored.
+  using FileUploader = std::function<Result<std::vector<executors::StoredFile>>(
+      const Assignment& assignment, const std::vector<executors::OutputFile>& files)>;
+  void SetFileUploader(FileUploader uploader) { file_uploader_ = std::move(uploader); }
 
   // Queues an attempt. Returns false (and does nothing) when that attempt is already
   // queued or running, or after StopAll.
@@ -94,6 +99,7 @@ class TaskRunner {
   EventSink sink_;
   ResultUploader uploader_;
   CredentialFetcher credentials_;
+  FileUploader file_uploader_;
 
   mutable Mutex mu_;
   std::condition_variable queue_cv_;  // pool threads wait for work

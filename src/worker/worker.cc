@@ -12,6 +12,7 @@
 #include "flowmesh/v1/worker.grpc.pb.h"
 #include "http/http.h"
 #include "worker/credential_client.h"
+#include "worker/file_upload.h"
 #include "worker/host_info.h"
 
 namespace flowmesh::worker {
@@ -237,6 +238,11 @@ int Worker::Run() {
           return FetchCredentials({root_url, api_token, timeout, worker_id}, a.task_id, a.attempt,
                                   names, default_endpoint);
         });
+    w.runner->SetFileUploader([root_url, api_token, timeout, worker_id](
+                                  const Assignment& a,
+                                  const std::vector<executors::OutputFile>& files) {
+      return UploadFiles({root_url, api_token, timeout, worker_id}, a.task_id, files);
+    });
   }
 
   v1::WorkerMessage hello;

@@ -1,6 +1,7 @@
 """The python executor end to end: sandboxed user code through the real server, supervisor
 and worker: results, metrics, output files and logs; hostile code fails its own task with a
 clear error while the worker, and every other task, go on."""
+import hashlib
 import json
 import os
 import shutil
@@ -47,6 +48,12 @@ class PythonExecutorTest(StackTestCase):
         self.assertEqual(stats["metrics"], {"lines": 2.0})
         self.assertEqual([f["name"] for f in stats["files"]], ["counts.json"])
         self.assertEqual(len(stats["files"][0]["sha256"]), 64)
+        # The file is kept in the content store with the result, under its digest.
+        self.assertTrue(stats["files"][0]["stored"], stats["files"])
+        status, _, raw = s.request("GET", f"{API}/results/{tasks['stats']['task_id']}/files/counts.json")
+        self.assertEqual(status, 200)
+        self.assertEqual(hashlib.sha256(raw).hexdigest(), stats["files"][0]["sha256"])
+        self.assertEqual(len(json.loads(raw)), 8)  # the distinct words it counted
         self.assertIn("2 lines, 8 distinct words", self.logs_text(tasks["stats"]["task_id"]))
         report = s.api("GET", f"{API}/results/{tasks['report']['task_id']}")
         self.assertEqual(report["value"], "8 distinct words over 2 lines")

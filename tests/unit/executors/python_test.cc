@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 
 #include "common/hash.h"
 
@@ -31,7 +32,8 @@ class PythonExecutorTest : public ::testing::Test {
 
   // Runs a python task whose section is `python` (code etc.), with `extra` merged into the
   // task spec. `cancel_on` cancels the attempt when that log line appears.
-  Result<json> Run(json python, json extra = json::object(), const std::string& cancel_on = "") {
+  Result<json> Run(json python, json extra = json::object(), const std::string& cancel_on = "",
+                   FileUploader put_files = nullptr) {
     json spec = {{"taskType", "python"}, {"python", std::move(python)}};
     spec.update(extra);
     TaskContext ctx{"tsk-py",
@@ -45,6 +47,7 @@ class PythonExecutorTest : public ::testing::Test {
                     },
                     [](json) {},
                     cancelled_};
+    ctx.put_files = std::move(put_files);
     return PythonExecutor(config_).Run(ctx);
   }
 
@@ -213,6 +216,49 @@ TEST_F(PythonExecutorTest, HostileCodeStaysInside) {
   for (auto it = (*result)["value"].begin(); it != (*result)["value"].end(); ++it) {
     EXPECT_EQ(*it, false) << it.key();
   }
+}
+
+
+// With a server, the output files are handed to it while the attempt's folder still exists
+// (the uploader reads them there) and each entry says whether it was stored; a server that
+// cannot take them fails the attempt as retryable, so no file is silently lost.
+TEST_F(PythonExecutorTest, OutputFilesAreStoredWithTheResult) {
+  const char* code =
+      "import os\n"
+      "def main():\n"
+      "    open(os.environ['FLOWMESH_OUTPUT'] + '/out.txt', 'w').write('payload')\n"
+      "    open(os.environ['FLOWMESH_OUTPUT'] + '/big.bin', 'w').write('x' * 10)\n"
+      "    return 1\n";
+  std::vector<std::string> read;
+  auto uploader = [&](const std::vector<OutputFile>& files) -> Result<std::vector<StoredFile>> {
+    std::vector<StoredFile> out;
+    for (const auto& f : files) {
+      std::ifstream in(f.path);
+      std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      read.push_back(f.name + "=" + data);
+      StoredFile s{f.name, Sha256Hex(data), static_cast<int64_t>(data.size()), true, ""};
+      if (f.name == "big.bin") s = StoredFile{f.name, "", 0, false, "too large"};
+      out.push_back(s);
+    }
+    return out;
+  };
+  auto result = Run({{"code", code}}, json::object(), "", uploader);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(read, (std::vector<std::string>{"big.bin=xxxxxxxxxx", "out.txt=payload"}));
+  const json& files = (*result)["files"];
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(files[0]["name"], "big.bin");
+  EXPECT_FALSE(files[0]["stored"].get<bool>());
+  EXPECT_EQ(files[0]["why_not"], "too large");
+  EXPECT_TRUE(files[1]["stored"].get<bool>());
+
+  auto down = Run({{"code", code}}, json::object(), "",
+                  [](const std::vector<OutputFile>&) -> Result<std::vector<StoredFile>> {
+                    return Unavailable("server unreachable");
+                  });
+  ASSERT_FALSE(down.ok());
+  EXPECT_TRUE(IsRetryable(down.status())) << down.status().ToString();
+  EXPECT_NE(down.status().message().find("server unreachable"), std::string::npos);
 }
 
 }  // namespace
