@@ -50,9 +50,13 @@
 #   serve  a tiny generated model served by a serve task, called through the server's
 #          /api/v1/serve proxy with streaming chat completions (32 tokens) by 1 and 8
 #          concurrent clients: serve_requests_per_sec_cN and serve_ttft_p50_ms_cN.
+#   rag    the embedded vector index (src/vector/) on 100,000 generated 384-dim vectors
+#          (a mixture of 1,000 Gaussian clusters), cosine, k 10: recall_at_10 against exact
+#          search, single-thread queries_per_sec (and exact_queries_per_sec), build_sec,
+#          bytes_per_vector. `rag-faiss`: the same with faiss (needs libfaiss-dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name="${1:?usage: bench/run.sh NAME (echo|echo-auth|peers|parse|scheduler|dedup|inference|serve|fuzz-parser)}"
+name="${1:?usage: bench/run.sh NAME (echo|echo-auth|peers|parse|scheduler|dedup|inference|serve|rag|rag-faiss|fuzz-parser)}"
 case "$name" in
   echo)
     scripts/build release >&2  # incremental: never measure stale binaries
@@ -119,9 +123,19 @@ print(json.dumps(w))' "$n" > "$variant_workload"
   dedup)
     scripts/build release >&2
     exec python3 bench/dedup_bench.py ;;
+  rag)
+    [ -f build/release/build.ninja ] || cmake --preset release >&2
+    cmake --build build/release --target vector_bench >&2
+    exec build/release/bin/vector_bench "${2:-100000}" "${3:-384}" ;;
+  rag-faiss)
+    # The comparison behind the index choice; needs Debian's libfaiss-dev, which FlowMesh
+    # itself does not use.
+    mkdir -p build/bench
+    g++ -O2 -g -std=c++20 -fopenmp -Isrc bench/vector_faiss.cc -o build/bench/vector_faiss -lfaiss -lblas -llapack >&2
+    exec build/bench/vector_faiss "${2:-100000}" "${3:-384}" ;;
   fuzz-parser)
     exec tests/fuzz/run_fuzzer.sh "${2:-60}" ;;
   inference)
     exec bench/inference.sh ;;
-  *) echo "unknown benchmark '$name' (known: echo, echo-auth, peers, parse, scheduler, dedup, inference, fuzz-parser)" >&2; exit 2 ;;
+  *) echo "unknown benchmark '$name' (known: echo, echo-auth, peers, parse, scheduler, dedup, inference, serve, rag, rag-faiss, fuzz-parser)" >&2; exit 2 ;;
 esac

@@ -1,0 +1,34 @@
+// Splits text into chunks of at most `max_tokens` tokens that overlap by `overlap` tokens,
+// cutting only at token boundaries. The tokenizer is the caller's (the embedding model's,
+// so a chunk never exceeds what the model embeds): it gives the byte offset where each
+// token starts. Pure.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace flowmesh::vector {
+
+struct Chunk {
+  std::string text;
+  size_t begin = 0;   // byte offsets into the source text
+  size_t end = 0;
+  size_t tokens = 0;
+};
+
+// `token_starts`: increasing byte offsets into `text`, the first usually 0. InvalidArgument
+// when max_tokens is 0, overlap >= max_tokens, or the offsets are not increasing within
+// the text. Empty text gives no chunk.
+Result<std::vector<Chunk>> ChunkByTokens(std::string_view text,
+                                         const std::vector<size_t>& token_starts,
+                                         size_t max_tokens, size_t overlap);
+
+// Byte offsets of whitespace-separated words: a tokenizer for tests and for sources with
+// no model yet.
+std::vector<size_t> WordStarts(std::string_view text);
+
+}  // namespace flowmesh::vector
