@@ -81,6 +81,7 @@ case "$name" in
     python3 -c "print(f'auth_ratio={$on_best/$off_best:.3f}')" ;;
   serve)
     scripts/build release >&2
+    bench/llama-tools.sh llama-server
     exec python3 bench/serve_bench.py ;;
   peers)
     scripts/build release >&2
@@ -123,5 +124,5 @@ print(json.dumps(w))' "$n" > "$variant_workload"
     exec tests/fuzz/run_fuzzer.sh "${2:-60}" ;;
   inference)
     exec bench/inference.sh ;;
-  *) echo "unknown benchmark '$name' (known: echo, echo-auth, peers, parse, scheduler, dedup, inference, fuzz-parser)" >&2; exit 2 ;;
+  *) echo "unknown benchmark '$name' (known: echo, echo-auth, peers, parse, scheduler, dedup, inference, serve, fuzz-parser)" >&2; exit 2 ;;
 esac
