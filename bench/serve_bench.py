@@ -24,8 +24,8 @@ the fabric's engine, which would not be the same work.
 For 1 and 8 concurrent clients, each sending REQUESTS_PER_CLIENT requests one after another
 on a fresh connection each: completion tokens per second over the run (from each stream's
 usage chunk) and the p50 time to first token (first content chunk) as the client sees it.
-ROUNDS interleaved rounds (the target order rotating), best tokens/s and lowest p50 of each,
-since the machine may be shared. Standard library only (http.client).
+ROUNDS interleaved rounds (the target order rotating), since the machine may be shared: the
+best tokens/s of each, and the p50 over all rounds' requests. Standard library only (http.client).
 """
 import http.client
 import json
@@ -42,7 +42,7 @@ import urllib.parse
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "e2e"))
 from harness import SOURCE_DIR, Stack, free_port, wait_until  # noqa: E402
 
-REQUESTS_PER_CLIENT = int(os.environ.get("BENCH_SERVE_REQUESTS", "12"))
+REQUESTS_PER_CLIENT = int(os.environ.get("BENCH_SERVE_REQUESTS", "24"))
 ROUNDS = int(os.environ.get("BENCH_SERVE_ROUNDS", "3"))
 THREADS = int(os.environ.get("BENCH_THREADS", str(os.cpu_count() or 1)))
 LLAMA_SERVER = os.environ.get("BENCH_LLAMA_SERVER",
@@ -66,13 +66,17 @@ def ensure_model():
 
 
 class Target:
-    def __init__(self, name, url, path, key):
+    """Where requests go, and the processes that serve them (name -> pid, for CPU time)."""
+
+    def __init__(self, name, url, path, key, pids):
         parsed = urllib.parse.urlparse(url)
         self.name, self.host, self.port, self.path, self.key = name, parsed.hostname, parsed.port, path, key
+        self.pids = pids
 
 
 def one_request(target, model, prompt):
-    """One streamed chat completion on a fresh connection: (ttft seconds, completion tokens)."""
+    """One streamed chat completion on a fresh connection: (ttft seconds, completion tokens,
+    content chunks)."""
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": prompt}],
                        "max_tokens": MAX_TOKENS, "min_tokens": MAX_TOKENS, "ignore_eos": True,
                        "temperature": 0, "stream": True, "stream_options": {"include_usage": True}})
@@ -84,7 +88,7 @@ def one_request(target, model, prompt):
         resp = conn.getresponse()
         if resp.status != 200:
             raise RuntimeError(f"{target.name}: {resp.status}: {resp.read()[:200]!r}")
-        ttft, tokens = None, None
+        ttft, tokens, chunks = None, None, 0
         while True:
             line = resp.readline()
             if not line:
@@ -95,6 +99,8 @@ def one_request(target, model, prompt):
             if data == b"[DONE]":
                 break
             # Parse only what is needed: the client shares the machine with both servers.
+            if b'"content":"' in data and b'"content":""' not in data:
+                chunks += 1
             if ttft is None:
                 choices = json.loads(data).get("choices") or [{}]
                 if choices[0].get("delta", {}).get("content"):
@@ -108,34 +114,45 @@ def one_request(target, model, prompt):
         conn.close()
     if ttft is None or tokens is None:
         raise RuntimeError(f"{target.name}: a stream without content or usage")
-    return ttft, tokens
+    return ttft, tokens, chunks
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run(target, model, clients, tag):
-    """`clients` threads, REQUESTS_PER_CLIENT requests each: (tokens/s, ttfts, tokens per request)."""
-    ttfts, counts, errors = [], [], []
+    """`clients` threads, REQUESTS_PER_CLIENT requests each: a dict of tokens/s, ttfts,
+    tokens and chunks per request, and the CPU seconds each of the target's processes spent."""
+    ttfts, counts, chunks, errors = [], [], [], []
     lock = threading.Lock()
 
     def client(c):
         try:
             for i in range(REQUESTS_PER_CLIENT):
-                t, n = one_request(target, model, f"tell me a story ({tag} client {c} request {i})")
+                t, n, k = one_request(target, model, f"tell me a story ({tag} {c} {i})")
                 with lock:
                     ttfts.append(t)
                     counts.append(n)
+                    chunks.append(k)
         except Exception as e:  # reported below
             errors.append(repr(e))
 
     threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    cpu_before = {name: cpu_seconds(pid) for name, pid in target.pids.items()}
     start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
+    cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in target.pids.items()}
     if errors:
         raise RuntimeError(errors[0])
-    return sum(counts) / elapsed, ttfts, counts
+    return {"tps": sum(counts) / elapsed, "ttfts": ttfts, "tokens": counts, "chunks": chunks, "cpu": cpu}
 
 
 class LlamaServer:
@@ -193,43 +210,66 @@ def main():
         endpoint = wait_until(lambda: s.api("GET", f"/api/v1/tasks/{tid}").get("latest_update", {}).get("serve"),
                               timeout=120, what="the serve endpoint")
         llama = LlamaServer(model)
+        worker_pid = next(w["pid"] for w in s.api("GET", "/api/v1/stack/workers") if w.get("pid"))
         targets = [
-            Target("serve", s.url, f"/api/v1/serve/tasks/{tid}/v1/chat/completions", s.api_key),
-            Target("direct", f"http://{endpoint['host']}:{endpoint['port']}", "/v1/chat/completions", DIRECT_KEY),
-            Target("llama", llama.url, "/v1/chat/completions", "unused"),
+            Target("serve", s.url, f"/api/v1/serve/tasks/{tid}/v1/chat/completions", s.api_key,
+                   {"server": s.pid("server"), "worker": worker_pid}),
+            Target("direct", f"http://{endpoint['host']}:{endpoint['port']}", "/v1/chat/completions", DIRECT_KEY,
+                   {"worker": worker_pid}),
+            Target("llama", llama.url, "/v1/chat/completions", "unused", {"llama-server": llama.proc.pid}),
         ]
-        for t in targets:  # warm-up: the model loaded, the prompt prefix cached
-            run(t, model, 1, "warm-up")
+        # Every prompt is the target's own (same length for all): a prompt another target
+        # just sent would find itself in the prefix cache and skip its prompt processing.
+        for n, t in enumerate(targets):  # warm-up: the model loaded, the prompt prefix cached
+            run(t, model, 1, f"{n} w")
         best_tps = {}  # (target, clients) -> best tokens/s
-        p50s = {}  # (target, clients) -> [p50 of each round]
-        tokens = set()
+        ttfts = {}  # (target, clients) -> every time to first token, all rounds
+        totals = {}  # (target, clients) -> tokens, chunks and CPU seconds per process, all rounds
         for r in range(ROUNDS):
             for k in range(len(targets)):
-                t = targets[(r + k) % len(targets)]
+                n = (r + k) % len(targets)
+                t = targets[n]
                 for clients in (1, 8):
-                    tps, ttfts, counts = run(t, model, clients, f"round {r}")
-                    tokens.update(counts)
+                    res = run(t, model, clients, f"{n} {r} {clients}")
+                    if set(res["tokens"]) != {MAX_TOKENS}:
+                        raise RuntimeError(f"{t.name}: completion token counts {sorted(set(res['tokens']))}, "
+                                           f"not {MAX_TOKENS}")
                     key = (t.name, clients)
-                    best_tps[key] = max(best_tps.get(key, 0.0), tps)
-                    p50s.setdefault(key, []).append(statistics.median(ttfts) * 1000)
-        if tokens != {MAX_TOKENS}:
-            raise RuntimeError(f"completion token counts differ from {MAX_TOKENS}: {sorted(tokens)}")
-        p50 = {key: min(v) for key, v in p50s.items()}
+                    best_tps[key] = max(best_tps.get(key, 0.0), res["tps"])
+                    ttfts.setdefault(key, []).extend(res["ttfts"])
+                    tot = totals.setdefault(key, {"tokens": 0, "chunks": 0, "cpu": {}})
+                    tot["tokens"] += sum(res["tokens"])
+                    tot["chunks"] += sum(res["chunks"])
+                    for name, sec in res["cpu"].items():
+                        tot["cpu"][name] = tot["cpu"].get(name, 0.0) + sec
+        # Over all rounds' requests (each target saw every round's load): a p50 of the
+        # pooled samples is steadier than the best round's.
+        p50 = {key: statistics.median(v) * 1000 for key, v in ttfts.items()}
+        names = {"serve": "serve", "direct": "serve_direct", "llama": "llama_server"}
         for clients in (1, 8):
-            print(f"serve_tokens_per_sec_c{clients}={best_tps[('serve', clients)]:.1f}")
-            print(f"serve_direct_tokens_per_sec_c{clients}={best_tps[('direct', clients)]:.1f}")
-            print(f"llama_server_tokens_per_sec_c{clients}={best_tps[('llama', clients)]:.1f}")
+            for t in targets:
+                print(f"{names[t.name]}_tokens_per_sec_c{clients}={best_tps[(t.name, clients)]:.1f}")
         print(f"serve_ratio_vs_llama_server={best_tps[('serve', 8)] / best_tps[('llama', 8)]:.3f}")
         print(f"serve_ratio_vs_llama_server_c1={best_tps[('serve', 1)] / best_tps[('llama', 1)]:.3f}")
         for clients in (1, 8):
-            print(f"serve_ttft_p50_ms_c{clients}={p50[('serve', clients)]:.2f}")
-            print(f"serve_direct_ttft_p50_ms_c{clients}={p50[('direct', clients)]:.2f}")
-            print(f"llama_server_ttft_p50_ms_c{clients}={p50[('llama', clients)]:.2f}")
+            for t in targets:
+                print(f"{names[t.name]}_ttft_p50_ms_c{clients}={p50[(t.name, clients)]:.2f}")
         # The proxy's own share of the time to first token: through the proxy minus straight
-        # to the worker (the same rounds, so the same load), each at its best p50.
+        # to the worker (the same rounds, so the same load).
         for clients, suffix in ((1, ""), (8, "_c8")):
             overhead = p50[("serve", clients)] - p50[("direct", clients)]
             print(f"serve_proxy_ttft_overhead_p50_ms{suffix}={overhead:.2f}")
+        # Where the CPU goes, per generated token over all rounds (8 clients): the server
+        # (the proxy), the worker (HTTP, the decode loop and llama.cpp's threads, spinning
+        # included) and llama-server; and how many tokens each content chunk carried.
+        tot = {t.name: totals[(t.name, 8)] for t in targets}
+        per_token = lambda name, proc: 1000 * tot[name]["cpu"][proc] / tot[name]["tokens"]  # noqa: E731
+        print(f"serve_proxy_cpu_ms_per_token_c8={per_token('serve', 'server'):.3f}")
+        print(f"serve_worker_cpu_ms_per_token_c8={per_token('serve', 'worker'):.3f}")
+        print(f"serve_direct_worker_cpu_ms_per_token_c8={per_token('direct', 'worker'):.3f}")
+        print(f"llama_server_cpu_ms_per_token_c8={per_token('llama', 'llama-server'):.3f}")
+        for t in targets:
+            print(f"{names[t.name]}_tokens_per_chunk_c8={tot[t.name]['tokens'] / max(1, tot[t.name]['chunks']):.2f}")
         print(f"serve_max_tokens={MAX_TOKENS}")
         print(f"serve_requests_per_client={REQUESTS_PER_CLIENT}")
         print(f"serve_rounds={ROUNDS}")
