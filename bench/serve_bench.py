@@ -43,8 +43,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "e2e")
 from harness import SOURCE_DIR, Stack, free_port, wait_until  # noqa: E402
 
 REQUESTS_PER_CLIENT = int(os.environ.get("BENCH_SERVE_REQUESTS", "24"))
-ROUNDS = int(os.environ.get("BENCH_SERVE_ROUNDS", "3"))
-THREADS = int(os.environ.get("BENCH_THREADS", str(os.cpu_count() or 1)))
+ROUNDS = int(os.environ.get("BENCH_SERVE_ROUNDS", "5"))
+# One llama.cpp thread each: a step of the 64-dim model is microseconds of arithmetic, and
+# with a thread per core (BENCH_THREADS=2 here) both engines' OpenMP threads spin at every
+# barrier against the clients, the proxy and the HTTP threads, so the figures would mostly
+# measure how the kernel shares 2 cores (worker CPU per token then moves 0.45-1.4 ms
+# between runs).
+THREADS = int(os.environ.get("BENCH_THREADS", "1"))
 LLAMA_SERVER = os.environ.get("BENCH_LLAMA_SERVER",
                               os.path.join(SOURCE_DIR, "build", "llama-tools", "bin", "llama-server"))
 MAX_TOKENS = 32
