@@ -493,6 +493,149 @@ TEST_F(HttpServerTest, StopClosesSseStreamsAndFiresOnClose) {
   }
 }
 
+// An upstream server for the relay tests: POST /up answers with an event stream written
+// by `on_stream` (on a thread of its own), or with 401 when the body is "refuse".
+class Upstream {
+ public:
+  explicit Upstream(std::function<void(Request&, std::shared_ptr<SseStream>)> on_stream) {
+    auto router = std::make_shared<Router>();
+    router->AddAsyncOrSse(
+        "POST", "/up", [](Request&, std::shared_ptr<Responder> r) { r->Send(Response::Json(200, "{}")); },
+        std::move(on_stream), [](const Request&) { return true; },
+        [](Request& r) -> std::optional<Response> {
+          if (r.body == "refuse") return Response::Error(401, "bad key");
+          return std::nullopt;
+        });
+    server_ = std::make_unique<Server>(ServerConfig{}, router);
+    EXPECT_TRUE(server_->Start().ok());
+  }
+  std::string Url() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
+  Server& server() { return *server_; }
+
+ private:
+  std::unique_ptr<Server> server_;
+};
+
+// A front route /front?body=… that relays POST /up?q=1 and ends with a "done" event
+// carrying the relay's status.
+void AddRelayRoute(Router& router, const std::string& upstream_url, Signal* signal, Status* result) {
+  router.AddSse("/front", [=](Request& r, std::shared_ptr<SseStream> s) {
+    UpstreamRequest up;
+    up.base_url = upstream_url;
+    up.path = "/up?q=1";
+    up.body = r.Query("body", "hello");
+    up.headers["X-Key"] = "k1";
+    up.timeout = 5s;
+    s->Relay(std::move(up), [=](const Status& st) {
+      s->Send("", "done", st.ok() ? "OK" : st.ToString());
+      s->Close();
+      signal->Notify([&] { *result = st; });
+    });
+  });
+}
+
+TEST_F(HttpServerTest, RelayCopiesTheUpstreamEventsThenReportsTheEnd) {
+  Signal signal;
+  Status result = Internal("not done");
+  std::vector<std::thread> threads;
+  std::mutex threads_mu;
+  Upstream upstream([&](Request& r, std::shared_ptr<SseStream> s) {
+    std::string seen = r.body + "|" + r.Header("X-Key") + "|" + r.Query("q") + "|" + r.Header("Accept");
+    std::lock_guard<std::mutex> lock(threads_mu);
+    threads.emplace_back([s, seen] {
+      s->Send("", "", seen);
+      for (int i = 1; i <= 20; ++i) s->Send(std::to_string(i), i % 2 ? "tick" : "", "n " + std::to_string(i));
+      s->Comment("keep-alive");  // comments are the relay's own business
+      s->Send("", "", "line one\nline two");
+      s->Close();
+    });
+  });
+  AddRelayRoute(*router_, upstream.Url(), &signal, &result);
+  StartServer();
+  Client client(Url());
+  std::vector<SseEvent> events;
+  Status st = client.StreamSse("/front?body=payload", {}, [&](const SseEvent& e) {
+    events.push_back(e);
+    return true;
+  });
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  ASSERT_EQ(events.size(), 23u);
+  EXPECT_EQ(events[0].data, "payload|k1|1|text/event-stream");
+  for (int i = 1; i <= 20; ++i) {
+    EXPECT_EQ(events[i].id, std::to_string(i));
+    EXPECT_EQ(events[i].event, i % 2 ? "tick" : "message");
+    EXPECT_EQ(events[i].data, "n " + std::to_string(i));
+  }
+  EXPECT_EQ(events[21].data, "line one\nline two");
+  EXPECT_EQ(events[22].event, "done");
+  EXPECT_EQ(events[22].data, "OK");
+  ASSERT_TRUE(signal.WaitFor([&] { return result.ok(); }));
+  for (auto& t : threads) t.join();
+}
+
+TEST_F(HttpServerTest, RelayReportsTheUpstreamErrorStatusAndUnreachableUpstreams) {
+  Signal signal;
+  Status result = Status::Ok();
+  Upstream upstream([](Request&, std::shared_ptr<SseStream> s) { s->Close(); });
+  AddRelayRoute(*router_, upstream.Url(), &signal, &result);
+  StartServer();
+  Client client(Url());
+  std::vector<SseEvent> events;
+  auto collect = [&](const SseEvent& e) {
+    events.push_back(e);
+    return true;
+  };
+  ASSERT_TRUE(client.StreamSse("/front?body=refuse", {}, collect).ok());
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].event, "done");
+  {
+    std::lock_guard<std::mutex> lock(signal.mu());
+    EXPECT_EQ(result.code(), StatusCode::kUnauthenticated);
+    EXPECT_EQ(result.message(), "HTTP 401: bad key");
+  }
+
+  // Nothing listens on a stopped server's port any more.
+  std::string gone = upstream.Url();
+  upstream.server().Stop();
+  auto router = std::make_shared<Router>();
+  Status unreachable = Status::Ok();
+  AddRelayRoute(*router, gone, &signal, &unreachable);
+  Server front(ServerConfig{}, router);
+  ASSERT_TRUE(front.Start().ok());
+  Client front_client("http://127.0.0.1:" + std::to_string(front.port()));
+  events.clear();
+  ASSERT_TRUE(front_client.StreamSse("/front", {}, collect).ok());
+  ASSERT_EQ(events.size(), 1u);
+  std::lock_guard<std::mutex> lock(signal.mu());
+  EXPECT_EQ(unreachable.code(), StatusCode::kUnavailable);
+  EXPECT_NE(unreachable.message().find("cannot connect to " + gone), std::string::npos) << unreachable.ToString();
+}
+
+TEST_F(HttpServerTest, RelayClosesTheUpstreamWhenTheClientGoes) {
+  Signal signal;
+  Status result = Status::Ok();
+  int upstream_closed = 0;
+  std::shared_ptr<SseStream> upstream_stream;
+  Upstream upstream([&](Request&, std::shared_ptr<SseStream> s) {
+    s->OnClose([&] { signal.Notify([&] { ++upstream_closed; }); });
+    s->Send("1", "", "first");
+    signal.Notify([&] { upstream_stream = s; });  // then silent: only the close ends it
+  });
+  AddRelayRoute(*router_, upstream.Url(), &signal, &result);
+  StartServer();
+  Client client(Url());
+  int received = 0;
+  Status st = client.StreamSse("/front", {}, [&](const SseEvent&) {
+    ++received;
+    return false;  // hang up after the first event
+  });
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(received, 1);
+  ASSERT_TRUE(signal.WaitFor([&] { return upstream_closed == 1; }));
+  ASSERT_TRUE(signal.WaitFor([&] { return result.code() == StatusCode::kCancelled; })) << result.ToString();
+  EXPECT_TRUE(signal.WaitFor([&] { return server_->open_connections() == 0; }));
+}
+
 TEST_F(HttpServerTest, HoldsAThousandConcurrentSseStreams) {
   constexpr int kStreams = 1000;
   Signal signal;
