@@ -8,12 +8,12 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "common/log.h"
 #include "http/http.h"
 #include "http/sse.h"
-#include "http/upstream.h"
 
 namespace flowmesh::http {
 namespace {
@@ -26,6 +26,31 @@ using error_code = boost::system::error_code;
 
 constexpr size_t kHeaderLimit = 64 * 1024;
 constexpr size_t kErrorBodyLimit = 1 << 20;
+
+// Maps an HTTP error response to a Status; the message is the {"detail"} when present.
+Status StatusFromHttp(int http_status, const std::string& body) {
+  std::string detail = body;
+  auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object() && j.contains("detail") && j["detail"].is_string()) {
+    detail = j["detail"].get<std::string>();
+  }
+  std::string message = fmt::format("HTTP {}: {}", http_status, detail);
+  switch (http_status) {
+    case 400:
+    case 422: return InvalidArgument(message);
+    case 401: return {StatusCode::kUnauthenticated, message};
+    case 403: return {StatusCode::kPermissionDenied, message};
+    case 404: return NotFound(message);
+    case 409: return FailedPrecondition(message);
+    case 413: return TooLarge(message);
+    case 429: return {StatusCode::kResourceExhausted, message};
+    case 499: return Cancelled(message);
+    case 501: return Unimplemented(message);
+    case 503: return Unavailable(message);
+    case 504: return DeadlineExceeded(message);
+    default: return Internal(message);
+  }
+}
 
 bool IsStaleConnectionError(const error_code& ec) {
   return ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
@@ -106,15 +131,40 @@ Client::Client(std::string base_url, std::chrono::milliseconds timeout)
     : base_url_(std::move(base_url)), impl_(std::make_unique<Impl>()) {
   Impl& im = *impl_;
   im.timeout = timeout;
-  auto url = ParseBaseUrl(base_url_);
-  if (!url.ok()) {
-    im.url_error = url.status().message();
+  std::string_view url = base_url_;
+  constexpr std::string_view kScheme = "http://";
+  if (url.substr(0, kScheme.size()) != kScheme) {
+    im.url_error = "unsupported base URL (want http://host:port): " + base_url_;
     return;
   }
-  im.host = url->host;
-  im.port = url->port;
-  im.prefix = url->prefix;
-  im.base = url->base;
+  url.remove_prefix(kScheme.size());
+  size_t slash = url.find('/');
+  std::string_view authority = url.substr(0, slash);
+  if (slash != std::string_view::npos) {
+    im.prefix = std::string(url.substr(slash));
+    while (!im.prefix.empty() && im.prefix.back() == '/') im.prefix.pop_back();
+  }
+  if (!authority.empty() && authority.front() == '[') {  // [v6]:port
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos) {
+      im.url_error = "bad base URL: " + base_url_;
+      return;
+    }
+    im.host = std::string(authority.substr(1, close - 1));
+    authority.remove_prefix(close + 1);
+    im.port = authority.size() > 1 && authority.front() == ':'
+                  ? std::string(authority.substr(1))
+                  : "80";
+  } else {
+    size_t colon = authority.rfind(':');
+    im.host = std::string(authority.substr(0, colon));
+    im.port = colon == std::string_view::npos ? "80" : std::string(authority.substr(colon + 1));
+  }
+  if (im.host.empty() || im.port.empty()) {
+    im.url_error = "bad base URL: " + base_url_;
+    return;
+  }
+  im.base = std::string(kScheme) + std::string(url.substr(0, slash));
 }
 
 Client::~Client() = default;

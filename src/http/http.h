@@ -52,16 +52,6 @@ struct Response {
   static Response Error(int http_status, const std::string& detail);
 };
 
-// An upstream request whose answer is an event stream (see SseStream::Relay).
-struct UpstreamRequest {
-  std::string base_url;  // "http://host:port"
-  std::string method = "POST";
-  std::string path;      // with its query string
-  std::string body;
-  Headers headers;
-  std::chrono::milliseconds timeout{60000};  // the connect, and each wait for bytes
-};
-
 // An open Server-Sent Events stream. Thread-safe: any thread may call Send/Close.
 // Writes are queued and performed on the connection's strand.
 class SseStream {
@@ -77,14 +67,6 @@ class SseStream {
   // Runs once when the stream ends for any reason (client gone, Close, server stop),
   // on an io thread. Set it before returning from the SSE handler.
   virtual void OnClose(std::function<void()> callback) = 0;
-  // Sends `upstream` and relays the events of its event-stream answer into this stream
-  // (ids and event names kept, comments dropped) on this connection's own io thread: no
-  // thread hand-off per event, as a proxy needs. `done` runs once on an io thread: OK when
-  // the upstream ended its stream; its error status (StatusFromHttp) or the connection's
-  // failure otherwise; Cancelled when this stream's client went away first (the upstream
-  // connection is closed at once). It does not Close this stream: `done` decides what to
-  // send last. Not called if the server stops first.
-  virtual void Relay(UpstreamRequest upstream, std::function<void(const Status&)> done) = 0;
 };
 
 // Delivers the response of an asynchronous handler; call Send exactly once, from any thread.

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -19,9 +18,7 @@
 #include <condition_variable>
 #include <deque>
 #include <future>
-#include <limits>
 #include <mutex>
-#include <optional>
 #include <shared_mutex>
 #include <thread>
 #include <unordered_map>
@@ -30,7 +27,6 @@
 #include "common/thread_annotations.h"
 #include "http/http.h"
 #include "http/sse.h"
-#include "http/upstream.h"
 
 namespace flowmesh::http {
 namespace {
@@ -48,11 +44,8 @@ constexpr size_t kSseQueueLimit = 16 << 20;
 // client reads the response instead of a reset.
 constexpr auto kLingerTimeout = std::chrono::seconds(5);
 constexpr auto kStopTimeout = std::chrono::seconds(5);
-// An upstream's error response read for its message, at most this much.
-constexpr size_t kErrorBodyLimit = 1 << 20;
 
 class Session;
-class UpstreamRelay;
 
 // State shared by the server and its sessions; sessions (and responders holding them)
 // may outlive Server::Impl's io threads, so they keep this alive rather than the server.
@@ -88,7 +81,6 @@ class SseStreamImpl : public SseStream {
   void Close() override;
   bool closed() const override { return closing_.load() || ended_.load(); }
   void OnClose(std::function<void()> callback) override;
-  void Relay(UpstreamRequest upstream, std::function<void(const Status&)> done) override;
 
   // Called once by the session (on its strand) when the connection has ended.
   void MarkEnded();
@@ -143,15 +135,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     // Dropping the self-reference may destroy *this: keep it until the end of the call.
     std::shared_ptr<Session> hold = std::move(self_hold_);
-    if (relay_) CancelRelay();
     if (sse_) sse_->MarkEnded();
-  }
-
-  bool finished() const { return finished_; }
-  // An upstream relayed into this SSE stream (SseStream::Relay); one at a time.
-  void StartRelay(UpstreamRequest upstream, std::function<void(const Status&)> done);
-  void RelayEnded(const UpstreamRelay* relay) {
-    if (relay_.get() == relay) relay_.reset();
   }
 
   void DeliverAsyncResponse(Response response) {
@@ -416,11 +400,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<Session> self_hold_;
   std::array<char, 4096> scratch_;
 
-  void CancelRelay();
-
   // SSE mode.
   std::shared_ptr<SseStreamImpl> sse_;
-  std::shared_ptr<UpstreamRelay> relay_;
   bool chunked_ = false;
   bool sse_closing_ = false;
   bool writing_ = false;
@@ -494,205 +475,6 @@ void Session::StartSse(const Router::Route& route, Request& request) {
     return Response();
   });
   if (failure.status != 200) CloseSse();
-}
-
-// SseStream::Relay: one upstream request whose event stream is copied into a Session's SSE
-// stream. Every operation runs on the session's strand, so events go from the upstream
-// socket to the client's write queue without a thread hand-off. Holds the session until it
-// ends (the session holds it back while it runs; End breaks the cycle).
-class UpstreamRelay : public std::enable_shared_from_this<UpstreamRelay> {
- public:
-  UpstreamRelay(std::shared_ptr<Session> session, UpstreamRequest upstream,
-                std::function<void(const Status&)> done)
-      : session_(std::move(session)),
-        up_(std::move(upstream)),
-        done_(std::move(done)),
-        stream_(session_->executor()),
-        resolver_(session_->executor()) {}
-
-  void Start() {
-    auto url = ParseBaseUrl(up_.base_url);
-    if (!url.ok()) return End(url.status());
-    url_ = std::move(url).value();
-    what_ = up_.method + " " + up_.path;
-    error_code ec;
-    asio::ip::address address = asio::ip::make_address(url_.host, ec);
-    if (!ec) {  // an address: no resolver (whose async form runs a thread of its own)
-      unsigned long port = 0;
-      try {
-        port = std::stoul(url_.port);
-      } catch (const std::exception&) {
-        port = 0;
-      }
-      if (port == 0 || port > 65535) return End(InvalidArgument("bad port in base URL: " + up_.base_url));
-      std::array<tcp::endpoint, 1> endpoints{tcp::endpoint(address, static_cast<uint16_t>(port))};
-      return Connect(endpoints);
-    }
-    resolver_.async_resolve(url_.host, url_.port,
-                            [self = shared_from_this()](error_code ec, tcp::resolver::results_type results) {
-                              if (ec) return self->End(self->ConnectFailure(ec));
-                              self->Connect(results);
-                            });
-  }
-
-  // The client went away (on the strand, from Session::Finish): close the upstream now.
-  void Cancel() {
-    cancelled_ = true;
-    resolver_.cancel();
-    error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.close();
-  }
-
- private:
-  template <typename Endpoints>
-  void Connect(const Endpoints& endpoints) {
-    if (cancelled_) return End(Status::Ok());
-    stream_.expires_after(up_.timeout);
-    stream_.async_connect(endpoints, [self = shared_from_this()](error_code ec, const tcp::endpoint&) {
-      if (ec) return self->End(self->ConnectFailure(ec));
-      self->Send();
-    });
-  }
-
-  void Send() {
-    error_code ignored;
-    stream_.socket().set_option(tcp::no_delay(true), ignored);
-    req_.method_string(up_.method);
-    req_.target(url_.prefix + (up_.path.empty() || up_.path.front() != '/' ? "/" + up_.path : up_.path));
-    req_.version(11);
-    req_.set(bhttp::field::host, url_.host + ":" + url_.port);
-    req_.set(bhttp::field::user_agent, "flowmesh-http");
-    for (const auto& [name, value] : up_.headers) req_.set(name, value);
-    if (!up_.body.empty() && req_.find(bhttp::field::content_type) == req_.end()) {
-      req_.set(bhttp::field::content_type, "application/json");
-    }
-    req_.set(bhttp::field::accept, "text/event-stream");
-    req_.set(bhttp::field::cache_control, "no-cache");
-    req_.body() = std::move(up_.body);
-    req_.keep_alive(true);
-    req_.prepare_payload();
-    stream_.expires_after(up_.timeout);
-    bhttp::async_write(stream_, req_, [self = shared_from_this()](error_code ec, size_t) {
-      if (ec) return self->End(self->Failure(ec, self->what_));
-      self->ReadHeader();
-    });
-  }
-
-  void ReadHeader() {
-    parser_.emplace();
-    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
-    parser_->header_limit(kHeaderLimit);
-    stream_.expires_after(up_.timeout);
-    bhttp::async_read_header(stream_, buffer_, *parser_, [self = shared_from_this()](error_code ec, size_t) {
-      if (ec) return self->End(self->Failure(ec, self->what_));
-      self->status_ = self->parser_->get().result_int();
-      self->Read();
-    });
-  }
-
-  void Read() {
-    if (parser_->is_done()) return Ended({});  // an empty or fully read body
-    auto& body = parser_->get().body();
-    body.data = chunk_.data();
-    body.size = chunk_.size();
-    stream_.expires_after(up_.timeout);
-    bhttp::async_read_some(stream_, buffer_, *parser_, [self = shared_from_this()](error_code ec, size_t) {
-      self->OnRead(ec);
-    });
-  }
-
-  void OnRead(error_code ec) {
-    if (ec == bhttp::error::need_buffer) ec = {};
-    size_t n = chunk_.size() - parser_->get().body().size;
-    if (cancelled_ || session_->finished()) return End(Status::Ok());
-    if (status_ != 200) {
-      error_body_.append(chunk_.data(), std::min(n, kErrorBodyLimit - error_body_.size()));
-      if (ec || parser_->is_done() || error_body_.size() >= kErrorBodyLimit) {
-        return End(StatusFromHttp(status_, error_body_));
-      }
-      return Read();
-    }
-    if (n > 0) {
-      sse_.Feed(std::string_view(chunk_.data(), n), [this](const SseEvent& e) {
-        session_->QueueSseFrame(FormatSseEvent(e.id, e.event == "message" ? "" : e.event, e.data));
-        return true;
-      });
-    }
-    if (ec) return Ended(ec);
-    Read();
-  }
-
-  // The upstream's body ended (`ec` empty or end of stream) or failed.
-  void Ended(error_code ec) {
-    if (status_ != 200) return End(StatusFromHttp(status_, error_body_));
-    if (!ec || ec == bhttp::error::end_of_stream || ec == asio::error::eof) return End(Status::Ok());
-    End(Failure(ec, what_ + " (event stream)"));
-  }
-
-  Status ConnectFailure(const error_code& ec) const {
-    if (ec == beast::error::timeout) return Unavailable(fmt::format("cannot connect to {}: timed out", url_.base));
-    return Unavailable(fmt::format("cannot connect to {}: {}", url_.base, ec.message()));
-  }
-
-  Status Failure(const error_code& ec, const std::string& what) const {
-    if (ec == beast::error::timeout) {
-      return DeadlineExceeded(
-          fmt::format("{} on {}: timed out after {} ms", what, url_.base, up_.timeout.count()));
-    }
-    return Unavailable(fmt::format("{} on {}: {}", what, url_.base, ec.message()));
-  }
-
-  void End(Status status) {
-    if (!done_) return;
-    error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.close();
-    if (cancelled_ || session_->finished()) status = Cancelled("the client went away");
-    auto done = std::move(done_);
-    done_ = nullptr;
-    session_->RelayEnded(this);
-    done(status);
-  }
-
-  std::shared_ptr<Session> session_;
-  UpstreamRequest up_;
-  std::function<void(const Status&)> done_;  // null once called
-  beast::tcp_stream stream_;
-  tcp::resolver resolver_;
-  BaseUrl url_;
-  std::string what_;
-  bhttp::request<bhttp::string_body> req_;
-  beast::flat_buffer buffer_;
-  std::optional<bhttp::response_parser<bhttp::buffer_body>> parser_;
-  std::array<char, 16384> chunk_;
-  int status_ = 0;
-  std::string error_body_;
-  SseParser sse_;
-  bool cancelled_ = false;
-};
-
-void Session::StartRelay(UpstreamRequest upstream, std::function<void(const Status&)> done) {
-  if (finished_ || sse_closing_) return done(Cancelled("the client went away"));
-  if (relay_) return done(FailedPrecondition("this stream already relays an upstream"));
-  relay_ = std::make_shared<UpstreamRelay>(shared_from_this(), std::move(upstream), std::move(done));
-  auto relay = relay_;
-  relay->Start();
-}
-
-void Session::CancelRelay() {
-  std::shared_ptr<UpstreamRelay> relay = std::move(relay_);
-  relay->Cancel();
-}
-
-void SseStreamImpl::Relay(UpstreamRequest upstream, std::function<void(const Status&)> done) {
-  std::shared_ptr<Session> session = session_.lock();
-  if (!session || closed()) return done(Cancelled("the client went away"));
-  std::shared_lock<std::shared_mutex> lock(state_->post_mu);
-  if (state_->stopped) return;
-  asio::post(session->executor(), [session, up = std::move(upstream), done = std::move(done)]() mutable {
-    session->StartRelay(std::move(up), std::move(done));
-  });
 }
 
 bool SseStreamImpl::Post(std::string frame) {

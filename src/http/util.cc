@@ -1,13 +1,10 @@
-// Boost-free pieces of fm_http: header/query helpers, responses, percent coding, SSE format,
-// base URLs and upstream error statuses.
+// Boost-free pieces of fm_http: header/query helpers, responses, percent coding, SSE format.
 #include <algorithm>
 #include <cctype>
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "http/http.h"
 #include "http/sse.h"
-#include "http/upstream.h"
 
 namespace flowmesh::http {
 
@@ -201,60 +198,6 @@ bool SseParser::Line(std::string_view line,
     id_ = std::string(value);
   }
   return true;  // "retry" and unknown fields are ignored
-}
-
-Result<BaseUrl> ParseBaseUrl(const std::string& base_url) {
-  std::string_view url = base_url;
-  constexpr std::string_view kScheme = "http://";
-  if (url.substr(0, kScheme.size()) != kScheme) {
-    return InvalidArgument("unsupported base URL (want http://host:port): " + base_url);
-  }
-  url.remove_prefix(kScheme.size());
-  BaseUrl out;
-  size_t slash = url.find('/');
-  std::string_view authority = url.substr(0, slash);
-  if (slash != std::string_view::npos) {
-    out.prefix = std::string(url.substr(slash));
-    while (!out.prefix.empty() && out.prefix.back() == '/') out.prefix.pop_back();
-  }
-  if (!authority.empty() && authority.front() == '[') {  // [v6]:port
-    size_t close = authority.find(']');
-    if (close == std::string_view::npos) return InvalidArgument("bad base URL: " + base_url);
-    out.host = std::string(authority.substr(1, close - 1));
-    authority.remove_prefix(close + 1);
-    out.port = authority.size() > 1 && authority.front() == ':' ? std::string(authority.substr(1)) : "80";
-  } else {
-    size_t colon = authority.rfind(':');
-    out.host = std::string(authority.substr(0, colon));
-    out.port = colon == std::string_view::npos ? "80" : std::string(authority.substr(colon + 1));
-  }
-  if (out.host.empty() || out.port.empty()) return InvalidArgument("bad base URL: " + base_url);
-  out.base = std::string(kScheme) + std::string(url.substr(0, slash));
-  return out;
-}
-
-Status StatusFromHttp(int http_status, const std::string& body) {
-  std::string detail = body;
-  auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_object() && j.contains("detail") && j["detail"].is_string()) {
-    detail = j["detail"].get<std::string>();
-  }
-  std::string message = fmt::format("HTTP {}: {}", http_status, detail);
-  switch (http_status) {
-    case 400:
-    case 422: return InvalidArgument(message);
-    case 401: return {StatusCode::kUnauthenticated, message};
-    case 403: return {StatusCode::kPermissionDenied, message};
-    case 404: return NotFound(message);
-    case 409: return FailedPrecondition(message);
-    case 413: return TooLarge(message);
-    case 429: return {StatusCode::kResourceExhausted, message};
-    case 499: return Cancelled(message);
-    case 501: return Unimplemented(message);
-    case 503: return Unavailable(message);
-    case 504: return DeadlineExceeded(message);
-    default: return Internal(message);
-  }
 }
 
 }  // namespace flowmesh::http

@@ -5,11 +5,8 @@
 // 409) are checked. The caller's key never leaves the server: the worker gets the per-task
 // key its executor reported in the update's `_internal` part, which the scheduler keeps.
 //
-// Plain proxied requests block on the worker, so they run on a pool of their own threads
-// (each with one keep-alive client per worker), never on the HTTP io threads. Streams are
-// relayed by the HTTP server itself (SseStream::Relay), on the client connection's io
-// thread: each token goes from the worker's socket to the client's without a thread
-// hand-off, which on a busy machine costs a wake-up per token and per stream start.
+// Proxied requests block on the worker, so they run on a pool of their own threads (each
+// with one keep-alive client per worker), never on the HTTP io threads.
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -82,14 +79,12 @@ class ServeProxy {
     });
   }
 
-  static void Stream(ServeTarget target, std::string body, std::shared_ptr<http::SseStream> sse) {
-    http::UpstreamRequest up;
-    up.base_url = std::move(target.base_url);
-    up.path = std::move(target.path);
-    up.body = std::move(body);
-    up.headers = std::move(target.headers);
-    up.timeout = kStreamTimeout;
-    sse->Relay(std::move(up), [sse](const Status& s) {
+  void Stream(ServeTarget target, std::string body, std::shared_ptr<http::SseStream> sse) {
+    Queue([target = std::move(target), body = std::move(body), sse](Clients&) {
+      http::Client client(target.base_url, kStreamTimeout);  // a stream holds its connection
+      Status s = client.StreamSse("POST", target.path, body, target.headers, [&](const http::SseEvent& e) {
+        return sse->Send(e.id, e.event == "message" ? "" : e.event, e.data);
+      });
       if (!s.ok() && !sse->closed()) sse->Send("", "", OpenAiError(s.message()));
       sse->Close();
     });
@@ -179,7 +174,7 @@ void ApiService::AddServeRoutes(http::Router& r) {
       sse->Send("", "", OpenAiError(target.status().message()));
       return sse->Close();
     }
-    ServeProxy::Stream(std::move(*target), std::move(req.body), std::move(sse));
+    serve_proxy_->Stream(std::move(*target), std::move(req.body), std::move(sse));
   };
   auto precheck = [this](Request& req) -> std::optional<Response> {
     auto target = ServeTargetOf(req);
