@@ -12,14 +12,7 @@ fi
 python3 bench/inference_bench.py "$PWD/$model"
 
 # llama.cpp's own batched bench, from the same source with the same ggml options.
-llama_src=$(sed -n 's/^FLOWMESH_LLAMA_SOURCE_DIR:PATH=//p' build/release/CMakeCache.txt)
-llamafile=$(sed -n 's/^FLOWMESH_LLAMAFILE:BOOL=//p' build/release/CMakeCache.txt)
-# Configured every time (quick once built) so its ggml options follow the main build.
-cmake -S "$llama_src" -B build/llama-tools -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
-  -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=OFF -DGGML_BLAS=OFF -DGGML_LLAMAFILE=${llamafile:-OFF} -DLLAMA_OPENSSL=OFF \
-  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >&2
-cmake --build build/llama-tools --target llama-batched-bench -j 2 >&2
+bench/llama-tools.sh llama-batched-bench
 # Interleaved rounds, best of each: the machine may be shared, so both see the same load.
 # Each round is one warm-up plus one measured batch for both (llama-batched-bench warms up
 # and measures each npl once; inference_bench is told ROUNDS=1), so neither gets more tries.

@@ -47,11 +47,20 @@
 #          BENCH_INFERENCE_ROUNDS (3) interleaved repetitions of one warm-up plus one measured
 #          batch (engine_repetitions, llama_batched_bench_repetitions), and the ceiling
 #          llama.cpp itself gives batching on this machine (llama_batched_bench_npl8_over_npl1).
-#   serve  a tiny generated model served by a serve task, called through the server's
-#          /api/v1/serve proxy with streaming chat completions (32 tokens) by 1 and 8
-#          concurrent clients: serve_requests_per_sec_cN and serve_ttft_p50_ms_cN.
+#   serve  streaming chat completions (exactly 32 greedy tokens, a prompt of their own) by 1
+#          and 8 concurrent clients on a generated 64-dim model (gguf-gen --text-output), through
+#          the server's /api/v1/serve proxy (serve_*), straight to the serve task's worker
+#          endpoint (serve_direct_*) and to llama.cpp's llama-server built from the same source
+#          (bench/llama-tools.sh; llama_server_*), same engine options (16384 cells, 8 slots,
+#          BENCH_THREADS=1 thread, batch 2048/512, separate KV per slot, continuous batching),
+#          in BENCH_SERVE_ROUNDS (5) interleaved rounds: tokens_per_sec_cN (best round),
+#          serve_ratio_vs_llama_server (8 clients), ttft_p50_ms_cN (all rounds),
+#          serve_proxy_ttft_overhead_p50_ms[_c8] (proxy minus direct), CPU ms per token of the
+#          server, the worker and llama-server, tokens per chunk. One run on the shared 2-core
+#          machine (load ~8): ratio 1.19 (3,710 vs 3,106 tokens/s), proxy TTFT overhead
+#          0.21 ms with 1 client, 8.2 ms with 8 (2.6-3.9 ms in runs at load ~4).
 #   rag    the embedded vector index (src/vector/) on 100,000 generated 384-dim vectors
-#          (a mixture of 1,000 Gaussian clusters), cosine, k 10: recall_at_10 against exact
+#          (a mixture of 10,000 Gaussian clusters), cosine, k 10: recall_at_10 against exact
 #          search, single-thread queries_per_sec (and exact_queries_per_sec), build_sec,
 #          bytes_per_vector. `rag-faiss`: the same with faiss (needs libfaiss-dev).
 set -euo pipefail
@@ -85,6 +94,7 @@ case "$name" in
     python3 -c "print(f'auth_ratio={$on_best/$off_best:.3f}')" ;;
   serve)
     scripts/build release >&2
+    bench/llama-tools.sh llama-server
     exec python3 bench/serve_bench.py ;;
   peers)
     scripts/build release >&2
