@@ -442,7 +442,11 @@ class Retrieval {
   }
 
   Status RunSqlite() {
-    FM_ASSIGN_OR_RETURN(std::string path, AllowedPath(o_.path, config_.data_dirs));
+    // ":memory:" is an empty private database (queries over VALUES / CTEs): no file.
+    std::string path = o_.path;
+    if (path != ":memory:") {
+      FM_ASSIGN_OR_RETURN(path, AllowedPath(o_.path, config_.data_dirs));
+    }
     FM_ASSIGN_OR_RETURN(auto source, SqliteSource::Open(path, ctx_.cancelled));
     Log("sqlite " + path);
     return RunQueries(*source, Dialect::kSqlite);

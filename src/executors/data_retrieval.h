@@ -5,7 +5,8 @@
 //
 // What a task may reach on a shared worker: local files and SQLite databases only under
 // the directories the operator lists (DataRetrievalConfig::data_dirs, canonical paths so a
-// symlink cannot lead out; none by default); SQLite read-only with ATTACH and every
+// symlink cannot lead out; none by default; the SQLite path ":memory:" needs none);
+// SQLite read-only with ATTACH and every
 // statement but SELECT refused; PostgreSQL over TCP only (no worker-local socket, and no
 // connection keyword that reads a worker file: passfile, service, sslcert, sslkey,
 // sslrootcert, sslcrl, sslcrldir), each query in a READ ONLY transaction with a statement

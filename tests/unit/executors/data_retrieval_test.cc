@@ -217,6 +217,17 @@ TEST_F(SqliteRetrievalTest, LocalFilesWithFiltersAndMalformedInput) {
   EXPECT_THAT(big.status().message(), HasSubstr("above this worker's maximum of 10"));
 }
 
+TEST(DataRetrievalTest, InMemorySqliteNeedsNoDirectory) {
+  auto r = RunSpec({{"type", "sqlite"},
+                    {"path", ":memory:"},
+                    {"template", "WITH t(n, s) AS (VALUES (1, 'a'), (2, 'b'), (3, 'c')) "
+                                 "SELECT n, s FROM t WHERE n >= {min}"},
+                    {"params", {{{"label", "min"}, {"value", 2}}}}},
+                   {});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ((*r)["items"][0]["table"], json({{"n", {2, 3}}, {"s", {"b", "c"}}}));
+}
+
 TEST(DataRetrievalTest, UnsupportedSourceFailsWithoutRetry) {
   auto r = RunSpec({{"type", "s3"}, {"connection_string", "s3://u:p@h/b"}, {"template", "k/{id}"}}, {});
   ASSERT_FALSE(r.ok());
