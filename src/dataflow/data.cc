@@ -474,7 +474,9 @@ Result<json> RetrievalSource(const json& data, const Upstream& up, const std::st
       continue;
     }
     std::string pwhere = JoinKey(where, "params");
-    if (!it->is_array()) return InvalidArgument(pwhere + " must be a list of {label, node+path | data | value}");
+    if (!it->is_array()) {
+      return InvalidArgument(pwhere + " must be a list of {label, node+path | data | value}");
+    }
     json params = json::array();
     for (size_t i = 0; i < it->size(); ++i) {
       const json& col = (*it)[i];

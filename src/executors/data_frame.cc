@@ -70,8 +70,8 @@ Result<Frame> FrameFromRecords(const ordered_json& records, const std::string& w
   for (size_t r = 0; r < records.size(); ++r) {
     const ordered_json& record = records[r];
     if (!record.is_object()) {
-      return InvalidArgument(fmt::format("{} record {} is not an object (a {})", what, r,
-                                         record.type_name()));
+      return InvalidArgument(
+          fmt::format("{} record {} is not an object (a {})", what, r, record.type_name()));
     }
     for (auto it = record.begin(); it != record.end(); ++it) {
       if (index.emplace(it.key(), frame.columns.size()).second) frame.columns.push_back(it.key());
@@ -260,8 +260,10 @@ Result<Frame> ParseCsv(std::string_view text) {
   std::set<std::string> seen;
   for (size_t c = 0; c < records[0].size(); ++c) {
     const json& name = records[0][c];
-    std::string text_name = name.is_string() ? name.get<std::string>() : (name.is_null() ? "" : name.dump());
-    if (text_name.empty()) return error(record_lines[0], 1, fmt::format("header field {} is empty", c + 1));
+    std::string text_name =
+        name.is_string() ? name.get<std::string>() : (name.is_null() ? "" : name.dump());
+    if (text_name.empty())
+      return error(record_lines[0], 1, fmt::format("header field {} is empty", c + 1));
     if (!seen.insert(text_name).second) {
       return error(record_lines[0], 1, fmt::format("duplicate header '{}'", text_name));
     }
@@ -293,8 +295,8 @@ Result<Frame> ParseJsonl(std::string_view text) {
       try {
         ordered_json value = ordered_json::parse(row);
         if (!value.is_object()) {
-          return InvalidArgument(fmt::format("jsonl line {}, column 1: expected an object, got a {}",
-                                             line, value.type_name()));
+          return InvalidArgument(fmt::format(
+              "jsonl line {}, column 1: expected an object, got a {}", line, value.type_name()));
         }
         records.push_back(std::move(value));
       } catch (const json::parse_error& e) {
@@ -324,10 +326,11 @@ Result<Frame> ParseJson(std::string_view text, std::string_view records_path) {
     size_t start = 0;
     while (start <= records_path.size()) {
       size_t dot = records_path.find('.', start);
-      std::string key(records_path.substr(start, dot == std::string_view::npos ? std::string_view::npos
-                                                                               : dot - start));
+      std::string key(records_path.substr(
+          start, dot == std::string_view::npos ? std::string_view::npos : dot - start));
       if (!records->is_object() || !records->contains(key)) {
-        return InvalidArgument(fmt::format("json: records path '{}': no key '{}'", records_path, key));
+        return InvalidArgument(
+            fmt::format("json: records path '{}': no key '{}'", records_path, key));
       }
       records = &(*records)[key];
       if (dot == std::string_view::npos) break;
@@ -336,9 +339,9 @@ Result<Frame> ParseJson(std::string_view text, std::string_view records_path) {
     where = fmt::format("'{}'", records_path);
   }
   if (!records->is_array()) {
-    return InvalidArgument(fmt::format(
-        "json: {} is a {}, not a list of records (set records_path to the list)", where,
-        records->type_name()));
+    return InvalidArgument(
+        fmt::format("json: {} is a {}, not a list of records (set records_path to the list)", where,
+                    records->type_name()));
   }
   return FrameFromRecords(*records, "json");
 }
@@ -357,13 +360,15 @@ Result<Frame> ParseText(std::string_view text, Format format, std::string_view r
 
 std::optional<FilterOp> ParseFilterOp(std::string_view op) {
   static const std::map<std::string, FilterOp, std::less<>> kOps = {
-      {"=", FilterOp::kEq},         {"==", FilterOp::kEq},        {"eq", FilterOp::kEq},
-      {"!=", FilterOp::kNe},        {"<>", FilterOp::kNe},        {"ne", FilterOp::kNe},
-      {"<", FilterOp::kLt},         {"lt", FilterOp::kLt},        {"<=", FilterOp::kLe},
-      {"le", FilterOp::kLe},        {">", FilterOp::kGt},         {"gt", FilterOp::kGt},
-      {">=", FilterOp::kGe},        {"ge", FilterOp::kGe},        {"in", FilterOp::kIn},
-      {"contains", FilterOp::kContains}, {"is_null", FilterOp::kIsNull},
-      {"not_null", FilterOp::kNotNull}};
+      {"=", FilterOp::kEq},           {"==", FilterOp::kEq},
+      {"eq", FilterOp::kEq},          {"!=", FilterOp::kNe},
+      {"<>", FilterOp::kNe},          {"ne", FilterOp::kNe},
+      {"<", FilterOp::kLt},           {"lt", FilterOp::kLt},
+      {"<=", FilterOp::kLe},          {"le", FilterOp::kLe},
+      {">", FilterOp::kGt},           {"gt", FilterOp::kGt},
+      {">=", FilterOp::kGe},          {"ge", FilterOp::kGe},
+      {"in", FilterOp::kIn},          {"contains", FilterOp::kContains},
+      {"is_null", FilterOp::kIsNull}, {"not_null", FilterOp::kNotNull}};
   auto it = kOps.find(Lower(op));
   if (it == kOps.end()) return std::nullopt;
   return it->second;
@@ -435,8 +440,8 @@ Result<Frame> ApplyFilters(Frame frame, const std::vector<Filter>& filters) {
   if (filters.empty()) return frame;
   std::vector<size_t> index;
   for (size_t f = 0; f < filters.size(); ++f) {
-    FM_ASSIGN_OR_RETURN(size_t i, ColumnIndex(frame, filters[f].column,
-                                              fmt::format("filters[{}]", f)));
+    FM_ASSIGN_OR_RETURN(size_t i,
+                        ColumnIndex(frame, filters[f].column, fmt::format("filters[{}]", f)));
     index.push_back(i);
   }
   std::vector<std::vector<json>> kept;

@@ -113,8 +113,8 @@ class SqliteSource {
   static Result<std::unique_ptr<SqliteSource>> Open(const std::string& path,
                                                     const std::atomic<bool>& cancelled) {
     sqlite3* raw = nullptr;
-    int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-                             nullptr);
+    int rc =
+        sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
     std::unique_ptr<sqlite3, SqliteCloser> db(raw);
     auto source = std::unique_ptr<SqliteSource>(new SqliteSource(std::move(db), cancelled));
     if (rc != SQLITE_OK) {
@@ -132,8 +132,8 @@ class SqliteSource {
     progress_.timed_out = false;
     sqlite3_stmt* raw = nullptr;
     const char* tail = nullptr;
-    int rc = sqlite3_prepare_v2(db_.get(), q.text.c_str(), static_cast<int>(q.text.size()), &raw,
-                                &tail);
+    int rc =
+        sqlite3_prepare_v2(db_.get(), q.text.c_str(), static_cast<int>(q.text.size()), &raw, &tail);
     std::unique_ptr<sqlite3_stmt, StmtFinalizer> stmt(raw);
     if (rc != SQLITE_OK) return SqliteError(db_.get(), rc, "sqlite", progress_, cancelled_);
     if (stmt == nullptr || !sqlite3_stmt_readonly(stmt.get())) {
@@ -272,11 +272,11 @@ class PostgresSource {
   Result<Frame> Query(const SqlStatement& q, const ReadBounds& bounds) {
     FM_RETURN_IF_ERROR(Command("BEGIN TRANSACTION READ ONLY"));
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(bounds.deadline - Clock::now());
-    Result<Frame> frame = Command(fmt::format("SET LOCAL statement_timeout = {}",
-                                              std::max<int64_t>(1, ms.count())))
-                              .ok()
-                              ? Run(q, bounds)
-                              : Result<Frame>(Unavailable("postgresql: cannot set the timeout"));
+    Result<Frame> frame =
+        Command(fmt::format("SET LOCAL statement_timeout = {}", std::max<int64_t>(1, ms.count())))
+                .ok()
+            ? Run(q, bounds)
+            : Result<Frame>(Unavailable("postgresql: cannot set the timeout"));
     // The transaction only ever read; end it whatever happened (a failed one included).
     PgResult end(PQexec(conn_.get(), "ROLLBACK"));
     return frame;
@@ -288,7 +288,8 @@ class PostgresSource {
 
   Status Command(const std::string& sql) {
     PgResult r(PQexec(conn_.get(), sql.c_str()));
-    if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) return PgStatus(r.get(), conn_.get(), "postgresql");
+    if (PQresultStatus(r.get()) != PGRES_COMMAND_OK)
+      return PgStatus(r.get(), conn_.get(), "postgresql");
     return Status::Ok();
   }
 
@@ -336,7 +337,8 @@ class PostgresSource {
       ExecStatusType st = PQresultStatus(r.get());
       if (st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK) {
         if (!have_columns) {
-          for (int c = 0; c < PQnfields(r.get()); ++c) frame.columns.emplace_back(PQfname(r.get(), c));
+          for (int c = 0; c < PQnfields(r.get()); ++c)
+            frame.columns.emplace_back(PQfname(r.get(), c));
           have_columns = true;
         }
         if (st == PGRES_SINGLE_TUPLE && !stopped) {
@@ -483,9 +485,10 @@ class Retrieval {
     std::error_code ec;
     auto size = std::filesystem::file_size(path, ec);
     if (!ec && size > config_.limits.max_input_bytes) {
-      return InvalidArgument(fmt::format("data_retrieval: {} has {} bytes, above this worker's "
-                                         "maximum of {}",
-                                         o_.path, size, config_.limits.max_input_bytes));
+      return InvalidArgument(
+          fmt::format("data_retrieval: {} has {} bytes, above this worker's "
+                      "maximum of {}",
+                      o_.path, size, config_.limits.max_input_bytes));
     }
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     Log(fmt::format("file {} ({} bytes)", path, text.size()));
@@ -507,9 +510,10 @@ class Retrieval {
       return api::IsRetryableStatus(reply.status) ? Unavailable(m) : FailedPrecondition(m);
     }
     if (reply.truncated) {
-      return InvalidArgument(fmt::format("data_retrieval: {} is larger than this worker's "
-                                         "maximum of {} bytes",
-                                         o_.url, config_.limits.max_input_bytes));
+      return InvalidArgument(
+          fmt::format("data_retrieval: {} is larger than this worker's "
+                      "maximum of {} bytes",
+                      o_.url, config_.limits.max_input_bytes));
     }
     Log(fmt::format("GET {}: HTTP {}, {} bytes", o_.url, reply.status, reply.body.size()));
     std::optional<retrieval::Format> format = o_.format;
@@ -563,9 +567,9 @@ Result<std::string> AllowedPath(const std::string& path, const std::vector<std::
     return std::any_of(roots.begin(), roots.end(),
                        [&](const fs::path& root) { return Within(candidate, root); });
   };
-  std::string refused = fmt::format(
-      "data_retrieval: {} is outside the directories this worker lets tasks read ({})", path,
-      fmt::join(dirs, ", "));
+  std::string refused =
+      fmt::format("data_retrieval: {} is outside the directories this worker lets tasks read ({})",
+                  path, fmt::join(dirs, ", "));
   fs::path canonical = fs::canonical(p, ec);
   if (ec) {
     if (!inside(fs::weakly_canonical(p, ec))) return FailedPrecondition(refused);
@@ -589,8 +593,8 @@ Status CheckPostgresConnection(const std::string& connection_string) {
   }
   std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> guard(options, PQconninfoFree);
   static const std::set<std::string> kWorkerFiles = {
-      "passfile", "service", "sslcert", "sslkey", "sslrootcert", "sslcrl", "sslcrldir",
-      "sslpassword", "krbsrvname", "requirepeer"};
+      "passfile", "service",   "sslcert",     "sslkey",     "sslrootcert",
+      "sslcrl",   "sslcrldir", "sslpassword", "krbsrvname", "requirepeer"};
   std::string host, hostaddr;
   for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
     if (o->val == nullptr || *o->val == '\0') continue;
@@ -631,9 +635,8 @@ Result<json> DataRetrievalExecutor::Run(TaskContext& ctx) {
 }
 
 void RegisterDataRetrievalExecutor(ExecutorRegistry& registry, DataRetrievalConfig config) {
-  registry.Register("data_retrieval", [config] {
-    return std::make_unique<DataRetrievalExecutor>(config);
-  });
+  registry.Register("data_retrieval",
+                    [config] { return std::make_unique<DataRetrievalExecutor>(config); });
 }
 
 }  // namespace flowmesh::executors

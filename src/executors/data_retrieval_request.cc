@@ -25,17 +25,17 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
 }
 
 Status NotSupported(const std::string& what) {
-  return Unimplemented(fmt::format(
-      "data_retrieval: {} is not supported by this worker (supported sources: {})", what,
-      kSupported));
+  return Unimplemented(
+      fmt::format("data_retrieval: {} is not supported by this worker (supported sources: {})",
+                  what, kSupported));
 }
 
 // Source types the published executor (or other systems) have that we do not offer.
 bool KnownUnsupported(const std::string& type) {
   static const std::set<std::string> kTypes = {
-      "s3",      "lumid",     "agent",   "bigquery", "mysql",   "mariadb", "mssql",
-      "oracle",  "snowflake", "mongodb", "gcs",      "azure",   "redshift", "clickhouse",
-      "duckdb",  "hdfs",      "kafka"};
+      "s3",       "lumid",      "agent",     "bigquery", "mysql", "mariadb",
+      "mssql",    "oracle",     "snowflake", "mongodb",  "gcs",   "azure",
+      "redshift", "clickhouse", "duckdb",    "hdfs",     "kafka"};
   return kTypes.count(type) > 0;
 }
 
@@ -112,7 +112,8 @@ Result<std::vector<Filter>> ParseFilters(const json& data) {
     Filter filter;
     filter.column = f["column"].get<std::string>();
     std::string op = f.contains("op") && f["op"].is_string() ? f["op"].get<std::string>() : "=";
-    if (f.contains("op") && !f["op"].is_string()) return InvalidArgument(where + ".op must be a string");
+    if (f.contains("op") && !f["op"].is_string())
+      return InvalidArgument(where + ".op must be a string");
     auto parsed = ParseFilterOp(op);
     if (!parsed) {
       return InvalidArgument(fmt::format(
@@ -126,7 +127,8 @@ Result<std::vector<Filter>> ParseFilters(const json& data) {
       if (!f.contains("value")) return InvalidArgument(where + ".value is required");
       filter.value = f["value"];
       if (filter.op == FilterOp::kIn) {
-        if (!filter.value.is_array()) return InvalidArgument(where + ".value must be a list for 'in'");
+        if (!filter.value.is_array())
+          return InvalidArgument(where + ".value must be a list for 'in'");
         for (const json& v : filter.value) {
           if (v.is_structured()) return InvalidArgument(where + ".value must list scalars");
         }
@@ -177,7 +179,8 @@ class Renderer {
 
   Result<SqlStatement> Run() {
     size_t end = t_.size();
-    while (end > 0 && (std::isspace(static_cast<unsigned char>(t_[end - 1])) || t_[end - 1] == ';')) {
+    while (end > 0 &&
+           (std::isspace(static_cast<unsigned char>(t_[end - 1])) || t_[end - 1] == ';')) {
       --end;
     }
     size_t i = 0;
@@ -242,8 +245,9 @@ class Renderer {
       if (row_.is_object()) {
         for (auto it = row_.begin(); it != row_.end(); ++it) labels.push_back(it.key());
       }
-      return Error(at, fmt::format("slot {{{}}} has no param (params: {})", label,
-                                   labels.empty() ? "none" : fmt::format("{}", fmt::join(labels, ", "))));
+      return Error(
+          at, fmt::format("slot {{{}}} has no param (params: {})", label,
+                          labels.empty() ? "none" : fmt::format("{}", fmt::join(labels, ", "))));
     }
     const json& value = row_[label];
     if (value.is_structured()) {
@@ -304,7 +308,8 @@ class Renderer {
       pieces.back().text.push_back(c);
       ++k;
     }
-    if (!closed) return Error(i, q == '\'' ? "unterminated string literal" : "unterminated identifier");
+    if (!closed)
+      return Error(i, q == '\'' ? "unterminated string literal" : "unterminated identifier");
     if (slot_at.empty()) {
       std::string plain;
       for (const Piece& p : pieces) plain += p.text;
@@ -317,7 +322,8 @@ class Renderer {
       if (!value.is_string() || value.get<std::string>().empty() ||
           value.get<std::string>().find('\0') != std::string::npos) {
         return Error(slot_at[0], fmt::format("param '{}' names an identifier and must be a "
-                                             "non-empty string", pieces[0].text));
+                                             "non-empty string",
+                                             pieces[0].text));
       }
       out_.text += QuoteIdentifier(value.get<std::string>());
       return k;
@@ -390,17 +396,19 @@ Result<std::vector<json>> ParamRows(const json& params) {
     } else if (p.contains("data") && p["data"].is_object() && p["data"].contains("items")) {
       value = p["data"]["items"];
     } else if (p.contains("node")) {
-      return InvalidArgument(where + ": a {node, path} param is resolved by the scheduler; "
-                                     "this task was not dispatched by one");
+      return InvalidArgument(where +
+                             ": a {node, path} param is resolved by the scheduler; "
+                             "this task was not dispatched by one");
     } else {
-      return InvalidArgument(where + " needs a value (value, data: {type: list, items} or "
-                                     "node + path)");
+      return InvalidArgument(where +
+                             " needs a value (value, data: {type: list, items} or "
+                             "node + path)");
     }
     if (value.is_array()) {
       if (rows && *rows != value.size()) {
-        return InvalidArgument(fmt::format(
-            "{}: '{}' has {} values where an earlier list param has {}", where, label,
-            value.size(), *rows));
+        return InvalidArgument(
+            fmt::format("{}: '{}' has {} values where an earlier list param has {}", where, label,
+                        value.size(), *rows));
       }
       rows = value.size();
     }
@@ -445,8 +453,9 @@ Result<RetrievalOptions> ParseRetrievalOptions(const json& data, const Retrieval
       FM_RETURN_IF_ERROR(ClassifySql(conn, &o));
     }
     if (o.path.empty()) {
-      return InvalidArgument("spec.data.path is required for type sqlite (or a sqlite: "
-                             "connection_string)");
+      return InvalidArgument(
+          "spec.data.path is required for type sqlite (or a sqlite: "
+          "connection_string)");
     }
     o.kind = SourceKind::kSqlite;
   } else if (type == "http" || type == "https") {
@@ -462,8 +471,8 @@ Result<RetrievalOptions> ParseRetrievalOptions(const json& data, const Retrieval
   } else if (KnownUnsupported(type)) {
     return NotSupported(fmt::format("source type '{}'", o.type));
   } else {
-    return InvalidArgument(
-        fmt::format("spec.data.type: unknown source type '{}' (supported: {})", o.type, kSupported));
+    return InvalidArgument(fmt::format("spec.data.type: unknown source type '{}' (supported: {})",
+                                       o.type, kSupported));
   }
   bool sql = o.kind == SourceKind::kSqlite || o.kind == SourceKind::kPostgres;
 
@@ -508,7 +517,8 @@ Result<RetrievalOptions> ParseRetrievalOptions(const json& data, const Retrieval
   FM_ASSIGN_OR_RETURN(o.limit, Bounded(data, "limit", limits.max_rows, limits.max_rows));
   FM_ASSIGN_OR_RETURN(o.max_bytes, Bounded(data, "max_bytes", limits.max_bytes, limits.max_bytes));
   if (auto it = data.find("require_non_empty_rows"); it != data.end() && !it->is_null()) {
-    if (!it->is_boolean()) return InvalidArgument("spec.data.require_non_empty_rows must be a boolean");
+    if (!it->is_boolean())
+      return InvalidArgument("spec.data.require_non_empty_rows must be a boolean");
     o.require_non_empty_rows = it->get<bool>();
   }
   o.timeout_s = limits.timeout_s;
@@ -573,7 +583,8 @@ Result<SqlStatement> BuildQuery(const RetrievalOptions& options, const SqlStatem
       size_t dot = options.table.find('.', start);
       std::string part = options.table.substr(start, dot == std::string::npos ? dot : dot - start);
       if (part.empty()) {
-        return InvalidArgument(fmt::format("spec.data.table: '{}' is not a table name", options.table));
+        return InvalidArgument(
+            fmt::format("spec.data.table: '{}' is not a table name", options.table));
       }
       parts.push_back(QuoteIdentifier(part));
       if (dot == std::string::npos) break;
@@ -620,8 +631,8 @@ Result<SqlStatement> BuildQuery(const RetrievalOptions& options, const SqlStatem
         break;
     }
   }
-  out.text = fmt::format("SELECT {} FROM {}", select.empty() ? "*" : fmt::format("{}", fmt::join(select, ", ")),
-                         from);
+  out.text = fmt::format("SELECT {} FROM {}",
+                         select.empty() ? "*" : fmt::format("{}", fmt::join(select, ", ")), from);
   if (!where.empty()) out.text += fmt::format(" WHERE {}", fmt::join(where, " AND "));
   out.text += fmt::format(" LIMIT {}", options.limit + 1);
   return out;
@@ -629,12 +640,9 @@ Result<SqlStatement> BuildQuery(const RetrievalOptions& options, const SqlStatem
 
 json ResultItem(size_t index, const std::string& query, const json& params, const Frame& frame,
                 bool truncated) {
-  return {{"index", index},
-          {"query", query},
-          {"params", params},
-          {"table", TableJson(frame)},
-          {"columns", frame.columns},
-          {"rows", frame.rows.size()},
+  return {{"index", index},           {"query", query},
+          {"params", params},         {"table", TableJson(frame)},
+          {"columns", frame.columns}, {"rows", frame.rows.size()},
           {"truncated", truncated}};
 }
 

@@ -24,18 +24,18 @@ const char* SourceKindName(SourceKind kind);
 
 // The worker's bounds on every retrieval (resolved in the worker's main()).
 struct RetrievalLimits {
-  size_t max_rows = 100000;                  // rows per query, the most `limit` may ask
-  size_t max_bytes = size_t{16} << 20;       // bytes of all tables in one result
+  size_t max_rows = 100000;                    // rows per query, the most `limit` may ask
+  size_t max_bytes = size_t{16} << 20;         // bytes of all tables in one result
   size_t max_input_bytes = size_t{256} << 20;  // bytes read from one file or HTTP body
-  double timeout_s = 300;                    // per query / request
+  double timeout_s = 300;                      // per query / request
 };
 
 struct RetrievalOptions {
   SourceKind kind = SourceKind::kFile;
-  std::string type;                  // spec.data.type as written
-  std::string connection_string;     // postgres: libpq URI or key=value string
-  std::string path;                  // sqlite and file: as written (checked by the executor)
-  std::string url;                   // http
+  std::string type;               // spec.data.type as written
+  std::string connection_string;  // postgres: libpq URI or key=value string
+  std::string path;               // sqlite and file: as written (checked by the executor)
+  std::string url;                // http
   std::map<std::string, std::string> headers;  // http
   std::optional<Format> format;      // http and file; nullopt: from the name / content type
   std::string records_path;          // json: where the list of records is
@@ -45,8 +45,8 @@ struct RetrievalOptions {
   std::vector<Filter> filters;
   // One params row per query (label → value); a single empty row without params.
   std::vector<nlohmann::json> param_rows;
-  size_t limit = 0;                  // rows per query (≤ RetrievalLimits::max_rows)
-  size_t max_bytes = 0;              // result bytes (≤ RetrievalLimits::max_bytes)
+  size_t limit = 0;      // rows per query (≤ RetrievalLimits::max_rows)
+  size_t max_bytes = 0;  // result bytes (≤ RetrievalLimits::max_bytes)
   bool require_non_empty_rows = true;
   double timeout_s = 0;
 };

@@ -13,7 +13,8 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 TEST(CsvTest, QuotedFieldsTypesAndLineBreaks) {
-  auto f = ParseCsv("id,name,price,note\r\n1,\"Smith, J\",2.5,\r\n2,\"say \"\"hi\"\"\",-3,\"two\nlines\"\n");
+  auto f = ParseCsv(
+      "id,name,price,note\r\n1,\"Smith, J\",2.5,\r\n2,\"say \"\"hi\"\"\",-3,\"two\nlines\"\n");
   ASSERT_TRUE(f.ok()) << f.status().message();
   EXPECT_THAT(f->columns, ElementsAre("id", "name", "price", "note"));
   ASSERT_EQ(f->rows.size(), 2u);
@@ -71,7 +72,8 @@ TEST(JsonlTest, MalformedLineNamesLineAndColumn) {
   EXPECT_THAT(f.status().message(), HasSubstr("jsonl line 2, column 9: "));
   auto not_object = ParseJsonl("{\"a\": 1}\n[1]\n");
   ASSERT_FALSE(not_object.ok());
-  EXPECT_EQ(not_object.status().message(), "jsonl line 2, column 1: expected an object, got a array");
+  EXPECT_EQ(not_object.status().message(),
+            "jsonl line 2, column 1: expected an object, got a array");
 }
 
 TEST(JsonTest, TopLevelListOrRecordsPath) {
@@ -124,7 +126,8 @@ TEST(FilterTest, TypedComparisons) {
 TEST(FilterTest, ApplySelectAndUnknownColumns) {
   auto f = ParseCsv("sym,px,vol\nA,1,10\nB,2,20\nC,3,30\n");
   ASSERT_TRUE(f.ok());
-  auto filtered = ApplyFilters(*f, {{"px", FilterOp::kGe, json(2)}, {"sym", FilterOp::kNe, json("C")}});
+  auto filtered =
+      ApplyFilters(*f, {{"px", FilterOp::kGe, json(2)}, {"sym", FilterOp::kNe, json("C")}});
   ASSERT_TRUE(filtered.ok());
   auto picked = SelectColumns(*filtered, {"vol", "sym"});
   ASSERT_TRUE(picked.ok());

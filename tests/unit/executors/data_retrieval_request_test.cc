@@ -39,8 +39,7 @@ TEST(RetrievalOptionsTest, SqliteConnectionStringsAndPaths) {
 TEST(RetrievalOptionsTest, UnsupportedSourcesAreNamedAndNotRetryable) {
   for (const json& data :
        {json{{"type", "s3"}, {"connection_string", "s3://b"}, {"template", "k"}},
-        json{{"type", "lumid"}, {"mode", "sql"}},
-        json{{"type", "bigquery"}},
+        json{{"type", "lumid"}, {"mode", "sql"}}, json{{"type", "bigquery"}},
         json{{"type", "sql"}, {"connection_string", "mysql://u@h/db"}, {"table", "t"}}}) {
     auto o = Parse(data);
     ASSERT_FALSE(o.ok()) << data.dump();
@@ -61,34 +60,39 @@ TEST(RetrievalOptionsTest, UnsupportedSourcesAreNamedAndNotRetryable) {
 TEST(RetrievalOptionsTest, LimitsAndShapeErrors) {
   RetrievalLimits limits;
   limits.max_rows = 50;
-  auto over = ParseRetrievalOptions(
-      {{"type", "file"}, {"path", "a.csv"}, {"limit", 51}}, limits);
+  auto over = ParseRetrievalOptions({{"type", "file"}, {"path", "a.csv"}, {"limit", 51}}, limits);
   ASSERT_FALSE(over.ok());
   EXPECT_EQ(over.status().message(), "spec.data.limit is 51, above this worker's maximum of 50");
   EXPECT_FALSE(Parse({{"type", "sql"}, {"connection_string", "postgresql://h/d"}}).ok());
   EXPECT_FALSE(Parse({{"type", "file"}, {"path", "a.csv"}, {"table", "t"}}).ok());
   EXPECT_FALSE(Parse({{"type", "http"}, {"url", "ftp://x"}}).ok());
   EXPECT_FALSE(Parse({{"type", "file"}, {"path", "a"}, {"format", "parquet"}}).ok());
-  auto filter = Parse({{"type", "file"}, {"path", "a"}, {"filters", {{{"column", "x"}, {"op", "~"}, {"value", 1}}}}});
+  auto filter = Parse({{"type", "file"},
+                       {"path", "a"},
+                       {"filters", {{{"column", "x"}, {"op", "~"}, {"value", 1}}}}});
   ASSERT_FALSE(filter.ok());
-  EXPECT_THAT(filter.status().message(), HasSubstr("spec.data.filters[0].op: unknown operator '~'"));
+  EXPECT_THAT(filter.status().message(),
+              HasSubstr("spec.data.filters[0].op: unknown operator '~'"));
 }
 
 TEST(ParamRowsTest, ListsBroadcastScalars) {
-  auto rows = ParamRows(json::array({{{"label", "s"}, {"value", {"A", "B"}}},
-                                     {{"label", "n"}, {"data", {{"type", "list"}, {"items", {1, 2}}}}},
-                                     {{"label", "k"}, {"value", "fixed"}}}));
+  auto rows =
+      ParamRows(json::array({{{"label", "s"}, {"value", {"A", "B"}}},
+                             {{"label", "n"}, {"data", {{"type", "list"}, {"items", {1, 2}}}}},
+                             {{"label", "k"}, {"value", "fixed"}}}));
   ASSERT_TRUE(rows.ok()) << rows.status().message();
   ASSERT_EQ(rows->size(), 2u);
   EXPECT_EQ((*rows)[1], json({{"s", "B"}, {"n", 2}, {"k", "fixed"}}));
-  auto mismatch = ParamRows(json::array({{{"label", "s"}, {"value", {"A", "B"}}},
-                                         {{"label", "n"}, {"value", {1}}}}));
+  auto mismatch = ParamRows(
+      json::array({{{"label", "s"}, {"value", {"A", "B"}}}, {{"label", "n"}, {"value", {1}}}}));
   ASSERT_FALSE(mismatch.ok());
-  EXPECT_THAT(mismatch.status().message(), HasSubstr("'n' has 1 values where an earlier list param has 2"));
+  EXPECT_THAT(mismatch.status().message(),
+              HasSubstr("'n' has 1 values where an earlier list param has 2"));
 }
 
 TEST(RenderTemplateTest, PublishedTemplateBecomesBindParameters) {
-  json row = {{"table_name", "fact_news"}, {"symbol", "NVDA"}, {"since", "2024-06-01"}, {"limit", 5}};
+  json row = {
+      {"table_name", "fact_news"}, {"symbol", "NVDA"}, {"since", "2024-06-01"}, {"limit", 5}};
   auto q = RenderTemplate(
       "SELECT id, \"publishedDate\" FROM star.\"{table_name}\" WHERE symbol='{symbol}' AND "
       "\"publishedDate\" >= '{since}' ORDER BY \"publishedDate\" DESC LIMIT {limit};",
@@ -102,7 +106,8 @@ TEST(RenderTemplateTest, PublishedTemplateBecomesBindParameters) {
 
 TEST(RenderTemplateTest, InjectionAttemptsStayValues) {
   json row = {{"s", "x' OR '1'='1"}, {"t", "a\" ; DROP TABLE t; --"}};
-  auto q = RenderTemplate("SELECT * FROM \"{t}\" WHERE s = '{s}' AND n = {s}", row, Dialect::kSqlite);
+  auto q =
+      RenderTemplate("SELECT * FROM \"{t}\" WHERE s = '{s}' AND n = {s}", row, Dialect::kSqlite);
   ASSERT_TRUE(q.ok()) << q.status().message();
   EXPECT_EQ(q->text, "SELECT * FROM \"a\"\" ; DROP TABLE t; --\" WHERE s = ?1 AND n = ?2");
   EXPECT_EQ(q->binds, (std::vector<json>{"x' OR '1'='1", "x' OR '1'='1"}));
@@ -113,7 +118,8 @@ TEST(RenderTemplateTest, SlotsInsideLiteralsConcatenate) {
   auto pg = RenderTemplate("SELECT * FROM t WHERE title LIKE '%{q}%' AND x = 'it''s {{q}}'", row,
                            Dialect::kPostgres);
   ASSERT_TRUE(pg.ok()) << pg.status().message();
-  EXPECT_EQ(pg->text, "SELECT * FROM t WHERE title LIKE ('%' || $1::text || '%') AND x = 'it''s {q}'");
+  EXPECT_EQ(pg->text,
+            "SELECT * FROM t WHERE title LIKE ('%' || $1::text || '%') AND x = 'it''s {q}'");
   auto lite = RenderTemplate("SELECT '{q}-{q}'", row, Dialect::kSqlite);
   ASSERT_TRUE(lite.ok());
   EXPECT_EQ(lite->text, "SELECT (?1 || '-' || ?2)");

@@ -50,11 +50,16 @@ int FreePort() {
 Result<json> RunSpec(const json& data, const DataRetrievalConfig& config,
                      std::vector<std::string>* log = nullptr) {
   std::atomic<bool> cancelled{false};
-  TaskContext ctx{"t", "w", 1, "data_retrieval", json{{"taskType", "data_retrieval"}, {"data", data}},
+  TaskContext ctx{"t",
+                  "w",
+                  1,
+                  "data_retrieval",
+                  json{{"taskType", "data_retrieval"}, {"data", data}},
                   [log](std::string line) {
                     if (log) log->push_back(std::move(line));
                   },
-                  [](json) {}, cancelled};
+                  [](json) {},
+                  cancelled};
   DataRetrievalExecutor executor(config);
   return executor.Run(ctx);
 }
@@ -82,11 +87,12 @@ class SqliteRetrievalTest : public ::testing::Test {
 };
 
 TEST_F(SqliteRetrievalTest, TemplateWithParamsGivesOneItemPerRow) {
-  auto r = RunSpec({{"type", "sql"},
-                    {"connection_string", "sqlite:///" + db_},
-                    {"template", "SELECT id, price FROM quotes WHERE symbol = '{symbol}' ORDER BY id"},
-                    {"params", {{{"label", "symbol"}, {"value", {"NVDA", "MSFT"}}}}}},
-                   config_);
+  auto r =
+      RunSpec({{"type", "sql"},
+               {"connection_string", "sqlite:///" + db_},
+               {"template", "SELECT id, price FROM quotes WHERE symbol = '{symbol}' ORDER BY id"},
+               {"params", {{{"label", "symbol"}, {"value", {"NVDA", "MSFT"}}}}}},
+              config_);
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ((*r)["count"], 2);
   EXPECT_EQ((*r)["type"], "sql");
@@ -126,8 +132,9 @@ TEST_F(SqliteRetrievalTest, TableColumnsFiltersAndLimit) {
                     {"path", db_},
                     {"table", "quotes"},
                     {"columns", {"symbol", "price"}},
-                    {"filters", {{{"column", "price"}, {"op", ">"}, {"value", 121}},
-                                 {{"column", "note"}, {"op", "not_null"}}}},
+                    {"filters",
+                     {{{"column", "price"}, {"op", ">"}, {"value", 121}},
+                      {{"column", "note"}, {"op", "not_null"}}}},
                     {"limit", 1}},
                    config_);
   ASSERT_TRUE(r.ok()) << r.status().message();
@@ -139,7 +146,10 @@ TEST_F(SqliteRetrievalTest, TableColumnsFiltersAndLimit) {
 }
 
 TEST_F(SqliteRetrievalTest, ByteBudgetCutsRows) {
-  auto r = RunSpec({{"type", "sqlite"}, {"path", db_}, {"table", "quotes"}, {"columns", {"id"}},
+  auto r = RunSpec({{"type", "sqlite"},
+                    {"path", db_},
+                    {"table", "quotes"},
+                    {"columns", {"id"}},
                     {"max_bytes", 5}},
                    config_);
   ASSERT_TRUE(r.ok()) << r.status().message();
@@ -148,22 +158,21 @@ TEST_F(SqliteRetrievalTest, ByteBudgetCutsRows) {
 }
 
 TEST_F(SqliteRetrievalTest, OnlyReadingAndNoAttach) {
-  auto attach = RunSpec({{"type", "sqlite"}, {"path", db_},
-                         {"query", "SELECT * FROM pragma_database_list"}},
-                        config_);
+  auto attach =
+      RunSpec({{"type", "sqlite"}, {"path", db_}, {"query", "SELECT * FROM pragma_database_list"}},
+              config_);
   EXPECT_FALSE(attach.ok());
-  auto write = RunSpec({{"type", "sqlite"}, {"path", db_},
-                        {"query", "DELETE FROM quotes RETURNING id"}},
-                       config_);
+  auto write = RunSpec(
+      {{"type", "sqlite"}, {"path", db_}, {"query", "DELETE FROM quotes RETURNING id"}}, config_);
   ASSERT_FALSE(write.ok());
   EXPECT_EQ(write.status().code(), StatusCode::kInvalidArgument);
-  auto two = RunSpec({{"type", "sqlite"}, {"path", db_},
-                      {"query", "SELECT 1; ATTACH DATABASE '/tmp/x.db' AS x"}},
-                     config_);
+  auto two = RunSpec(
+      {{"type", "sqlite"}, {"path", db_}, {"query", "SELECT 1; ATTACH DATABASE '/tmp/x.db' AS x"}},
+      config_);
   ASSERT_FALSE(two.ok());
   EXPECT_THAT(two.status().message(), HasSubstr("only one statement"));
-  auto bad = RunSpec({{"type", "sqlite"}, {"path", db_}, {"query", "SELECT nope FROM quotes"}},
-                     config_);
+  auto bad =
+      RunSpec({{"type", "sqlite"}, {"path", db_}, {"query", "SELECT nope FROM quotes"}}, config_);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(bad.status().message(), HasSubstr("no such column: nope"));
@@ -177,9 +186,12 @@ TEST_F(SqliteRetrievalTest, PathsOutsideTheAllowedDirectoriesAreRefused) {
   ASSERT_FALSE(abs.ok());
   EXPECT_EQ(abs.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(abs.status().message(), HasSubstr("outside the directories"));
-  auto dots = RunSpec({{"type", "sqlite"}, {"path", "../" + std::filesystem::path(outside).parent_path().filename().string() + "/out.db"},
-                       {"table", "quotes"}},
-                      config_);
+  auto dots =
+      RunSpec({{"type", "sqlite"},
+               {"path", "../" + std::filesystem::path(outside).parent_path().filename().string() +
+                            "/out.db"},
+               {"table", "quotes"}},
+              config_);
   EXPECT_EQ(dots.status().code(), StatusCode::kFailedPrecondition);
   std::filesystem::create_symlink(outside, dir_ / "link.db");
   auto link = RunSpec({{"type", "sqlite"}, {"path", "link.db"}, {"table", "quotes"}}, config_);
@@ -193,7 +205,8 @@ TEST_F(SqliteRetrievalTest, PathsOutsideTheAllowedDirectoriesAreRefused) {
 
 TEST_F(SqliteRetrievalTest, LocalFilesWithFiltersAndMalformedInput) {
   WriteFile(dir_ / "q.csv", "symbol,price\nNVDA,120.5\nAAPL,190\n");
-  auto csv = RunSpec({{"type", "file"}, {"path", "q.csv"},
+  auto csv = RunSpec({{"type", "file"},
+                      {"path", "q.csv"},
                       {"filters", {{{"column", "price"}, {"op", ">="}, {"value", 150}}}}},
                      config_);
   ASSERT_TRUE(csv.ok()) << csv.status().message();
@@ -220,8 +233,9 @@ TEST_F(SqliteRetrievalTest, LocalFilesWithFiltersAndMalformedInput) {
 TEST(DataRetrievalTest, InMemorySqliteNeedsNoDirectory) {
   auto r = RunSpec({{"type", "sqlite"},
                     {"path", ":memory:"},
-                    {"template", "WITH t(n, s) AS (VALUES (1, 'a'), (2, 'b'), (3, 'c')) "
-                                 "SELECT n, s FROM t WHERE n >= {min}"},
+                    {"template",
+                     "WITH t(n, s) AS (VALUES (1, 'a'), (2, 'b'), (3, 'c')) "
+                     "SELECT n, s FROM t WHERE n >= {min}"},
                     {"params", {{{"label", "min"}, {"value", 2}}}}},
                    {});
   ASSERT_TRUE(r.ok()) << r.status().message();
@@ -229,7 +243,8 @@ TEST(DataRetrievalTest, InMemorySqliteNeedsNoDirectory) {
 }
 
 TEST(DataRetrievalTest, UnsupportedSourceFailsWithoutRetry) {
-  auto r = RunSpec({{"type", "s3"}, {"connection_string", "s3://u:p@h/b"}, {"template", "k/{id}"}}, {});
+  auto r =
+      RunSpec({{"type", "s3"}, {"connection_string", "s3://u:p@h/b"}, {"template", "k/{id}"}}, {});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kUnimplemented);
   EXPECT_FALSE(IsRetryable(r.status()));
@@ -246,8 +261,8 @@ class HttpServer {
  public:
   explicit HttpServer(const std::string& root) {
     SpawnOptions o;
-    o.argv = {"/usr/bin/env", "python3", "-u", "-m", "http.server", "0", "--bind", "127.0.0.1",
-              "--directory", root};
+    o.argv = {"/usr/bin/env", "python3",   "-u",          "-m", "http.server", "0",
+              "--bind",       "127.0.0.1", "--directory", root};
     o.log_file = dir_ / "http.log";
     auto pid = Spawn(o);
     if (!pid.ok()) return;
@@ -281,7 +296,8 @@ TEST(HttpRetrievalTest, JsonlCsvAndErrors) {
   WriteFile(root / "rows.csv", "q,n\na,1\nb,\"x\"oops\n");
   HttpServer server(root.path());
   ASSERT_FALSE(server.base().empty()) << "python3 -m http.server did not start";
-  auto r = RunSpec({{"type", "http"}, {"url", server.base() + "/rows.jsonl"},
+  auto r = RunSpec({{"type", "http"},
+                    {"url", server.base() + "/rows.jsonl"},
                     {"filters", {{{"column", "n"}, {"op", "=="}, {"value", 2}}}}},
                    {});
   ASSERT_TRUE(r.ok()) << r.status().message();
@@ -323,8 +339,8 @@ class PostgresServer {
       return argv;
     };
     SpawnOptions init;
-    init.argv = with_user({std::string(kPgBin) + "/initdb", "-D", data, "-U", "fm",
-                           "--auth=trust", "-E", "UTF8", "--no-sync"});
+    init.argv = with_user({std::string(kPgBin) + "/initdb", "-D", data, "-U", "fm", "--auth=trust",
+                           "-E", "UTF8", "--no-sync"});
     init.log_file = dir_ / "initdb.log";
     auto init_pid = Spawn(init);
     int status = 0;
@@ -410,18 +426,18 @@ class PostgresRetrievalTest : public ::testing::Test {
 PostgresServer* PostgresRetrievalTest::server_ = nullptr;
 
 TEST_F(PostgresRetrievalTest, PublishedTemplateWithParams) {
-  auto r = RunSpec(
-      {{"type", "sql"},
-       {"connection_string", server_->Conninfo("fmtest")},
-       {"template",
-        "SELECT id, symbol, \"publishedDate\", title FROM star.\"{table_name}\" WHERE "
-        "symbol='{symbol}' AND \"publishedDate\" >= '{publishedDateMin}' ORDER BY "
-        "\"publishedDate\" DESC LIMIT {limit}"},
-       {"params", {{{"label", "symbol"}, {"value", "NVDA"}},
-                   {{"label", "limit"}, {"value", {1, 5}}},
-                   {{"label", "publishedDateMin"}, {"value", {"2024-06-01", "2024-01-01"}}},
-                   {{"label", "table_name"}, {"value", "fact_news-metadata"}}}}},
-      {});
+  auto r = RunSpec({{"type", "sql"},
+                    {"connection_string", server_->Conninfo("fmtest")},
+                    {"template",
+                     "SELECT id, symbol, \"publishedDate\", title FROM star.\"{table_name}\" WHERE "
+                     "symbol='{symbol}' AND \"publishedDate\" >= '{publishedDateMin}' ORDER BY "
+                     "\"publishedDate\" DESC LIMIT {limit}"},
+                    {"params",
+                     {{{"label", "symbol"}, {"value", "NVDA"}},
+                      {{"label", "limit"}, {"value", {1, 5}}},
+                      {{"label", "publishedDateMin"}, {"value", {"2024-06-01", "2024-01-01"}}},
+                      {{"label", "table_name"}, {"value", "fact_news-metadata"}}}}},
+                   {});
   ASSERT_TRUE(r.ok()) << r.status().message();
   ASSERT_EQ((*r)["count"], 2);
   EXPECT_EQ((*r)["items"][0]["table"]["id"], json({4}));
@@ -435,16 +451,17 @@ TEST_F(PostgresRetrievalTest, TypesFiltersColumnsAndTruncation) {
                     {"connection_string", server_->Conninfo("fmtest")},
                     {"table", "star.fact_news-metadata"},
                     {"columns", {"id", "score", "flags", "live"}},
-                    {"filters", {{{"column", "score"}, {"op", ">="}, {"value", 1}},
-                                 {{"column", "title"}, {"op", "contains"}, {"value", "p"}}}},
+                    {"filters",
+                     {{{"column", "score"}, {"op", ">="}, {"value", 1}},
+                      {{"column", "title"}, {"op", "contains"}, {"value", "p"}}}},
                     {"limit", 1}},
                    {});
   ASSERT_TRUE(r.ok()) << r.status().message();
   const json& item = (*r)["items"][0];
   EXPECT_EQ(item["rows"], 1);
   EXPECT_EQ(item["truncated"], true);
-  EXPECT_EQ(item["table"], json({{"id", {1}}, {"score", {1.5}}, {"flags", {{{"k", 1}}}},
-                                 {"live", {true}}}));
+  EXPECT_EQ(item["table"],
+            json({{"id", {1}}, {"score", {1.5}}, {"flags", {{{"k", 1}}}}, {"live", {true}}}));
 }
 
 TEST_F(PostgresRetrievalTest, InjectionAttemptAndReadOnly) {
@@ -471,24 +488,26 @@ TEST_F(PostgresRetrievalTest, InjectionAttemptAndReadOnly) {
 }
 
 TEST_F(PostgresRetrievalTest, ConnectionRules) {
-  auto closed = RunSpec({{"type", "sql"},
-                         {"connection_string", "postgresql://fm@127.0.0.1:" +
-                                                   std::to_string(FreePort()) + "/fmtest"},
-                         {"table", "t"}},
-                        {});
+  auto closed = RunSpec(
+      {{"type", "sql"},
+       {"connection_string", "postgresql://fm@127.0.0.1:" + std::to_string(FreePort()) + "/fmtest"},
+       {"table", "t"}},
+      {});
   ASSERT_FALSE(closed.ok());
   EXPECT_EQ(closed.status().code(), StatusCode::kUnavailable);  // retried by the scheduler
-  auto passfile = RunSpec({{"type", "sql"},
-                           {"connection_string", server_->Conninfo("fmtest") + "?passfile=/root/.pgpass"},
-                           {"table", "t"}},
-                          {});
+  auto passfile =
+      RunSpec({{"type", "sql"},
+               {"connection_string", server_->Conninfo("fmtest") + "?passfile=/root/.pgpass"},
+               {"table", "t"}},
+              {});
   EXPECT_EQ(passfile.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(passfile.status().message(), HasSubstr("'passfile' is not allowed"));
-  auto socket = RunSpec({{"type", "sql"}, {"connection_string", "host=/var/run/postgresql dbname=x"},
-                         {"table", "t"}},
-                        {});
+  auto socket = RunSpec(
+      {{"type", "sql"}, {"connection_string", "host=/var/run/postgresql dbname=x"}, {"table", "t"}},
+      {});
   EXPECT_THAT(socket.status().message(), HasSubstr("Unix-domain socket"));
-  auto local = RunSpec({{"type", "sql"}, {"connection_string", "postgresql:///x"}, {"table", "t"}}, {});
+  auto local =
+      RunSpec({{"type", "sql"}, {"connection_string", "postgresql:///x"}, {"table", "t"}}, {});
   EXPECT_THAT(local.status().message(), HasSubstr("must name a host"));
 }
 
