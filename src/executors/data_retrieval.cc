@@ -259,8 +259,13 @@ class PostgresSource {
                                                          const std::atomic<bool>& cancelled) {
     bool has_timeout = conninfo.find("connect_timeout") != std::string::npos;
     std::string timeout = std::to_string(std::max(1, static_cast<int>(std::min(timeout_s, 30.0))));
-    const char* keys[] = {"dbname", has_timeout ? nullptr : "connect_timeout", nullptr};
-    const char* values[] = {conninfo.c_str(), has_timeout ? nullptr : timeout.c_str(), nullptr};
+    // passfile: libpq would otherwise read the worker's ~/.pgpass (or $PGPASSFILE) and hand
+    // the worker's own passwords to whatever host a task names. A path that does not exist
+    // is skipped silently.
+    const char* keys[] = {"dbname", "passfile", has_timeout ? nullptr : "connect_timeout",
+                          nullptr};
+    const char* values[] = {conninfo.c_str(), "/nonexistent/flowmesh-no-passfile",
+                            has_timeout ? nullptr : timeout.c_str(), nullptr};
     std::unique_ptr<PGconn, PgFinisher> conn(PQconnectdbParams(keys, values, 1));
     if (conn == nullptr) return Unavailable("postgresql: out of memory");
     if (PQstatus(conn.get()) != CONNECTION_OK) {
