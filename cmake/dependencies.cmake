@@ -17,3 +17,5 @@ pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
 pkg_check_modules(LIBYAML REQUIRED IMPORTED_TARGET yaml-0.1)
 # https:// datasets (libcurl with OpenSSL).
 pkg_check_modules(LIBCURL REQUIRED IMPORTED_TARGET libcurl)
+# libpq (libpq-dev): the data_retrieval executor's PostgreSQL source.
+pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)

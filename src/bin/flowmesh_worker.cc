@@ -8,6 +8,7 @@
 #include "agent/agent_executor.h"
 #include "common/log.h"
 #include "config/settings.h"
+#include "executors/data_retrieval.h"
 #include "executors/executor.h"
 #include "inference/backend.h"
 #include "inference/inference_executor.h"
@@ -71,6 +72,10 @@ int main(int argc, char** argv) {
   t.Add("--serve-max-ttl", "FLOWMESH_WORKER_SERVE_MAX_TTL", &serve.max_ttl_s,
         "upper bound on a serve task's ttlSeconds")
       ->check(CLI::PositiveNumber);
+  std::string data_dirs;
+  t.Add("--data-dirs", "FLOWMESH_WORKER_DATA_DIRS", &data_dirs,
+        "comma-separated directories data_retrieval tasks may read files and SQLite databases "
+        "from (default: none)");
   bool print_settings = false, print_backend = false;
   app.add_flag("--print-settings", print_settings, "print every setting as a Markdown table and exit");
   app.add_flag("--print-backend", print_backend, "print the engine's backend (cpu | cuda) and exit");
@@ -109,6 +114,9 @@ int main(int argc, char** argv) {
   config.loaded_models = [models] { return models->LoadedModels(); };
   config.free_sequence_slots = [models] { return models->FreeSequenceSlots(); };
   auto executors = flowmesh::executors::BuiltinExecutors();
+  flowmesh::executors::DataRetrievalConfig retrieval;
+  retrieval.data_dirs = flowmesh::worker::SplitList(data_dirs);
+  flowmesh::executors::RegisterDataRetrievalExecutor(executors, std::move(retrieval));
   flowmesh::inference::RegisterInferenceExecutors(executors, models);
   flowmesh::agent::RegisterAgentExecutor(executors, models);
   flowmesh::inference::RegisterServeExecutor(executors, models, serve);

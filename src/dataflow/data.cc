@@ -465,6 +465,40 @@ Result<json> DatasetItems(const json& data, const DataOptions& opts, const std::
   return items;
 }
 
+// A data_retrieval source: references resolved, params columns reduced to their values.
+Result<json> RetrievalSource(const json& data, const Upstream& up, const std::string& where) {
+  json out = json::object();
+  for (auto it = data.begin(); it != data.end(); ++it) {
+    if (it.key() != "params") {
+      FM_ASSIGN_OR_RETURN(out[it.key()], ResolveAt(*it, up, JoinKey(where, it.key())));
+      continue;
+    }
+    std::string pwhere = JoinKey(where, "params");
+    if (!it->is_array()) {
+      return InvalidArgument(pwhere + " must be a list of {label, node+path | data | value}");
+    }
+    json params = json::array();
+    for (size_t i = 0; i < it->size(); ++i) {
+      const json& col = (*it)[i];
+      std::string cwhere = JoinIndex(pwhere, i);
+      if (!col.is_object() || !col.contains("label") || !col["label"].is_string()) {
+        return InvalidArgument(cwhere + " must be an object with a label");
+      }
+      json value;
+      if (auto d = col.find("data"); d != col.end() && d->is_object() && !col.contains("node")) {
+        // An inline list: {type: list, items: [...]}.
+        FM_ASSIGN_OR_RETURN(json list, MaterializeDataAt(*d, up, DataOptions{}, cwhere + ".data"));
+        value = list["items"];
+      } else {
+        FM_ASSIGN_OR_RETURN(value, ColumnValue(col, up, cwhere));
+      }
+      params.push_back({{"label", col["label"]}, {"value", std::move(value)}});
+    }
+    out["params"] = std::move(params);
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<json> MaterializeDataAt(const json& data, const Upstream& up, const DataOptions& opts,
@@ -482,6 +516,7 @@ Result<json> MaterializeDataAt(const json& data, const Upstream& up, const DataO
     return InvalidArgument(where + ".type must be a string (one of " + kKnownTypes + ")");
   }
   std::string type = type_it->get<std::string>();
+  if (opts.retrieval_source) return RetrievalSource(data, up, where);
   // Keys that build the items are handled by type; every other key has its references
   // resolved and is kept.
   static const std::set<std::string> kConsumed = {"items", "template", "columns", "messages",

@@ -60,6 +60,10 @@ struct DataOptions {
   std::chrono::milliseconds http_timeout{30000};
   // CA bundle to verify https:// dataset servers with; empty = the system's trust store.
   std::string https_ca_file;
+  // `data` names a source the executor reads itself (data_retrieval: sql, http, file, …):
+  // references are resolved and `params` columns ({label, node+path | data | value}) become
+  // {label, value}, but nothing is materialised and every type is left to the executor.
+  bool retrieval_source = false;
 };
 
 // Materialises a task's `data` into `{type: list, source_type: <original type>, items:

@@ -2,6 +2,7 @@
 
 #include "executors/api.h"
 #include "executors/data_profiling.h"
+#include "executors/data_retrieval.h"
 #include "executors/echo.h"
 #include "executors/python.h"
 
@@ -42,6 +43,8 @@ ExecutorRegistry BuiltinExecutors() {
   registry.Register("echo", [] { return std::make_unique<EchoExecutor>(); });
   registry.Register("data_profiling", [] { return std::make_unique<DataProfilingExecutor>(); });
   registry.Register("api", [] { return std::make_unique<ApiExecutor>(); });
+  // Without data directories (the worker's main gives them): SQL over TCP and HTTP only.
+  RegisterDataRetrievalExecutor(registry, DataRetrievalConfig{});
   // Probed once (it starts one sandbox): python is offered only where bwrap and python3 work.
   static const bool kPython = PythonExecutor::Available(PythonExecutorConfig{}).ok();
   if (kPython) registry.Register("python", [] { return std::make_unique<PythonExecutor>(); });

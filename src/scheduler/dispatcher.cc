@@ -99,6 +99,7 @@ bool Dispatcher::Prepare(Task& t) {
   if (!ConditionAllows(t, up)) return false;
   dataflow::DataOptions opts;
   opts.data_dir = data_dir_;
+  opts.retrieval_source = t.spec.task_type == "data_retrieval";
   return FinishPreparation(t, dataflow::PrepareTaskSpec(t.spec.body, up, opts));
 }
 
@@ -112,6 +113,7 @@ void Dispatcher::StartPreparation(Task& t) {
   t.preparing = true;
   dataflow::DataOptions opts;
   opts.data_dir = data_dir_;
+  opts.retrieval_source = t.spec.task_type == "data_retrieval";
   d_.prepare_loop->Post([this, id = t.rec.task_id, spec = t.spec.body, up = std::move(up), opts] {
     auto prepared = dataflow::PrepareTaskSpec(spec, up, opts);
     d_.loop->Post([this, id, prepared = std::move(prepared)]() mutable {

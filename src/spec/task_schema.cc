@@ -283,7 +283,21 @@ class SchemaBuilder {
                                          {"require_non_empty_rows", Bool()},
                                          {"constraints", List(Any(), "a list of constraints "
                                                                      "[{name, type, min, max}]")},
-                                         {"num_test_queries", Int(1.0)}}),
+                                         {"num_test_queries", Int(1.0)},
+                                         // ours (executors/data_retrieval.h): sqlite,
+                                         // postgresql, http and file sources.
+                                         {"path", Str()},
+                                         {"url", Str()},
+                                         {"headers", MapOf(Str(), "a mapping of strings")},
+                                         {"format", Enum({"csv", "jsonl", "ndjson", "json"})},
+                                         {"records_path", Str()},
+                                         {"table", Str()},
+                                         {"columns", List(Str(), "a list of column names")},
+                                         {"filters", List(Any(), "a list of filters "
+                                                                 "[{column, op, value}]")},
+                                         {"limit", Int(1.0)},
+                                         {"max_bytes", Int(1.0)},
+                                         {"timeout_seconds", Positive()}}),
                              " (data_retrieval source)");
     // type lumid: retrieval through lumid-data-app (mode sql, agent or s3); the executor
     // checks which keys each mode needs.
@@ -382,6 +396,12 @@ class SchemaBuilder {
                       {"dataframe", dataframe},
                       {"sql", retrieval},
                       {"s3", retrieval},
+                      {"sqlite", retrieval},
+                      {"postgresql", retrieval},
+                      {"postgres", retrieval},
+                      {"http", retrieval},
+                      {"https", retrieval},
+                      {"file", retrieval},
                       {"lumid", lumid}};
     data->untagged = untyped;
     data->warn_unknown_tag = true;

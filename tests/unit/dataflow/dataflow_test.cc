@@ -788,6 +788,33 @@ TEST(PrepareTaskSpecTest, ErrorLocationsStartWithSpec) {
             json({{"taskType", "echo"}}));
 }
 
+TEST(PrepareTaskSpecTest, RetrievalSourcesKeepTheirTypeAndResolveParams) {
+  json spec = json::parse(R"({"taskType": "data_retrieval", "data": {
+    "type": "sql", "connection_string": "postgresql://h/${draft.model}",
+    "template": "SELECT * FROM t WHERE s = '{s}' LIMIT {n}",
+    "params": [{"label": "s", "node": "draft", "path": "items.*.output"},
+               {"label": "n", "data": {"type": "list", "items": [1, 2]}},
+               {"label": "k", "value": "fixed"}]}})");
+  DataOptions opts;
+  opts.retrieval_source = true;
+  json out = ValueOrDie(PrepareTaskSpec(spec, SampleUpstream(), opts));
+  EXPECT_EQ(out["data"]["type"], "sql");  // not materialised into a list
+  EXPECT_EQ(out["data"]["connection_string"], "postgresql://h/qwen");
+  EXPECT_EQ(out["data"]["template"], spec["data"]["template"]);
+  EXPECT_EQ(out["data"]["params"], json::parse(R"([
+    {"label": "s", "value": ["The water cycle.", "Evaporation."]},
+    {"label": "n", "value": [1, 2]},
+    {"label": "k", "value": "fixed"}])"));
+  // Any source type reaches the executor, which names what it supports.
+  json s3 = ValueOrDie(PrepareTaskSpec(
+      json::parse(R"({"taskType": "data_retrieval", "data": {"type": "s3"}})"), {}, opts));
+  EXPECT_EQ(s3["data"], json({{"type", "s3"}}));
+  auto missing = PrepareTaskSpec(
+      json::parse(R"({"data": {"type": "sql", "params": [{"label": "s", "node": "nope"}]}})"),
+      SampleUpstream(), opts);
+  EXPECT_FALSE(missing.ok());
+}
+
 TEST(PrepareTaskSpecTest, PythonInputsCarryTheirUpstreamResults) {
   Upstream up = {{"a", json{{"items", {1}}}}, {"b", json{{"skipped", true}}}};
   json named = ValueOrDie(PrepareTaskSpec(json::parse(R"({"taskType": "python", "python": {

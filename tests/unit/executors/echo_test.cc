@@ -90,7 +90,7 @@ TEST(EchoExecutorTest, ShortSleepCompletes) {
 TEST(ExecutorRegistryTest, BuiltinsAndUnknown) {
   auto registry = BuiltinExecutors();
   // python is offered where its sandbox works (bwrap, python3, user namespaces).
-  std::vector<std::string> expected = {"api", "data_profiling", "echo"};
+  std::vector<std::string> expected = {"api", "data_profiling", "data_retrieval", "echo"};
   if (PythonExecutor::Available(PythonExecutorConfig{}).ok()) expected.push_back("python");
   EXPECT_EQ(registry.RegisteredTaskTypes(), expected);
   EXPECT_TRUE(registry.Create("echo").ok());
