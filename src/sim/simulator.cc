@@ -139,7 +139,7 @@ class Run {
   }
 
  private:
-  enum Kind { kArrival, kWorkerReady, kWorkerEvent, kTick, kPreempt, kRetry };
+  enum Kind { kArrival, kWorkerReady, kWorkerEvent, kTick, kPreempt, kRetry, kHeartbeat };
   struct Event {
     double t;
     uint64_t seq;
@@ -264,6 +264,16 @@ class Run {
     return wi;
   }
 
+  // Sequences the worker's engine could start now: its capacity less the rows in flight of
+  // its inference tasks (those still loading the model included).
+  int FreeSequences(int wi) const {
+    double busy = 0;
+    for (int ti : workers_[wi].tasks) {
+      if (Def(tasks_[ti]).kind == "inference") busy += Wave(tasks_[ti]).first;
+    }
+    return std::max(0, m_.max_sequences - static_cast<int>(std::ceil(busy - 1e-9)));
+  }
+
   placement::WorkerSpec SpecOf(int wi) const {
     const WorkerRun& w = workers_[wi];
     const GpuType& g = m_.gpus[w.type];
@@ -277,6 +287,7 @@ class Run {
     s.speed = g.infer_speed;
     s.training_speed = g.train_speed;
     for (const auto& [k, t] : w.loaded) s.keys.push_back(k);
+    if (m_.heartbeat_s > 0) s.free_sequence_slots = FreeSequences(wi);
     return s;
   }
 
@@ -289,7 +300,10 @@ class Run {
         w.ready = true;
         w.last = now_;
         w.idle_since = now_;
-        if (flowmesh()) placer_.UpsertWorker(SpecOf(e.a), now_);
+        if (flowmesh()) {
+          placer_.UpsertWorker(SpecOf(e.a), now_);
+          if (m_.heartbeat_s > 0) Push(now_ + m_.heartbeat_s, kHeartbeat, e.a);
+        }
         if (w.owner_wf >= 0) StaticPump(w.owner_wf);
         break;
       }
@@ -305,6 +319,15 @@ class Run {
         break;
       case kPreempt: Preempt(); break;
       case kRetry: Ready(e.a); break;
+      case kHeartbeat:
+        // As the worker's heartbeat: the engine's free sequence slots, which the placement
+        // core fills with at most one inference task per slot until the next report.
+        if (workers_[e.a].down_at < 0) {
+          Advance(e.a, now_);
+          placer_.SetSequenceSlots(workers_[e.a].id, FreeSequences(e.a));
+          Push(now_ + m_.heartbeat_s, kHeartbeat, e.a);
+        }
+        break;
     }
   }
 

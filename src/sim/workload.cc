@@ -84,6 +84,7 @@ Status ParseSettings(const json& w, Model& m) {
   const json& fl = w.value("fleet_policy", json::object());
   FM_ASSIGN_OR_RETURN(m.startup_s, Number(fl, "worker_startup_s", "fleet_policy", 60.0));
   FM_ASSIGN_OR_RETURN(m.idle_timeout_s, Number(fl, "idle_timeout_s", "fleet_policy", 60.0));
+  FM_ASSIGN_OR_RETURN(m.heartbeat_s, Number(fl, "heartbeat_s", "fleet_policy", 1.0));
   m.min_workers = fl.value("min_workers", 0);
   m.max_workers = fl.value("max_workers", 0);
   m.elastic = fl.value("elastic", true);

@@ -64,6 +64,7 @@ struct Model {
   int max_sequences = 64, per_task_sequences = 64, slots = 8;
   double model_load_s = 10, adapter_load_s = 3, startup_s = 60, tick_s = 5;
   double idle_timeout_s = 60;
+  double heartbeat_s = 1;  // how often a worker reports its engine's free sequence slots (0: never)
   int min_workers = 0, max_workers = 0;
   bool elastic = true;
   std::vector<std::pair<std::string, double>> orgs;  // name, weight
