@@ -24,11 +24,16 @@
 #          tasks sharing a batch key), tasks_per_decision, bytes_per_queued_task; then the
 #          same with one task per batch key (unique_keys_*). Then the paper's experiment in
 #          flowmesh-sim
-#          (bench/workloads/paper.json: cost and p50/p95 per policy, cost_ratio_static_over_flowmesh,
-#          the same with 10% of workers preempted, and flowmesh again with de-duplication under
-#          tenant scope and off: dedup_tenant_*, dedup_off_*; and with the training templates'
-#          instances drawn from 2, 3 or 5 distinct configurations: training_variants_N_*);
-#          fairness 1:3 (bench/workloads/fairness.json).
+#          (bench/workloads/paper.json, every assumption stated there): every policy's cost,
+#          p50/p95, energy_kwh side by side (flowmesh; the fair baselines static_tenant_pool and
+#          shared_fcfs_autoscaled; the old naive_* ones), cost_ratio_static_over_flowmesh
+#          (static: the per-tenant pool) under the server's default tenant-scope de-duplication,
+#          the same with 10% of workers preempted (preempt_*), under global scope and off
+#          (dedup_global_*, dedup_off_*), and with tenants submitting varied parameters
+#          (varied_*, varied_dedup_global_*, varied_dedup_off_*); fairness 1:3
+#          (bench/workloads/fairness.json); then bench/sim_check.py: a small multi-tenant
+#          workload through the real stack and through flowmesh-sim with the same fleet
+#          (sim_makespan_error, sim_worker_seconds_error).
 #   dedup  8 orgs x 25 three-operator workflows, 60% recurring, through the real stack with
 #          de-duplication off, tenant and global: executed operators beside the worker
 #          CPU seconds they cost (utime+stime of the worker processes and their children,
@@ -105,31 +110,29 @@ case "$name" in
     cmake --build build/release --target parse_bench >&2
     exec build/release/bin/parse_bench ;;
   scheduler)
-    [ -f build/release/build.ninja ] || cmake --preset release >&2
-    cmake --build build/release --target placement_bench flowmesh-sim >&2
+    scripts/build release >&2  # the sim check below runs the real stack
     build/release/bin/placement_bench
+    # The paper's experiment: every policy side by side (cost, p50/p95, energy), under the
+    # server's default de-duplication (tenant scope); "static" in the ratio is the fair
+    # per-tenant pool (static_tenant_pool).
     build/release/bin/flowmesh-sim bench/workloads/paper.json
     build/release/bin/flowmesh-sim bench/workloads/paper.json --preempt | sed 's/^/preempt_/'
-    # How much of the ratio is de-duplication: the same run under tenant scope and with it off.
-    for scope in tenant off; do
+    # The same under global scope and with de-duplication off.
+    for scope in global off; do
       build/release/bin/flowmesh-sim bench/workloads/paper.json --dedup-scope "$scope" |
-        sed -n "s/^\(flowmesh_cost\|flowmesh_p95_s\|flowmesh_executed_tasks\|cost_ratio_static_over_flowmesh\)=/dedup_${scope}_\1=/p"
+        sed -n "s/^\(flowmesh_cost\|flowmesh_p50_s\|flowmesh_p95_s\|flowmesh_energy_kwh\|flowmesh_executed_tasks\|cost_ratio_[a-z_]*\)=/dedup_${scope}_\1=/p"
     done
-    # And if each training template's instances came from N distinct configurations.
-    variant_workload=$(mktemp)
-    trap 'rm -f "$variant_workload"' EXIT
-    for n in 2 3 5; do
-      python3 -c 'import json, sys
-w = json.load(open("bench/workloads/paper.json"))
-for wf in w["workflows"]:
-    if any(t["kind"] == "training" for t in wf["tasks"]):
-        wf["variants"] = int(sys.argv[1])
-print(json.dumps(w))' "$n" > "$variant_workload"
-      build/release/bin/flowmesh-sim "$variant_workload" |
-        sed -n "s/^\(flowmesh_p95_s\|cost_ratio_static_over_flowmesh\)=/training_variants_${n}_\1=/p"
+    # Tenants submitting varied parameters (the distributions in paper.json): every policy,
+    # tenant scope, then flowmesh under global scope and off.
+    build/release/bin/flowmesh-sim bench/workloads/paper.json --submissions varied | sed 's/^/varied_/'
+    for scope in global off; do
+      build/release/bin/flowmesh-sim bench/workloads/paper.json --submissions varied --dedup-scope "$scope" |
+        sed -n "s/^\(flowmesh_cost\|flowmesh_p50_s\|flowmesh_p95_s\|flowmesh_energy_kwh\|flowmesh_executed_tasks\|cost_ratio_[a-z_]*\)=/varied_dedup_${scope}_\1=/p"
     done
     build/release/bin/flowmesh-sim bench/workloads/fairness.json --policy flowmesh --horizon 3600 |
-      sed -n 's/^flowmesh_share_\(a\|b\)=/share_\1=/p' ;;
+      sed -n 's/^flowmesh_share_\(a\|b\)=/share_\1=/p'
+    # The simulator against the real stack (bench/sim_check.py).
+    python3 bench/sim_check.py ;;
   dedup)
     scripts/build release >&2
     exec python3 bench/dedup_bench.py ;;

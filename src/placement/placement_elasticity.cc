@@ -20,13 +20,18 @@ ElasticityAdvice Placer::Advise(const ElasticityConfig& config, double now) cons
     if (per_slot > 0 && w.cap.cpu > 0) f = std::min(f, static_cast<int>(std::floor((w.cap.cpu - w.used.cpu) / per_slot + 1e-9)));
     free += f;
   }
-  double units = 0;
+  // Free slots only absorb the groups that fit a live worker now; a group no free worker
+  // can hold (too big for the idle ones, another task type or GPU type) needs new workers
+  // however many slots are free elsewhere.
+  double units = 0, unheld = 0;
   for (const auto& g : s.groups) {
     if (g.live == 0 || g.waiting_on != kNone) continue;  // waiting for a known busy worker
     double u = per_slot > 0 ? std::max(1.0, std::ceil(g.demand.cpu / per_slot - 1e-9)) : 1.0;
-    units += u * static_cast<double>(g.live);
+    bool held = std::any_of(s.workers.begin(), s.workers.end(),
+                            [&](const auto& w) { return s.CouldEverHold(w, g) && s.Fits(w, g); });
+    (held ? units : unheld) += u * static_cast<double>(g.live);
   }
-  int backlog = static_cast<int>(std::ceil(units)) - free;
+  int backlog = std::max(0, static_cast<int>(std::ceil(units)) - free) + static_cast<int>(std::ceil(unheld));
   if (backlog > 0) {
     int want = (backlog + std::max(1, config.queued_per_new_worker) - 1) / std::max(1, config.queued_per_new_worker);
     if (config.max_workers > 0) want = std::min(want, config.max_workers - live);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -22,16 +23,36 @@ Status Field(const json& j, const char* name, const char* what) {
   return Status::Ok();
 }
 
+// `at`.`name` as a non-negative number; `def` when absent (required when there is none).
+Result<double> Number(const json& j, const char* name, const std::string& at,
+                      std::optional<double> def = std::nullopt) {
+  if (!j.is_object() || !j.contains(name)) {
+    if (def) return *def;
+    return InvalidArgument("workload: " + at + " needs '" + name + "'");
+  }
+  const json& v = j[name];
+  if (!v.is_number() || v.get<double>() < 0) {
+    return InvalidArgument("workload: " + at + "." + name + " must be a non-negative number, not " + v.dump());
+  }
+  return v.get<double>();
+}
+
 // gpu_types and how many of each the fleet holds.
 Status ParseGpuTypes(const json& w, Model& m) {
   FM_RETURN_IF_ERROR(Field(w, "gpu_types", "the workload"));
   for (const auto& [name, g] : w["gpu_types"].items()) {
     GpuType t;
     t.name = name;
-    t.cost = g.at("cost_per_hour").get<double>();
-    t.infer_speed = g.at("inference_speed").get<double>();
-    t.train_speed = g.at("training_speed").get<double>();
-    t.memory_gb = g.at("memory_gb").get<double>();
+    std::string at = "gpu_types." + name;
+    FM_ASSIGN_OR_RETURN(t.cost, Number(g, "cost_per_hour", at));
+    FM_ASSIGN_OR_RETURN(t.infer_speed, Number(g, "inference_speed", at));
+    FM_ASSIGN_OR_RETURN(t.train_speed, Number(g, "training_speed", at));
+    FM_ASSIGN_OR_RETURN(t.memory_gb, Number(g, "memory_gb", at));
+    FM_ASSIGN_OR_RETURN(t.idle_watts, Number(g, "idle_watts", at, 0.0));
+    FM_ASSIGN_OR_RETURN(t.busy_watts, Number(g, "busy_watts", at, t.idle_watts));
+    if (t.infer_speed <= 0 || t.train_speed <= 0) {
+      return InvalidArgument("workload: " + at + " inference_speed and training_speed must be > 0");
+    }
     m.gpus.push_back(t);
   }
   if (m.gpus.empty()) return InvalidArgument("workload: gpu_types is empty");
@@ -52,13 +73,18 @@ Status ParseSettings(const json& w, Model& m) {
   for (const auto& p : inf.at("curve")) m.curve.push_back({p.at(0).get<double>(), p.at(1).get<double>()});
   if (m.curve.empty()) return InvalidArgument("workload: inference.curve is empty");
   m.max_sequences = inf.value("max_sequences", 64);
-  m.per_task_sequences = inf.value("per_task_sequences", 8);
-  m.slots = std::max(1, m.max_sequences / std::max(1, m.per_task_sequences));
-  m.model_load_s = inf.value("model_load_s", 10.0);
-  m.adapter_load_s = inf.value("adapter_load_s", 3.0);
+  // A real engine batches every row of its task, up to what it decodes at once.
+  m.per_task_sequences = inf.value("per_task_sequences", m.max_sequences);
+  m.slots = inf.value("tasks_per_worker", 8);
+  if (m.max_sequences < 1 || m.per_task_sequences < 1 || m.slots < 1) {
+    return InvalidArgument("workload: inference.max_sequences, per_task_sequences and tasks_per_worker must be >= 1");
+  }
+  FM_ASSIGN_OR_RETURN(m.model_load_s, Number(inf, "model_load_s", "inference", 10.0));
+  FM_ASSIGN_OR_RETURN(m.adapter_load_s, Number(inf, "adapter_load_s", "inference", 3.0));
   const json& fl = w.value("fleet_policy", json::object());
-  m.startup_s = fl.value("worker_startup_s", 60.0);
-  m.idle_timeout_s = fl.value("idle_timeout_s", 60.0);
+  FM_ASSIGN_OR_RETURN(m.startup_s, Number(fl, "worker_startup_s", "fleet_policy", 60.0));
+  FM_ASSIGN_OR_RETURN(m.idle_timeout_s, Number(fl, "idle_timeout_s", "fleet_policy", 60.0));
+  FM_ASSIGN_OR_RETURN(m.heartbeat_s, Number(fl, "heartbeat_s", "fleet_policy", 1.0));
   m.min_workers = fl.value("min_workers", 0);
   m.max_workers = fl.value("max_workers", 0);
   m.elastic = fl.value("elastic", true);
@@ -72,6 +98,35 @@ Status ParseSettings(const json& w, Model& m) {
     if (!value.is_number()) return InvalidArgument("workload: utility." + key + " must be a number");
     std::string e = placement::SetPlacementOption(m.placement, key, value.get<double>());
     if (!e.empty()) return InvalidArgument("workload: utility: " + e);
+  }
+  return Status::Ok();
+}
+
+// What tenants may vary when they submit a template (used with submissions "varied").
+Status ParseParameters(const json& wj, const std::map<std::string, int>& index, WorkflowDef& d) {
+  const json& ps = wj.value("parameters", json::array());
+  if (!ps.is_array()) return InvalidArgument("workload: workflow " + d.name + " parameters must be an array");
+  for (const auto& pj : ps) {
+    ParameterDef p;
+    p.name = pj.value("name", "");
+    std::string at = "workflow " + d.name + " parameter '" + p.name + "'";
+    if (p.name.empty()) return InvalidArgument("workload: workflow " + d.name + " parameters[] needs 'name'");
+    for (const auto& a : pj.value("affects", json::array())) {
+      auto it = a.is_string() ? index.find(a.get<std::string>()) : index.end();
+      if (it == index.end()) return InvalidArgument("workload: " + at + " affects unknown task " + a.dump());
+      p.affects.push_back(it->second);
+    }
+    if (p.affects.empty()) return InvalidArgument("workload: " + at + " needs 'affects' (task names)");
+    for (const auto& c : pj.value("choices", json::array())) {
+      if (!c.is_object() || !c.contains("value")) return InvalidArgument("workload: " + at + " choices[] needs 'value'");
+      double weight = 0;
+      FM_ASSIGN_OR_RETURN(weight, Number(c, "weight", at + " choice", 1.0));
+      p.choices.push_back({c["value"].is_string() ? c["value"].get<std::string>() : c["value"].dump(), weight});
+    }
+    double total = 0;
+    for (const auto& c : p.choices) total += c.second;
+    if (p.choices.empty() || total <= 0) return InvalidArgument("workload: " + at + " needs 'choices' with weights summing to > 0");
+    d.parameters.push_back(std::move(p));
   }
   return Status::Ok();
 }
@@ -90,13 +145,20 @@ Status ParseWorkflows(const json& w, Model& m) {
       TaskDef t;
       t.name = tj.at("name").get<std::string>();
       t.kind = tj.at("kind").get<std::string>();
-      if (t.kind != "inference" && t.kind != "training") {
-        return InvalidArgument("workload: task " + d.name + "/" + t.name + " kind must be inference or training");
+      std::string at = "workflow " + d.name + " task " + t.name;
+      if (t.kind != "inference" && t.kind != "training" && t.kind != "cpu") {
+        return InvalidArgument("workload: " + at + " kind must be inference, training or cpu");
       }
-      t.rows = tj.value("rows", 0.0);
-      t.tokens_per_row = tj.value("tokens_per_row", 256.0);
-      t.train_h100_s = tj.value("h100_seconds", 0.0);
-      t.memory_gb = tj.value("memory_gb", 0.0);
+      t.task_type = tj.value("task_type", t.kind);
+      FM_ASSIGN_OR_RETURN(t.rows, Number(tj, "rows", at, 0.0));
+      FM_ASSIGN_OR_RETURN(t.tokens_per_row, Number(tj, "tokens_per_row", at, 256.0));
+      FM_ASSIGN_OR_RETURN(t.train_h100_s, Number(tj, "h100_seconds", at, 0.0));
+      FM_ASSIGN_OR_RETURN(t.seconds, Number(tj, "seconds", at, 0.0));
+      FM_ASSIGN_OR_RETURN(t.memory_gb, Number(tj, "memory_gb", at, 0.0));
+      if (t.kind == "inference" && (t.rows <= 0 || t.tokens_per_row <= 0)) {
+        return InvalidArgument("workload: " + at + " (inference) needs rows > 0 and tokens_per_row > 0");
+      }
+      if (t.kind == "cpu" && t.seconds <= 0) return InvalidArgument("workload: " + at + " (cpu) needs seconds > 0");
       t.model = tj.value("model", "");
       t.produces = tj.value("produces", "");
       for (const auto& dep : tj.value("depends_on", json::array())) {
@@ -109,7 +171,11 @@ Status ParseWorkflows(const json& w, Model& m) {
     }
     for (size_t i = 0; i < d.tasks.size(); ++i) {
       for (int dep : d.tasks[i].deps) d.tasks[dep].dependents.push_back(static_cast<int>(i));
+      for (size_t k = 0; k < d.tasks.size(); ++k) {
+        if (!d.tasks[i].model.empty() && d.tasks[k].produces == d.tasks[i].model) d.tasks[i].producer = static_cast<int>(k);
+      }
     }
+    FM_RETURN_IF_ERROR(ParseParameters(wj, index, d));
     d.static_gpu = -1;
     m.wfs.push_back(std::move(d));
   }
@@ -128,8 +194,13 @@ Status PickStaticGpus(Model& m) {
       if (m.gpus[g].memory_gb + kEps < need) continue;
       double secs = m.startup_s;
       for (const auto& t : d.tasks) {
-        secs += t.kind == "training" ? t.train_h100_s / m.gpus[g].train_speed
-                                     : t.rows * t.tokens_per_row / (Curve(m, std::min<double>(t.rows, m.per_task_sequences)) * m.gpus[g].infer_speed);
+        if (t.kind == "training") {
+          secs += t.train_h100_s / m.gpus[g].train_speed;
+        } else if (t.kind == "cpu") {
+          secs += t.seconds;
+        } else {
+          secs += t.rows * t.tokens_per_row / (Curve(m, std::min<double>(t.rows, m.per_task_sequences)) * m.gpus[g].infer_speed);
+        }
       }
       double cost = secs * m.gpus[g].cost;
       if (best < 0 || cost < best_cost) {
@@ -179,13 +250,38 @@ Status DrawArrivals(const json& w, Model& m) {
       m.arrivals.push_back(t);
       target += random ? expo(rng) : 1.0;
     }
+  } else if (process == "explicit") {
+    // Each arrival named: when, which template, which org (a replay of a real submission).
+    for (const auto& item : a.at("items")) {
+      std::string at = "arrivals.items[" + std::to_string(m.arrivals.size()) + "]";
+      double t = 0;
+      FM_ASSIGN_OR_RETURN(t, Number(item, "at_s", at));
+      std::string wf = item.value("workflow", "");
+      auto d = std::find_if(m.wfs.begin(), m.wfs.end(), [&](const WorkflowDef& x) { return x.name == wf; });
+      if (d == m.wfs.end()) return InvalidArgument("workload: " + at + ".workflow names unknown template '" + wf + "'");
+      std::string org = item.value("org", m.orgs.front().first);
+      auto o = std::find_if(m.orgs.begin(), m.orgs.end(), [&](const auto& x) { return x.first == org; });
+      if (o == m.orgs.end()) return InvalidArgument("workload: " + at + ".org names unknown org '" + org + "'");
+      m.arrivals.push_back(t);
+      m.arrival_wf.push_back(static_cast<int>(d - m.wfs.begin()));
+      m.arrival_org.push_back(static_cast<int>(o - m.orgs.begin()));
+    }
+    if (!std::is_sorted(m.arrivals.begin(), m.arrivals.end())) {
+      return InvalidArgument("workload: arrivals.items must be in order of at_s");
+    }
   } else {
-    return InvalidArgument("workload: arrivals.process must be fixed, poisson or ramp");
+    return InvalidArgument("workload: arrivals.process must be fixed, poisson, ramp or explicit");
+  }
+  if ((process == "fixed" || process == "poisson") && per_min <= 0) {
+    return InvalidArgument("workload: arrivals.per_min must be > 0");
+  }
+  for (size_t i = m.arrival_org.size(); i < m.arrivals.size(); ++i) {
+    m.arrival_org.push_back(static_cast<int>(i % m.orgs.size()));  // workflow i: org i mod n
   }
   double mix_total = 0;
   for (const auto& d : m.wfs) mix_total += d.mix;
   std::uniform_real_distribution<double> uni(0, mix_total);
-  for (size_t i = 0; i < m.arrivals.size(); ++i) {
+  for (size_t i = m.arrival_wf.size(); i < m.arrivals.size(); ++i) {
     double x = uni(rng);
     int pick = 0;
     for (size_t k = 0; k < m.wfs.size(); ++k) {
@@ -202,6 +298,32 @@ Status DrawArrivals(const json& w, Model& m) {
   for (int wf : m.arrival_wf) {
     int n = m.wfs[wf].variants;
     m.arrival_variant.push_back(n > 0 ? std::uniform_int_distribution<int>(0, n - 1)(rng) : -1);
+  }
+  // Each task's own inputs. Varied parameters come from a stream of their own, so that
+  // both kinds of submission see the same arrivals and templates.
+  std::mt19937_64 prng(m.seed * 1000003 + 17);
+  for (size_t i = 0; i < m.arrivals.size(); ++i) {
+    const WorkflowDef& d = m.wfs[m.arrival_wf[i]];
+    std::string own = m.arrival_variant[i] < 0 ? "i" + std::to_string(i) : "v" + std::to_string(m.arrival_variant[i]);
+    std::vector<std::string> inputs(d.tasks.size(), m.submissions == "varied" ? "" : own);
+    if (m.submissions == "varied") {
+      for (const auto& p : d.parameters) {
+        double total = 0;
+        for (const auto& c : p.choices) total += c.second;
+        double x = std::uniform_real_distribution<double>(0, total)(prng);
+        std::string value = p.choices.back().first;
+        for (const auto& c : p.choices) {
+          if (x < c.second) {
+            value = c.first;
+            break;
+          }
+          x -= c.second;
+        }
+        if (value == "unique") value = "unique#" + std::to_string(i);
+        for (int t : p.affects) inputs[t] += p.name + "=" + value + ";";
+      }
+    }
+    m.arrival_inputs.push_back(std::move(inputs));
   }
   return Status::Ok();
 }
@@ -233,6 +355,10 @@ Result<Model> BuildModel(const json& w) {
     FM_RETURN_IF_ERROR(ParseWorkflows(w, m));
     FM_RETURN_IF_ERROR(PickStaticGpus(m));
     if (m.wfs.empty()) return InvalidArgument("workload: workflows is empty");
+    m.submissions = w.value("submissions", std::string("published"));
+    if (m.submissions != "published" && m.submissions != "varied") {
+      return InvalidArgument("workload: submissions must be published or varied");
+    }
     FM_RETURN_IF_ERROR(DrawArrivals(w, m));
     m.dedup_scope = w.value("dedup_scope", std::string("off"));
     if (!KnownScope(m.dedup_scope)) {

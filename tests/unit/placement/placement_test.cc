@@ -348,6 +348,26 @@ TEST(PlacerTest, ElasticityAsksForWorkersAndRetiresIdleOnes) {
   EXPECT_EQ(advice.retire.size(), 2u);  // down to min_workers
 }
 
+TEST(PlacerTest, ElasticityCountsOnlyFreeSlotsThatCanHoldTheQueue) {
+  // An idle worker with 4 free slots but too little GPU memory for the queued task: the
+  // free slots do not absorb it, a new worker is wanted.
+  Placer p;
+  ElasticityConfig e;
+  e.enabled = true;
+  WorkerSpec small = Worker("small", 4);
+  small.capacity.gpu_memory_mb = 24 * 1024;
+  p.UpsertWorker(small, 0);
+  TaskRequest big = Task(1);
+  big.demand.gpu_memory_mb = 60 * 1024;
+  ASSERT_TRUE(p.Enqueue(big));
+  EXPECT_TRUE(p.Schedule(0).empty());
+  EXPECT_EQ(p.Advise(e, 0).start, 1);
+  // One that fits the idle worker is absorbed by its free slots.
+  ASSERT_TRUE(p.Remove(1));
+  ASSERT_TRUE(p.Enqueue(Task(2)));
+  EXPECT_EQ(p.Advise(e, 0).start, 0);
+}
+
 
 // Training: a fast GPU (speed 1, 4/h: 4 per unit of work) and a slow one (speed 0.32,
 // 1.8/h: 5.6 per unit), both serving "train"; each task takes the whole worker.

@@ -30,7 +30,7 @@ json Small() {
 }
 
 TEST(SimulatorTest, EveryPolicyCompletesEveryWorkflow) {
-  for (const char* p : {"flowmesh", "static_worker", "round_robin", "fcfs_first_fit"}) {
+  for (const auto& p : PolicyNames()) {
     auto r = Simulate(Small(), p, {});
     ASSERT_TRUE(r.ok()) << r.status().message();
     EXPECT_EQ(r->completed, 12) << p;
@@ -63,7 +63,7 @@ TEST(SimulatorTest, PreemptedWorkersLoseNoWorkflow) {
   ASSERT_TRUE(w.ok()) << w.status().message();
   SimOptions o;
   o.preempt = true;
-  for (const char* p : {"flowmesh", "static_worker", "round_robin", "fcfs_first_fit"}) {
+  for (const auto& p : PolicyNames()) {
     auto r = Simulate(*w, p, o);
     ASSERT_TRUE(r.ok());
     EXPECT_GT(r->preempted, 0) << p;
@@ -144,7 +144,8 @@ TEST(SimulatorTest, DistinctInstancesAndOffScopeRunEverything) {
 }
 
 TEST(SimulatorTest, BaselinesRunEveryTaskTheyAreGiven) {
-  for (const char* p : {"static_worker", "round_robin", "fcfs_first_fit"}) {
+  for (const auto& p : PolicyNames()) {
+    if (p == "flowmesh") continue;
     auto r = WithScope(Identical(), p, "global");
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r->executed_tasks, 24) << p;
@@ -162,13 +163,24 @@ TEST(SimulatorTest, DedupCostsLessThanRunningEverything) {
 TEST(SimulatorTest, UtilitySectionIsCheckedAndApplied) {
   auto w = LoadWorkload(Workload("paper.json"));
   ASSERT_TRUE(w.ok()) << w.status().message();
-  json never_wait = *w;
+  // One H100 and one A100 up; training of one key at 0 (learns 100 s), 150 (takes the
+  // H100) and 160: waiting 90 + 100 s for the H100 beats 312 s on the idle A100.
+  json two = json::parse(R"({
+    "gpu_types": {"H100": {"cost_per_hour": 4, "inference_speed": 1, "training_speed": 1, "memory_gb": 80},
+                  "A100": {"cost_per_hour": 1.8, "inference_speed": 0.6, "training_speed": 0.32, "memory_gb": 80}},
+    "fleet": {"H100": 1, "A100": 1}, "fleet_policy": {"elastic": false},
+    "inference": {"curve": [[1, 666], [64, 18175]]},
+    "arrivals": {"process": "explicit", "items": [{"at_s": 0, "workflow": "t"}, {"at_s": 150, "workflow": "t"},
+                                                  {"at_s": 160, "workflow": "t"}]},
+    "workflows": [{"name": "t", "tasks": [{"name": "sft", "kind": "training", "h100_seconds": 100, "memory_gb": 10}]}]
+  })");
+  json never_wait = two;
   never_wait["utility"] = {{"defer_gain", 0}};
-  auto waits = WithScope(*w, "flowmesh", "off");
-  auto takes_slow = WithScope(never_wait, "flowmesh", "off");
+  auto waits = Simulate(two, "flowmesh", {});
+  auto takes_slow = Simulate(never_wait, "flowmesh", {});
   ASSERT_TRUE(waits.ok() && takes_slow.ok());
-  // Training that takes an idle A100 instead of waiting for an H100 runs ~3× longer.
-  EXPECT_LT(waits->p95_s, takes_slow->p95_s);
+  EXPECT_NEAR(waits->p95_s, 190, 1e-6);
+  EXPECT_NEAR(takes_slow->p95_s, 312.5, 1e-6);
   json bad = *w;
   bad["utility"] = {{"lambda_training", 2}};
   auto r = Simulate(bad, "flowmesh", {});
@@ -180,7 +192,7 @@ TEST(SimulatorTest, UtilitySectionIsCheckedAndApplied) {
 
 TEST(SimulatorTest, PreemptedLeaderStillCompletesItsJoiners) {
   json w = Identical();
-  w["failures"] = {{"preempt_at_s", 50}, {"preempt_fraction", 1.0}};  // every live worker
+  w["failures"] = {{"preempt_at_s", 40}, {"preempt_fraction", 1.0}};  // every live worker, the leader running
   SimOptions o;
   o.preempt = true;
   o.dedup_scope = "global";
@@ -189,6 +201,164 @@ TEST(SimulatorTest, PreemptedLeaderStillCompletesItsJoiners) {
   EXPECT_GT(r->preempted, 0);
   EXPECT_GT(r->retries, 0);
   EXPECT_EQ(r->completed, 12);
+}
+
+// One org submitting one short inference workflow every 30 s: a dedicated pool's worker
+// stays warm (idle timeout 60 s) from one workflow to the next.
+json OneTenantSeries() {
+  return json::parse(R"({
+    "seed": 1,
+    "gpu_types": {"G": {"cost_per_hour": 1, "inference_speed": 1, "training_speed": 1, "memory_gb": 80,
+                        "idle_watts": 50, "busy_watts": 300}},
+    "fleet": {"G": 4},
+    "fleet_policy": {"worker_startup_s": 30, "idle_timeout_s": 60, "tick_s": 5},
+    "inference": {"curve": [[1, 666], [8, 3674], [32, 9915], [64, 18175]]},
+    "orgs": [{"name": "a"}],
+    "arrivals": {"process": "fixed", "per_min": 2, "count": 6},
+    "workflows": [{"name": "ask", "tasks": [{"name": "q", "kind": "inference", "rows": 64, "model": "m", "memory_gb": 6}]}]
+  })");
+}
+
+TEST(SimulatorTest, TenantPoolKeepsAWarmWorkerAcrossTheTenantsWorkflows) {
+  auto pool = Simulate(OneTenantSeries(), "static_tenant_pool", {});
+  auto naive = Simulate(OneTenantSeries(), "naive_static_worker", {});
+  ASSERT_TRUE(pool.ok() && naive.ok()) << pool.status().message();
+  EXPECT_EQ(pool->completed, 6);
+  EXPECT_EQ(pool->workers_started, 1);   // one start, one model load, reused five times
+  EXPECT_EQ(naive->workers_started, 6);  // a fresh worker per workflow
+  EXPECT_LT(pool->mean_s, naive->mean_s);  // no start-up after the first
+}
+
+TEST(SimulatorTest, TenantPoolsAreNotShared) {
+  json w = OneTenantSeries();
+  w["orgs"] = json::parse(R"([{"name": "a"}, {"name": "b"}])");
+  auto pool = Simulate(w, "static_tenant_pool", {});
+  auto shared = Simulate(w, "shared_fcfs_autoscaled", {});
+  ASSERT_TRUE(pool.ok() && shared.ok());
+  EXPECT_EQ(pool->workers_started, 2);  // a worker per tenant
+  EXPECT_EQ(shared->workers_started, 1);
+}
+
+TEST(SimulatorTest, AutoscaledPoolsScaleDownWhenIdle) {
+  // Two bursts 2,000 s apart: the worker of the first retires after the idle timeout and a
+  // new one starts for the second.
+  json w = OneTenantSeries();
+  w["arrivals"] = json::parse(R"({"process": "explicit", "items": [
+      {"at_s": 0, "workflow": "ask"}, {"at_s": 1, "workflow": "ask"}, {"at_s": 2000, "workflow": "ask"}]})");
+  for (const char* p : {"shared_fcfs_autoscaled", "static_tenant_pool", "flowmesh"}) {
+    SimOptions o;
+    o.dedup_scope = "off";
+    auto r = Simulate(w, p, o);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(r->completed, 3) << p;
+    EXPECT_EQ(r->workers_started, 2) << p;
+    EXPECT_LT(r->worker_seconds, 0.25 * r->makespan_s) << p;  // down for most of the gap
+    // Idle power is charged for idle uptime only: less than the worker up at full power.
+    EXPECT_LT(r->energy_kwh, r->worker_seconds * 300 / 3.6e6) << p;
+    EXPECT_GT(r->energy_kwh, 0) << p;
+  }
+}
+
+TEST(SimulatorTest, FlowMeshLearnsRunTimesFromHistory) {
+  // The same training task again and again on one worker: its batch key's estimate is what
+  // it ran at speed 1. The inference task's first run includes the model load; the moving
+  // average forgets it.
+  json w = OneTenantSeries();
+  w["fleet_policy"] = {{"elastic", false}};
+  w["fleet"] = {{"G", 1}};
+  w["gpu_types"]["G"]["training_speed"] = 0.5;
+  w["arrivals"] = {{"process", "fixed"}, {"per_min", 0.5}, {"count", 50}};
+  w["workflows"][0]["tasks"].push_back(
+      {{"name", "t"}, {"kind", "training"}, {"task_type", "sft"}, {"h100_seconds", 10}, {"memory_gb", 10}, {"depends_on", {"q"}}});
+  SimOptions o;
+  o.dedup_scope = "off";
+  auto r = Simulate(w, "flowmesh", o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->completed, 50);
+  ASSERT_EQ(r->learned_s.count("sft|"), 1u);
+  EXPECT_NEAR(r->learned_s.at("sft|"), 10, 1e-6);
+  ASSERT_EQ(r->learned_s.count("inference|m"), 1u);
+  double alone = 64 * 256 / 18175.0;  // every row of the task in one batch
+  EXPECT_NEAR(r->learned_s.at("inference|m"), alone, 0.01);
+  // Nothing is learned by the baselines, and nothing before a key has run.
+  auto pool = Simulate(w, "static_tenant_pool", o);
+  ASSERT_TRUE(pool.ok());
+  EXPECT_TRUE(pool->learned_s.empty());
+}
+
+TEST(SimulatorTest, VariedSubmissionsShareLessThanPublishedOnes) {
+  auto w = LoadWorkload(Workload("paper.json"));
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  SimOptions published, varied;
+  published.dedup_scope = varied.dedup_scope = "global";
+  varied.submissions = "varied";
+  auto a = Simulate(*w, "flowmesh", published);
+  auto b = Simulate(*w, "flowmesh", varied);
+  ASSERT_TRUE(a.ok() && b.ok()) << b.status().message();
+  EXPECT_EQ(a->workflows, b->workflows);  // the same arrivals and templates
+  EXPECT_EQ(a->total_tasks, b->total_tasks);
+  EXPECT_LT(a->executed_tasks, b->executed_tasks);
+  EXPECT_LT(b->executed_tasks, b->total_tasks);  // some submissions keep the defaults
+  EXPECT_EQ(b->completed, b->workflows);
+  // A parameter whose every value is unique shares nothing.
+  json u = *w;
+  for (auto& wf : u["workflows"]) {
+    std::vector<std::string> all;
+    for (const auto& t : wf["tasks"]) all.push_back(t["name"]);
+    wf["parameters"] = {{{"name", "seed"}, {"affects", all}, {"choices", {{{"value", "unique"}}}}}};
+  }
+  auto c = Simulate(u, "flowmesh", varied);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->executed_tasks, c->total_tasks);
+}
+
+TEST(SimulatorTest, BadParametersAndArrivalsNameTheField) {
+  auto message = [](const json& w) {
+    SimOptions o;
+    o.submissions = "varied";
+    auto r = Simulate(w, "flowmesh", o);
+    return r.ok() ? std::string() : r.status().message();
+  };
+  json w = Small();
+  w["workflows"][0]["parameters"] = json::parse(R"([{"name": "seed", "affects": ["three"], "choices": [{"value": "x"}]}])");
+  EXPECT_NE(message(w).find("three"), std::string::npos) << message(w);
+  w["workflows"][0]["parameters"] = json::parse(R"([{"name": "seed", "affects": ["one"], "choices": [{"value": "x", "weight": -1}]}])");
+  EXPECT_NE(message(w).find("weight"), std::string::npos) << message(w);
+  w["workflows"][0]["parameters"] = json::parse(R"([{"name": "seed", "affects": ["one"]}])");
+  EXPECT_NE(message(w).find("choices"), std::string::npos) << message(w);
+  json a = Small();
+  a["arrivals"] = json::parse(R"({"process": "explicit", "items": [{"at_s": 0, "workflow": "nope"}]})");
+  EXPECT_NE(message(a).find("arrivals.items[0].workflow"), std::string::npos) << message(a);
+  a["arrivals"] = json::parse(R"({"process": "explicit", "items": [{"at_s": 0, "workflow": "chain", "org": "zz"}]})");
+  EXPECT_NE(message(a).find("zz"), std::string::npos) << message(a);
+  json g = Small();
+  g["gpu_types"]["BIG"].erase("cost_per_hour");
+  EXPECT_NE(message(g).find("gpu_types.BIG needs 'cost_per_hour'"), std::string::npos) << message(g);
+  g = Small();
+  g["gpu_types"]["BIG"]["busy_watts"] = "lots";
+  EXPECT_NE(message(g).find("busy_watts"), std::string::npos) << message(g);
+  json c = Small();
+  c["workflows"][0]["tasks"][0] = {{"name", "one"}, {"kind", "cpu"}};
+  EXPECT_NE(message(c).find("seconds"), std::string::npos) << message(c);
+  json s = Small();
+  s["submissions"] = "sometimes";
+  EXPECT_NE(Simulate(s, "flowmesh", {}).status().message().find("submissions"), std::string::npos);
+  SimOptions bad;
+  bad.submissions = "maybe";
+  EXPECT_FALSE(Simulate(Small(), "flowmesh", bad).ok());
+}
+
+TEST(SimulatorTest, CpuTasksHoldASlotForTheirSeconds) {
+  json w = OneTenantSeries();
+  w["fleet_policy"] = {{"elastic", false}};
+  w["fleet"] = {{"G", 1}};
+  w["arrivals"] = json::parse(R"({"process": "explicit", "items": [{"at_s": 0, "workflow": "ask"}]})");
+  w["workflows"][0]["tasks"] = json::parse(R"([{"name": "a", "kind": "cpu", "seconds": 2},
+      {"name": "b", "kind": "cpu", "seconds": 3}, {"name": "c", "kind": "cpu", "seconds": 1, "depends_on": ["a", "b"]}])");
+  auto r = Simulate(w, "flowmesh", {});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_NEAR(r->makespan_s, 4, 1e-6);  // a and b side by side, then c
+  EXPECT_NEAR(r->task_seconds, 6, 1e-6);
 }
 
 }  // namespace
