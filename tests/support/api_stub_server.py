@@ -134,10 +134,12 @@ class Handler(BaseHTTPRequestHandler):
                 STATE["max_in_flight"] = max(STATE["max_in_flight"], STATE["in_flight"])
             try:
                 time.sleep(ms / 1000.0)
-                self._echo(url, body)
             finally:
+                # Out of flight before the reply goes: once the client has it, it may send
+                # the next request, which must not be counted beside this one.
                 with LOCK:
                     STATE["in_flight"] -= 1
+            self._echo(url, body)
             return
         if parts and parts[0] == "status" and len(parts) == 2:
             self._count("status")
