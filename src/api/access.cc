@@ -52,6 +52,12 @@ const std::vector<Entry>& Table() {
       {"GET", "/api/v1/usage", Need(Kind::kSystem, Action::kRead)},
       // Resolve also requires the service principal (it holds result:write to upload).
       {"POST", "/api/v1/secrets/resolve", Need(Kind::kResult, Action::kWrite)},
+      // Collections: the fleet's resolve and blob fetch; a query runs a workflow.
+      {"POST", "/api/v1/collections/resolve", Need(Kind::kResult, Action::kWrite)},
+      {"GET", "/api/v1/collections/blobs/{digest}", Need(Kind::kResult, Action::kWrite)},
+      {"POST", "/api/v1/collections*", Need(Kind::kWorkflow, Action::kWrite)},
+      {"DELETE", "/api/v1/collections/{name}", Need(Kind::kWorkflow, Action::kWrite)},
+      {"GET", "/api/v1/collections*", Need(Kind::kWorkflow, Action::kRead)},
       {"*", "/api/v1/secrets*", Need(Kind::kWorkflow, Action::kWrite)},
       {"*", "/api/v1/admin/*", Need(Kind::kSystem, Action::kAdmin)},
   };

@@ -1,5 +1,7 @@
 #include "api/service.h"
 
+#include "api/collections.h"
+
 #include "api/access.h"
 
 namespace flowmesh::api {
@@ -38,6 +40,17 @@ std::shared_ptr<http::Router> ApiService::MakeRouter() {
   AddSshRoutes(*r);
   if (secret_routes_.secrets) AddSecretRoutes(*r, secret_routes_);
   AddServeRoutes(*r);
+  CollectionDeps collections;
+  collections.store = store_;
+  collections.blobs = blobs_;
+  collections.hub = hub_;
+  collections.auth = auth_;
+  collections.submit = [this](http::Request& req, spec::WorkflowDef def, std::string text,
+                              CollectionDeps::SubmitDone done, CollectionDeps::Refused refused) {
+    SubmitDef(req, std::move(def), std::move(text), "native", std::move(done), std::move(refused));
+  };
+  collections_ = std::make_shared<CollectionService>(std::move(collections));
+  collections_->AddRoutes(*r);
   if (!auth_) return r;
   AddAdminRoutes(*r);
   return GuardRouter(*r, auth_);

@@ -22,6 +22,7 @@
 namespace flowmesh::api {
 
 class ServeProxy;   // routes/serve.cc
+class CollectionService;  // collections.h
 struct ServeTarget;
 
 struct ApiConfig {
@@ -72,6 +73,11 @@ class ApiService {
 
   // Workflows.
   void SubmitWorkflow(http::Request& req, std::shared_ptr<http::Responder> resp);
+  // The one submission path (quotas, plugins, the scheduler) for parsed workflows: the
+  // route above and the collection builds and queries. `refused` gets a quota refusal.
+  void SubmitDef(http::Request& req, spec::WorkflowDef def, std::string text,
+                 const std::string& format, scheduler::SubmitCallback done,
+                 std::function<void(http::Response)> refused);
   http::Response ValidateWorkflow(http::Request& req);
   http::Response ListWorkflows(http::Request& req);
   http::Response GetWorkflow(http::Request& req);
@@ -142,6 +148,7 @@ class ApiService {
   const std::function<nlohmann::json(double)> maintenance_;
   SecretRouteDeps secret_routes_;  // routes/secrets.cc
   std::shared_ptr<ServeProxy> serve_proxy_;  // set by AddServeRoutes
+  std::shared_ptr<CollectionService> collections_;
 };
 
 }  // namespace flowmesh::api

@@ -32,6 +32,7 @@ json OrgPolicy::ToJson() const {
           {"max_running_tasks", max_running_tasks},
           {"max_gpus", max_gpus},
           {"max_request_bytes", max_request_bytes},
+          {"max_collection_bytes", max_collection_bytes},
           {"weight", weight}};
 }
 
@@ -45,6 +46,7 @@ Result<OrgPolicy> OrgPolicy::FromJson(const json& j, const OrgPolicy& base) {
                      : key == "max_running_tasks" ? &p.max_running_tasks
                      : key == "max_gpus"          ? &p.max_gpus
                      : key == "max_request_bytes" ? &p.max_request_bytes
+                     : key == "max_collection_bytes" ? &p.max_collection_bytes
                                                   : nullptr;
     if (field) {
       if (!value.is_number_integer() || value.get<int64_t>() < 0) {
@@ -59,7 +61,7 @@ Result<OrgPolicy> OrgPolicy::FromJson(const json& j, const OrgPolicy& base) {
     } else {
       return InvalidArgument("unknown policy field '" + key +
                              "' (expected max_queued_tasks, max_running_tasks, max_gpus, "
-                             "max_request_bytes, weight)");
+                             "max_request_bytes, max_collection_bytes, weight)");
     }
   }
   return p;

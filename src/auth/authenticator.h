@@ -48,6 +48,7 @@ struct OrgPolicy {
   int64_t max_running_tasks = 0;
   int64_t max_gpus = 0;
   int64_t max_request_bytes = 0;
+  int64_t max_collection_bytes = 0;  // bytes of the organisation's ready collection versions
   double weight = 1.0;
 
   nlohmann::json ToJson() const;

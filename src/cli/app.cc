@@ -313,7 +313,8 @@ void AddTenancy(CLI::App* app, Invocation* inv) {
         verb, std::string(verb) == "create" ? "Create an organisation" : "Change its policy");
     c->add_option("name", inv->names, "Organisation name (or id)")->required()->expected(1);
     for (const char* field :
-         {"max-queued-tasks", "max-running-tasks", "max-gpus", "max-request-bytes", "weight"}) {
+         {"max-queued-tasks", "max-running-tasks", "max-gpus", "max-request-bytes",
+          "max-collection-bytes", "weight"}) {
       std::string key = field;
       for (char& ch : key) ch = ch == '-' ? '_' : ch;
       c->add_option_function<double>(
@@ -359,6 +360,46 @@ void AddSecret(CLI::App* app, Invocation* inv) {
       ->expected(1);
 }
 
+void AddCollection(CLI::App* app, Invocation* inv) {
+  CLI::App* coll = Group(app, "collection", "Vector collections of your organisation, for rag tasks");
+  CLI::App* create = coll->add_subcommand("create", "Build a new version of a collection from rows");
+  create->add_option("name", inv->names, "Collection name")->required()->expected(1);
+  create->add_option("-f,--file", inv->collection_file, "Rows: JSONL (an object or string per line) or a JSON list")
+      ->required();
+  create->add_option("-m,--model", inv->collection_model,
+                     "Embedding model: a GGUF path, or a model section as JSON")
+      ->required();
+  create->add_option("--text-field", inv->text_field, "Field holding a row's text (default text)");
+  create->add_option("--id-field", inv->id_field, "Field naming a row's document (default: its index)");
+  create->add_option("--metadata-fields", inv->metadata_fields,
+                     "Fields kept as metadata (default: every other field)")
+      ->delimiter(',');
+  create->add_option("--max-tokens", inv->chunk_tokens, "Tokens per chunk")->check(CLI::PositiveNumber);
+  create->add_option("--overlap", inv->chunk_overlap, "Tokens shared by neighbouring chunks")
+      ->check(CLI::NonNegativeNumber);
+  create->add_option("--metric", inv->metric, "cosine | ip | l2")
+      ->check(CLI::IsMember({"cosine", "ip", "l2"}));
+  create->add_flag("--wait", inv->wait, "Wait until the version is ready or failed");
+  IntervalOption(create, inv);
+  coll->add_subcommand("list", "List collections (the newest version of each)");
+  coll->add_subcommand("info", "Show every version of a collection")
+      ->add_option("name", inv->names, "Collection name")
+      ->required()
+      ->expected(1);
+  coll->add_subcommand("delete", "Delete a collection (every version)")
+      ->add_option("name", inv->names, "Collection name")
+      ->required()
+      ->expected(1);
+  CLI::App* query = coll->add_subcommand("query", "Search a collection");
+  query->add_option("name_and_queries", inv->names, "Collection name, then one or more queries")
+      ->required()
+      ->expected(2, -1);
+  query->add_option("-k,--top-k", inv->top_k, "Hits per query")->check(CLI::PositiveNumber);
+  query->add_option("--filter", inv->filter_json, "Metadata filter as JSON, e.g. '{\"lang\": \"en\"}'");
+  query->add_option("--version", inv->collection_version, "Search this version (default: newest ready)")
+      ->check(CLI::PositiveNumber);
+}
+
 void AddLocalConfig(CLI::App* app, Invocation* inv) {
   const std::string config_help =
       "Config file (default $FLOWMESH_HOME/config.json; a .toml path uses the published CLI's "
@@ -401,6 +442,7 @@ void BuildApp(CLI::App* app, Invocation* inv) {
   AddSsh(app, inv);
   AddTenancy(app, inv);
   AddSecret(app, inv);
+  AddCollection(app, inv);
   AddLocalConfig(app, inv);
 }
 

@@ -80,6 +80,11 @@ struct Invocation {
   bool ssh_logs = false, ssh_tail = false, ssh_direct = false;
   std::vector<std::string> ssh_env, ssh_access_modes;
   std::string ssh_task_id, ssh_workflow_id, ssh_worker_id, ssh_node_id;
+  // collection
+  std::string collection_file, collection_model, text_field, id_field, metric, filter_json;
+  std::vector<std::string> metadata_fields;
+  int chunk_tokens = 0, chunk_overlap = -1, top_k = 0, collection_version = 0;
+  bool wait = false;
 };
 
 // Registers every verb on `app`, writing into `inv`. The callbacks only record the verb;

@@ -150,6 +150,11 @@ int AdminKeyRevoke(Context& ctx);
 int Usage(Context& ctx);
 // secrets.cc: `flowmesh secret set|list|delete`.
 int SecretSet(Context& ctx);
+int CollectionCreate(Context& ctx);
+int CollectionList(Context& ctx);
+int CollectionInfo(Context& ctx);
+int CollectionDelete(Context& ctx);
+int CollectionQuery(Context& ctx);
 int SecretList(Context& ctx);
 int SecretDelete(Context& ctx);
 int Init(Context& ctx);

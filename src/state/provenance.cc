@@ -48,6 +48,10 @@ Status DropRefs(Connection& conn, const std::string& sql, const std::string& wor
 
 }  // namespace
 
+Status AddBlobRef(Connection& conn, const std::string& digest, int64_t size, int delta) {
+  return AddRef(conn, digest, size, delta);
+}
+
 Status TrackBlob(Connection& conn, const std::string& digest, int64_t size) {
   FM_ASSIGN_OR_RETURN(Statement s, conn.Prepare(
       "INSERT OR IGNORE INTO blob_refs (digest, refs, size, updated_at) VALUES (?1, 0, ?2, ?3)"));

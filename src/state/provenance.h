@@ -12,6 +12,8 @@
 
 namespace flowmesh::state::provenance {
 
+// Adds `delta` references to a blob (tracking it if needed; never below 0).
+Status AddBlobRef(Connection& conn, const std::string& digest, int64_t size, int delta);
 // Registers a blob (refs 0) if it is not tracked yet.
 Status TrackBlob(Connection& conn, const std::string& digest, int64_t size);
 // Moves the reference a result (or result file) row holds from its previous digest, if

@@ -189,4 +189,30 @@ struct UsageRecord {
   int64_t completion_tokens = 0;
 };
 
+// One version of a collection (docs/internals/collections.md): a vector index over text
+// chunks, built by a `collection` task, named per organisation. The two blobs are held
+// (blob_refs) while the version is ready.
+struct CollectionRecord {
+  std::string org_id;
+  std::string name;
+  int version = 0;
+  std::string status;       // "building" | "ready" | "failed"
+  std::string workflow_id;  // the build
+  std::string task_id;
+  std::string build_json = "{}";  // what was asked: the model section and the options
+  std::string model_key;
+  int64_t dim = 0;
+  int64_t count = 0;        // vectors (chunks)
+  int64_t documents = 0;
+  std::string metric;
+  std::string index_digest;
+  int64_t index_size = 0;
+  std::string entries_digest;
+  int64_t entries_size = 0;
+  std::string error;        // why it failed
+  double created_at = 0;
+  double updated_at = 0;
+  int64_t bytes() const { return index_size + entries_size; }
+};
+
 }  // namespace flowmesh::state

@@ -226,8 +226,35 @@ ALTER TABLE usage ADD COLUMN prompt_tokens INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE usage ADD COLUMN completion_tokens INTEGER NOT NULL DEFAULT 0;
 )sql";
 
-constexpr std::array<const char*, 6> kMigrations = {kMigration1, kMigration2, kMigration3,
-                                                     kMigration4, kMigration5, kMigration6};
+// Collections: named, versioned vector indexes per organisation.
+constexpr const char* kMigration7 = R"sql(
+CREATE TABLE collections (
+  org_id         TEXT NOT NULL,
+  name           TEXT NOT NULL,
+  version        INTEGER NOT NULL,
+  status         TEXT NOT NULL,
+  workflow_id    TEXT NOT NULL,
+  task_id        TEXT NOT NULL,
+  build_json     TEXT NOT NULL,
+  model_key      TEXT NOT NULL,
+  dim            INTEGER NOT NULL,
+  count          INTEGER NOT NULL,
+  documents      INTEGER NOT NULL,
+  metric         TEXT NOT NULL,
+  index_digest   TEXT NOT NULL,
+  index_size     INTEGER NOT NULL,
+  entries_digest TEXT NOT NULL,
+  entries_size   INTEGER NOT NULL,
+  error          TEXT NOT NULL,
+  created_at     REAL NOT NULL,
+  updated_at     REAL NOT NULL,
+  PRIMARY KEY (org_id, name, version)
+) WITHOUT ROWID;
+)sql";
+
+constexpr std::array<const char*, 7> kMigrations = {kMigration1, kMigration2, kMigration3,
+                                                     kMigration4, kMigration5, kMigration6,
+                                                     kMigration7};
 
 Result<int> UserVersion(Connection& conn) {
   FM_ASSIGN_OR_RETURN(Statement stmt, conn.Prepare("PRAGMA user_version"));

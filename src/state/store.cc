@@ -230,6 +230,12 @@ class SqliteStore final : public Store {
     return provenance::ExpiredWorkflows(*conn, cutoff, limit);
   }
 
+  Result<std::vector<CollectionRecord>> ListCollections(const std::string& org_id,
+                                                        const std::string& name) override {
+    FM_ASSIGN_OR_RETURN(ReaderPtr conn, AcquireReader());
+    return collections::List(*conn, org_id, name);
+  }
+
   Result<std::vector<OrgRecord>> ListOrgs() override {
     FM_ASSIGN_OR_RETURN(ReaderPtr conn, AcquireReader());
     FM_ASSIGN_OR_RETURN(Statement stmt, conn->Prepare(Q().list_orgs));

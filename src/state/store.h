@@ -45,6 +45,12 @@ class WriteTxn {
   virtual Status PutOrg(const OrgRecord& o) = 0;        // insert or replace
   virtual Status PutApiKey(const ApiKeyRecord& k) = 0;  // insert or replace
   virtual Status AppendUsage(const UsageRecord& u) = 0; // seq is assigned
+  // Collections (collections.cc): insert or replace one version; delete every version of
+  // a name (NotFound when there is none). Ready versions hold references on their blobs.
+  virtual Status PutCollection(const CollectionRecord& c) = 0;
+  // Inserts `c` as the next version of its name (1 for the first); returns that version.
+  virtual Result<int> AddCollectionVersion(const CollectionRecord& c) = 0;
+  virtual Status DeleteCollection(const std::string& org_id, const std::string& name) = 0;
 };
 
 struct UsageQuery {
@@ -117,6 +123,10 @@ class Store {
   virtual Result<std::vector<OrgRecord>> ListOrgs() = 0;
   virtual Result<std::vector<ApiKeyRecord>> ListApiKeys() = 0;
   virtual Result<std::vector<UsageRecord>> ListUsage(const UsageQuery& q) = 0;
+  // Collection versions of an organisation ("" = all), of one name when not empty,
+  // ordered by name then version.
+  virtual Result<std::vector<CollectionRecord>> ListCollections(const std::string& org_id,
+                                                                const std::string& name) = 0;
   // Tasks matching the filter (limit ignored), without reading them.
   virtual Result<int64_t> CountTasks(const TaskFilter& f) = 0;
 

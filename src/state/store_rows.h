@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "common/status.h"
+#include "state/collections.h"
 #include "state/provenance.h"
 #include "state/records.h"
 #include "state/sqlite_db.h"
@@ -95,6 +96,13 @@ class GroupTxn final : public WriteTxn {
   }
   Status PurgeWorkflow(const std::string& workflow_id) override {
     return provenance::PurgeWorkflow(conn_, workflow_id);
+  }
+  Status PutCollection(const CollectionRecord& c) override { return collections::Put(conn_, c); }
+  Result<int> AddCollectionVersion(const CollectionRecord& c) override {
+    return collections::AddVersion(conn_, c);
+  }
+  Status DeleteCollection(const std::string& org_id, const std::string& name) override {
+    return collections::Delete(conn_, org_id, name);
   }
 
  private:

@@ -134,16 +134,33 @@ void ApiService::SubmitWorkflow(Request& req, std::shared_ptr<http::Responder> r
     return;
   }
   Parsed& ok = std::get<Parsed>(parsed);
-  if (auto refused = CheckSubmission(req, ok.def)) {
-    resp->Send(std::move(*refused));
-    return;
-  }
   json warnings = SpecErrorList(ok.def.warnings);
   std::map<std::string, json> loads = EstimatedLoads(ok.def);
+  std::string format = ok.format == spec::Format::kN8n ? "n8n" : "native";
+  SubmitDef(req, std::move(ok.def), std::move(ok.text), format,
+            [resp, warnings, loads = std::move(loads)](Result<scheduler::SubmitReply> reply) {
+              if (!reply.ok()) {
+                SendResult(resp, reply.status(), 201);
+                return;
+              }
+              json body = SubmitReplyJson(*reply, loads);
+              body["warnings"] = warnings;
+              SendResult(resp, body, 201);
+            },
+            [resp](Response refused) { resp->Send(std::move(refused)); });
+}
+
+void ApiService::SubmitDef(Request& req, spec::WorkflowDef def, std::string text,
+                           const std::string& format, scheduler::SubmitCallback done,
+                           std::function<void(Response)> refused) {
+  if (auto refusal = CheckSubmission(req, def)) {
+    refused(std::move(*refusal));
+    return;
+  }
   scheduler::SubmitRequest sub;
-  sub.def = std::move(ok.def);
-  sub.source_text = std::move(ok.text);
-  sub.format = ok.format == spec::Format::kN8n ? "n8n" : "native";
+  sub.def = std::move(def);
+  sub.source_text = std::move(text);
+  sub.format = format;
   const auth::PluginHost* plugins = nullptr;
   if (const auth::Principal* caller = Caller(req)) {
     sub.org_id = caller->org_id;
@@ -151,19 +168,13 @@ void ApiService::SubmitWorkflow(Request& req, std::shared_ptr<http::Responder> r
     plugins = auth_->plugins();
   }
   std::string org = sub.org_id, owner = sub.owner_id;
-  scheduler_->Submit(std::move(sub), [resp, plugins, org, owner, warnings, loads = std::move(loads)](
+  scheduler_->Submit(std::move(sub), [plugins, org, owner, done = std::move(done)](
                                           Result<scheduler::SubmitReply> reply) {
-    if (!reply.ok()) {
-      SendResult(resp, reply.status(), 201);
-      return;
-    }
-    if (plugins) {
+    if (reply.ok() && plugins) {
       plugins->Register("workflow", reply->workflow_id, org, owner);
       for (const auto& t : reply->tasks) plugins->Register("task", t.task_id, org, owner);
     }
-    json body = SubmitReplyJson(*reply, loads);
-    body["warnings"] = warnings;
-    SendResult(resp, body, 201);
+    done(std::move(reply));
   });
 }
 

@@ -948,5 +948,85 @@ TEST(StoreBlobTest, SmallBlobsRoundTripBinarySafe) {
   EXPECT_EQ((*store)->GetBlob("nope").status().code(), StatusCode::kNotFound);
 }
 
+
+CollectionRecord MakeCollection(const std::string& org, const std::string& name, int version) {
+  CollectionRecord c;
+  c.org_id = org;
+  c.name = name;
+  c.version = version;
+  c.status = "building";
+  c.workflow_id = "wf-" + name;
+  c.task_id = "task-" + name;
+  c.build_json = R"({"model":{"source":"m"}})";
+  c.created_at = c.updated_at = 1700000000.5;
+  return c;
+}
+
+TEST(StoreTest, CollectionVersionsRoundTripAndHoldTheirBlobsWhileReady) {
+  testing::TempDir dir;
+  auto store = OpenStore(dir / "state.db");
+  ASSERT_NE(store, nullptr);
+  CollectionRecord v1 = MakeCollection("org-a", "docs", 1);
+  CollectionRecord other = MakeCollection("org-b", "docs", 1);
+  ASSERT_TRUE(store->WriteSync([&](WriteTxn& t) {
+    FM_RETURN_IF_ERROR(t.PutCollection(v1));
+    return t.PutCollection(other);
+  }).ok());
+  // Building: no reference yet.
+  EXPECT_FALSE(store->BlobRefs("idx1").ok());
+
+  v1.status = "ready";
+  v1.model_key = "local:m";
+  v1.dim = 64;
+  v1.count = 10;
+  v1.documents = 4;
+  v1.metric = "cosine";
+  v1.index_digest = "idx1";
+  v1.index_size = 100;
+  v1.entries_digest = "ent1";
+  v1.entries_size = 50;
+  ASSERT_TRUE(store->WriteSync([&](WriteTxn& t) { return t.PutCollection(v1); }).ok());
+  ASSERT_TRUE(store->WriteSync([&](WriteTxn& t) { return t.PutCollection(v1); }).ok());  // again
+  EXPECT_EQ(*store->BlobRefs("idx1"), 1);
+  EXPECT_EQ(*store->BlobRefs("ent1"), 1);
+
+  CollectionRecord v2 = v1;
+  v2.version = 2;
+  v2.index_digest = "idx2";  // the entries are shared with v1
+  ASSERT_TRUE(store->WriteSync([&](WriteTxn& t) { return t.PutCollection(v2); }).ok());
+  EXPECT_EQ(*store->BlobRefs("ent1"), 2);
+
+  auto mine = store->ListCollections("org-a", "");
+  ASSERT_TRUE(mine.ok());
+  ASSERT_EQ(mine->size(), 2u);
+  EXPECT_EQ((*mine)[0].version, 1);
+  EXPECT_EQ((*mine)[1].version, 2);
+  EXPECT_EQ((*mine)[1].index_digest, "idx2");
+  EXPECT_EQ((*mine)[0].bytes(), 150);
+  EXPECT_EQ((*mine)[0].build_json, v1.build_json);
+  EXPECT_EQ(store->ListCollections("org-b", "docs")->size(), 1u);
+  EXPECT_EQ(store->ListCollections("", "")->size(), 3u);
+  EXPECT_TRUE(store->ListCollections("org-a", "nope")->empty());
+
+  ASSERT_TRUE(store->WriteSync([&](WriteTxn& t) { return t.DeleteCollection("org-a", "docs"); }).ok());
+  EXPECT_EQ(*store->BlobRefs("idx1"), 0);
+  EXPECT_EQ(*store->BlobRefs("idx2"), 0);
+  EXPECT_EQ(*store->BlobRefs("ent1"), 0);
+  EXPECT_TRUE(store->ListCollections("org-a", "")->empty());
+  EXPECT_EQ(store->ListCollections("org-b", "")->size(), 1u);  // the other organisation's stays
+  // A new version after a delete starts again at 1; the next one is 2.
+  int first = 0, second = 0;
+  ASSERT_TRUE(store->WriteSync([&](WriteTxn& t) -> Status {
+    FM_ASSIGN_OR_RETURN(first, t.AddCollectionVersion(MakeCollection("org-a", "docs", 0)));
+    FM_ASSIGN_OR_RETURN(second, t.AddCollectionVersion(MakeCollection("org-a", "docs", 0)));
+    return Status::Ok();
+  }).ok());
+  EXPECT_EQ(first, 1);
+  EXPECT_EQ(second, 2);
+  ASSERT_TRUE(store->WriteSync([&](WriteTxn& t) { return t.DeleteCollection("org-a", "docs"); }).ok());
+  Status gone = store->WriteSync([&](WriteTxn& t) { return t.DeleteCollection("org-a", "docs"); });
+  EXPECT_EQ(gone.code(), StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace flowmesh::state
