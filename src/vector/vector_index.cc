@@ -1,6 +1,9 @@
 #include "vector/vector_index.h"
 
 #include <hnswlib/hnswlib.h>
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,8 +13,11 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <limits>
+#include <mutex>
 #include <queue>
 #include <thread>
+#include <unordered_map>
 
 namespace flowmesh::vector {
 namespace {
@@ -54,24 +60,91 @@ bool Take(const std::string& in, size_t& pos, T* v) {
   return true;
 }
 
+// Distances as hnswlib defines them (its graph is built with its own kernels): 1 - dot in
+// the inner-product spaces, squared L2. Ours, for search and exact search: four independent
+// FMA accumulators where hnswlib's AVX kernel chains every add through one (~3x faster on
+// vectors already in cache).
+#if defined(__AVX2__) && defined(__FMA__)
+float Sum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+float IpDistance(const float* a, const float* b, size_t dim) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  size_t i = 0;
+  for (; i + 32 <= dim; i += 32) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+    s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+  }
+  for (; i + 8 <= dim; i += 8) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+  }
+  float dot = Sum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+  for (; i < dim; ++i) dot += a[i] * b[i];
+  return 1.0f - dot;
+}
+
+float L2Distance(const float* a, const float* b, size_t dim) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  size_t i = 0;
+  auto step = [&](__m256& acc, size_t at) {
+    __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + at), _mm256_loadu_ps(b + at));
+    acc = _mm256_fmadd_ps(d, d, acc);
+  };
+  for (; i + 32 <= dim; i += 32) {
+    step(s0, i);
+    step(s1, i + 8);
+    step(s2, i + 16);
+    step(s3, i + 24);
+  }
+  for (; i + 8 <= dim; i += 8) step(s0, i);
+  float sum = Sum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+  for (; i < dim; ++i) sum += (a[i] - b[i]) * (a[i] - b[i]);
+  return sum;
+}
+#else
+float IpDistance(const float* a, const float* b, size_t dim) {
+  float dot = 0;
+  for (size_t i = 0; i < dim; ++i) dot += a[i] * b[i];
+  return 1.0f - dot;
+}
+
+float L2Distance(const float* a, const float* b, size_t dim) {
+  float sum = 0;
+  for (size_t i = 0; i < dim; ++i) sum += (a[i] - b[i]) * (a[i] - b[i]);
+  return sum;
+}
+#endif
+
+// Asks for all of a vector's cache lines at once: a graph search reads vectors at random
+// places, and one line at a time each read would wait out a full memory latency.
+inline void Prefetch(const void* p, size_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(c + off, 0, 3);
+}
+
 }  // namespace
 
-// The distance space (hnswlib's SIMD kernels, also used by exact search) and the graph
-// (null below the exact threshold).
+// The distance space (hnswlib's, for building the graph) and the graph (null below the
+// exact threshold).
 struct VectorIndex::Graph {
   std::unique_ptr<hnswlib::SpaceInterface<float>> space;
   std::unique_ptr<hnswlib::HierarchicalNSW<float>> alg;
-  hnswlib::DISTFUNC<float> distance = nullptr;
-  void* param = nullptr;
+  float (*distance)(const float*, const float*, size_t) = nullptr;
 
   Graph(Metric metric, size_t dim) {
     if (metric == Metric::kL2) {
       space = std::make_unique<hnswlib::L2Space>(dim);
+      distance = L2Distance;
     } else {
       space = std::make_unique<hnswlib::InnerProductSpace>(dim);
+      distance = IpDistance;
     }
-    distance = space->get_dist_func();
-    param = space->get_dist_func_param();
   }
 };
 
@@ -103,16 +176,36 @@ VectorIndex::~VectorIndex() = default;
 bool VectorIndex::has_graph() const { return graph_->alg != nullptr; }
 
 size_t VectorIndex::MemoryBytes() const {
-  size_t bytes = vectors_.size() * sizeof(float);
+  size_t bytes = vectors_.capacity() * sizeof(float);
   if (graph_->alg) {
     const auto& a = *graph_->alg;
+    // Base layer (links, vector, label per node), upper-layer pointers and levels.
     bytes += a.max_elements_ * a.size_data_per_element_;
     bytes += a.max_elements_ * sizeof(void*);
+    bytes += a.element_levels_.capacity() * sizeof(int);
     for (size_t i = 0; i < a.cur_element_count; ++i) {
       if (a.element_levels_[i] > 0) bytes += a.size_links_per_element_ * a.element_levels_[i];
     }
+    // What Seal leaves of hnswlib's insertion bookkeeping (a fixed table of locks).
+    bytes += a.link_list_locks_.capacity() * sizeof(std::mutex);
+    bytes += a.link_list_update_locks_.capacity() * sizeof(std::mutex);
+    bytes += a.label_lookup_.size() * (sizeof(void*) * 2 + sizeof(hnswlib::labeltype) +
+                                       sizeof(hnswlib::tableint)) +
+             a.label_lookup_.bucket_count() * sizeof(void*);
   }
   return bytes;
+}
+
+void VectorIndex::Seal() {
+  if (!graph_->alg) return;
+  auto& a = *graph_->alg;
+  // The graph keeps its own copy of every vector: ours would double the memory.
+  std::vector<float>().swap(vectors_);
+  // Only insertion and label lookups use these (~80 bytes a node); the index is read-only
+  // from here, and searches go by node, labels read from the node itself.
+  std::vector<std::mutex>().swap(a.link_list_locks_);
+  std::unordered_map<hnswlib::labeltype, hnswlib::tableint>().swap(a.label_lookup_);
+  a.element_levels_.shrink_to_fit();
 }
 
 Result<std::unique_ptr<VectorIndex>> VectorIndex::Build(size_t dim, std::vector<float> vectors,
@@ -163,12 +256,13 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::Build(size_t dim, std::vector<
   insert();
   for (auto& t : pool) t.join();
   graph->alg->setEf(static_cast<size_t>(std::max(options.ef_search, 1)));
+  index->Seal();
   return index;
 }
 
 float VectorIndex::Score(const float* a, const float* b) const {
   // hnswlib's distances: 1 - dot (inner product spaces), squared L2.
-  float d = graph_->distance(a, b, graph_->param);
+  float d = graph_->distance(a, b, dim_);
   return options_.metric == Metric::kL2 ? -d : 1.0f - d;
 }
 
@@ -203,15 +297,27 @@ Result<std::vector<SearchHit>> VectorIndex::SearchExact(std::span<const float> q
   // A bounded min-heap of the best k seen.
   auto worse = [](const SearchHit& a, const SearchHit& b) { return Better(a, b); };
   std::priority_queue<SearchHit, std::vector<SearchHit>, decltype(worse)> best(worse);
-  for (size_t row = 0; row < rows_ && k > 0; ++row) {
-    uint32_t id = static_cast<uint32_t>(row);
-    if (filter && !filter(id)) continue;
-    SearchHit hit{id, Score(q.data(), vectors_.data() + row * dim_)};
+  auto consider = [&](uint32_t id, const float* v) {
+    if (filter && !filter(id)) return;
+    SearchHit hit{id, Score(q.data(), v)};
     if (best.size() < k) {
       best.push(hit);
     } else if (Better(hit, best.top())) {
       best.pop();
       best.push(hit);
+    }
+  };
+  const auto* a = graph_->alg.get();
+  if (k > 0 && a) {
+    // The vectors live in the graph's nodes (in insertion order, each with its row).
+    for (size_t node = 0; node < a->cur_element_count; ++node) {
+      auto t = static_cast<hnswlib::tableint>(node);
+      consider(static_cast<uint32_t>(a->getExternalLabel(t)),
+               reinterpret_cast<const float*>(a->getDataByInternalId(t)));
+    }
+  } else if (k > 0) {
+    for (size_t row = 0; row < rows_; ++row) {
+      consider(static_cast<uint32_t>(row), vectors_.data() + row * dim_);
     }
   }
   std::vector<SearchHit> out;
@@ -225,7 +331,7 @@ Result<std::vector<SearchHit>> VectorIndex::SearchExact(std::span<const float> q
 }
 
 Result<std::vector<SearchHit>> VectorIndex::Search(std::span<const float> query, size_t k,
-                                                   const IdFilter& filter) const {
+                                                   const IdFilter& filter, int ef_search) const {
   if (!graph_->alg) return SearchExact(query, k, filter);
   FM_RETURN_IF_ERROR(Validate(query));
   if (k == 0) return std::vector<SearchHit>{};
@@ -239,16 +345,85 @@ Result<std::vector<SearchHit>> VectorIndex::Search(std::span<const float> query,
     // Enough admitted ids that a graph search sees them; fetch more to make up for the rest.
     fetch = std::min(rows_, std::max<size_t>(k * rows_ / admitted * 2, k + 32));
   }
+  fetch = std::min(fetch, rows_);
   std::vector<float> q = Prepared(query);
-  auto found = graph_->alg->searchKnn(q.data(), std::min(fetch, rows_));
+  // hnswlib's searchKnn, with this call's breadth instead of the shared ef_ (setEf would
+  // race with concurrent searches), our distance kernel and whole-vector prefetches: a
+  // greedy descent through the upper layers, then a best-first search of breadth ef in
+  // the base layer.
+  const auto& a = *graph_->alg;
+  const auto distance = graph_->distance;
+  const size_t dim = dim_, vector_bytes = dim_ * sizeof(float);
+  auto vec = [&a](hnswlib::tableint node) {
+    return reinterpret_cast<const float*>(a.getDataByInternalId(node));
+  };
+  size_t ef = std::max<size_t>(ef_search > 0 ? ef_search : std::max(options_.ef_search, 1), fetch);
+  hnswlib::tableint node = a.enterpoint_node_;
+  float nearest = distance(q.data(), vec(node), dim);
+  for (int level = a.maxlevel_; level > 0; --level) {
+    for (bool moved = true; moved;) {
+      moved = false;
+      const hnswlib::linklistsizeint* list = a.get_linklist(node, level);
+      size_t count = a.getListCount(const_cast<hnswlib::linklistsizeint*>(list));
+      const auto* links = reinterpret_cast<const hnswlib::tableint*>(list + 1);
+      for (size_t i = 0; i < count; ++i) {
+        float d = distance(q.data(), vec(links[i]), dim);
+        if (d < nearest) {
+          nearest = d;
+          node = links[i];
+          moved = true;
+        }
+      }
+    }
+  }
+  using Scored = std::pair<float, hnswlib::tableint>;
+  std::priority_queue<Scored> found;  // the best ef so far, worst on top
+  std::priority_queue<Scored, std::vector<Scored>, std::greater<Scored>> frontier;
+  hnswlib::VisitedList* visited_list = a.visited_list_pool_->getFreeVisitedList();
+  hnswlib::vl_type* visited = visited_list->mass;
+  const hnswlib::vl_type tag = visited_list->curV;
+  std::vector<hnswlib::tableint> fresh(a.maxM0_);
+  visited[node] = tag;
+  found.emplace(nearest, node);
+  frontier.emplace(nearest, node);
+  while (!frontier.empty()) {
+    auto [d_node, next] = frontier.top();
+    if (d_node > found.top().first && found.size() >= ef) break;
+    frontier.pop();
+    const hnswlib::linklistsizeint* list = a.get_linklist0(next);
+    size_t count = a.getListCount(const_cast<hnswlib::linklistsizeint*>(list));
+    const auto* links = reinterpret_cast<const hnswlib::tableint*>(list + 1);
+    size_t unseen = 0;
+    for (size_t i = 0; i < count; ++i) {
+      if (visited[links[i]] != tag) {
+        visited[links[i]] = tag;
+        fresh[unseen++] = links[i];
+      }
+    }
+    // Two vectors in flight ahead of the one being scored.
+    constexpr size_t kAhead = 2;
+    for (size_t i = 0; i < std::min(unseen, kAhead); ++i) Prefetch(vec(fresh[i]), vector_bytes);
+    for (size_t i = 0; i < unseen; ++i) {
+      if (i + kAhead < unseen) Prefetch(vec(fresh[i + kAhead]), vector_bytes);
+      float d = distance(q.data(), vec(fresh[i]), dim);
+      if (found.size() < ef || d < found.top().first) {
+        frontier.emplace(d, fresh[i]);
+        found.emplace(d, fresh[i]);
+        if (found.size() > ef) found.pop();
+      }
+    }
+    // The next node to expand: its links (the vector follows them in the node).
+    if (!frontier.empty()) Prefetch(a.get_linklist0(frontier.top().second), a.size_links_level0_);
+  }
+  a.visited_list_pool_->releaseVisitedList(visited_list);
   std::vector<SearchHit> out;
-  while (!found.empty()) {
-    auto [distance, label] = found.top();
-    found.pop();
-    uint32_t id = static_cast<uint32_t>(label);
+  out.reserve(found.size());
+  for (; !found.empty(); found.pop()) {
+    auto [dist, t] = found.top();
+    uint32_t id = static_cast<uint32_t>(a.getExternalLabel(t));
     if (filter && !filter(id)) continue;
     // hnswlib's distances: 1 - dot (inner product spaces), squared L2.
-    float score = options_.metric == Metric::kL2 ? -distance : 1.0f - distance;
+    float score = options_.metric == Metric::kL2 ? -dist : 1.0f - dist;
     out.push_back({id, score});
   }
   std::sort(out.begin(), out.end(), Better);
@@ -264,7 +439,19 @@ Status VectorIndex::Save(const std::string& path) const {
   Put<uint64_t>(out, rows_);
   Put<int32_t>(out, options_.ef_search);
   Put<uint64_t>(out, options_.exact_filtered_below);
-  out.append(reinterpret_cast<const char*>(vectors_.data()), vectors_.size() * sizeof(float));
+  if (const auto* a = graph_->alg.get()) {
+    // Rows in order, read from the graph's nodes (the file format keeps both).
+    std::vector<hnswlib::tableint> node_of(rows_);
+    for (size_t node = 0; node < a->cur_element_count; ++node) {
+      auto t = static_cast<hnswlib::tableint>(node);
+      node_of[a->getExternalLabel(t)] = t;
+    }
+    for (size_t row = 0; row < rows_; ++row) {
+      out.append(a->getDataByInternalId(node_of[row]), dim_ * sizeof(float));
+    }
+  } else {
+    out.append(reinterpret_cast<const char*>(vectors_.data()), vectors_.size() * sizeof(float));
+  }
   std::string graph;
   if (graph_->alg) {
     TempFile tmp;
@@ -329,7 +516,13 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::Load(const std::string& path) 
       return bad(std::string("graph: ") + e.what());
     }
     if (graph->alg->cur_element_count != rows) return bad("graph and vectors disagree");
+    for (size_t node = 0; node < rows; ++node) {
+      if (graph->alg->getExternalLabel(static_cast<hnswlib::tableint>(node)) >= rows) {
+        return bad("graph node with a row out of range");
+      }
+    }
     graph->alg->setEf(static_cast<size_t>(std::max(ef, 1)));
+    index->Seal();
   }
   return index;
 }
