@@ -64,10 +64,14 @@
 #          server, the worker and llama-server, tokens per chunk. One run on the shared 2-core
 #          machine (load ~8): ratio 1.19 (3,710 vs 3,106 tokens/s), proxy TTFT overhead
 #          0.21 ms with 1 client, 8.2 ms with 8 (2.6-3.9 ms in runs at load ~4).
-#   rag    the embedded vector index (src/vector/) on 100,000 generated 384-dim vectors
-#          (a mixture of 10,000 Gaussian clusters), cosine, k 10: recall_at_10 against exact
-#          search, single-thread queries_per_sec (and exact_queries_per_sec), build_sec,
-#          bytes_per_vector. `rag-faiss`: the same with faiss (needs libfaiss-dev).
+#   rag    the embedded vector index (src/vector/) on 100,000 generated 384-dim vectors,
+#          cosine, k 10: recall_at_10 against exact search, single-thread queries_per_sec
+#          (and exact_queries_per_sec), build_sec, bytes_per_vector, intrinsic_dim. The main
+#          set is shaped like sentence embeddings (1,000 topics in a 32-dim latent space,
+#          mapped to 384 dims, small noise); the hard_ keys are the isotropic Gaussian
+#          mixture of earlier runs (the worst case), with the ef_search it needs for 0.95.
+#          Extra KEY=VALUE arguments go to bench/vector_bench.cc (sweep=1, m=, efc=, ef=,
+#          hard=0). `rag-faiss`: faiss on the hard set (needs libfaiss-dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name="${1:?usage: bench/run.sh NAME (echo|echo-auth|peers|parse|scheduler|dedup|inference|serve|rag|rag-faiss|fuzz-parser)}"
@@ -139,7 +143,7 @@ case "$name" in
   rag)
     [ -f build/release/build.ninja ] || cmake --preset release >&2
     cmake --build build/release --target vector_bench >&2
-    exec build/release/bin/vector_bench "${2:-100000}" "${3:-384}" ;;
+    exec build/release/bin/vector_bench "${2:-100000}" "${3:-384}" 1000 "${@:4}" ;;
   rag-faiss)
     # The comparison behind the index choice; needs Debian's libfaiss-dev, which FlowMesh
     # itself does not use.

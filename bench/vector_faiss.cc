@@ -1,5 +1,7 @@
 // The same measurement as vector_bench.cc with faiss (Debian's libfaiss-dev) instead of
 // the embedded hnswlib index: the comparison behind our choice (docs/executors/rag.md).
+// On the hard set only (vector_data.h's Mixture: vector_bench's hard_ keys), with faiss's
+// defaults as they were when hnswlib was chosen (M 16, efConstruction 200).
 // Built and run by `bench/run.sh rag-faiss` only where libfaiss-dev is installed; faiss is
 // not a dependency of FlowMesh.
 //
