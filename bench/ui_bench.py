@@ -13,7 +13,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "e2e"))
-from browser import By, WebDriverWait, chromium  # noqa: E402
+from browser import By, WebDriverWait, artifacts_dir, chromium  # noqa: E402
 from harness import Stack  # noqa: E402
 
 N_TASKS = int(os.environ.get("BENCH_UI_TASKS", "1000"))
@@ -61,6 +61,7 @@ def main():
             ms = float(driver.execute_script("return document.body.dataset.dagRenderedMs"))
             svg = driver.find_element(By.ID, "dag")
             if run == 0:
+                driver.save_screenshot(os.path.join(artifacts_dir("bench-ui"), "dag-1000.png"))
                 continue
             times.append(ms)
             layout_ms.append(float(svg.get_attribute("data-layout-ms")))

@@ -131,6 +131,12 @@ TEST(UiAssetsTest, NoInlineScriptOrStyleAndEveryImportResolves) {
         EXPECT_NE((*it)[1].str().find("src="), std::string::npos) << path << ": inline script";
       }
       EXPECT_FALSE(std::regex_search(body, inline_attr)) << path << ": inline handler or style";
+      // Every file the page links (stylesheet, icon, module preloads) is embedded.
+      const std::regex linked(R"re((?:href|src)="/ui/([^"]+)")re");
+      for (auto it = std::sregex_iterator(body.begin(), body.end(), linked);
+           it != std::sregex_iterator(); ++it) {
+        EXPECT_NE(FindAsset((*it)[1].str()), nullptr) << path << " links missing " << (*it)[1];
+      }
     }
     if (!path.ends_with(".js")) continue;
     std::string dir = path.substr(0, path.rfind('/') + 1);

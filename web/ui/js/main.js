@@ -59,14 +59,17 @@ async function render() {
   document.getElementById('signout').hidden = !signedIn;
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.nav === route.nav);
   try {
+    // What the key may do is learned beside the view's own requests; views that need it
+    // (admin-only filters and tables) await ctx.session.
     const ctx = { signal: controller.signal, params, query, navigate };
+    const whoami = document.getElementById('whoami');
     if (signedIn) {
-      ctx.session = await loadSession();
-      document.getElementById('whoami').textContent = ctx.session.admin ? 'admin key' : 'signed in';
+      ctx.session = loadSession();
+      ctx.session.then((s) => { whoami.textContent = s.admin ? 'admin key' : 'signed in'; });
     } else {
-      document.getElementById('whoami').textContent = '';
+      ctx.session = Promise.resolve({ admin: false, orgs: [] });
+      whoami.textContent = '';
     }
-    if (controller.signal.aborted) return;
     await route.view.render(clear(root), ctx);
   } catch (error) {
     if (controller.signal.aborted) return;

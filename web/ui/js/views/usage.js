@@ -8,11 +8,13 @@ const money = (v) => (v === null || v === undefined ? '—' : Number(v).toFixed(
 
 export async function render(root, ctx) {
   const q = ctx.query;
+  const session = await ctx.session;
+  if (ctx.signal.aborted) return;
   const from = h('input', { id: 'usage-from', type: 'date', value: q.from || '' });
   const to = h('input', { id: 'usage-to', type: 'date', value: q.to || '' });
-  const org = ctx.session.admin && ctx.session.orgs.length > 1
+  const org = session.admin && session.orgs.length > 1
     ? h('select', { id: 'usage-org' }, h('option', { value: 'all', selected: !q.org || q.org === 'all' }, 'every organisation'),
-      ctx.session.orgs.map((o) => h('option', { value: o.org_id, selected: q.org === o.org_id }, o.name || o.org_id)))
+      session.orgs.map((o) => h('option', { value: o.org_id, selected: q.org === o.org_id }, o.name || o.org_id)))
     : null;
   const form = h('form', { class: 'filters' }, org && h('label', {}, 'Organisation ', org),
     h('label', {}, 'From ', from), h('label', {}, 'To ', to), h('button', { type: 'submit' }, 'Apply'));
@@ -24,10 +26,10 @@ export async function render(root, ctx) {
   const days = h('div', { id: 'usage-days' });
   const quotas = h('div', { id: 'quotas' });
   root.append(h('h1', {}, 'Usage'), form, totals, h('h2', {}, 'Per day'), days);
-  if (ctx.session.admin) root.append(h('h1', {}, 'Quotas'), quotas);
+  if (session.admin) root.append(h('h1', {}, 'Quotas'), quotas);
 
   const orgName = (id) => {
-    const o = ctx.session.orgs.find((x) => x.org_id === id);
+    const o = session.orgs.find((x) => x.org_id === id);
     return o && o.name ? `${o.name} (${id})` : id;
   };
   const sums = [
@@ -38,7 +40,7 @@ export async function render(root, ctx) {
     { title: 'Completion tokens', class: 'num', cell: (r) => String(r.completion_tokens) },
   ];
   try {
-    const orgParam = ctx.session.admin ? (q.org || (ctx.session.orgs.length > 1 ? 'all' : '')) : '';
+    const orgParam = session.admin ? (q.org || (session.orgs.length > 1 ? 'all' : '')) : '';
     const report = await api(`/usage${query({ org: orgParam, from: q.from, to: q.to })}`, { signal: ctx.signal });
     totals.replaceChildren(table([{ title: 'Organisation', cell: (r) => orgName(r.org_id) }, ...sums],
       report.totals || [], { empty: 'No usage in this window.' }));
@@ -47,7 +49,7 @@ export async function render(root, ctx) {
   } catch (error) {
     totals.replaceChildren(errorBox(error));
   }
-  if (!ctx.session.admin) return;
+  if (!session.admin) return;
   try {
     const [orgs, active] = await Promise.all([
       api('/admin/orgs', { signal: ctx.signal }),

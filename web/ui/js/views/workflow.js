@@ -18,7 +18,7 @@ export async function render(root, ctx) {
   const cursor = (newest.entries || []).reduce((m, e) => (Number(e.cursor) > Number(m) ? e.cursor : m), '0');
   const [wf, tasks] = await Promise.all([
     api(`/workflows/${enc}?view=status`, { signal }),
-    api(`/tasks?workflow_id=${enc}`, { signal }),
+    api(`/tasks?workflow_id=${enc}&view=status`, { signal }),
   ]);
 
   const status = new Map(tasks.map((t) => [t.task_id, t.status]));

@@ -30,13 +30,15 @@ spec:
 
 export async function render(root, ctx) {
   const q = ctx.query;
+  const session = await ctx.session;
+  if (ctx.signal.aborted) return;
   const select = (id, options, value) => h('select', { id, name: id },
     options.map(([v, label]) => h('option', { value: v, selected: v === (value || '') }, label)));
   const status = select('filter-status', STATUSES.map((v) => [v, v || 'any status']), q.status);
   const since = select('filter-since', SINCE, q.since);
   const limit = h('input', { id: 'filter-limit', type: 'number', min: 1, max: 10000, value: q.limit || '200' });
-  const org = ctx.session.admin && ctx.session.orgs.length > 1
-    ? select('filter-org', [['', 'every organisation'], ...ctx.session.orgs.map((o) => [o.org_id, o.name || o.org_id])], q.org)
+  const org = session.admin && session.orgs.length > 1
+    ? select('filter-org', [['', 'every organisation'], ...session.orgs.map((o) => [o.org_id, o.name || o.org_id])], q.org)
     : null;
   const filters = h('form', { class: 'filters', id: 'workflow-filters' },
     h('label', {}, 'Status ', status), org && h('label', {}, 'Organisation ', org),
@@ -67,7 +69,7 @@ export async function render(root, ctx) {
       { title: 'Id', class: 'mono', cell: (w) => w.workflow_id },
       { title: 'Status', cell: (w) => badge(w.status) },
       { title: 'Tasks', class: 'num', cell: (w) => `${w.completed_count}/${w.task_count}${w.failed_count ? ` (${w.failed_count} failed)` : ''}` },
-      ctx.session.admin ? { title: 'Organisation', class: 'mono', cell: (w) => orgName(ctx, w.org_id) } : null,
+      session.admin ? { title: 'Organisation', class: 'mono', cell: (w) => orgName(session, w.org_id) } : null,
       { title: 'Submitted', cell: (w) => fmtTime(w.submitted_ts) },
       { title: 'Updated', cell: (w) => fmtTime(w.updated_ts || w.submitted_ts) },
     ].filter(Boolean), shown, { empty: 'No workflows match.', rowAttrs: (w) => ({ dataset: { workflowId: w.workflow_id, status: w.status } }) }));
@@ -88,8 +90,8 @@ export async function render(root, ctx) {
   await tick();
 }
 
-function orgName(ctx, orgId) {
-  const o = ctx.session.orgs.find((x) => x.org_id === orgId);
+function orgName(session, orgId) {
+  const o = session.orgs.find((x) => x.org_id === orgId);
   return o && o.name ? `${o.name} (${orgId})` : orgId || '—';
 }
 
