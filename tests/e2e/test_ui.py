@@ -4,12 +4,13 @@ its task graph reach DONE live, open a task's logs, result and attempts, the tra
 the workers view; an admin key sees quotas; another organisation's key sees none of it.
 Screenshots of every step land in <build>/test-artifacts/ui (or $FLOWMESH_TEST_ARTIFACTS/ui).
 Every wait is on a DOM condition (WebDriverWait), never a fixed sleep."""
+import glob
 import json
 import os
 import unittest
 
 from browser import By, TimeoutException, WebDriverWait, artifacts_dir, chromium
-from harness import Stack
+from harness import Stack, echo_workflow
 
 API = "/api/v1"
 USER_SCOPES = ("workflow:read,workflow:write,workflow:cancel,task:read,task:cancel,"
@@ -21,6 +22,8 @@ class UiTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.out = artifacts_dir("ui")
+        for old in glob.glob(os.path.join(cls.out, "*.png")):
+            os.remove(old)
         s = cls.stack = Stack()
         try:
             s.up()
@@ -167,6 +170,17 @@ class UiTest(unittest.TestCase):
                   "a live worker in the workers view")
         self.assertTrue(self.css(".node-row"))
         self.shot("workers")
+        # Cancelling from the graph view: the stream brings every task to CANCELLED.
+        slow = s.api("POST", f"{API}/workflows", echo_workflow("ui-slow", sleep=60, items=("a", "b")),
+                     key=self.keys["alpha"], expect=201)["workflow_id"]
+        self.go(f"/workflows/{slow}")
+        self.wait(lambda d: self.css("#dag[data-rendered='true']") and self.css("#wf-cancel:not([hidden])"),
+                  "the running workflow's graph with its cancel button")
+        self.css("#wf-cancel")[0].click()
+        self.wait(lambda d: self.text_of("#wf-status") == "CANCELLED" and not self.css("#dag .node:not(.st-CANCELLED)"),
+                  "the cancelled workflow")
+        self.assertTrue(self.css("#wf-cancel[hidden]"))
+        self.shot("cancelled")
         self.assert_no_csp_violations()
         self.sign_out()
 

@@ -26,10 +26,24 @@ export async function render(root, ctx) {
   const wfStatus = h('span', { id: 'wf-status' }, badge(wf.status));
   const counts = h('span', { class: 'counts', id: 'wf-counts' });
   const live = h('span', { class: 'muted', id: 'wf-live' }, 'connecting…');
+  const terminal = ['DONE', 'FAILED', 'CANCELLED'];
+  const message = h('div', { class: 'message' });
+  const cancel = h('button', {
+    type: 'button', id: 'wf-cancel', hidden: terminal.includes(wf.status),
+    onclick: async () => {
+      message.replaceChildren();
+      try {
+        await api(`/workflows/${enc}/cancel`, { method: 'POST', signal });
+      } catch (error) {
+        message.append(errorBox(error));
+      }
+    },
+  }, 'Cancel workflow');
   root.append(
     h('div', { class: 'row' },
-      h('h1', {}, wf.name || id), wfStatus, h('span', { class: 'spacer' }),
+      h('h1', {}, wf.name || id), wfStatus, h('span', { class: 'spacer' }), cancel,
       h('a', { href: `#/workflows/${enc}/trace`, id: 'trace-link' }, 'Trace timeline')),
+    message,
     h('p', { class: 'muted mono' }, id, ' · submitted ', fmtTime(wf.submitted_ts),
       wf.org_id ? ` · ${wf.org_id}` : '', ' · ', live),
     h('div', { class: 'row' }, counts, h('span', { class: 'spacer' }), zoomControls()),
@@ -76,6 +90,7 @@ export async function render(root, ctx) {
     try {
       const w = await api(`/workflows/${enc}?view=status`, { signal });
       wfStatus.replaceChildren(badge(w.status));
+      cancel.hidden = terminal.includes(w.status);
     } catch (_) {
       // Transient; the next event retries.
     }
@@ -95,7 +110,6 @@ export async function render(root, ctx) {
     clearTimeout(statusTimer);
   }, { once: true });
 
-  const terminal = ['DONE', 'FAILED', 'CANCELLED'];
   if (terminal.includes(wf.status) && tasks.every((t) => terminal.includes(t.status))) {
     live.textContent = 'finished';
     return;
