@@ -14,7 +14,7 @@ from harness import Stack, echo_workflow
 
 API = "/api/v1"
 USER_SCOPES = ("workflow:read,workflow:write,workflow:cancel,task:read,task:cancel,"
-               "result:read,worker:read,node:read,system:read")
+               "result:read,result:write,worker:read,node:read,system:read")
 WAIT_S = 90
 
 
@@ -144,6 +144,12 @@ class UiTest(unittest.TestCase):
         self.wait(lambda d: self.css("#dag[data-rendered='true'] .node.st-DONE"), "the graph again")
         last = [n for n in self.css("#dag .node") if n.text.startswith("d")][0]
         task_id = last.get_attribute("data-task-id")
+        # An output file for the files table (as a worker would upload it).
+        boundary = "fmUiBoundary"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"out/report.txt\"\r\n"
+                f"Content-Type: text/plain\r\n\r\nalpha's report\r\n--{boundary}--\r\n").encode()
+        s.api("POST", f"{API}/results/{task_id}/files", body, key=self.keys["alpha"], expect=201,
+              headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
         last.click()
         self.wait(lambda d: d.current_url.endswith(f"#/tasks/{task_id}"), "the task page")
         self.wait(lambda d: self.text_of("#log-state") == "ended" and self.css("#task-logs .line"),
@@ -154,6 +160,7 @@ class UiTest(unittest.TestCase):
         self.wait(lambda d: self.css("#task-attempts tbody tr"), "the attempt row")
         self.assertIn("wkr-", self.text_of("#task-attempts"))
         self.assertEqual(self.text_of("#task-status"), "DONE")
+        self.wait(lambda d: "out/report.txt" in self.text_of("#task-files"), "the task's output file")
         self.shot("task")
 
         # The trace timeline with its critical path.
