@@ -111,7 +111,7 @@ class UiTest(unittest.TestCase):
         self.assertEqual(d.execute_script("return sessionStorage.getItem('flowmesh.apiKey')"), self.keys["alpha"])
         example = self.css("#submit-text")[0].get_attribute("value")
         self.assertIn("hello-diamond", example)
-        slow = example.replace("  taskType: echo\n", "  taskType: echo\n  echo: {sleep_seconds: 1.5}\n")
+        slow = example.replace("  taskType: echo\n", "  taskType: echo\n  echo: {sleep_seconds: 2}\n")
         self.assertNotEqual(slow, example)
         d.execute_script("arguments[0].value = arguments[1]", self.css("#submit-text")[0], slow)
         self.css("#validate-button")[0].click()
