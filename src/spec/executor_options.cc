@@ -271,11 +271,6 @@ OptionSection BuildCollection(const OptionSection* chunking) {
       {.name = "batch_size", .type = T::kInt, .min = 1, .max = 4096, .default_json = "32",
        .doc = "Texts per embedding call."},
   };
-  s.rule = [](const json& section) -> std::optional<SectionProblem> {
-    // A name of the wrong type is reported by its own option.
-    if (section.contains("name")) return std::nullopt;
-    return SectionProblem{"name", "collection.name (the collection built) is required"};
-  };
   return s;
 }
 

@@ -452,8 +452,6 @@ spec:
       spec: {taskType: rag, rag: {collection: d, version: 0, generate: {max_tokens: 0}}}
     - name: c
       spec: {taskType: collection, collection: {name: d, metric: hamming}}
-    - name: d
-      spec: {taskType: collection, collection: {text_field: body}}
 )");
   EXPECT_FALSE(p.result.ok());
   EXPECT_NE(Find(p.errors, "spec.stages[0].spec.collection.chunking.overlap", "smaller than max_tokens"),
@@ -462,8 +460,6 @@ spec:
   EXPECT_NE(Find(p.errors, "spec.stages[1].spec.rag.generate.max_tokens", "from 1"), nullptr)
       << Dump(p.errors);
   EXPECT_NE(Find(p.errors, "spec.stages[2].spec.collection.metric", "one of cosine, ip, l2"), nullptr)
-      << Dump(p.errors);
-  EXPECT_NE(Find(p.errors, "spec.stages[3].spec.collection.name", "is required"), nullptr)
       << Dump(p.errors);
 }
 
