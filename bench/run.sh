@@ -64,6 +64,11 @@
 #          server, the worker and llama-server, tokens per chunk. One run on the shared 2-core
 #          machine (load ~8): ratio 1.19 (3,710 vs 3,106 tokens/s), proxy TTFT overhead
 #          0.21 ms with 1 client, 8.2 ms with 8 (2.6-3.9 ms in runs at load ~4).
+#   ui     the dashboard in headless Chromium (bench/ui_bench.py): a 1,000-task echo workflow
+#          (20 layers, each task depending on one or two of the layer before) run to DONE, then
+#          BENCH_UI_RUNS (5) fresh loads of its task-graph view: ui_dag_first_render_ms (median,
+#          navigation start to the frame after the SVG holds every node), its min/max, and the
+#          page's own layout and draw times (ui_dag_layout_ms, ui_dag_draw_ms).
 #   rag    the embedded vector index (src/vector/) on 100,000 generated 384-dim vectors,
 #          cosine, k 10: recall_at_10 against exact search, single-thread queries_per_sec
 #          (and exact_queries_per_sec), build_sec, bytes_per_vector, intrinsic_dim. The main
@@ -74,7 +79,7 @@
 #          hard=0). `rag-faiss`: faiss on the hard set (needs libfaiss-dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name="${1:?usage: bench/run.sh NAME (echo|echo-auth|peers|parse|scheduler|dedup|inference|serve|rag|rag-faiss|fuzz-parser)}"
+name="${1:?usage: bench/run.sh NAME (echo|echo-auth|peers|parse|scheduler|dedup|inference|serve|ui|rag|rag-faiss|fuzz-parser)}"
 case "$name" in
   echo)
     scripts/build release >&2  # incremental: never measure stale binaries
@@ -140,10 +145,17 @@ case "$name" in
   dedup)
     scripts/build release >&2
     exec python3 bench/dedup_bench.py ;;
+  ui)
+    scripts/build release >&2
+    exec python3 bench/ui_bench.py ;;
   rag)
     [ -f build/release/build.ninja ] || cmake --preset release >&2
-    cmake --build build/release --target vector_bench >&2
-    exec build/release/bin/vector_bench "${2:-100000}" "${3:-384}" 1000 "${@:4}" ;;
+    cmake --build build/release --target vector_bench rag_bench >&2
+    build/release/bin/vector_bench "${2:-100000}" "${3:-384}" 1000 "${@:4}" || exit $?
+    # The end-to-end rag latency on the generated model (bench/rag_bench.cc says what it
+    # includes): rag_e2e_p50_ms.
+    scripts/demo-model >&2
+    exec build/release/bin/rag_bench /tmp/flowmesh-models/tiny-llama-64.gguf ;;
   rag-faiss)
     # The comparison behind the index choice; needs Debian's libfaiss-dev, which FlowMesh
     # itself does not use.
@@ -154,5 +166,5 @@ case "$name" in
     exec tests/fuzz/run_fuzzer.sh "${2:-60}" ;;
   inference)
     exec bench/inference.sh ;;
-  *) echo "unknown benchmark '$name' (known: echo, echo-auth, peers, parse, scheduler, dedup, inference, serve, rag, rag-faiss, fuzz-parser)" >&2; exit 2 ;;
+  *) echo "unknown benchmark '$name' (known: echo, echo-auth, peers, parse, scheduler, dedup, inference, serve, ui, rag, rag-faiss, fuzz-parser)" >&2; exit 2 ;;
 esac

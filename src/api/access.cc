@@ -24,6 +24,8 @@ const std::vector<Entry>& Table() {
   static const std::vector<Entry> table = {
       {"GET", "/healthz", Public()},
       {"GET", "/api/v1/system/version", Public()},
+      // The dashboard's static files; every call it makes carries the user's key.
+      {"GET", "/ui*", Public()},
       {"GET", "/api/v1/system/metrics", Need(Kind::kSystem, Action::kAdmin)},
       {"POST", "/api/v1/system/gc", Need(Kind::kSystem, Action::kAdmin)},
       {"GET", "/metrics", Need(Kind::kSystem, Action::kAdmin)},

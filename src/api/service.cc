@@ -3,6 +3,7 @@
 #include "api/collections.h"
 
 #include "api/access.h"
+#include "ui/routes.h"
 
 namespace flowmesh::api {
 
@@ -40,6 +41,7 @@ std::shared_ptr<http::Router> ApiService::MakeRouter() {
   AddSshRoutes(*r);
   if (secret_routes_.secrets) AddSecretRoutes(*r, secret_routes_);
   AddServeRoutes(*r);
+  ui::AddUiRoutes(*r);  // the dashboard: public files; its data comes from the routes above
   CollectionDeps collections;
   collections.store = store_;
   collections.blobs = blobs_;

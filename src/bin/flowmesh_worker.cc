@@ -2,6 +2,7 @@
 // below (flag, FLOWMESH_WORKER_* variable, default, doc); see worker/worker.h.
 #include <signal.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
@@ -14,6 +15,8 @@
 #include "inference/inference_executor.h"
 #include "inference/model_cache.h"
 #include "inference/serve_executor.h"
+#include "rag/collection_executor.h"
+#include "rag/rag_executor.h"
 #include "worker/host_info.h"
 #include "worker/worker.h"
 
@@ -76,6 +79,20 @@ int main(int argc, char** argv) {
   t.Add("--data-dirs", "FLOWMESH_WORKER_DATA_DIRS", &data_dirs,
         "comma-separated directories data_retrieval tasks may read files and SQLite databases "
         "from (default: none)");
+  int64_t collection_cache_mb = 4096;
+  t.Add("--collection-cache-dir", "FLOWMESH_WORKER_COLLECTION_CACHE_DIR", &config.collection_cache_dir,
+        "directory of the collections' blobs rag tasks search, by digest (default: "
+        "$HOME/.cache/flowmesh/collections; the supervisor passes its state directory's)");
+  t.Add("--collection-cache-mb", "FLOWMESH_WORKER_COLLECTION_CACHE_MB", &collection_cache_mb,
+        "megabytes of collection blobs kept in that directory (least recently used go first)")
+      ->check(CLI::PositiveNumber);
+  t.Add("--collections-loaded", "FLOWMESH_WORKER_COLLECTIONS_LOADED", &config.collections_loaded,
+        "collections kept loaded in memory (least recently used go first)")
+      ->check(CLI::Range(1, 1024));
+  std::string collection_work_dir;
+  t.Add("--collection-work-dir", "FLOWMESH_WORKER_COLLECTION_WORK_DIR", &collection_work_dir,
+        "where collection builds write their files before storing them (default: the system's "
+        "temporary directory)");
   bool print_settings = false, print_backend = false;
   app.add_flag("--print-settings", print_settings, "print every setting as a Markdown table and exit");
   app.add_flag("--print-backend", print_backend, "print the engine's backend (cpu | cuda) and exit");
@@ -90,6 +107,12 @@ int main(int argc, char** argv) {
   }
   config.gpu_backend = flowmesh::inference::GpuOffloadSupported();
   config.tags = flowmesh::worker::SplitList(tags);
+  config.collection_cache_bytes = static_cast<uint64_t>(collection_cache_mb) << 20;
+  if (config.collection_cache_dir.empty()) {
+    const char* home = std::getenv("HOME");
+    config.collection_cache_dir = std::string(home != nullptr && *home ? home : "/tmp") +
+                                  "/.cache/flowmesh/collections";
+  }
   if (config.name.empty()) config.name = "worker-" + std::to_string(::getpid());
   flowmesh::InitLogging("worker", log_level, log_file);
 
@@ -119,6 +142,8 @@ int main(int argc, char** argv) {
   flowmesh::executors::RegisterDataRetrievalExecutor(executors, std::move(retrieval));
   flowmesh::inference::RegisterInferenceExecutors(executors, models);
   flowmesh::agent::RegisterAgentExecutor(executors, models);
+  flowmesh::rag::RegisterRagExecutors(executors, models,
+                                      flowmesh::rag::CollectionExecutorConfig{collection_work_dir});
   flowmesh::inference::RegisterServeExecutor(executors, models, serve);
   flowmesh::worker::Worker worker(config, std::move(executors));
   std::thread signal_thread([&] {

@@ -15,6 +15,10 @@
 
 #include "common/status.h"
 
+namespace flowmesh::rag {
+class Collection;  // rag/collection.h
+}
+
 namespace flowmesh::executors {
 
 // What the server grants one attempt: the values of the credentials its spec names
@@ -47,6 +51,12 @@ struct StoredFile {
 using FileUploader =
     std::function<Result<std::vector<StoredFile>>(const std::vector<OutputFile>& files)>;
 
+// A ready collection of the attempt's organisation by name (version 0: the newest ready
+// one), resolved by the server and loaded from the worker's cache
+// (worker/collection_client.h). NotFound when the organisation has no such collection.
+using CollectionFetcher = std::function<Result<std::shared_ptr<const rag::Collection>>(
+    const std::string& name, int64_t version)>;
+
 // Everything one attempt needs. The callbacks are thread-safe and may be called from the
 // executor's thread (or threads it starts) until Run returns.
 struct TaskContext {
@@ -64,6 +74,8 @@ struct TaskContext {
   // Keeps result files in the server's content store; unset where no server is reachable
   // (then files are listed with their digests only).
   FileUploader put_files = nullptr;
+  // Searches go to embedded collections through this; unset where no server is reachable.
+  CollectionFetcher fetch_collection = nullptr;
 };
 
 class Executor {

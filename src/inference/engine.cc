@@ -365,10 +365,47 @@ Result<std::string> Engine::ApplyChatTemplate(
   return std::string(buf.data(), static_cast<size_t>(n));
 }
 
+int Engine::embed_tokens() const {
+  return std::min(4096, std::max(64, llama_model_n_ctx_train(impl_->model)));
+}
+
+Result<std::vector<std::string>> Engine::TokenPieces(const std::string& text) const {
+  const Impl& e = *impl_;
+  if (text.size() > static_cast<size_t>(std::numeric_limits<int32_t>::max() / 2)) {
+    return InvalidArgument("text too long to tokenize");
+  }
+  std::vector<llama_token> tokens(text.size() + 8);
+  auto tokenize = [&] {
+    return llama_tokenize(e.vocab, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
+                          static_cast<int32_t>(tokens.size()), /*add_special=*/false,
+                          /*parse_special=*/false);
+  };
+  int n = tokenize();
+  if (n < 0) {
+    tokens.resize(static_cast<size_t>(-n));
+    n = tokenize();
+  }
+  if (n < 0) return InvalidArgument("cannot tokenize the text");
+  std::vector<std::string> pieces;
+  pieces.reserve(static_cast<size_t>(n));
+  std::string piece(64, '\0');
+  for (int i = 0; i < n; ++i) {
+    int len = llama_token_to_piece(e.vocab, tokens[static_cast<size_t>(i)], piece.data(),
+                                   static_cast<int32_t>(piece.size()), 0, /*special=*/false);
+    if (len < 0) {
+      piece.resize(static_cast<size_t>(-len));
+      len = llama_token_to_piece(e.vocab, tokens[static_cast<size_t>(i)], piece.data(),
+                                 static_cast<int32_t>(piece.size()), 0, false);
+    }
+    pieces.emplace_back(piece.data(), static_cast<size_t>(std::max(0, len)));
+  }
+  return pieces;
+}
+
 Result<std::vector<std::vector<float>>> Engine::Embed(const std::vector<std::string>& texts) {
   Impl& e = *impl_;
   MutexLock lock(e.embed_mu);
-  int n_ctx = std::min(4096, std::max(64, llama_model_n_ctx_train(e.model)));
+  int n_ctx = embed_tokens();
   if (!e.embed_ctx) {
     llama_context_params cp = llama_context_default_params();
     cp.n_ctx = static_cast<uint32_t>(n_ctx);

@@ -124,8 +124,14 @@ class Engine {
 
   // Formats a chat through the model's own template (ChatML when it has none).
   Result<std::string> ApplyChatTemplate(const std::vector<std::pair<std::string, std::string>>& messages) const;
-  // Mean-pooled, L2-normalised embeddings (a separate context; serialised).
+  // Mean-pooled, L2-normalised embeddings (a separate context; serialised). A text longer
+  // than embed_tokens() tokens is cut there.
   Result<std::vector<std::vector<float>>> Embed(const std::vector<std::string>& texts);
+  int embed_tokens() const;
+  // The bytes of each token of `text` as the model tokenizes it (no BOS/EOS; special-token
+  // text is read as plain text), in order: what chunking cuts at (vector::TokenStarts maps
+  // them to offsets in `text`). Thread-safe (the vocabulary is read-only).
+  Result<std::vector<std::string>> TokenPieces(const std::string& text) const;
 
   int slots() const;
   int free_slots() const;     // slots neither running nor waiting to run

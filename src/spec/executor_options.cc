@@ -175,6 +175,23 @@ OptionSection BuildRagPart(std::string_view name, std::string_view doc) {
     s.options = {
         {.name = "top_k", .type = T::kInt, .min = 1, .doc = "Passages retrieved."},
         {.name = "score_threshold", .type = T::kNumber, .doc = "Lowest score kept."},
+        {.name = "filter", .type = T::kAny,
+         .doc = "Metadata filter: {field: value | {$in|$ne|$gt|$gte|$lt|$lte: ...}} or "
+                "Qdrant's {must: [{key, match | range}]}.",
+         .what = "a mapping"},
+    };
+  } else if (name == "rag.generate") {
+    s.options = {
+        {.name = "prompt_template", .type = T::kString,
+         .default_json = "\"Answer the question from the context.\\nContext:\\n{context}\\n"
+                         "Question: {query}\\nAnswer:\"",
+         .doc = "The prompt; {context} is the passages, one a line, {query} the query."},
+        {.name = "max_tokens", .type = T::kInt, .min = 1, .max = kMaxTokens,
+         .default_json = "256", .doc = "Most tokens of an answer."},
+        {.name = "temperature", .type = T::kNumber, .min = 0, .max = 2, .default_json = "0",
+         .doc = "Sampling temperature of the answer; 0 decodes greedily."},
+        {.name = "seed", .type = T::kInt, .min = 0, .max = 4294967295.0,
+         .doc = "Seed of the sampler; absent: random."},
     };
   } else {
     s.options = {
@@ -189,7 +206,7 @@ OptionSection BuildRagPart(std::string_view name, std::string_view doc) {
 }
 
 OptionSection BuildRag(const OptionSection* embedding, const OptionSection* search,
-                       const OptionSection* qdrant) {
+                       const OptionSection* qdrant, const OptionSection* generate) {
   OptionSection s{.name = "rag", .readers = "rag", .doc = "Retrieval-augmented generation."};
   s.options = {
       {.name = "qdrant", .type = T::kSection,
@@ -199,10 +216,61 @@ OptionSection BuildRag(const OptionSection* embedding, const OptionSection* sear
       {.name = "search", .type = T::kSection,
        .doc = "The search.", .section = search, .flat = true},
       {.name = "index", .type = T::kString, .doc = "Index searched."},
-      {.name = "collection", .type = T::kString, .doc = "Collection searched."},
+      {.name = "collection", .type = T::kString,
+       .doc = "An embedded collection searched (docs/internals/collections.md)."},
+      {.name = "version", .type = T::kInt, .min = 1,
+       .doc = "The collection's version searched; absent: its newest ready one."},
       {.name = "query", .type = T::kString, .doc = "The query.", .flat = true},
+      {.name = "generate", .type = T::kSection,
+       .doc = "Answers each query from its passages with the task's model.",
+       .section = generate},
   };
   s.exclusive = {{"index", "collection"}};
+  return s;
+}
+
+OptionSection BuildCollectionChunking() {
+  OptionSection s{.name = "collection.chunking", .doc = "Chunks, in tokens of the embedding model.",
+                  .closed = true};
+  s.options = {
+      {.name = "max_tokens", .type = T::kInt, .min = 1, .max = 8192, .default_json = "256",
+       .doc = "Most tokens of a chunk."},
+      {.name = "overlap", .type = T::kInt, .min = 0, .max = 8191, .default_json = "32",
+       .doc = "Tokens a chunk shares with the one before it; less than max_tokens."},
+  };
+  s.rule = [](const json& section) -> std::optional<SectionProblem> {
+    auto max = section.find("max_tokens"), overlap = section.find("overlap");
+    int64_t m = max != section.end() && max->is_number_integer() ? max->get<int64_t>() : 256;
+    if (overlap == section.end() || !overlap->is_number_integer()) {
+      return std::nullopt;
+    }
+    if (overlap->get<int64_t>() < m) return std::nullopt;
+    return SectionProblem{"overlap", "collection.chunking.overlap must be smaller than max_tokens (" +
+                                         std::to_string(m) + ")"};
+  };
+  return s;
+}
+
+OptionSection BuildCollection(const OptionSection* chunking) {
+  OptionSection s{.name = "collection", .readers = "collection",
+                  .doc = "Builds an embedded vector collection (docs/executors/collection.md).",
+                  .closed = true};
+  s.options = {
+      {.name = "name", .type = T::kString, .doc = "The collection's name, [A-Za-z0-9._-]{1,64}."},
+      {.name = "text_field", .type = T::kString, .default_json = "\"text\"",
+       .doc = "The field of a row holding its text."},
+      {.name = "id_field", .type = T::kString,
+       .doc = "The field naming a row's document; absent: the row's index."},
+      {.name = "metadata_fields", .type = T::kList,
+       .doc = "Fields kept as metadata; absent: every other field.",
+       .what = "a list of field names"},
+      {.name = "chunking", .type = T::kSection, .doc = "Chunks, in tokens of the model.",
+       .section = chunking},
+      {.name = "metric", .type = T::kEnum, .default_json = "\"cosine\"",
+       .doc = "Similarity of the index.", .values = {"cosine", "ip", "l2"}},
+      {.name = "batch_size", .type = T::kInt, .min = 1, .max = 4096, .default_json = "32",
+       .doc = "Texts per embedding call."},
+  };
   return s;
 }
 
@@ -451,7 +519,10 @@ struct Sections {
   OptionSection rag_embedding = BuildRagPart("rag.embedding", "The embedding model.");
   OptionSection rag_search = BuildRagPart("rag.search", "The search.");
   OptionSection rag_qdrant = BuildRagPart("rag.qdrant", "The vector store.");
-  OptionSection rag = BuildRag(&rag_embedding, &rag_search, &rag_qdrant);
+  OptionSection rag_generate = BuildRagPart("rag.generate", "Answers from the passages.");
+  OptionSection rag = BuildRag(&rag_embedding, &rag_search, &rag_qdrant, &rag_generate);
+  OptionSection collection_chunking = BuildCollectionChunking();
+  OptionSection collection = BuildCollection(&collection_chunking);
   OptionSection agent_http = BuildAgentHttp();
   OptionSection agent_inner = BuildAgentInner(&agent_http);
   OptionSection agent = BuildAgent(&agent_inner, &agent_http);
@@ -462,7 +533,7 @@ struct Sections {
   OptionSection python_output = BuildPythonOutput();
   OptionSection python = BuildPython(&python_output);
   OptionSection serve = BuildServe();
-  std::vector<const OptionSection*> top = {&inference, &echo, &api,  &rag,    &agent,
+  std::vector<const OptionSection*> top = {&inference, &echo, &api,  &rag,    &collection, &agent,
                                            &training,  &lora, &ssh,  &python, &serve};
 };
 

@@ -144,7 +144,12 @@ bool Deterministic(const std::string& task_type, const json& task_spec) {
     auto it = obj.find(key);
     return it != obj.end() && it->is_number();
   };
-  if (task_type == "echo" || task_type == "data_profiling" || task_type == "embedding") return true;
+  // A collection build embeds with mean pooling and builds its index on one thread: the
+  // same rows, model and options build the same files.
+  if (task_type == "echo" || task_type == "data_profiling" || task_type == "embedding" ||
+      task_type == "collection") {
+    return true;
+  }
   if (task_type == "inference") {
     json inf = section("inference");
     auto t = inf.find("temperature");

@@ -14,7 +14,7 @@
 //                    identity, the parameters that change the output (the resolved spec
 //                    without resources, retries, timeouts, output destination, cache policy
 //                    or schedule hints), and the digests of the upstream results it read.
-//   Deterministic  — the executors' declarations: echo, data_profiling, embedding;
+//   Deterministic  — the executors' declarations: echo, data_profiling, embedding, collection;
 //                    inference with temperature 0 or a fixed seed; api with `cache: true`;
 //                    training with a fixed seed. `cache: never|always` on a task overrides.
 #pragma once

@@ -320,12 +320,17 @@ class SchemaBuilder {
   }
 
   const Schema* Data() {
-    // data.items: strings, chat message lists or {node, path} references.
+    // data.items: strings, chat message lists, {node, path} references, or rows (any other
+    // mapping: a collection's documents, an api task's bodies). A mapping with `node` (and
+    // no `role`) is a reference, as the dispatcher reads it (dataflow::MaterializeData).
     Schema* ref = Obj({{"node", Str()}, {"path", Str()}});
     ref->required = {"node"};
+    ref->match_key = "node";
+    const Schema* row = MapOf(nullptr, "a row mapping");
     const Schema* scalar = New(Schema::Kind::kNumber, "a number");
-    const Schema* item = OneOf({Str(), scalar, Bool(), ChatMessages(), ref},
-                               "a string, a chat message list or a {node, path} reference");
+    const Schema* item =
+        OneOf({Str(), scalar, Bool(), ChatMessages(), ref, row},
+              "a string, a chat message list, a {node, path} reference or a row mapping");
     // A list is given inline (items) or as a list in an upstream result (node + path).
     Schema* list = Free(DataExtras({{"type", Any()},
                                     {"items", List(item, "a list")},
@@ -477,6 +482,7 @@ class SchemaBuilder {
                 {"inference", Section(InferenceSection())},
                 {"api", Section(*FindSection("api"))},
                 {"rag", Section(*FindSection("rag"))},
+                {"collection", Section(*FindSection("collection"))},
                 {"agent", Section(*FindSection("agent"))},
                 {"task", Str()},
                 {"training", Section(*FindSection("training"))},

@@ -49,7 +49,7 @@ const std::vector<std::string>& KnownTaskTypes() {
       "diffusion",     "image_classification", "image_classification_training",
       "omni_text2image", "omni_text2speech", "omni_text2audio",
       "omni_text2video", "omni_text2general", "ssh",
-      "python",        "serve"};
+      "python",        "serve",            "collection"};
   return kTypes;
 }
 

@@ -36,6 +36,9 @@ Status Supervisor::Impl::SpawnLocked(ManagedWorker& w) {
     options.argv.insert(options.argv.end(), {"--training-speed", ts});
   }
   if (!tags.empty()) options.argv.insert(options.argv.end(), {"--tags", tags});
+  // One cache of collection blobs per node, shared by its workers.
+  options.argv.insert(options.argv.end(),
+                      {"--collection-cache-dir", config.state_dir + "/cache/collections"});
   if (!cuda.empty()) {
     options.argv.insert(options.argv.end(), {"--cuda-devices", cuda});
     options.env["CUDA_VISIBLE_DEVICES"] = cuda;

@@ -36,6 +36,46 @@ Result<std::vector<Chunk>> ChunkByTokens(std::string_view text,
   return chunks;
 }
 
+std::vector<size_t> TokenStarts(std::string_view text, const std::vector<std::string>& pieces) {
+  constexpr size_t kLookAhead = 16;
+  std::vector<size_t> starts;
+  size_t pos = 0;
+  auto keep = [&](size_t at) {
+    bool continuation = at < text.size() && (static_cast<unsigned char>(text[at]) & 0xC0) == 0x80;
+    if (at >= text.size() || continuation) return;
+    if (!starts.empty() && at <= starts.back()) return;
+    starts.push_back(at);
+  };
+  for (const std::string& piece : pieces) {
+    if (pos >= text.size()) break;
+    std::string_view p = piece;
+    if (p.empty()) continue;
+    if (text.compare(pos, p.size(), p) == 0) {
+      keep(pos);
+      pos += p.size();
+      continue;
+    }
+    std::string_view bare = p.front() == ' ' ? p.substr(1) : p;
+    if (!bare.empty() && text.compare(pos, bare.size(), bare) == 0) {
+      keep(pos);
+      pos += bare.size();
+      continue;
+    }
+    size_t found = bare.empty() ? std::string_view::npos
+                                : text.substr(0, std::min(text.size(), pos + bare.size() + kLookAhead))
+                                      .find(bare, pos);
+    if (found != std::string_view::npos) {
+      keep(found);
+      pos = found + bare.size();
+    } else {
+      keep(pos);
+      pos = std::min(text.size(), pos + std::max<size_t>(1, bare.size()));
+    }
+  }
+  if (!starts.empty()) starts.front() = 0;  // a first token's leading bytes are its own
+  return starts;
+}
+
 std::vector<size_t> WordStarts(std::string_view text) {
   std::vector<size_t> starts;
   bool in_word = false;

@@ -27,6 +27,14 @@ Result<std::vector<Chunk>> ChunkByTokens(std::string_view text,
                                          const std::vector<size_t>& token_starts,
                                          size_t max_tokens, size_t overlap);
 
+// Byte offsets in `text` where each token starts, from the tokens' bytes (`pieces`, e.g.
+// inference::Engine::TokenPieces) aligned against the text: a piece matches the text where
+// it is (or without the leading space SentencePiece tokenizers add); a piece the text does
+// not hold (normalised by the tokenizer) is looked for a few bytes on. Offsets that are not
+// increasing, or inside a UTF-8 character (byte-fallback tokens), are dropped, so that their
+// token is counted with the one before it: a cut never splits a character. Pure.
+std::vector<size_t> TokenStarts(std::string_view text, const std::vector<std::string>& pieces);
+
 // Byte offsets of whitespace-separated words: a tokenizer for tests and for sources with
 // no model yet.
 std::vector<size_t> WordStarts(std::string_view text);

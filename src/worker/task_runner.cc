@@ -242,6 +242,11 @@ void TaskRunner::Execute(const std::shared_ptr<Task>& task) {
       return file_uploader_(a, files);
     };
   }
+  if (collections_) {
+    ctx.fetch_collection = [this, &a](const std::string& name, int64_t version) {
+      return collections_(a, name, version);
+    };
+  }
   int64_t start = MonoMicros();
   Result<nlohmann::json> result = (*executor)->Run(ctx);
   double duration = (MonoMicros() - start) / 1e6;

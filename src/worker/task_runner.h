@@ -71,6 +71,11 @@ class TaskRunner {
   using FileUploader = std::function<Result<std::vector<executors::StoredFile>>(
       const Assignment& assignment, const std::vector<executors::OutputFile>& files)>;
   void SetFileUploader(FileUploader uploader) { file_uploader_ = std::move(uploader); }
+  // How an attempt fetches a collection (see executors::TaskContext::fetch_collection). Set
+  // before the first Submit; unset: executors get none.
+  using CollectionFetcher = std::function<Result<std::shared_ptr<const rag::Collection>>(
+      const Assignment& assignment, const std::string& name, int64_t version)>;
+  void SetCollectionFetcher(CollectionFetcher fetcher) { collections_ = std::move(fetcher); }
 
   // Queues an attempt. Returns false (and does nothing) when that attempt is already
   // queued or running, or after StopAll.
@@ -100,6 +105,7 @@ class TaskRunner {
   ResultUploader uploader_;
   CredentialFetcher credentials_;
   FileUploader file_uploader_;
+  CollectionFetcher collections_;
 
   mutable Mutex mu_;
   std::condition_variable queue_cv_;  // pool threads wait for work

@@ -11,6 +11,7 @@
 #include "common/thread_annotations.h"
 #include "flowmesh/v1/worker.grpc.pb.h"
 #include "http/http.h"
+#include "worker/collection_client.h"
 #include "worker/credential_client.h"
 #include "worker/file_upload.h"
 #include "worker/host_info.h"
@@ -69,6 +70,7 @@ struct Worker::Impl {
   std::unique_ptr<grpc::ClientContext> context;
   std::unique_ptr<grpc::ClientReaderWriter<v1::WorkerMessage, v1::SupervisorMessage>> stream;
   std::unique_ptr<TaskRunner> runner;
+  std::shared_ptr<CollectionClient> collections;  // set with the runner when there is a cache
 
   Mutex write_mu;  // serialises stream writes
   bool writes_done FM_GUARDED_BY(write_mu) = false;
@@ -238,6 +240,19 @@ int Worker::Run() {
           return FetchCredentials({root_url, api_token, timeout, worker_id}, a.task_id, a.attempt,
                                   names, default_endpoint);
         });
+    if (!w.config.collection_cache_dir.empty()) {
+      CollectionCacheConfig cache;
+      cache.dir = w.config.collection_cache_dir;
+      cache.max_disk_bytes = w.config.collection_cache_bytes;
+      cache.max_loaded = w.config.collections_loaded;
+      w.collections = std::make_shared<CollectionClient>(
+          ServerLink{root_url, api_token, timeout, worker_id}, cache);
+      w.runner->SetCollectionFetcher(
+          [collections = w.collections](const Assignment& a, const std::string& name,
+                                        int64_t version) {
+            return collections->Fetch(a.task_id, a.attempt, name, version);
+          });
+    }
     w.runner->SetFileUploader([root_url, api_token, timeout, worker_id](
                                   const Assignment& a,
                                   const std::vector<executors::OutputFile>& files) {

@@ -44,6 +44,11 @@ struct WorkerConfig {
   std::string api_token;     // Bearer token for result uploads to the server ("" = none)
   std::chrono::milliseconds register_timeout{30000};
   std::chrono::milliseconds upload_timeout{30000};
+  // Where collections' blobs are kept (by digest) and how much of them; "" : no cache
+  // directory, so rag tasks cannot search embedded collections.
+  std::string collection_cache_dir;
+  uint64_t collection_cache_bytes = uint64_t{4} << 30;
+  size_t collections_loaded = 8;  // collections kept loaded in memory
   // What the inference executors hold (advertised at registration and in heartbeats);
   // unset: no models, no sequence slots.
   std::function<std::vector<std::string>()> loaded_models;

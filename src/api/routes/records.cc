@@ -81,7 +81,10 @@ json TaskJson(const state::TaskRecord& t, const std::vector<std::string>& pendin
               {"graph_node_name", t.graph_node_name},
               {"latest_update", latest},
               {"completed", t.status == state::TaskState::kDone},
-              {"failed", t.status == state::TaskState::kFailed}};
+              {"failed", t.status == state::TaskState::kFailed},
+              // Ours (the published TaskStatusView ignores extras): the graph's edges, so a
+              // status list draws the DAG without every task's spec (the dashboard).
+              {"depends_on", t.depends_on}};
   if (out["submitted_at"].is_null()) out["submitted_at"] = "";
   if (view == "status") return out;
   json spec = ParseOr(t.spec_json, json::object());
@@ -100,7 +103,6 @@ json TaskJson(const state::TaskRecord& t, const std::vector<std::string>& pendin
                   {"topic", nullptr},
                   {"load", LoadOf(spec)},
                   {"failed_workers", t.failed_workers},
-                  {"depends_on", t.depends_on},
                   {"pending_dependencies", pending_dependencies},
                   {"dependents", t.dependents},
                   {"merged_children", json::array()},

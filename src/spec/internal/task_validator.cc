@@ -142,6 +142,7 @@ class Validator {
       case Schema::Kind::kMemory:
         return v.is_string() || v.is_number();
       case Schema::Kind::kObject:
+        return v.is_object() && (s.match_key.empty() || v.contains(s.match_key));
       case Schema::Kind::kTagged:
         return v.is_object();
       case Schema::Kind::kList:

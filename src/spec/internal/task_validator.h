@@ -42,6 +42,8 @@ struct Schema {
   std::string label;                                   // "(type local)" in unknown-key messages
   // kList
   const Schema* item = nullptr;
+  // kObject inside a kOneOf: matches only a mapping that has this key ("" = any mapping)
+  std::string match_key;
   // kOneOf: the first option whose JSON type matches validates the value
   std::vector<const Schema*> options;
   // kTagged: an object whose `tag` field picks the object schema of the rest

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "spec/operator.h"
 #include "spec/workflow.h"
 
 namespace flowmesh::spec {
@@ -408,6 +409,58 @@ spec:
   graph: {nodes: [{name: b, spec: {taskType: echo}}]}
 )");
   EXPECT_ERROR_AT(p, "spec.graph", "cannot be combined", 6, 3);
+}
+
+TEST(SpecShapes, ListItemsMayBeRowMappings) {
+  Parsed p = Parse(R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: rows}
+spec:
+  taskType: collection
+  model: {source: {type: local, identifier: /models/e.gguf}}
+  collection: {name: docs, text_field: body, chunking: {max_tokens: 64, overlap: 8}}
+  data: {type: list, items: [{id: a, body: hello, lang: en}, plain text]}
+)");
+  ASSERT_TRUE(p.result.ok()) << Dump(p.errors);
+  const TaskDef& t = p.result.value().tasks[0];
+  EXPECT_EQ(t.task_type, "collection");
+  EXPECT_TRUE(Deterministic(t.task_type, t.spec));
+  EXPECT_EQ(t.spec["data"]["items"][0]["lang"], "en");
+  EXPECT_EQ(t.spec["collection"]["chunking"]["overlap"], 8);
+}
+
+TEST(SpecErrors, AReferenceItemIsStillChecked) {
+  Parsed p = Parse(R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: refs}
+spec:
+  taskType: echo
+  data: {type: list, items: [{node: 3}]}
+)");
+  EXPECT_ERROR_AT(p, "spec.data.items[0].node", "must be a string", 6, 37);
+}
+
+TEST(SpecErrors, CollectionAndRagSections) {
+  Parsed p = Parse(R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: c}
+spec:
+  stages:
+    - name: a
+      spec: {taskType: collection, collection: {name: d, chunking: {max_tokens: 8, overlap: 8}}}
+    - name: b
+      spec: {taskType: rag, rag: {collection: d, version: 0, generate: {max_tokens: 0}}}
+    - name: c
+      spec: {taskType: collection, collection: {name: d, metric: hamming}}
+)");
+  EXPECT_FALSE(p.result.ok());
+  EXPECT_NE(Find(p.errors, "spec.stages[0].spec.collection.chunking.overlap", "smaller than max_tokens"),
+            nullptr) << Dump(p.errors);
+  EXPECT_NE(Find(p.errors, "spec.stages[1].spec.rag.version", ">= 1"), nullptr) << Dump(p.errors);
+  EXPECT_NE(Find(p.errors, "spec.stages[1].spec.rag.generate.max_tokens", "from 1"), nullptr)
+      << Dump(p.errors);
+  EXPECT_NE(Find(p.errors, "spec.stages[2].spec.collection.metric", "one of cosine, ip, l2"), nullptr)
+      << Dump(p.errors);
 }
 
 TEST(SpecErrors, TaskTypeMissingOrUnknown) {
@@ -869,12 +922,12 @@ TEST(SpecFormats, NullErrorsPointerIsAllowed) {
 }
 
 TEST(SpecTypes, KnownTypesAndCategories) {
-  EXPECT_EQ(KnownTaskTypes().size(), 23u);
+  EXPECT_EQ(KnownTaskTypes().size(), 24u);  // the published 21, python, serve, collection
   EXPECT_EQ(CategoryForTaskType("inference"), "inference");
   EXPECT_EQ(CategoryForTaskType("embedding"), "inference");
   for (const char* t : {"sft", "lora_sft", "dpo", "ppo", "image_classification"})
     EXPECT_EQ(CategoryForTaskType(t), "training");
-  for (const char* t : {"echo", "rag", "agent", "api", "serve", "python"}) {
+  for (const char* t : {"echo", "rag", "agent", "api", "serve", "python", "collection"}) {
     EXPECT_EQ(CategoryForTaskType(t), "other");
   }
 }

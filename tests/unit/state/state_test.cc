@@ -817,6 +817,7 @@ TEST(StoreTest, MigrationMovesScheduleHintsOutOfTheSpec) {
   ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE tasks DROP COLUMN schedule_json;"
                          "ALTER TABLE usage DROP COLUMN prompt_tokens;"
                          "ALTER TABLE usage DROP COLUMN completion_tokens;"
+                         "DROP TABLE collections;"
                          "PRAGMA user_version=4",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
