@@ -127,16 +127,17 @@ Result<std::vector<Document>> DocumentsFromItems(const json& items, const Collec
                                "' (collection.text_field names the text)");
       }
       d.text = text.get<std::string>();
-      if (!o.id_field.empty()) {
-        auto id = ScalarText(Field(row, o.id_field.c_str()));
-        if (!id || id->empty()) {
-          return InvalidArgument(at + " has no field '" + o.id_field +
-                                 "' (collection.id_field names the document)");
-        }
-        d.id = *id;
+      // Without id_field a row's "id" (a string or a number) names it when it has one.
+      const std::string id_field = o.id_field.empty() ? "id" : o.id_field;
+      auto id = ScalarText(Field(row, id_field.c_str()));
+      if (!o.id_field.empty() && (!id || id->empty())) {
+        return InvalidArgument(at + " has no field '" + o.id_field +
+                               "' (collection.id_field names the document)");
       }
+      bool named = id && !id->empty();
+      if (named) d.id = *id;
       for (const auto& [key, value] : row.items()) {
-        if (key == o.text_field || key == o.id_field) continue;
+        if (key == o.text_field || (named && key == id_field)) continue;
         if (o.metadata_fields && std::find(o.metadata_fields->begin(), o.metadata_fields->end(),
                                            key) == o.metadata_fields->end()) {
           continue;

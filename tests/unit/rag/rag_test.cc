@@ -68,12 +68,16 @@ TEST(Rows, ObjectsAndStringsBecomeDocuments) {
 
   o.id_field.clear();
   o.metadata_fields = std::vector<std::string>{"lang"};
-  docs = DocumentsFromItems(json::array({"plain", {{"text", "x"}, {"lang", "fr"}, {"n", 1}}}), o);
+  docs = DocumentsFromItems(json::array({"plain", {{"text", "x"}, {"lang", "fr"}, {"n", 1}},
+                                         {{"text", "y"}, {"id", "named"}}}),
+                            o);
   ASSERT_TRUE(docs.ok());
   EXPECT_EQ((*docs)[0].id, "0");
   EXPECT_EQ((*docs)[0].text, "plain");
   EXPECT_EQ((*docs)[1].id, "1");
   EXPECT_EQ((*docs)[1].metadata, (json{{"lang", "fr"}}));
+  EXPECT_EQ((*docs)[2].id, "named");  // a row's own "id" without id_field
+  EXPECT_TRUE((*docs)[2].metadata.empty());
 }
 
 TEST(Rows, ARowWithoutTextOrARepeatedIdIsRefused) {
