@@ -20,7 +20,8 @@ json Model() { return {{"source", {{"type", "local"}, {"identifier", "/m/embed.g
 
 TEST(CollectionNameTest, AcceptsPlainNamesAndRefusesOthers) {
   EXPECT_TRUE(CheckCollectionName("docs-2024_v1.0").ok());
-  for (const std::string& bad : std::vector<std::string>{"", ".hidden", "a/b", "sp ace", std::string(65, 'x'), "ünï"}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"", ".hidden", "a/b", "sp ace", std::string(65, 'x'), "ünï"}) {
     EXPECT_FALSE(CheckCollectionName(bad).ok()) << bad;
   }
 }
