@@ -9,8 +9,8 @@ using json = nlohmann::json;
 
 std::string EntryLine(const CollectionEntry& e) {
   // nlohmann's ordered output: keys sorted, so the bytes depend on the values only.
-  json line = {{"id", e.id}, {"doc", e.doc}, {"chunk", e.chunk}, {"text", e.text},
-               {"metadata", e.metadata}};
+  json line = {
+      {"id", e.id}, {"doc", e.doc}, {"chunk", e.chunk}, {"text", e.text}, {"metadata", e.metadata}};
   return line.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -28,7 +28,8 @@ Result<CollectionEntry> ParseEntryLine(std::string_view line, size_t line_no) {
   e.id = j["id"].get<std::string>();
   e.doc = j["doc"].get<std::string>();
   e.text = j["text"].get<std::string>();
-  if (auto it = j.find("chunk"); it != j.end() && it->is_number_integer()) e.chunk = it->get<int64_t>();
+  if (auto it = j.find("chunk"); it != j.end() && it->is_number_integer())
+    e.chunk = it->get<int64_t>();
   if (auto it = j.find("metadata"); it != j.end() && it->is_object()) e.metadata = *it;
   return e;
 }
@@ -38,7 +39,8 @@ json EntryPayload(const CollectionEntry& e) {
 }
 
 Result<CollectionInfo> CollectionInfo::FromJson(const json& reply) {
-  if (!reply.is_object()) return InvalidArgument("collection: the server's answer is not an object");
+  if (!reply.is_object())
+    return InvalidArgument("collection: the server's answer is not an object");
   CollectionInfo c;
   c.name = reply.value("name", std::string());
   c.version = reply.value("version", int64_t{0});
@@ -48,7 +50,8 @@ Result<CollectionInfo> CollectionInfo::FromJson(const json& reply) {
   c.count = reply.value("count", int64_t{0});
   const json files = reply.value("files", json::object());
   if (files.is_object()) {
-    json index = files.value("index", json::object()), entries = files.value("entries", json::object());
+    json index = files.value("index", json::object()),
+         entries = files.value("entries", json::object());
     if (index.is_object()) {
       c.index_digest = index.value("digest", std::string());
       c.index_size = index.value("size", int64_t{0});
@@ -73,9 +76,9 @@ Collection::Collection(CollectionInfo info, std::unique_ptr<vector::VectorIndex>
   }
 }
 
-Result<std::unique_ptr<Collection>> Collection::FromParts(CollectionInfo info,
-                                                          std::unique_ptr<vector::VectorIndex> index,
-                                                          std::vector<CollectionEntry> entries) {
+Result<std::unique_ptr<Collection>> Collection::FromParts(
+    CollectionInfo info, std::unique_ptr<vector::VectorIndex> index,
+    std::vector<CollectionEntry> entries) {
   if (!index) return InvalidArgument("collection " + info.name + ": no index");
   if (index->size() != entries.size()) {
     return FailedPrecondition("collection " + info.name + ": the index has " +
@@ -87,12 +90,15 @@ Result<std::unique_ptr<Collection>> Collection::FromParts(CollectionInfo info,
                               std::to_string(index->dim()) + ", the server says " +
                               std::to_string(info.dim));
   }
-  return std::unique_ptr<Collection>(new Collection(std::move(info), std::move(index), std::move(entries)));
+  return std::unique_ptr<Collection>(
+      new Collection(std::move(info), std::move(index), std::move(entries)));
 }
 
-Result<std::unique_ptr<Collection>> Collection::Load(CollectionInfo info, const std::string& index_path,
+Result<std::unique_ptr<Collection>> Collection::Load(CollectionInfo info,
+                                                     const std::string& index_path,
                                                      const std::string& entries_path) {
-  FM_ASSIGN_OR_RETURN(std::unique_ptr<vector::VectorIndex> index, vector::VectorIndex::Load(index_path));
+  FM_ASSIGN_OR_RETURN(std::unique_ptr<vector::VectorIndex> index,
+                      vector::VectorIndex::Load(index_path));
   std::ifstream in(entries_path, std::ios::binary);
   if (!in) return FailedPrecondition("cannot read " + entries_path);
   std::vector<CollectionEntry> entries;

@@ -4,10 +4,9 @@
 // shared by every task that searches it, from any thread.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
 #include <string>
@@ -67,7 +66,8 @@ class Collection {
  public:
   // Loads both files; FailedPrecondition when they disagree (entries != vectors) or the
   // index is not the one `info` describes (dim).
-  static Result<std::unique_ptr<Collection>> Load(CollectionInfo info, const std::string& index_path,
+  static Result<std::unique_ptr<Collection>> Load(CollectionInfo info,
+                                                  const std::string& index_path,
                                                   const std::string& entries_path);
   // For tests and local builds: an index and entries already in memory.
   static Result<std::unique_ptr<Collection>> FromParts(CollectionInfo info,

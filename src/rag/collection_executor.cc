@@ -80,10 +80,12 @@ Result<CollectionOptions> CollectionOptionsFromSpec(const json& spec) {
   FM_ASSIGN_OR_RETURN(o.text_field, Text(section, "text_field", "text", where));
   FM_ASSIGN_OR_RETURN(o.id_field, Text(section, "id_field", "", where));
   if (const json& m = Field(section, "metadata_fields"); !m.is_null()) {
-    if (!m.is_array()) return InvalidArgument(where + ".metadata_fields must be a list of field names");
+    if (!m.is_array())
+      return InvalidArgument(where + ".metadata_fields must be a list of field names");
     std::vector<std::string> fields;
     for (const auto& f : m) {
-      if (!f.is_string()) return InvalidArgument(where + ".metadata_fields must be a list of field names");
+      if (!f.is_string())
+        return InvalidArgument(where + ".metadata_fields must be a list of field names");
       fields.push_back(f.get<std::string>());
     }
     o.metadata_fields = std::move(fields);
@@ -93,8 +95,8 @@ Result<CollectionOptions> CollectionOptionsFromSpec(const json& spec) {
     return InvalidArgument(where + ".chunking must be a mapping {max_tokens, overlap}");
   }
   FM_ASSIGN_OR_RETURN(o.max_tokens, Count(chunking, "max_tokens", 256, 1, where + ".chunking"));
-  FM_ASSIGN_OR_RETURN(o.overlap, Count(chunking, "overlap", std::min<size_t>(32, o.max_tokens / 2), 0,
-                                       where + ".chunking"));
+  FM_ASSIGN_OR_RETURN(o.overlap, Count(chunking, "overlap", std::min<size_t>(32, o.max_tokens / 2),
+                                       0, where + ".chunking"));
   if (o.overlap >= o.max_tokens) {
     return InvalidArgument(where + ".chunking.overlap must be smaller than max_tokens (" +
                            std::to_string(o.max_tokens) + ")");
@@ -127,16 +129,17 @@ Result<std::vector<Document>> DocumentsFromItems(const json& items, const Collec
                                "' (collection.text_field names the text)");
       }
       d.text = text.get<std::string>();
-      if (!o.id_field.empty()) {
-        auto id = ScalarText(Field(row, o.id_field.c_str()));
-        if (!id || id->empty()) {
-          return InvalidArgument(at + " has no field '" + o.id_field +
-                                 "' (collection.id_field names the document)");
-        }
-        d.id = *id;
+      // Without id_field a row's "id" (a string or a number) names it when it has one.
+      const std::string id_field = o.id_field.empty() ? "id" : o.id_field;
+      auto id = ScalarText(Field(row, id_field.c_str()));
+      if (!o.id_field.empty() && (!id || id->empty())) {
+        return InvalidArgument(at + " has no field '" + o.id_field +
+                               "' (collection.id_field names the document)");
       }
+      bool named = id && !id->empty();
+      if (named) d.id = *id;
       for (const auto& [key, value] : row.items()) {
-        if (key == o.text_field || key == o.id_field) continue;
+        if (key == o.text_field || (named && key == id_field)) continue;
         if (o.metadata_fields && std::find(o.metadata_fields->begin(), o.metadata_fields->end(),
                                            key) == o.metadata_fields->end()) {
           continue;
@@ -144,7 +147,8 @@ Result<std::vector<Document>> DocumentsFromItems(const json& items, const Collec
         d.metadata[key] = value;
       }
     } else {
-      return InvalidArgument(at + " must be an object or a string, got " + std::string(row.type_name()));
+      return InvalidArgument(at + " must be an object or a string, got " +
+                             std::string(row.type_name()));
     }
     if (!ids.insert(d.id).second) {
       return InvalidArgument(at + ": document id '" + d.id + "' is used by an earlier row");
@@ -249,17 +253,15 @@ Result<json> CollectionExecutor::Run(executors::TaskContext& ctx) {
   std::vector<executors::OutputFile> outputs;
   for (const char* name : {kIndexFile, kEntriesFile}) {
     FM_ASSIGN_OR_RETURN(std::string bytes, ReadFile(dir / name));
-    files.push_back({{"name", name},
-                     {"size", bytes.size()},
-                     {"sha256", Sha256Hex(bytes)},
-                     {"stored", false}});
+    files.push_back(
+        {{"name", name}, {"size", bytes.size()}, {"sha256", Sha256Hex(bytes)}, {"stored", false}});
     outputs.push_back({name, (dir / name).string()});
   }
   if (ctx.put_files) {
     auto stored = ctx.put_files(outputs);
     if (!stored.ok()) {
-      return Unavailable("collection " + o.name + ": its files could not be stored: " +
-                         stored.status().message());
+      return Unavailable("collection " + o.name +
+                         ": its files could not be stored: " + stored.status().message());
     }
     for (size_t i = 0; i < files.size() && i < stored->size(); ++i) {
       const executors::StoredFile& s = (*stored)[i];
@@ -272,19 +274,20 @@ Result<json> CollectionExecutor::Run(executors::TaskContext& ctx) {
   } else {
     for (auto& f : files) f["why_not"] = "no server to store it";
   }
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  json result = {{"collection",
-                  {{"name", o.name},
-                   {"model", spec::ModelKey(ctx.spec)},
-                   {"dim", dim},
-                   {"count", entries.size()},
-                   {"documents", docs.size()},
-                   {"metric", std::string(vector::MetricName(o.metric))},
-                   {"chunking", {{"max_tokens", o.max_tokens}, {"overlap", o.overlap}}}}},
-                 {"files", std::move(files)},
-                 {"usage", {{"prompt_tokens", tokens},
-                            {"completion_tokens", 0},
-                            {"execution_time_sec", seconds}}}};
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  json result = {
+      {"collection",
+       {{"name", o.name},
+        {"model", spec::ModelKey(ctx.spec)},
+        {"dim", dim},
+        {"count", entries.size()},
+        {"documents", docs.size()},
+        {"metric", std::string(vector::MetricName(o.metric))},
+        {"chunking", {{"max_tokens", o.max_tokens}, {"overlap", o.overlap}}}}},
+      {"files", std::move(files)},
+      {"usage",
+       {{"prompt_tokens", tokens}, {"completion_tokens", 0}, {"execution_time_sec", seconds}}}};
   if (config_.keep_files) result["local_dir"] = dir.string();
   return result;
 }

@@ -12,10 +12,9 @@
 //    completion_tokens, execution_time_sec}}
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,7 +29,7 @@ namespace flowmesh::rag {
 struct CollectionOptions {
   std::string name;
   std::string text_field = "text";
-  std::string id_field;  // "": the row's index
+  std::string id_field;  // "": the row's "id" field, else its index
   std::optional<std::vector<std::string>> metadata_fields;  // absent: every other field
   size_t max_tokens = 256;
   size_t overlap = 32;
@@ -50,8 +49,9 @@ struct Document {
 };
 
 // data.items as documents: a string is a document's text; an object's text is its
-// text_field (a string), its id the id_field (a string or a number; absent: the row's
-// index), its metadata the metadata_fields (default: every field but text and id).
+// text_field (a string), its id the id_field (a string or a number; without id_field: its
+// "id" field when it has one, else the row's index), its metadata the metadata_fields
+// (default: every field but text and id).
 // InvalidArgument naming the row for a row without text, or two rows with one id.
 Result<std::vector<Document>> DocumentsFromItems(const nlohmann::json& items,
                                                  const CollectionOptions& options);

@@ -22,7 +22,8 @@ Result<json> QdrantFilter(const json& filter) {
       must.push_back({{"key", field}, {"match", {{"value", spec}}}});
       continue;
     }
-    if (!spec.is_object() || spec.empty()) return InvalidArgument(where + ": a value, or {$op: value}");
+    if (!spec.is_object() || spec.empty())
+      return InvalidArgument(where + ": a value, or {$op: value}");
     json range = json::object();
     for (const auto& [op, value] : spec.items()) {
       if (op == "$eq" && scalar(value)) {
@@ -31,11 +32,13 @@ Result<json> QdrantFilter(const json& filter) {
         must_not.push_back({{"key", field}, {"match", {{"value", value}}}});
       } else if (op == "$in" && value.is_array() && !value.empty()) {
         must.push_back({{"key", field}, {"match", {{"any", value}}}});
-      } else if ((op == "$gt" || op == "$gte" || op == "$lt" || op == "$lte") && value.is_number()) {
+      } else if ((op == "$gt" || op == "$gte" || op == "$lt" || op == "$lte") &&
+                 value.is_number()) {
         range[op.substr(1)] = value;
       } else {
-        return InvalidArgument(where + "." + op + ": unknown operator or value (use $eq $ne $in "
-                                                  "with values, $gt $gte $lt $lte with numbers)");
+        return InvalidArgument(where + "." + op +
+                               ": unknown operator or value (use $eq $ne $in "
+                               "with values, $gt $gte $lt $lte with numbers)");
       }
     }
     if (!range.empty()) must.push_back({{"key", field}, {"range", range}});
@@ -97,7 +100,8 @@ Result<std::vector<QdrantHit>> QdrantSearch(const QdrantTarget& t, const std::ve
   std::string where = "qdrant " + t.url + " collection '" + t.collection + "'";
   if (reply.status == 404) return NotFound(where + ": " + QdrantError(reply));
   if (reply.status >= 500 || reply.status == 429) {
-    return Unavailable(where + " answered HTTP " + std::to_string(reply.status) + ": " + QdrantError(reply));
+    return Unavailable(where + " answered HTTP " + std::to_string(reply.status) + ": " +
+                       QdrantError(reply));
   }
   if (reply.status != 200) {
     return FailedPrecondition(where + " answered HTTP " + std::to_string(reply.status) + ": " +
@@ -108,7 +112,8 @@ Result<std::vector<QdrantHit>> QdrantSearch(const QdrantTarget& t, const std::ve
   if (j.is_object() && j.contains("result")) {
     const json& r = j["result"];
     if (legacy && r.is_array()) points = &r;
-    if (!legacy && r.is_object() && r.contains("points") && r["points"].is_array()) points = &r["points"];
+    if (!legacy && r.is_object() && r.contains("points") && r["points"].is_array())
+      points = &r["points"];
     if (!legacy && r.is_array()) points = &r;
   }
   if (points == nullptr) return Internal(where + ": an answer without result points");

@@ -4,9 +4,8 @@
 // https), with the `api-key` header when one is given.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <atomic>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,9 +21,9 @@ namespace flowmesh::rag {
 Result<nlohmann::json> QdrantFilter(const nlohmann::json& filter);
 
 struct QdrantTarget {
-  std::string url;         // http(s)://host:port, no trailing slash
+  std::string url;  // http(s)://host:port, no trailing slash
   std::string collection;
-  std::string api_key;     // credentials already resolved; "" = none
+  std::string api_key;  // credentials already resolved; "" = none
   double timeout_s = 30;
 };
 

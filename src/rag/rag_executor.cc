@@ -48,15 +48,17 @@ Result<RagOptions> RagOptionsFromSpec(const json& spec) {
   }
   while (!o.qdrant_url.empty() && o.qdrant_url.back() == '/') o.qdrant_url.pop_back();
   if (const json& key = Field(qdrant, "api_key"); key.is_string()) o.qdrant_api_key = key;
-  for (const json* name : {&Field(rag, "collection"), &Field(qdrant, "collection"), &Field(rag, "index")}) {
+  for (const json* name :
+       {&Field(rag, "collection"), &Field(qdrant, "collection"), &Field(rag, "index")}) {
     if (name->is_string() && !name->get<std::string>().empty()) {
       o.collection = name->get<std::string>();
       break;
     }
   }
   if (o.collection.empty()) {
-    return InvalidArgument("spec.rag.collection (an embedded collection) or spec.rag.qdrant "
-                           "{url, collection} is required");
+    return InvalidArgument(
+        "spec.rag.collection (an embedded collection) or spec.rag.qdrant "
+        "{url, collection} is required");
   }
   if (const json& v = Field(rag, "version"); !v.is_null()) {
     if (!v.is_number_integer() || v.get<int64_t>() < 1) return Bad("version", "an integer >= 1");
@@ -77,7 +79,8 @@ Result<RagOptions> RagOptionsFromSpec(const json& spec) {
   if (!o.filter.is_null() && !o.filter.is_object()) return Bad("search.filter", "a mapping");
   const json& gen = Field(rag, "generate");
   if (!gen.is_null()) {
-    if (!gen.is_object()) return Bad("generate", "a mapping {prompt_template, max_tokens, temperature}");
+    if (!gen.is_object())
+      return Bad("generate", "a mapping {prompt_template, max_tokens, temperature}");
     o.generate = true;
     const json& p = Field(gen, "prompt_template");
     if (!p.is_null() && !p.is_string()) return Bad("generate.prompt_template", "a string");
@@ -110,7 +113,8 @@ Result<std::vector<std::string>> QueriesFromSpec(const json& spec) {
   if (q.is_string()) return std::vector<std::string>{q.get<std::string>()};
   if (q.is_array()) {
     for (const auto& item : q) {
-      if (!item.is_string()) return InvalidArgument("spec.rag.query must be a string or a list of strings");
+      if (!item.is_string())
+        return InvalidArgument("spec.rag.query must be a string or a list of strings");
       out.push_back(item.get<std::string>());
     }
     if (!out.empty()) return out;
@@ -164,8 +168,9 @@ Result<json> RagExecutor::Run(executors::TaskContext& ctx) {
   FM_ASSIGN_OR_RETURN(RagOptions o, RagOptionsFromSpec(ctx.spec));
   FM_ASSIGN_OR_RETURN(std::vector<std::string> queries, QueriesFromSpec(ctx.spec));
   if (spec::ModelKey(ctx.spec).empty()) {
-    return InvalidArgument("a rag task needs spec.model: the embedding model its queries are "
-                           "embedded with (the collection's own model)");
+    return InvalidArgument(
+        "a rag task needs spec.model: the embedding model its queries are "
+        "embedded with (the collection's own model)");
   }
   const bool embedded = o.qdrant_url.empty();
   std::shared_ptr<const Collection> collection;
@@ -180,7 +185,8 @@ Result<json> RagExecutor::Run(executors::TaskContext& ctx) {
     if (!fetched.ok()) {
       const Status& s = fetched.status();
       if (s.code() == StatusCode::kNotFound) {
-        return FailedPrecondition("rag: collection '" + o.collection + "' not found: " + s.message());
+        return FailedPrecondition("rag: collection '" + o.collection +
+                                  "' not found: " + s.message());
       }
       return s;
     }
@@ -205,9 +211,9 @@ Result<json> RagExecutor::Run(executors::TaskContext& ctx) {
     target.url = o.qdrant_url;
     target.collection = o.collection;
     if (!o.qdrant_api_key.empty()) {
-      FM_ASSIGN_OR_RETURN(executors::CredentialGrant grant,
-                          executors::api::FetchGrant(ctx, json(o.qdrant_api_key), false,
-                                                     "spec.rag.qdrant"));
+      FM_ASSIGN_OR_RETURN(
+          executors::CredentialGrant grant,
+          executors::api::FetchGrant(ctx, json(o.qdrant_api_key), false, "spec.rag.qdrant"));
       FM_ASSIGN_OR_RETURN(target.api_key,
                           executors::api::ResolveCredentials(o.qdrant_api_key, grant.values));
     }
@@ -221,17 +227,18 @@ Result<json> RagExecutor::Run(executors::TaskContext& ctx) {
     json items = json::array();
     if (embedded) {
       if (vectors[i].size() != collection->index().dim()) {
-        return FailedPrecondition("rag: collection '" + o.collection + "' holds vectors of " +
-                                  std::to_string(collection->index().dim()) +
-                                  " dimensions; this task's model embeds into " +
-                                  std::to_string(vectors[i].size()) +
-                                  " (search with the model the collection was built with: " +
-                                  collection->info().model + ")");
+        return FailedPrecondition(
+            "rag: collection '" + o.collection + "' holds vectors of " +
+            std::to_string(collection->index().dim()) +
+            " dimensions; this task's model embeds into " + std::to_string(vectors[i].size()) +
+            " (search with the model the collection was built with: " + collection->info().model +
+            ")");
       }
       FM_ASSIGN_OR_RETURN(std::vector<CollectionHit> hits,
                           collection->Search(vectors[i], o.top_k, filter, o.score_threshold));
       for (const auto& h : hits) {
-        items.push_back({{"id", h.entry->id}, {"score", h.score}, {"payload", EntryPayload(*h.entry)}});
+        items.push_back(
+            {{"id", h.entry->id}, {"score", h.score}, {"payload", EntryPayload(*h.entry)}});
         passages[i].push_back(h.entry->text);
       }
     } else {
@@ -259,8 +266,8 @@ Result<json> RagExecutor::Run(executors::TaskContext& ctx) {
     if (o.seed) params.seed = *o.seed;
     std::vector<std::shared_ptr<inference::Generation>> running;
     for (size_t i = 0; i < queries.size(); ++i) {
-      FM_ASSIGN_OR_RETURN(auto g, engine->Submit(FillPrompt(o.prompt_template, passages[i], queries[i]),
-                                                 params));
+      FM_ASSIGN_OR_RETURN(
+          auto g, engine->Submit(FillPrompt(o.prompt_template, passages[i], queries[i]), params));
       running.push_back(std::move(g));
     }
     for (size_t i = 0; i < running.size(); ++i) {
@@ -279,18 +286,20 @@ Result<json> RagExecutor::Run(executors::TaskContext& ctx) {
     }
   }
 
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  json usage = {{"latency_sec", seconds}, {"num_queries", queries.size()}, {"total_results", total}};
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  json usage = {
+      {"latency_sec", seconds}, {"num_queries", queries.size()}, {"total_results", total}};
   if (o.generate) {
     usage["prompt_tokens"] = prompt_tokens;
     usage["completion_tokens"] = completion_tokens;
   }
-  json result = {{"qdrant", {{"collection", o.collection},
-                             {"url", embedded ? json() : json(o.qdrant_url)}}},
-                 {"embedding", {{"model", spec::ModelKey(ctx.spec)}}},
-                 {"search", {{"top_k", o.top_k}}},
-                 {"queries", std::move(out)},
-                 {"usage", std::move(usage)}};
+  json result = {
+      {"qdrant", {{"collection", o.collection}, {"url", embedded ? json() : json(o.qdrant_url)}}},
+      {"embedding", {{"model", spec::ModelKey(ctx.spec)}}},
+      {"search", {{"top_k", o.top_k}}},
+      {"queries", std::move(out)},
+      {"usage", std::move(usage)}};
   if (embedded) {
     result["collection"] = {{"name", collection->info().name},
                             {"version", collection->info().version},

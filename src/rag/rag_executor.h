@@ -14,10 +14,9 @@
 // An embedded hit's payload is {text, doc, chunk, metadata}; a Qdrant hit's is the point's.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,7 +55,8 @@ std::string FillPrompt(const std::string& prompt_template, const std::vector<std
 
 class RagExecutor : public executors::Executor {
  public:
-  explicit RagExecutor(std::shared_ptr<inference::ModelCache> models) : models_(std::move(models)) {}
+  explicit RagExecutor(std::shared_ptr<inference::ModelCache> models)
+      : models_(std::move(models)) {}
   Result<nlohmann::json> Run(executors::TaskContext& ctx) override;
 
  private:

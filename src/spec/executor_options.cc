@@ -260,7 +260,7 @@ OptionSection BuildCollection(const OptionSection* chunking) {
       {.name = "text_field", .type = T::kString, .default_json = "\"text\"",
        .doc = "The field of a row holding its text."},
       {.name = "id_field", .type = T::kString,
-       .doc = "The field naming a row's document; absent: the row's index."},
+       .doc = "The field naming a row's document; absent: the row's id field, else its index."},
       {.name = "metadata_fields", .type = T::kList,
        .doc = "Fields kept as metadata; absent: every other field.",
        .what = "a list of field names"},

@@ -54,14 +54,15 @@ Result<std::string> BlobCache::Put(const std::string& digest, std::string_view b
   if (!IsDigest(digest)) return InvalidArgument("not a sha256 digest: " + digest);
   std::string actual = Sha256Hex(bytes);
   if (actual != digest) {
-    return Status(StatusCode::kAborted, "collection blob " + digest + " arrived with sha256 " +
-                                            actual + ": refused");
+    return Status(StatusCode::kAborted,
+                  "collection blob " + digest + " arrived with sha256 " + actual + ": refused");
   }
   std::error_code ec;
   fs::create_directories(dir_, ec);
   if (ec) return Internal("cannot create " + dir_ + ": " + ec.message());
   fs::path path = fs::path(dir_) / digest;
-  fs::path tmp = fs::path(dir_) / (".tmp-" + digest + "-" + std::to_string(::getpid()) + "-" + RandomHex(4));
+  fs::path tmp =
+      fs::path(dir_) / (".tmp-" + digest + "-" + std::to_string(::getpid()) + "-" + RandomHex(4));
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
@@ -126,7 +127,9 @@ size_t BlobCache::Trim(const std::set<std::string>& keep) const {
 }
 
 CollectionClient::CollectionClient(ServerLink link, CollectionCacheConfig config)
-    : link_(std::move(link)), config_(std::move(config)), blobs_(config_.dir, config_.max_disk_bytes) {}
+    : link_(std::move(link)),
+      config_(std::move(config)),
+      blobs_(config_.dir, config_.max_disk_bytes) {}
 
 uint64_t CollectionClient::downloads() const {
   MutexLock lock(mu_);
@@ -144,8 +147,8 @@ Result<rag::CollectionInfo> CollectionClient::Resolve(const std::string& task_id
   thread_local std::map<std::string, std::unique_ptr<http::Client>> clients;
   auto& client = clients[link_.root_url];
   if (!client) client = std::make_unique<http::Client>(link_.root_url, link_.timeout);
-  json body = {{"task_id", task_id}, {"attempt", attempt}, {"worker_id", link_.worker_id},
-               {"name", name}};
+  json body = {
+      {"task_id", task_id}, {"attempt", attempt}, {"worker_id", link_.worker_id}, {"name", name}};
   if (version > 0) body["version"] = version;
   http::Headers headers;
   if (!link_.api_token.empty()) headers["Authorization"] = "Bearer " + link_.api_token;

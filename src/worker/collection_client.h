@@ -27,9 +27,9 @@
 namespace flowmesh::worker {
 
 struct CollectionCacheConfig {
-  std::string dir;                               // blobs by digest; created when missing
-  uint64_t max_disk_bytes = uint64_t{4} << 30;   // blobs kept on disk
-  size_t max_loaded = 8;                         // collections kept loaded in memory
+  std::string dir;                                    // blobs by digest; created when missing
+  uint64_t max_disk_bytes = uint64_t{4} << 30;        // blobs kept on disk
+  size_t max_loaded = 8;                              // collections kept loaded in memory
   std::chrono::milliseconds resolve_deadline{10000};  // asking again on 409 until then
 };
 

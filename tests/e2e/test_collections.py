@@ -107,7 +107,7 @@ class CollectionsTest(unittest.TestCase):
                    timeout=180, what="the rag workflow")
         task = s.api("GET", f"{API}/tasks?workflow_id={wf}", key=self.A)[0]
         self.assertEqual(task["status"], "DONE", task)
-        result = s.api("GET", f"{API}/results/{task['task_id']}", key=self.A)["result"]
+        result = s.api("GET", f"{API}/results/{task['task_id']}", key=self.A)  # the result itself
         q = result["queries"][0]
         self.assertEqual(q["items"][0]["payload"]["text"], ROWS[2]["text"])
         self.assertIsInstance(q.get("answer"), str)

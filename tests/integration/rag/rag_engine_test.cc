@@ -23,14 +23,17 @@ using json = nlohmann::json;
 using inference::testing::TinyModel;
 
 const std::vector<std::pair<std::string, std::string>> kRows = {
-    {"the cat sat on the warm mat", "en"},     {"le chat dort sur le tapis", "fr"},
-    {"rivers carry water to the sea", "en"},   {"la mer est calme ce matin", "fr"},
+    {"the cat sat on the warm mat", "en"},
+    {"le chat dort sur le tapis", "fr"},
+    {"rivers carry water to the sea", "en"},
+    {"la mer est calme ce matin", "fr"},
     {"compilers turn source into machine code", "en"}};
 
 json Rows() {
   json items = json::array();
   for (size_t i = 0; i < kRows.size(); ++i) {
-    items.push_back({{"id", "doc-" + std::to_string(i)}, {"text", kRows[i].first}, {"lang", kRows[i].second}});
+    items.push_back(
+        {{"id", "doc-" + std::to_string(i)}, {"text", kRows[i].first}, {"lang", kRows[i].second}});
   }
   // A long row, cut into several chunks.
   std::string long_text;
@@ -51,8 +54,14 @@ struct Attempt {
   std::vector<std::string> logs;
   executors::TaskContext ctx;
   explicit Attempt(json spec, std::string type)
-      : ctx{"tsk-test", "wfl-test", 1, std::move(type), std::move(spec),
-            [this](std::string line) { logs.push_back(std::move(line)); }, [](json) {}, cancelled} {}
+      : ctx{"tsk-test",
+            "wfl-test",
+            1,
+            std::move(type),
+            std::move(spec),
+            [this](std::string line) { logs.push_back(std::move(line)); },
+            [](json) {},
+            cancelled} {}
 };
 
 class RagEngineTest : public ::testing::Test {
@@ -61,11 +70,14 @@ class RagEngineTest : public ::testing::Test {
     dir_ = new testing::TempDir();
     CollectionExecutor build(Models(), {dir_->path(), /*keep_files=*/true});
     Attempt run({{"taskType", "collection"},
-             {"model", Model()},
-             {"collection", {{"name", "docs"}, {"id_field", "id"},
-                             {"chunking", {{"max_tokens", 16}, {"overlap", 4}}}, {"batch_size", 4}}},
-             {"data", {{"type", "list"}, {"items", Rows()}}}},
-            "collection");
+                 {"model", Model()},
+                 {"collection",
+                  {{"name", "docs"},
+                   {"id_field", "id"},
+                   {"chunking", {{"max_tokens", 16}, {"overlap", 4}}},
+                   {"batch_size", 4}}},
+                 {"data", {{"type", "list"}, {"items", Rows()}}}},
+                "collection");
     auto result = build.Run(run.ctx);
     ASSERT_TRUE(result.ok()) << result.status().ToString();
     result_ = new json(*result);
@@ -93,7 +105,8 @@ class RagEngineTest : public ::testing::Test {
     spec.update(extra);
     Attempt run(spec, "rag");
     auto collection = Load();
-    run.ctx.fetch_collection = [collection](const std::string& name, int64_t) -> Result<std::shared_ptr<const Collection>> {
+    run.ctx.fetch_collection = [collection](const std::string& name,
+                                            int64_t) -> Result<std::shared_ptr<const Collection>> {
       if (name != "docs") return NotFound("no collection " + name);
       return collection;
     };
@@ -145,18 +158,23 @@ TEST_F(RagEngineTest, TheBuildWritesBothFilesAndTheContractsResult) {
 
   // The same input builds the same bytes (the operator de-duplication relies on it).
   CollectionExecutor again(Models(), {dir_->path(), true});
-  Attempt run({{"taskType", "collection"}, {"model", Model()},
-           {"collection", {{"name", "docs"}, {"id_field", "id"},
-                           {"chunking", {{"max_tokens", 16}, {"overlap", 4}}}, {"batch_size", 3}}},
-           {"data", {{"type", "list"}, {"items", Rows()}}}},
-          "collection");
+  Attempt run({{"taskType", "collection"},
+               {"model", Model()},
+               {"collection",
+                {{"name", "docs"},
+                 {"id_field", "id"},
+                 {"chunking", {{"max_tokens", 16}, {"overlap", 4}}},
+                 {"batch_size", 3}}},
+               {"data", {{"type", "list"}, {"items", Rows()}}}},
+              "collection");
   auto second = again.Run(run.ctx);
   ASSERT_TRUE(second.ok());
   EXPECT_EQ((*second)["files"], (*result_)["files"]);
 }
 
 TEST_F(RagEngineTest, ARowFindsItselfFirstAndFiltersHold) {
-  json r = Rag({{"collection", "docs"}, {"search", {{"top_k", 3}}}}, {{"data", {{"items", {kRows[2].first}}}}});
+  json r = Rag({{"collection", "docs"}, {"search", {{"top_k", 3}}}},
+               {{"data", {{"items", {kRows[2].first}}}}});
   ASSERT_TRUE(r.is_object());
   EXPECT_EQ(r["collection"]["name"], "docs");
   EXPECT_EQ(r["qdrant"]["collection"], "docs");
@@ -171,8 +189,8 @@ TEST_F(RagEngineTest, ARowFindsItselfFirstAndFiltersHold) {
   EXPECT_EQ(hits[0]["payload"]["doc"], "doc-2");
   EXPECT_NEAR(hits[0]["score"].get<double>(), 1.0, 1e-3);
 
-  for (json filter : {json{{"lang", "fr"}},
-                      json{{"must", {{{"key", "lang"}, {"match", {{"value", "fr"}}}}}}}}) {
+  for (json filter :
+       {json{{"lang", "fr"}}, json{{"must", {{{"key", "lang"}, {"match", {{"value", "fr"}}}}}}}}) {
     json fr = Rag({{"collection", "docs"}, {"search", {{"top_k", 5}, {"filter", filter}}}},
                   {{"data", {{"items", {kRows[2].first}}}}});
     const json& items = fr["queries"][0]["items"];
@@ -185,8 +203,10 @@ TEST_F(RagEngineTest, GenerateAnswersFromThePassages) {
   json r = Rag({{"collection", "docs"},
                 {"query", kRows[0].first},
                 {"search", {{"top_k", 2}}},
-                {"generate", {{"prompt_template", "Context:\n{context}\nQuestion: {query}\nAnswer:"},
-                              {"max_tokens", 6}, {"temperature", 0}}}});
+                {"generate",
+                 {{"prompt_template", "Context:\n{context}\nQuestion: {query}\nAnswer:"},
+                  {"max_tokens", 6},
+                  {"temperature", 0}}}});
   const json& q = r["queries"][0];
   EXPECT_TRUE(q["answer"].is_string());
   EXPECT_GT(r["usage"]["completion_tokens"].get<int>(), 0);
@@ -195,8 +215,11 @@ TEST_F(RagEngineTest, GenerateAnswersFromThePassages) {
 
 TEST_F(RagEngineTest, AMissingCollectionFailsForGood) {
   RagExecutor executor(Models());
-  Attempt run({{"taskType", "rag"}, {"model", Model()}, {"rag", {{"collection", "nope"}, {"query", "x"}}}}, "rag");
-  run.ctx.fetch_collection = [](const std::string& name, int64_t) -> Result<std::shared_ptr<const Collection>> {
+  Attempt run(
+      {{"taskType", "rag"}, {"model", Model()}, {"rag", {{"collection", "nope"}, {"query", "x"}}}},
+      "rag");
+  run.ctx.fetch_collection = [](const std::string& name,
+                                int64_t) -> Result<std::shared_ptr<const Collection>> {
     return NotFound("no collection " + name);
   };
   auto r = executor.Run(run.ctx);
@@ -210,15 +233,21 @@ class QdrantStub {
   explicit QdrantStub(const testing::TempDir& dir, bool legacy) {
     std::string port_file = dir / (legacy ? "legacy.port" : "qdrant.port");
     SpawnOptions options;
-    options.argv = {"/usr/bin/env", "python3", std::string(FLOWMESH_SOURCE_DIR) + "/tests/support/qdrant_stub.py",
-                    "--port-file", port_file, "--api-key", "k3y"};
+    options.argv = {"/usr/bin/env",
+                    "python3",
+                    std::string(FLOWMESH_SOURCE_DIR) + "/tests/support/qdrant_stub.py",
+                    "--port-file",
+                    port_file,
+                    "--api-key",
+                    "k3y"};
     if (legacy) options.argv.push_back("--legacy");
     options.log_file = dir / "qdrant.log";
     auto pid = Spawn(options);
     EXPECT_TRUE(pid.ok());
     pid_ = pid.ok() ? *pid : 0;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (!fs::exists(port_file) && std::chrono::steady_clock::now() < deadline && ProcessAlive(pid_)) {
+    while (!fs::exists(port_file) && std::chrono::steady_clock::now() < deadline &&
+           ProcessAlive(pid_)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling the condition
     }
     std::ifstream(port_file) >> port_;
@@ -241,24 +270,30 @@ TEST_F(RagEngineTest, QdrantOverRestWithBothRoutes) {
     QdrantStub stub(*dir_, legacy);
     http::Client client(stub.url());
     http::Headers key = {{"api-key", "k3y"}};
-    auto made = client.Request("PUT", "/collections/kb", json{{"vectors", {{"size", 64}, {"distance", "Cosine"}}}}.dump(), key);
+    auto made =
+        client.Request("PUT", "/collections/kb",
+                       json{{"vectors", {{"size", 64}, {"distance", "Cosine"}}}}.dump(), key);
     ASSERT_TRUE(made.ok() && made->status == 200);
     json points = json::array();
     for (size_t i = 0; i < kRows.size(); ++i) {
       auto v = (*engine)->Embed({kRows[i].first});
       ASSERT_TRUE(v.ok());
-      points.push_back({{"id", i + 1}, {"vector", (*v)[0]},
+      points.push_back({{"id", i + 1},
+                        {"vector", (*v)[0]},
                         {"payload", {{"text", kRows[i].first}, {"lang", kRows[i].second}}}});
     }
-    auto put = client.Request("PUT", "/collections/kb/points", json{{"points", points}}.dump(), key);
+    auto put =
+        client.Request("PUT", "/collections/kb/points", json{{"points", points}}.dump(), key);
     ASSERT_TRUE(put.ok() && put->status == 200) << (put.ok() ? put->body : put.status().ToString());
 
     RagExecutor executor(Models());
-    Attempt run({{"taskType", "rag"}, {"model", Model()},
-             {"rag", {{"qdrant", {{"url", stub.url()}, {"collection", "kb"}, {"api_key", "k3y"}}},
-                      {"search", {{"top_k", 2}, {"filter", {{"lang", {{"$in", {"fr", "xx"}}}}}}}}}},
-             {"data", {{"items", {kRows[3].first}}}}},
-            "rag");
+    Attempt run({{"taskType", "rag"},
+                 {"model", Model()},
+                 {"rag",
+                  {{"qdrant", {{"url", stub.url()}, {"collection", "kb"}, {"api_key", "k3y"}}},
+                   {"search", {{"top_k", 2}, {"filter", {{"lang", {{"$in", {"fr", "xx"}}}}}}}}}},
+                 {"data", {{"items", {kRows[3].first}}}}},
+                "rag");
     auto r = executor.Run(run.ctx);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ((*r)["qdrant"]["url"], stub.url());
@@ -271,10 +306,13 @@ TEST_F(RagEngineTest, QdrantOverRestWithBothRoutes) {
     EXPECT_EQ(items[1]["payload"]["lang"], "fr");
 
     // A collection Qdrant does not have is a permanent failure naming it.
-    Attempt missing({{"taskType", "rag"}, {"model", Model()},
-                 {"rag", {{"qdrant", {{"url", stub.url()}, {"collection", "nope"}, {"api_key", "k3y"}}},
-                          {"query", "x"}}}},
-                "rag");
+    Attempt missing(
+        {{"taskType", "rag"},
+         {"model", Model()},
+         {"rag",
+          {{"qdrant", {{"url", stub.url()}, {"collection", "nope"}, {"api_key", "k3y"}}},
+           {"query", "x"}}}},
+        "rag");
     auto m = executor.Run(missing.ctx);
     EXPECT_EQ(m.status().code(), StatusCode::kFailedPrecondition) << m.status().ToString();
     EXPECT_NE(m.status().message().find("nope"), std::string::npos);

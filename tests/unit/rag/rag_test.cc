@@ -68,21 +68,28 @@ TEST(Rows, ObjectsAndStringsBecomeDocuments) {
 
   o.id_field.clear();
   o.metadata_fields = std::vector<std::string>{"lang"};
-  docs = DocumentsFromItems(json::array({"plain", {{"text", "x"}, {"lang", "fr"}, {"n", 1}}}), o);
+  docs = DocumentsFromItems(
+      json::array(
+          {"plain", {{"text", "x"}, {"lang", "fr"}, {"n", 1}}, {{"text", "y"}, {"id", "named"}}}),
+      o);
   ASSERT_TRUE(docs.ok());
   EXPECT_EQ((*docs)[0].id, "0");
   EXPECT_EQ((*docs)[0].text, "plain");
   EXPECT_EQ((*docs)[1].id, "1");
   EXPECT_EQ((*docs)[1].metadata, (json{{"lang", "fr"}}));
+  EXPECT_EQ((*docs)[2].id, "named");  // a row's own "id" without id_field
+  EXPECT_TRUE((*docs)[2].metadata.empty());
 }
 
 TEST(Rows, ARowWithoutTextOrARepeatedIdIsRefused) {
   CollectionOptions o = Options();
   auto missing = DocumentsFromItems(json::array({{{"body", "x"}}}), o);
   EXPECT_EQ(missing.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(missing.status().message().find("data.items[0] has no string field 'text'"), std::string::npos);
+  EXPECT_NE(missing.status().message().find("data.items[0] has no string field 'text'"),
+            std::string::npos);
   o.id_field = "id";
-  auto twice = DocumentsFromItems(json::array({{{"id", 1}, {"text", "a"}}, {{"id", "1"}, {"text", "b"}}}), o);
+  auto twice = DocumentsFromItems(
+      json::array({{{"id", 1}, {"text", "a"}}, {{"id", "1"}, {"text", "b"}}}), o);
   EXPECT_NE(twice.status().message().find("data.items[1]: document id '1'"), std::string::npos);
   EXPECT_FALSE(DocumentsFromItems(json::array(), o).ok());
   EXPECT_FALSE(DocumentsFromItems(json::array({3}), o).ok());
@@ -118,13 +125,16 @@ TEST(Options, DefaultsAndErrorsNameTheKey) {
 TEST(Entries, LinesRoundTripWithStableBytes) {
   CollectionEntry e{"d#0", "d", 0, "caf\xC3\xA9", {{"lang", "fr"}, {"a", 1}}};
   std::string line = EntryLine(e);
-  EXPECT_EQ(line, R"({"chunk":0,"doc":"d","id":"d#0","metadata":{"a":1,"lang":"fr"},"text":"café"})");
+  EXPECT_EQ(line,
+            R"({"chunk":0,"doc":"d","id":"d#0","metadata":{"a":1,"lang":"fr"},"text":"café"})");
   auto back = ParseEntryLine(line, 1);
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->id, "d#0");
   EXPECT_EQ(back->metadata["lang"], "fr");
-  EXPECT_EQ(EntryPayload(*back), (json{{"text", "café"}, {"doc", "d"}, {"chunk", 0},
-                                       {"metadata", {{"a", 1}, {"lang", "fr"}}}}));
+  EXPECT_EQ(
+      EntryPayload(*back),
+      (json{
+          {"text", "café"}, {"doc", "d"}, {"chunk", 0}, {"metadata", {{"a", 1}, {"lang", "fr"}}}}));
   EXPECT_FALSE(ParseEntryLine("{\"id\": 1}", 2).ok());
 }
 
@@ -137,8 +147,11 @@ std::unique_ptr<Collection> Circle() {
     double a = i * 0.5;
     v.push_back(static_cast<float>(std::cos(a)));
     v.push_back(static_cast<float>(std::sin(a)));
-    entries.push_back({"d" + std::to_string(i) + "#0", "d" + std::to_string(i), 0,
-                       "text " + std::to_string(i), {{"lang", langs[i]}, {"year", 2020 + i}}});
+    entries.push_back({"d" + std::to_string(i) + "#0",
+                       "d" + std::to_string(i),
+                       0,
+                       "text " + std::to_string(i),
+                       {{"lang", langs[i]}, {"year", 2020 + i}}});
   }
   auto index = vector::VectorIndex::Build(2, v);
   EXPECT_TRUE(index.ok());
@@ -165,8 +178,8 @@ TEST(Search, FiltersInOurFormAndQdrantsAgree) {
   EXPECT_NEAR((*all)[0].score, 1.0, 1e-5);
 
   auto ours = vector::MetadataFilter::Parse({{"lang", "fr"}});
-  auto qdrant = vector::MetadataFilter::Parse(
-      {{"must", {{{"key", "lang"}, {"match", {{"value", "fr"}}}}}}});
+  auto qdrant =
+      vector::MetadataFilter::Parse({{"must", {{{"key", "lang"}, {"match", {{"value", "fr"}}}}}}});
   ASSERT_TRUE(ours.ok() && qdrant.ok());
   for (const auto* f : {&*ours, &*qdrant}) {
     auto fr = c->Search(q, 5, *f, std::nullopt);
@@ -208,9 +221,11 @@ TEST(QdrantFilter, OursIsTranslatedAndQdrantsKept) {
 }
 
 TEST(RagOptions, EmbeddedQdrantAndGenerate) {
-  auto o = RagOptionsFromSpec({{"rag", {{"collection", "docs"}, {"version", 2},
-                                        {"search", {{"top_k", 3}, {"filter", {{"lang", "en"}}}}},
-                                        {"generate", {{"max_tokens", 8}}}}}});
+  auto o = RagOptionsFromSpec({{"rag",
+                                {{"collection", "docs"},
+                                 {"version", 2},
+                                 {"search", {{"top_k", 3}, {"filter", {{"lang", "en"}}}}},
+                                 {"generate", {{"max_tokens", 8}}}}}});
   ASSERT_TRUE(o.ok()) << o.status().ToString();
   EXPECT_EQ(o->collection, "docs");
   EXPECT_EQ(o->version, 2);
@@ -221,7 +236,8 @@ TEST(RagOptions, EmbeddedQdrantAndGenerate) {
   EXPECT_EQ(o->temperature, 0.0f);
   EXPECT_NE(o->prompt_template.find("{context}"), std::string::npos);
 
-  auto q = RagOptionsFromSpec({{"rag", {{"qdrant", {{"host", "db"}, {"port", 7000}, {"collection", "c"}}}}}});
+  auto q = RagOptionsFromSpec(
+      {{"rag", {{"qdrant", {{"host", "db"}, {"port", 7000}, {"collection", "c"}}}}}});
   ASSERT_TRUE(q.ok());
   EXPECT_EQ(q->qdrant_url, "http://db:7000");
   EXPECT_EQ(q->collection, "c");
@@ -230,7 +246,8 @@ TEST(RagOptions, EmbeddedQdrantAndGenerate) {
   auto e = RagOptionsFromSpec({{"rag", {{"qdrant", {{"collection", "c"}}}}}});
   EXPECT_TRUE(e.ok() && e->qdrant_url.empty() && e->collection == "c");
   EXPECT_FALSE(RagOptionsFromSpec({{"rag", json::object()}}).ok());
-  EXPECT_FALSE(RagOptionsFromSpec({{"rag", {{"collection", "d"}, {"search", {{"top_k", 0}}}}}}).ok());
+  EXPECT_FALSE(
+      RagOptionsFromSpec({{"rag", {{"collection", "d"}, {"search", {{"top_k", 0}}}}}}).ok());
 }
 
 TEST(RagOptions, QueriesFromQueryOrItems) {
@@ -238,7 +255,8 @@ TEST(RagOptions, QueriesFromQueryOrItems) {
   json items = {{"data", {{"items", {"a", {{"query", "b"}}, {{"text", "c"}}}}}}};
   EXPECT_EQ(QueriesFromSpec(items).value(), (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_FALSE(QueriesFromSpec(json::object()).ok());
-  EXPECT_EQ(FillPrompt("C: {context}\nQ: {query} {x}", {"one", "two"}, "why"), "C: one\ntwo\nQ: why {x}");
+  EXPECT_EQ(FillPrompt("C: {context}\nQ: {query} {x}", {"one", "two"}, "why"),
+            "C: one\ntwo\nQ: why {x}");
 }
 
 }  // namespace

@@ -52,12 +52,19 @@ class CollectionsEndpoint {
       EXPECT_EQ(req.Header("Authorization"), "Bearer svc-token");
       json body = json::parse(req.body);
       if (resolves_ == 1) return http::Response::Error(409, "attempt not recorded yet");
-      if (body["name"] != "docs") return http::Response::Error(404, "no collection " + body["name"].get<std::string>());
-      json files = {{"index", {{"digest", Sha256Hex(files_.index)}, {"size", files_.index.size()}}},
-                    {"entries", {{"digest", Sha256Hex(files_.entries)}, {"size", files_.entries.size()}}}};
-      return http::Response::Json(200, json{{"name", "docs"}, {"version", 3}, {"model", "local:/m.gguf"},
-                                            {"dim", 2}, {"count", 2}, {"metric", "cosine"},
-                                            {"files", files}}.dump());
+      if (body["name"] != "docs")
+        return http::Response::Error(404, "no collection " + body["name"].get<std::string>());
+      json files = {
+          {"index", {{"digest", Sha256Hex(files_.index)}, {"size", files_.index.size()}}},
+          {"entries", {{"digest", Sha256Hex(files_.entries)}, {"size", files_.entries.size()}}}};
+      return http::Response::Json(200, json{{"name", "docs"},
+                                            {"version", 3},
+                                            {"model", "local:/m.gguf"},
+                                            {"dim", 2},
+                                            {"count", 2},
+                                            {"metric", "cosine"},
+                                            {"files", files}}
+                                           .dump());
     });
     router->Add("GET", "/api/v1/collections/blobs/{digest}", [this](http::Request& req) {
       std::lock_guard lock(mu_);
