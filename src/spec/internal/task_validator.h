@@ -42,8 +42,7 @@ struct Schema {
   std::string label;                                   // "(type local)" in unknown-key messages
   // kList
   const Schema* item = nullptr;
-  // kObject inside a kOneOf: matches only a mapping that has this key, or only keys of
-  // `fields` ("" = any mapping)
+  // kObject inside a kOneOf: matches only a mapping that has this key ("" = any mapping)
   std::string match_key;
   // kOneOf: the first option whose JSON type matches validates the value
   std::vector<const Schema*> options;
