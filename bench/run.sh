@@ -64,13 +64,20 @@
 #          server, the worker and llama-server, tokens per chunk. One run on the shared 2-core
 #          machine (load ~8): ratio 1.19 (3,710 vs 3,106 tokens/s), proxy TTFT overhead
 #          0.21 ms with 1 client, 8.2 ms with 8 (2.6-3.9 ms in runs at load ~4).
+#   metrics  GET /metrics render time on a stack with 4 CPU workers after 200 workflows
+#          (bench/metrics_bench.py: metrics_render_p50_ms, _p99_ms over 500 scrapes on one
+#          keep-alive connection, metrics_bytes, metrics_series), then the node-failure
+#          recovery of tests/e2e/test_multinode.py (root and two supervisor nodes in network
+#          namespaces; kill -9 of a node running tasks -> every workflow DONE): node_recovery_s,
+#          node_recovery_moved_tasks. The second part needs root (it says so and skips
+#          otherwise).
 #   rag    the embedded vector index (src/vector/) on 100,000 generated 384-dim vectors
 #          (a mixture of 10,000 Gaussian clusters), cosine, k 10: recall_at_10 against exact
 #          search, single-thread queries_per_sec (and exact_queries_per_sec), build_sec,
 #          bytes_per_vector. `rag-faiss`: the same with faiss (needs libfaiss-dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name="${1:?usage: bench/run.sh NAME (echo|echo-auth|peers|parse|scheduler|dedup|inference|serve|rag|rag-faiss|fuzz-parser)}"
+name="${1:?usage: bench/run.sh NAME (echo|echo-auth|peers|parse|scheduler|dedup|metrics|inference|serve|rag|rag-faiss|fuzz-parser)}"
 case "$name" in
   echo)
     scripts/build release >&2  # incremental: never measure stale binaries
@@ -136,6 +143,23 @@ case "$name" in
   dedup)
     scripts/build release >&2
     exec python3 bench/dedup_bench.py ;;
+  metrics)
+    scripts/build release >&2
+    python3 bench/metrics_bench.py
+    out=$(mktemp)
+    (cd tests/e2e && FLOWMESH_BENCH_OUT="$out" python3 -m unittest test_multinode >&2) || true
+    python3 - "$out" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+if not rows:
+    print("node_recovery_s=skipped (needs root and ip netns; see the test output)")
+for r in rows:
+    print(f"node_recovery_s={r['recovery_s']:.1f}")
+    print(f"node_recovery_moved_tasks={r['moved_tasks']}")
+    print(f"node_recovery_task_s={r['task_s']}")
+    print(f"node_recovery_grace_s={r['grace_s']}")
+PY
+    rm -f "$out" ;;
   rag)
     [ -f build/release/build.ninja ] || cmake --preset release >&2
     cmake --build build/release --target vector_bench >&2
@@ -150,5 +174,5 @@ case "$name" in
     exec tests/fuzz/run_fuzzer.sh "${2:-60}" ;;
   inference)
     exec bench/inference.sh ;;
-  *) echo "unknown benchmark '$name' (known: echo, echo-auth, peers, parse, scheduler, dedup, inference, serve, rag, rag-faiss, fuzz-parser)" >&2; exit 2 ;;
+  *) echo "unknown benchmark '$name' (known: echo, echo-auth, peers, parse, scheduler, dedup, metrics, inference, serve, rag, rag-faiss, fuzz-parser)" >&2; exit 2 ;;
 esac
