@@ -69,8 +69,8 @@
 #          keep-alive connection, metrics_bytes, metrics_series), then the node-failure
 #          recovery of tests/e2e/test_multinode.py (root and two supervisor nodes in network
 #          namespaces; kill -9 of a node running tasks -> every workflow DONE): node_recovery_s,
-#          node_recovery_moved_tasks. The second part needs root (it says so and skips
-#          otherwise).
+#          node_down_detected_s (kill -> the node listed DOWN), node_recovery_moved_tasks.
+#          The second part needs root (it says so and skips otherwise).
 #   rag    the embedded vector index (src/vector/) on 100,000 generated 384-dim vectors
 #          (a mixture of 10,000 Gaussian clusters), cosine, k 10: recall_at_10 against exact
 #          search, single-thread queries_per_sec (and exact_queries_per_sec), build_sec,
@@ -155,6 +155,7 @@ if not rows:
     print("node_recovery_s=skipped (needs root and ip netns; see the test output)")
 for r in rows:
     print(f"node_recovery_s={r['recovery_s']:.1f}")
+    print(f"node_down_detected_s={r['detect_s']:.1f}")
     print(f"node_recovery_moved_tasks={r['moved_tasks']}")
     print(f"node_recovery_task_s={r['task_s']}")
     print(f"node_recovery_grace_s={r['grace_s']}")
