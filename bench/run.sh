@@ -69,6 +69,13 @@
 #          BENCH_UI_RUNS (5) fresh loads of its task-graph view: ui_dag_first_render_ms (median,
 #          navigation start to the frame after the SVG holds every node), its min/max, and the
 #          page's own layout and draw times (ui_dag_layout_ms, ui_dag_draw_ms).
+#   metrics  GET /metrics render time on a stack with 4 CPU workers after 200 workflows
+#          (bench/metrics_bench.py: metrics_render_p50_ms, _p99_ms over 500 scrapes on one
+#          keep-alive connection, metrics_bytes, metrics_series), then the node-failure
+#          recovery of tests/e2e/test_multinode.py (root and two supervisor nodes in network
+#          namespaces; kill -9 of a node running tasks -> every workflow DONE): node_recovery_s,
+#          node_down_detected_s (kill -> the node listed DOWN), node_recovery_moved_tasks.
+#          The second part needs root (it says so and skips otherwise).
 #   rag    the embedded vector index (src/vector/) on 100,000 generated 384-dim vectors,
 #          cosine, k 10: recall_at_10 against exact search, single-thread queries_per_sec
 #          (and exact_queries_per_sec), build_sec, bytes_per_vector, intrinsic_dim. The main
@@ -79,7 +86,7 @@
 #          hard=0). `rag-faiss`: faiss on the hard set (needs libfaiss-dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name="${1:?usage: bench/run.sh NAME (echo|echo-auth|peers|parse|scheduler|dedup|inference|serve|ui|rag|rag-faiss|fuzz-parser)}"
+name="${1:?usage: bench/run.sh NAME (echo|echo-auth|peers|parse|scheduler|dedup|metrics|inference|serve|ui|rag|rag-faiss|fuzz-parser)}"
 case "$name" in
   echo)
     scripts/build release >&2  # incremental: never measure stale binaries
@@ -148,6 +155,24 @@ case "$name" in
   ui)
     scripts/build release >&2
     exec python3 bench/ui_bench.py ;;
+  metrics)
+    scripts/build release >&2
+    python3 bench/metrics_bench.py
+    out=$(mktemp)
+    (cd tests/e2e && FLOWMESH_BENCH_OUT="$out" python3 -m unittest test_multinode >&2) || true
+    python3 - "$out" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+if not rows:
+    print("node_recovery_s=skipped (needs root and ip netns; see the test output)")
+for r in rows:
+    print(f"node_recovery_s={r['recovery_s']:.1f}")
+    print(f"node_down_detected_s={r['detect_s']:.1f}")
+    print(f"node_recovery_moved_tasks={r['moved_tasks']}")
+    print(f"node_recovery_task_s={r['task_s']}")
+    print(f"node_recovery_grace_s={r['grace_s']}")
+PY
+    rm -f "$out" ;;
   rag)
     [ -f build/release/build.ninja ] || cmake --preset release >&2
     cmake --build build/release --target vector_bench rag_bench >&2
@@ -166,5 +191,5 @@ case "$name" in
     exec tests/fuzz/run_fuzzer.sh "${2:-60}" ;;
   inference)
     exec bench/inference.sh ;;
-  *) echo "unknown benchmark '$name' (known: echo, echo-auth, peers, parse, scheduler, dedup, inference, serve, ui, rag, rag-faiss, fuzz-parser)" >&2; exit 2 ;;
+  *) echo "unknown benchmark '$name' (known: echo, echo-auth, peers, parse, scheduler, dedup, metrics, inference, serve, ui, rag, rag-faiss, fuzz-parser)" >&2; exit 2 ;;
 esac

@@ -102,12 +102,18 @@ struct ServerApp::Impl {
   pid_t supervisor_pid FM_GUARDED_BY(mu) = -1;
 
   std::string pid_file() const { return config.state_dir + "/supervisor.pid"; }
+  // The server as its own node reaches it: the listen address (loopback for a wildcard).
+  std::string LocalUrl() const {
+    bool wildcard = config.host.empty() || config.host == "0.0.0.0" || config.host == "::";
+    return "http://" + (wildcard ? std::string("127.0.0.1") : config.host) + ":" +
+           std::to_string(http->port());
+  }
 
   Status SpawnSupervisor() {
     SpawnOptions opts;
     opts.argv = {config.supervisor_binary,
                  "--role", "worker",
-                 "--root-url", "http://127.0.0.1:" + std::to_string(http->port()),
+                 "--root-url", LocalUrl(),
                  "--redis-host", config.redis.host,
                  "--redis-port", std::to_string(config.redis.port),
                  "--state-dir", config.state_dir + "/supervisor",

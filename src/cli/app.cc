@@ -79,6 +79,9 @@ void AddStack(CLI::App* app, Invocation* inv) {
   up->add_option("--redis-port", inv->redis_port,
                  "Redis port (env FLOWMESH_REDIS_PORT, default 6379)")
       ->check(CLI::Range(1, 65535));
+  up->add_option("--host", inv->host,
+                 "Address the server listens on, and Redis besides loopback: one that "
+                 "supervisors of other nodes reach (env FLOWMESH_HOST, default 127.0.0.1)");
   stack->add_subcommand("down", "Stop the server, its workers and redis");
   stack->add_subcommand("status", "Show what runs");
   CLI::App* logs = stack->add_subcommand("logs", "Print a log file of the local stack");

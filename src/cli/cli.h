@@ -43,6 +43,7 @@ struct Invocation {
   bool results = false;            // workflow watch --results
   int port = 0;                    // stack up --port (0: env or 8000)
   int redis_port = 0;              // stack up --redis-port (0: env or 6379)
+  std::string host;                // stack up --host (empty: env FLOWMESH_HOST or 127.0.0.1)
   std::string trace_kind = "lineage";  // trace fetch --kind lineage|spans|assets
   // admin org / key, usage
   std::string org;                 // --org

@@ -193,14 +193,14 @@ int NodeList(Context& ctx) {
   if (nodes.is_array()) {
     for (const auto& n : nodes) {
       rows.push_back(
-          {FieldText(n, {"node_id", "id"}), FieldText(n, {"alias"}), FieldText(n, {"namespace"}),
-           FieldText(n, {"cluster"}),
+          {FieldText(n, {"node_id", "id"}), FieldText(n, {"alias"}), FieldText(n, {"status"}),
+           FieldText(n, {"address"}), FieldText(n, {"namespace"}), FieldText(n, {"cluster"}),
            n.is_object() && n.contains("workers") ? std::to_string(CountOf(n["workers"])) : "",
            FormatTimestamp(n.value("last_seen", json()))});
     }
   }
-  ctx.io.out << FormatTable({"NODE", "ALIAS", "NAMESPACE", "CLUSTER", "WORKERS", "LAST SEEN"},
-                            rows);
+  ctx.io.out << FormatTable(
+      {"NODE", "ALIAS", "STATUS", "ADDRESS", "NAMESPACE", "CLUSTER", "WORKERS", "LAST SEEN"}, rows);
   return kExitOk;
 }
 

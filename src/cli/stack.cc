@@ -212,7 +212,8 @@ namespace {
 
 // Starts our redis-server on `redis_port` and records its pid and port; returns its pid, or
 // 0 once it has said on ctx.io.err why it could not.
-pid_t StartRedis(Context& ctx, const std::string& redis_password, int redis_port) {
+pid_t StartRedis(Context& ctx, const std::string& redis_password, int redis_port,
+                 const std::string& host) {
   auto& err = ctx.io.err;
   std::string redis_bin = ctx.env.Get("FLOWMESH_REDIS_SERVER");
   redis_bin = FindExecutable(redis_bin.empty() ? "redis-server" : redis_bin,
@@ -233,10 +234,19 @@ pid_t StartRedis(Context& ctx, const std::string& redis_password, int redis_port
     return 0;
   }
   SpawnOptions so;
-  so.argv = {redis_bin, ctx.layout.RedisDir() + "/redis.conf", "--bind", "127.0.0.1", "--port", std::to_string(redis_port),
+  // Loopback always (the local supervisor and CLI); the stack's host too, for other nodes.
+  std::vector<std::string> bind = {"127.0.0.1"};
+  if (host == "0.0.0.0") {
+    bind = {host};
+  } else if (host != "127.0.0.1") {
+    bind.push_back(host);
+  }
+  so.argv = {redis_bin, ctx.layout.RedisDir() + "/redis.conf", "--bind"};
+  so.argv.insert(so.argv.end(), bind.begin(), bind.end());
+  so.argv.insert(so.argv.end(), {"--port", std::to_string(redis_port),
              "--dir", ctx.layout.RedisDir(), "--daemonize", "no", "--protected-mode", "yes",
              // Streams must survive a Redis restart: append-only file, fsync every second.
-             "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""};
+             "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""});
   so.log_file = ctx.layout.LogFile("redis");
   so.env = {{"FLOWMESH_STACK_HOME", ctx.layout.home}};
   auto pid = Spawn(so);
@@ -287,7 +297,11 @@ int StackUp(Context& ctx) {
   int redis_port = ResolvePort(ctx.inv.redis_port, ctx.env.Get("FLOWMESH_REDIS_PORT"), 6379,
                                "FLOWMESH_REDIS_PORT", err, &ok);
   if (!ok) return kExitUnreachable;
-  std::string url = fmt::format("http://127.0.0.1:{}", port);
+  std::string host = ctx.inv.host.empty() ? ctx.env.Get("FLOWMESH_HOST") : ctx.inv.host;
+  if (host.empty()) host = "127.0.0.1";
+  // A wildcard listens everywhere; the CLI still talks to it over loopback.
+  std::string url =
+      fmt::format("http://{}:{}", host == "0.0.0.0" ? std::string("127.0.0.1") : host, port);
 
   std::string server_bin = ctx.env.Get("FLOWMESH_SERVER_BIN");
   if (server_bin.empty()) server_bin = ExecutableDir() + "/flowmesh-server";
@@ -306,7 +320,7 @@ int StackUp(Context& ctx) {
   pid_t redis_pid = RunningPid(ctx.layout, kRedis);
   bool started_redis = false;
   if (redis_pid == 0) {
-    redis_pid = StartRedis(ctx, *redis_password, redis_port);
+    redis_pid = StartRedis(ctx, *redis_password, redis_port, host);
     if (redis_pid == 0) return kExitFailure;
     started_redis = true;
   } else if (pid_t recorded = ReadPidFile(RedisPortFile(ctx.layout)); recorded > 0) {
@@ -352,7 +366,7 @@ int StackUp(Context& ctx) {
   SpawnOptions so;
   so.argv = {server_bin,     "--port",       std::to_string(port),      "--state-dir",
              ctx.layout.StateDir(), "--redis-host", "127.0.0.1", "--redis-port",
-             std::to_string(redis_port)};
+             std::to_string(redis_port), "--host", host};
   so.env = {{"FLOWMESH_HOME", ctx.layout.home},
             {"FLOWMESH_LOG_DIR", ctx.layout.LogDir()},
             {"FLOWMESH_STACK_HOME", ctx.layout.home},

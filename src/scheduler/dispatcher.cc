@@ -1,6 +1,8 @@
 #include "scheduler/dispatcher.h"
 
+#include <algorithm>
 #include <deque>
+#include <vector>
 
 #include "bus/bus.h"
 
@@ -22,7 +24,10 @@ void Dispatcher::Pass() {
     ready.push_front(std::move(waiting.back()));
     waiting.pop_back();
   }
-  for (auto& decision : d_.queue->Schedule()) {
+  int64_t pass_start = MonoMicros();  // the decision's own cost: real time, not the clock's
+  std::vector<PlacementQueue::Decision> decisions = d_.queue->Schedule();
+  d_.metrics->placement_pass.Observe(static_cast<double>(MonoMicros() - pass_start) / 1e6);
+  for (auto& decision : decisions) {
     // One batch: its dispatch messages go to the node stream in one append.
     for (Task* t : decision.tasks) Assign(*t, *decision.worker);
   }
@@ -60,6 +65,10 @@ void Dispatcher::Assign(Task& t, Worker& w) {
   if (t.in_epoch_order) d_.graph->RequestDispatch();  // the next one in its epoch may go now
   d_.workers->Hold(w, t.rec.task_id, t.spec.demand);
   d_.counters->dispatched++;
+  if (t.admitted_mono > 0) {
+    d_.metrics->placement_latency.Observe(std::max(0.0, d_.time->MonoSeconds() - t.admitted_mono));
+    t.admitted_mono = 0;
+  }
   d_.outbox->PutTask(t.rec);
   d_.outbox->Emit("TASK_DISPATCHED", t.rec, "", false, json{{"attempt", t.rec.attempts}});
   d_.outbox->Send(bus::NodeStream(w.node_id), json{{"kind", "dispatch"},

@@ -20,6 +20,7 @@
 #include "scheduler/dedup.h"
 #include "scheduler/outbox.h"
 #include "scheduler/placement_queue.h"
+#include "scheduler/scheduler_metrics.h"
 #include "scheduler/task_ends.h"
 #include "scheduler/task_graph.h"
 #include "scheduler/worker_registry.h"
@@ -40,6 +41,7 @@ class Dispatcher {
     EventLoop* prepare_loop;  // dataset reads and fetches
     Counters* counters;
     const TimeSource* time;
+    SchedulerMetrics* metrics;
   };
   Dispatcher(Deps deps, std::string data_dir) : d_(deps), data_dir_(std::move(data_dir)) {}
 

@@ -22,6 +22,7 @@ Status NodeCommands::Recover() {
     }
     nodes_[n.node_id] = std::move(node);
   }
+  RefreshNodesSnapshot();  // every node DOWN until it heartbeats (or registers) again
   MutexLock lock(snap_mu_);
   local_node_snapshot_ = local_node_;
   return Status::Ok();
@@ -37,6 +38,12 @@ void NodeCommands::Register(const json& body, JsonCallback done) {
   node.rec.info_json = body.dump();
   if (node.rec.registered_at == 0) node.rec.registered_at = d_.time->WallSeconds();
   node.rec.last_seen = d_.time->WallSeconds();
+  node.heard_mono = d_.time->MonoMicros();
+  // Our supervisors say where their workers connect; the published route's nodes do not.
+  node.supervised = node.supervised || body.contains("grpc_address");
+  if (!node.up) FM_LOG_INFO("node {} ({}) is UP", id, node.rec.alias);
+  node.up = true;
+  RefreshNodesSnapshot();
   state::NodeRecord rec = node.rec;
   bool local = node.local;
   d_.store->Write([rec](state::WriteTxn& txn) { return txn.PutNode(rec); },
@@ -51,6 +58,74 @@ void NodeCommands::Register(const json& body, JsonCallback done) {
                       done(json{{"node_id", id}});
                     });
                   });
+}
+
+void NodeCommands::Seen(const std::string& node_id) {
+  auto it = nodes_.find(node_id);
+  if (it == nodes_.end()) return;
+  Node& node = it->second;
+  node.supervised = true;
+  node.heard_mono = d_.time->MonoMicros();
+  node.rec.last_seen = d_.time->WallSeconds();
+  if (!node.up) {
+    FM_LOG_INFO("node {} ({}) is heartbeating again: UP", node_id, node.rec.alias);
+    SetUp(node, true);
+  }
+}
+
+void NodeCommands::CheckSilent() {
+  int64_t now = d_.time->MonoMicros();
+  auto grace = static_cast<int64_t>(config_.node_grace_s * 1e6);
+  for (auto& [id, node] : nodes_) {
+    if (node.up && now - node.heard_mono > grace) {
+      FM_LOG_WARN("node {} ({}) DOWN: no heartbeat for {} s", id, node.rec.alias,
+                  config_.node_grace_s);
+      SetUp(node, false);
+    }
+  }
+  RefreshNodesSnapshot();  // (last_seen moves with every heartbeat)
+}
+
+void NodeCommands::SetUp(Node& node, bool up) {
+  node.up = up;
+  state::NodeRecord rec = node.rec;  // last_seen persisted on each change of status
+  d_.store->Write([rec](state::WriteTxn& txn) { return txn.PutNode(rec); });
+  RefreshNodesSnapshot();
+}
+
+void NodeCommands::RefreshNodesSnapshot() {
+  json out = json::object();
+  for (const auto& [id, node] : nodes_) {
+    json info = json::parse(node.rec.info_json, nullptr, false);
+    std::string address = info.is_object() ? JsonOr(info, "address", "") : "";
+    out[id] = {{"alias", node.rec.alias},
+               {"status", node.up ? "UP" : "DOWN"},
+               {"last_seen", node.rec.last_seen},
+               {"address", address},
+               {"local", node.local}};
+  }
+  MutexLock lock(snap_mu_);
+  nodes_snapshot_ = std::move(out);
+}
+
+json NodeCommands::NodesSnapshot() const {
+  MutexLock lock(snap_mu_);
+  return nodes_snapshot_;
+}
+
+void NodeCommands::NodeWorkerCommand(const std::string& node_id, const std::string& kind,
+                                     const std::string& name, JsonCallback done) {
+  auto it = nodes_.find(node_id);
+  if (it == nodes_.end() || !it->second.supervised) {
+    done(NotFound("node " + node_id + (it == nodes_.end() ? " not found"
+                                                          : " is not managed by a supervisor")));
+    return;
+  }
+  if (!it->second.up) {
+    done(Unavailable("node " + node_id + " (" + it->second.rec.alias + ") is DOWN"));
+    return;
+  }
+  SendCommand(node_id, kind, name, json::object(), std::move(done));
 }
 
 void NodeCommands::BecomeLocal(const std::string& node_id) {
@@ -80,6 +155,11 @@ void NodeCommands::SendLocalCommand(const std::string& kind, const std::string& 
         [this, kind, name, body, done] { SendLocalCommand(kind, name, body, done); });
     return;
   }
+  SendCommand(local_node_, kind, name, std::move(body), std::move(done));
+}
+
+void NodeCommands::SendCommand(const std::string& node_id, const std::string& kind,
+                               const std::string& name, json body, JsonCallback done) {
   std::string command_id = NewId("cmd");
   json msg = {{"kind", kind}, {"command_id", command_id}, {"name", name}};
   if (kind == "start_worker") msg["worker_config"] = JsonOr(body, "worker_config", json::object());
@@ -87,6 +167,7 @@ void NodeCommands::SendLocalCommand(const std::string& kind, const std::string& 
   cmd.done = std::move(done);
   cmd.kind = kind;
   cmd.name = name;
+  cmd.node_id = node_id;
   cmd.timer = d_.deadlines->After(config_.command_timeout_s, [this, command_id] {
     auto it = commands_.find(command_id);
     if (it == commands_.end()) return;
@@ -95,7 +176,7 @@ void NodeCommands::SendLocalCommand(const std::string& kind, const std::string& 
     cb(DeadlineExceeded("the node did not answer in time"));
   });
   commands_.emplace(command_id, std::move(cmd));
-  d_.outbox->Send(bus::NodeStream(local_node_), msg);
+  d_.outbox->Send(bus::NodeStream(node_id), msg);
 }
 
 std::string NodeCommands::NextWorkerName(const std::string& type) {
@@ -134,7 +215,7 @@ void NodeCommands::OnCommandResult(const json& m) {
     return;
   }
   json record = json{{"name", cmd.name}};
-  auto nit = nodes_.find(local_node_);
+  auto nit = nodes_.find(cmd.node_id);
   if (nit != nodes_.end()) {
     for (const auto& w : nit->second.stack_workers) {
       if (JsonOr(w, "name", "") == cmd.name) record = w;

@@ -28,6 +28,7 @@ bool PlacementQueue::Enqueue(Task& t) {
   }
   if (!placer_->Enqueue(r)) return false;
   t.handle = r.handle;
+  t.admitted_mono = r.enqueue_time;
   t.batch_key = std::move(r.batch_key);
   t.category = r.category;
   handle_task_.emplace(r.handle, t.rec.task_id);

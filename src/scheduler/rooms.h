@@ -18,6 +18,7 @@
 #include "scheduler/outbox.h"
 #include "scheduler/placement_queue.h"
 #include "scheduler/scheduler.h"
+#include "scheduler/scheduler_metrics.h"
 #include "scheduler/submission.h"
 #include "scheduler/task_ends.h"
 #include "scheduler/task_graph.h"
@@ -32,6 +33,13 @@ struct Scheduler::Impl {
   // Runs after each batch of loop closures: dispatch until idle, refresh the worker
   // snapshot, flush outgoing messages, and arm a real timer for the next deadline.
   void AfterBatch();
+  // Sets the gauges that follow the loop's state (queue depth, tasks in flight).
+  void UpdateGauges();
+  // Registers the fleet's collectors (workers, slots, nodes) in the registry.
+  void AddFleetCollectors();
+  static constexpr const char* kFleetCollectors[] = {
+      "flowmesh_workers", "flowmesh_worker_slots", "flowmesh_worker_slots_busy",
+      "flowmesh_worker_utilization", "flowmesh_node_up"};
   // The periodic check: silent workers, unplaceable tasks, elasticity.
   void Watchdog();
   void ArmWakeup();
@@ -48,6 +56,9 @@ struct Scheduler::Impl {
   EventLoop loop{"scheduler"};
   EventLoop prepare_loop{"prepare"};  // dataset reads and fetches, off the scheduler loop
   Counters counters;
+  std::unique_ptr<metrics::Registry> own_registry;  // when config.metrics is null
+  metrics::Registry* registry;
+  SchedulerMetrics metrics;
   placement::Placer placer;  // the scheduling core: every dispatch decision is its
   Deadlines deadlines;
   Outbox outbox;

@@ -19,6 +19,9 @@ Scheduler::Impl::Impl(SchedulerConfig c, state::Store* s, std::shared_ptr<bus::B
       time(config.time != nullptr ? config.time : SystemTimeSource::Get()),
       store(s),
       content(cs),
+      own_registry(config.metrics == nullptr ? std::make_unique<metrics::Registry>() : nullptr),
+      registry(config.metrics != nullptr ? config.metrics : own_registry.get()),
+      metrics(registry),
       placer(config.placement),
       deadlines(time),
       outbox(s, std::move(b), h, &deadlines, time),
@@ -26,24 +29,97 @@ Scheduler::Impl::Impl(SchedulerConfig c, state::Store* s, std::shared_ptr<bus::B
       workers(s, &placer, time, config.worker_grace_s),
       queue(&placer, &graph, &workers, time),
       dedup(config.dedup_scope, &graph, &outbox, s, &loop, &counters, time),
-      ends({&graph, &queue, &workers, &dedup, &outbox, &deadlines, s, cs, &counters, time},
+      ends({&graph, &queue, &workers, &dedup, &outbox, &deadlines, s, cs, &counters, time,
+            &metrics},
            RetryPolicy(config.retry_backoff_base_s, config.retry_backoff_max_s)),
       dispatcher({&graph, &queue, &workers, &ends, &dedup, &outbox, cs, &loop, &prepare_loop,
-                  &counters, time},
+                  &counters, time, &metrics},
                  config.data_dir),
       nodes({s, &outbox, &deadlines, &loop, &workers, &placer, time},
-            {config.command_timeout_s, config.elasticity, config.elastic_worker_config}),
+            {config.command_timeout_s, config.elasticity, config.elastic_worker_config,
+             config.worker_grace_s}),
       liveness(&graph, &workers, &ends, &counters, time, config.worker_grace_s),
       intake(&graph, &liveness, &ends, &nodes, &outbox, &internal, &counters, time),
       submission(&graph, &outbox, s, h, &loop, &counters, time) {
   graph.SetHooks({[this](Task& t) { queue.Unqueue(t); },
                   [this](Task& t) { dedup.ReleaseFlight(t); }});
+  graph.SetMetrics(&metrics);
+  AddFleetCollectors();
+}
+
+void Scheduler::Impl::UpdateGauges() {
+  metrics.queue_depth.Set(static_cast<double>(placer.queued() + graph.ready().size()));
+  metrics.tasks_pending.Set(static_cast<double>(graph.count(TaskState::kPending)));
+  metrics.tasks_in_flight.Set(static_cast<double>(graph.count(TaskState::kDispatched) +
+                                                  graph.count(TaskState::kCancelling)));
+  metrics.workflows_active.Set(static_cast<double>(graph.workflows()));
+}
+
+void Scheduler::Impl::AddFleetCollectors() {
+  using metrics::Sample;
+  // Labels of a node: its id and alias (the alias alone need not be unique).
+  auto per_node = [this](auto value) {
+    return [this, value] {
+      json known = nodes.NodesSnapshot();
+      std::vector<Sample> out;
+      for (const auto& [node_id, load] : workers.Load()) {
+        std::string alias = node_id;
+        if (auto it = known.find(node_id); it != known.end()) alias = JsonOr(*it, "alias", node_id);
+        value(out, std::vector<std::pair<std::string, std::string>>{{"node_id", node_id},
+                                                                    {"node", alias}},
+              load);
+      }
+      return out;
+    };
+  };
+  using Labels = std::vector<std::pair<std::string, std::string>>;
+  using Load = WorkerRegistry::NodeLoad;
+  registry->AddCollector(
+      "flowmesh_workers", "Workers by node and status (IDLE, BUSY, DOWN).", metrics::Type::kGauge,
+      per_node([](std::vector<Sample>& out, Labels labels, const Load& l) {
+        for (const auto& [status, n] : {std::pair{"IDLE", l.idle}, std::pair{"BUSY", l.busy},
+                                        std::pair{"DOWN", l.down}}) {
+          Labels with = labels;
+          with.emplace_back("status", status);
+          out.push_back({std::move(with), static_cast<double>(n)});
+        }
+      }));
+  registry->AddCollector("flowmesh_worker_slots", "Task slots of the live workers of a node.",
+                         metrics::Type::kGauge,
+                         per_node([](std::vector<Sample>& out, Labels labels, const Load& l) {
+                           out.push_back({std::move(labels), static_cast<double>(l.slots)});
+                         }));
+  registry->AddCollector(
+      "flowmesh_worker_slots_busy", "Task slots of a node's live workers held by running tasks.",
+      metrics::Type::kGauge, per_node([](std::vector<Sample>& out, Labels labels, const Load& l) {
+        out.push_back({std::move(labels), static_cast<double>(l.busy_slots)});
+      }));
+  registry->AddCollector(
+      "flowmesh_worker_utilization",
+      "Busy slots over slots of a node's live workers (0 to 1; 0 without live workers).",
+      metrics::Type::kGauge, per_node([](std::vector<Sample>& out, Labels labels, const Load& l) {
+        out.push_back({std::move(labels), l.slots > 0 ? static_cast<double>(l.busy_slots) / l.slots : 0.0});
+      }));
+  registry->AddCollector(
+      "flowmesh_node_up", "1 while a registered node heartbeats within the grace period, else 0.",
+      metrics::Type::kGauge, [this] {
+        std::vector<Sample> out;
+        const json known = nodes.NodesSnapshot();  // (items() of a temporary would dangle)
+        for (const auto& [id, n] : known.items()) {
+          out.push_back({{{"node_id", id},
+                          {"node", JsonOr(n, "alias", id)},
+                          {"address", JsonOr(n, "address", "")}},
+                         JsonOr(n, "status", "") == "UP" ? 1.0 : 0.0});
+        }
+        return out;
+      });
 }
 
 void Scheduler::Impl::AfterBatch() {
   // A pass may unblock more (an in-order epoch member that just went): run until idle.
   while (graph.TakeDispatchRequest()) dispatcher.Pass();
   workers.RefreshSnapshotIfDirty();
+  UpdateGauges();
   outbox.Flush();
   ArmWakeup();
 }
@@ -65,6 +141,7 @@ void Scheduler::Impl::ArmWakeup() {
 
 void Scheduler::Impl::Watchdog() {
   liveness.CheckSilent();
+  nodes.CheckSilent();
   if (config.unplaceable_grace_s > 0) {
     // Queued tasks no worker of the fleet could ever run fail after the grace period.
     for (const auto& [id, reason] : queue.FindUnplaceable(config.unplaceable_grace_s)) {
@@ -133,7 +210,11 @@ Scheduler::Scheduler(SchedulerConfig config, state::Store* store, std::shared_pt
   impl_->loop.SetAfterBatch([this] { impl_->AfterBatch(); });
 }
 
-Scheduler::~Scheduler() { Stop(); }
+Scheduler::~Scheduler() {
+  Stop();
+  // A shared registry outlives the scheduler: drop the collectors that read its rooms.
+  for (const char* name : Impl::kFleetCollectors) impl_->registry->Remove(name);
+}
 
 void Scheduler::SetUsageSink(std::function<void(const state::UsageRecord&)> sink) {
   impl_->ends.SetUsageSink(std::move(sink));
@@ -236,6 +317,7 @@ void Scheduler::ApplyHeartbeat(const std::string& payload) {
   impl_->loop.Post([this, m = std::move(m)] {
     try {
       impl_->liveness.OnHeartbeat(m);
+      impl_->nodes.Seen(JsonOr(m, "node_id", ""));
     } catch (const json::exception& e) {
       FM_LOG_WARN("dropping malformed heartbeat: {}", e.what());
     }
@@ -245,6 +327,17 @@ void Scheduler::ApplyHeartbeat(const std::string& payload) {
 json Scheduler::WorkersSnapshot() const { return impl_->workers.Snapshot(); }
 
 json Scheduler::StackWorkersSnapshot() const { return impl_->nodes.StackSnapshot(); }
+
+metrics::Registry* Scheduler::metrics_registry() const { return impl_->registry; }
+
+json Scheduler::NodesSnapshot() const { return impl_->nodes.NodesSnapshot(); }
+
+void Scheduler::NodeWorkerCommand(const std::string& node_id, const std::string& kind,
+                                  const std::string& name, JsonCallback done) {
+  impl_->loop.Post([this, node_id, kind, name, done = std::move(done)]() mutable {
+    impl_->nodes.NodeWorkerCommand(node_id, kind, name, std::move(done));
+  });
+}
 
 std::string Scheduler::local_node_id() const { return impl_->nodes.LocalNodeSnapshot(); }
 
@@ -265,7 +358,7 @@ json Scheduler::Metrics() const {
           {"bus_messages_total", c.bus_messages.load()},
           {"tasks_reused_total", c.reused.load()},
           {"tasks_joined_total", c.joined.load()},
-          {"scheduler_queue_depth", impl_->loop.queued()}};
+          {"scheduler_loop_backlog", impl_->loop.queued()}};
 }
 
 }  // namespace flowmesh::scheduler

@@ -37,6 +37,7 @@
 #include "bus/bus.h"
 #include "cas/content_store.h"
 #include "common/clock.h"
+#include "common/metrics.h"
 #include "common/status.h"
 #include "placement/placement.h"
 #include "scheduler/event_hub.h"
@@ -64,6 +65,8 @@ struct SchedulerConfig {
   nlohmann::json elastic_worker_config = nlohmann::json::object();  // worker_config of new ones
   // Where time comes from (null: the system clocks). Must outlive the scheduler.
   const TimeSource* time = nullptr;
+  // Where the scheduler's metrics go (null: a registry of its own). Must outlive it.
+  metrics::Registry* metrics = nullptr;
 };
 
 class Scheduler {
@@ -118,6 +121,13 @@ class Scheduler {
   nlohmann::json StackWorkersSnapshot() const;  // local node's worker processes
   std::string local_node_id() const;
   nlohmann::json Metrics() const;
+  // The registry holding the scheduler's metrics (config.metrics, or its own).
+  metrics::Registry* metrics_registry() const;
+  // Liveness of every registered node: {node_id: {alias, status, last_seen, address}}.
+  nlohmann::json NodesSnapshot() const;
+  // kind: start_worker | stop_worker, for the worker named `name` on any registered node.
+  void NodeWorkerCommand(const std::string& node_id, const std::string& kind,
+                         const std::string& name, JsonCallback done);
   // What a running task's worker reported for the fabric only: the TASK_UPDATE keys that
   // start with "_" (a serve endpoint's key). Kept in memory, never stored in the task's
   // latest_update nor sent in events; null once the task ended or when there is none.

@@ -51,6 +51,7 @@ void TaskEnds::RecordUsage(Task& t, const std::string& status, const json& token
   };
   row.prompt_tokens = count("prompt_tokens");
   row.completion_tokens = count("completion_tokens");
+  d_.metrics->Tokens(t.rec.task_type, row.prompt_tokens, row.completion_tokens);
   d_.store->Write([row](state::WriteTxn& txn) { return txn.AppendUsage(row); });
   if (usage_sink_) usage_sink_(row);
 }

@@ -21,6 +21,7 @@
 #include "scheduler/outbox.h"
 #include "scheduler/placement_queue.h"
 #include "scheduler/retry_policy.h"
+#include "scheduler/scheduler_metrics.h"
 #include "scheduler/task_graph.h"
 #include "scheduler/worker_registry.h"
 #include "state/store.h"
@@ -40,6 +41,7 @@ class TaskEnds {
     cas::ContentStore* content;
     Counters* counters;
     const TimeSource* time;
+    SchedulerMetrics* metrics;
   };
   TaskEnds(Deps deps, RetryPolicy retry) : d_(deps), retry_(std::move(retry)) {}
 

@@ -44,6 +44,8 @@ Workflow& TaskGraph::Add(Workflow wf, std::vector<Task> tasks) {
   for (auto& t : tasks) {
     t.wf = &stored;
     ++stored.counts[static_cast<int>(t.rec.status)];
+    ++live_[static_cast<int>(t.rec.status)];
+    if (metrics_ != nullptr) metrics_->SeeTaskType(t.rec.task_type);
     CountEpoch(stored, t);
     std::string id = t.rec.task_id;
     tasks_[id] = std::move(t);
@@ -65,7 +67,12 @@ Workflow& TaskGraph::Add(Workflow wf, std::vector<Task> tasks) {
 void TaskGraph::Drop(const std::string& workflow_id) {
   auto wit = workflows_.find(workflow_id);
   if (wit == workflows_.end()) return;
-  for (const auto& id : wit->second.rec.task_ids) tasks_.erase(id);
+  for (const auto& id : wit->second.rec.task_ids) {
+    auto t = tasks_.find(id);
+    if (t == tasks_.end()) continue;
+    --live_[static_cast<int>(t->second.rec.status)];
+    tasks_.erase(t);
+  }
   workflows_.erase(wit);
 }
 
@@ -80,6 +87,11 @@ void TaskGraph::SetState(Task& t, TaskState to) {
         !state::IsTerminal(t.rec.status) && state::IsTerminal(to)) {
       if (--t.wf->epoch_open[t.epoch] == 0) dispatch_needed_ = true;  // the next epoch may go
     }
+  }
+  --live_[static_cast<int>(t.rec.status)];
+  ++live_[static_cast<int>(to)];
+  if (metrics_ != nullptr && !state::IsTerminal(t.rec.status) && state::IsTerminal(to)) {
+    metrics_->TaskEnded(t.rec.task_type, state::TaskStateName(to));
   }
   t.rec.status = to;
   if (t.dedup_leader && state::IsTerminal(to) && to != TaskState::kDone &&

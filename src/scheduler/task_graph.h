@@ -38,6 +38,7 @@
 #include "placement/placement.h"
 #include "scheduler/deadlines.h"
 #include "scheduler/outbox.h"
+#include "scheduler/scheduler_metrics.h"
 #include "spec/task_spec.h"
 #include "state/records.h"
 
@@ -72,6 +73,7 @@ struct Task {
   bool dedup_bypass = false;  // its twin failed: runs on its own
   // Placement (see placement_queue.h).
   uint64_t handle = 0;  // its id in the placer while queued or placed there; 0: none
+  double admitted_mono = 0;  // when it entered the placer's queue (monotonic s; 0: not there)
   std::string batch_key;
   placement::Category category = placement::Category::kOther;
 };
@@ -96,6 +98,8 @@ class TaskGraph {
 
   TaskGraph(Outbox* outbox, const TimeSource* time) : outbox_(outbox), time_(time) {}
   void SetHooks(Hooks hooks) { hooks_ = std::move(hooks); }
+  // Counts each task that reaches a terminal state (null: none). Set before use.
+  void SetMetrics(SchedulerMetrics* metrics) { metrics_ = metrics; }
 
   Task* Find(const std::string& task_id);
   const Task* Find(const std::string& task_id) const;
@@ -107,6 +111,8 @@ class TaskGraph {
   // Drops a workflow and its tasks from memory.
   void Drop(const std::string& workflow_id);
   size_t workflows() const { return workflows_.size(); }
+  // Tasks in memory in a state (terminal ones only until their workflow is dropped).
+  int64_t count(state::TaskState s) const { return live_[static_cast<int>(s)]; }
   std::vector<std::string> WorkflowIds() const;
 
   // The one place task states change.
@@ -140,6 +146,8 @@ class TaskGraph {
   Outbox* outbox_;
   const TimeSource* time_;
   Hooks hooks_;
+  SchedulerMetrics* metrics_ = nullptr;
+  std::array<int64_t, 6> live_{};  // tasks in memory per TaskState
   std::unordered_map<std::string, Task> tasks_;
   std::unordered_map<std::string, Workflow> workflows_;
   std::deque<std::string> ready_;

@@ -180,8 +180,17 @@ void WorkerRegistry::RefreshSnapshotIfDirty() {
 
 void WorkerRegistry::RefreshSnapshot() {
   json arr = json::array();
+  std::map<std::string, NodeLoad> load;
   double wall = time_->WallSeconds();
   for (const auto& [id, w] : workers_) {
+    NodeLoad& l = load[w.node_id];
+    if (!w.alive) {
+      ++l.down;
+    } else {
+      ++(w.running.empty() ? l.idle : l.busy);
+      l.slots += w.slots;
+      l.busy_slots += std::min(w.slots, static_cast<int>(w.running.size()));
+    }
     json rec = w.info.is_object() ? w.info : json::object();
     rec["worker_id"] = id;
     rec["node_id"] = w.node_id;
@@ -201,6 +210,12 @@ void WorkerRegistry::RefreshSnapshot() {
   }
   MutexLock lock(snap_mu_);
   snapshot_ = std::move(arr);
+  load_ = std::move(load);
+}
+
+std::map<std::string, WorkerRegistry::NodeLoad> WorkerRegistry::Load() const {
+  MutexLock lock(snap_mu_);
+  return load_;
 }
 
 json WorkerRegistry::Snapshot() const {

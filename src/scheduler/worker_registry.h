@@ -79,6 +79,14 @@ class WorkerRegistry {
   void RefreshSnapshot();
   nlohmann::json Snapshot() const;
 
+  // Workers and slots of one node, as of the last snapshot (thread-safe copy).
+  struct NodeLoad {
+    int idle = 0, busy = 0, down = 0;  // workers by status
+    int slots = 0;                     // slots of live workers
+    int busy_slots = 0;                // of those, held by running tasks
+  };
+  std::map<std::string, NodeLoad> Load() const;
+
  private:
   placement::WorkerSpec PlacementSpecOf(const Worker& w) const;
   void Sync(const Worker& w);
@@ -91,6 +99,7 @@ class WorkerRegistry {
   bool dirty_ = false;
   mutable Mutex snap_mu_;
   nlohmann::json snapshot_ FM_GUARDED_BY(snap_mu_) = nlohmann::json::array();
+  std::map<std::string, NodeLoad> load_ FM_GUARDED_BY(snap_mu_);
 };
 
 }  // namespace flowmesh::scheduler

@@ -25,7 +25,11 @@ Status Supervisor::Impl::SpawnLocked(ManagedWorker& w) {
     tags = JsonString(c, "tags");
   }
   std::string cuda = JsonString(c, "cuda_devices");
-  std::string address = "127.0.0.1:" + std::to_string(port);
+  // Workers reach the gRPC server where it listens (loopback when it listens everywhere).
+  std::string listen_host = config.grpc_address.substr(0, config.grpc_address.rfind(':'));
+  bool wildcard = listen_host.empty() || listen_host == "0.0.0.0" || listen_host == "[::]";
+  std::string address = (wildcard ? std::string("127.0.0.1") : listen_host) + ":" +
+                        std::to_string(port);
   SpawnOptions options;
   options.argv = {config.worker_binary, "--supervisor", address, "--name", w.name,
                   "--alias", alias, "--type", type == "gpu" ? "gpu" : "cpu",

@@ -382,7 +382,11 @@ class ApiTest(StackTestCase):
         self.assertTrue(samples)
         for name in samples:
             self.assertTrue(name.startswith("flowmesh_"), name)
-            self.assertIn(name, types, f"{name} has no # TYPE line")
+            # A sample's family: its name without labels or a histogram's suffix.
+            family = name.split("{")[0]
+            if family not in types:
+                family = family.rsplit("_", 1)[0]
+            self.assertIn(family, types, f"{name} has no # TYPE line")
         self.assertIn("flowmesh_tasks_succeeded_total", samples, sorted(samples))
         self.assertGreaterEqual(samples["flowmesh_tasks_succeeded_total"], 9)
         self.assertEqual(types["flowmesh_tasks_succeeded_total"], "counter")

@@ -24,6 +24,36 @@ void SendNoContent(const std::shared_ptr<http::Responder>& resp, const Result<js
   resp->Send(ok);
 }
 
+// Liveness from the scheduler (status UP/DOWN, last heartbeat, address) over the stored
+// record; a node it does not know (registered by an older server) is DOWN.
+json WithLiveness(json record, const json& live) {
+  std::string id = record.value("node_id", "");
+  auto it = live.find(id);
+  if (it == live.end()) {
+    record["status"] = "DOWN";
+    return record;
+  }
+  record["status"] = it->value("status", "DOWN");
+  double last_seen = it->value("last_seen", 0.0);
+  if (last_seen > record.value("last_seen_ts", 0.0)) {
+    record["last_seen_ts"] = last_seen;
+    record["last_seen"] = IsoTime(last_seen);
+  }
+  record["address"] = it->value("address", "");
+  return record;
+}
+
+// The host part of "host:port" or "[v6]:port".
+std::string HostOf(const std::string& address) {
+  if (!address.empty() && address[0] == '[') {
+    auto close = address.find(']');
+    return close == std::string::npos ? address : address.substr(1, close - 1);
+  }
+  auto colon = address.rfind(':');
+  return colon == std::string::npos || address.find(':') != colon ? address
+                                                                  : address.substr(0, colon);
+}
+
 }  // namespace
 
 Response ApiService::ListNodes(Request& req) {
@@ -32,13 +62,14 @@ Response ApiService::ListNodes(Request& req) {
   auto nodes = store_->ListNodes();
   if (!nodes.ok()) return StatusResponse(nodes.status());
   auto workers = scheduler_->WorkersSnapshot();
+  json live = scheduler_->NodesSnapshot();
   std::vector<json> records;
   for (const auto& n : *nodes) {
     std::vector<std::string> ids;
     for (const auto& w : workers) {
       if (w.value("node_id", "") == n.node_id) ids.push_back(w.value("worker_id", ""));
     }
-    records.push_back(NodeJson(n, ids));
+    records.push_back(WithLiveness(NodeJson(n, ids), live));
   }
   return JsonResponse(200, query->Apply(std::move(records)));
 }
@@ -50,7 +81,7 @@ Response ApiService::GetNode(Request& req) {
   for (const auto& w : scheduler_->WorkersSnapshot()) {
     if (w.value("node_id", "") == n->node_id) ids.push_back(w.value("worker_id", ""));
   }
-  return JsonResponse(200, NodeJson(*n, ids));
+  return JsonResponse(200, WithLiveness(NodeJson(*n, ids), scheduler_->NodesSnapshot()));
 }
 
 // Workers of one node (`node_id`), or of every node (""), as NodeWorkerInfo.
@@ -73,6 +104,11 @@ void ApiService::RegisterNode(Request& req, std::shared_ptr<http::Responder> res
   if (!body.is_object()) {
     resp->Send(Response::Error(422, "node registration must be a JSON object"));
     return;
+  }
+  // The address the node reached us from, unless it names one (a node behind NAT may).
+  if (!body.contains("address") || !body["address"].is_string() ||
+      body["address"].get<std::string>().empty()) {
+    body["address"] = HostOf(req.remote_address);
   }
   const auth::PluginHost* plugins = auth_ ? auth_->plugins() : nullptr;
   scheduler_->RegisterNode(std::move(body), [resp, plugins](Result<json> res) {
@@ -116,16 +152,13 @@ void ApiService::RegisterNodeWorker(Request& req, std::shared_ptr<http::Responde
   });
 }
 
+// Starts or stops the worker `name` on any registered node (its supervisor does it); a
+// worker the node has not run before is started with the default config (cpu).
 void ApiService::NodeWorkerCommand(Request& req, std::shared_ptr<http::Responder> resp,
                                    bool start) {
-  if (req.params["id"] != scheduler_->local_node_id()) {
-    resp->Send(Response::Error(
-        404, "node " + req.params["id"] + " is not managed by this server's supervisor"));
-    return;
-  }
-  scheduler_->StackWorkerCommand(start ? "start_worker" : "stop_worker", req.params["name"],
-                                 json::object(),
-                                 [resp](Result<json> res) { SendNoContent(resp, res); });
+  scheduler_->NodeWorkerCommand(req.params["id"], start ? "start_worker" : "stop_worker",
+                                req.params["name"],
+                                [resp](Result<json> res) { SendNoContent(resp, res); });
 }
 
 void ApiService::StartStackWorker(Request& req, std::shared_ptr<http::Responder> resp) {

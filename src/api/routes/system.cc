@@ -42,8 +42,13 @@ void ApiService::AddSystemRoutes(http::Router& r) {
     return JsonResponse(200,
                         json{{"version", config_.version}, {"api", "v1"}, {"name", "flowmesh"}});
   });
-  r.Add("GET", std::string(kPrefix) + "/system/metrics",
-        [this](Request&) { return JsonResponse(200, MetricsJson()); });
+  // The JSON map, plus the registry's metrics under their Prometheus names (flowmesh_…;
+  // labelled ones as lists of {labels…, value}).
+  r.Add("GET", std::string(kPrefix) + "/system/metrics", [this](Request&) {
+    json m = MetricsJson();
+    m.update(scheduler_->metrics_registry()->ToJson());
+    return JsonResponse(200, m);
+  });
   // One storage maintenance pass now: retention purge and garbage collection.
   // `?grace_s=` (default 3600) protects blobs written or released recently.
   r.Add("POST", std::string(kPrefix) + "/system/gc", [this](Request& req) {
@@ -60,13 +65,18 @@ void ApiService::AddSystemRoutes(http::Router& r) {
     return JsonResponse(200, maintenance_(grace));
   });
   r.Add("GET", "/metrics", [this](Request&) {
-    std::string out;
+    // The registry (counters, gauges, histograms with labels; docs/operations.md), then the
+    // plain numbers of the JSON map that the registry does not carry, as flowmesh_<key>.
+    const metrics::Registry* registry = scheduler_->metrics_registry();
+    std::string out = registry->RenderText();
+    const json plain = MetricsJson();
     // items() refers into its json: iterating over a temporary's items() would dangle.
-    const json metrics = MetricsJson();
-    for (const auto& [key, value] : metrics.items()) {
+    for (const auto& [key, value] : plain.items()) {
       if (!value.is_number()) continue;
       std::string name = "flowmesh_" + key;
+      if (registry->Has(name)) continue;
       bool counter = key.size() > 6 && key.compare(key.size() - 6, 6, "_total") == 0;
+      out += "# HELP " + name + " " + key + " of /api/v1/system/metrics\n";
       out += "# TYPE " + name + (counter ? " counter\n" : " gauge\n");
       out += name + " " + value.dump() + "\n";
     }

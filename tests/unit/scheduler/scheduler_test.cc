@@ -55,6 +55,11 @@ class ScriptedNode {
     };
     ev("TASK_STARTED");
     if (outcome == "ok") ev("TASK_SUCCEEDED", {{"payload", {{"result_digest", "abc"}}}});
+    if (outcome == "ok_tokens") {
+      ev("TASK_SUCCEEDED",
+         {{"payload", {{"result_digest", "abc"},
+                       {"usage", {{"prompt_tokens", 5}, {"completion_tokens", 7}}}}}});
+    }
     if (outcome == "fail") ev("TASK_FAILED", {{"error", "boom"}, {"retryable", true}});
     if (outcome == "fatal") ev("TASK_FAILED", {{"error", "bad input"}, {"retryable", false}});
   }
@@ -531,6 +536,118 @@ spec: {taskType: echo}
 )");
   EXPECT_EQ(store_->GetWorkflow(wf)->status, "DONE");
   EXPECT_EQ(sched_->WorkersSnapshot()[0]["status"], "IDLE");
+}
+
+// The registry: terminal transitions by type and status, the placement latency histogram,
+// tokens from usage, the loop's gauges and the fleet's collectors.
+TEST_F(SchedulerTest, MetricsFollowTasksTokensAndTheFleet) {
+  std::string node = RegisterNode();
+  std::atomic<int> dispatches{0};
+  ScriptedNode sup(bus_, node, [&dispatches](const json&) {
+    return ++dispatches == 1 ? "fatal" : "ok_tokens";  // one fails, the other reports tokens
+  });
+  WorkerUp(node, "wkr-1", 4);
+  std::string wf = RunWorkflow(R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: two}
+spec:
+  taskType: echo
+  graph:
+    nodes:
+      - {name: good}
+      - {name: bad}
+)");
+  ASSERT_EQ(store_->GetWorkflow(wf)->status, "FAILED");
+  metrics::Registry* r = sched_->metrics_registry();
+  json m = r->ToJson();
+  auto value = [&m](const std::string& name, const json& labels) -> double {
+    for (const auto& s : m[name]) {
+      bool match = true;
+      for (const auto& [k, v] : labels.items()) match = match && s.value(k, "") == v;
+      if (match) return s["value"].get<double>();
+    }
+    return -1;
+  };
+  EXPECT_EQ(value("flowmesh_tasks_total", {{"task_type", "echo"}, {"status", "DONE"}}), 1);
+  EXPECT_EQ(value("flowmesh_tasks_total", {{"task_type", "echo"}, {"status", "FAILED"}}), 1);
+  EXPECT_EQ(m["flowmesh_placement_latency_seconds"]["count"], 2);
+  EXPECT_GE(m["flowmesh_placement_pass_seconds"]["count"].get<int>(), 1);
+  EXPECT_EQ(value("flowmesh_inference_tokens_total", {{"task_type", "echo"}, {"kind", "prompt"}}), 5);
+  EXPECT_EQ(
+      value("flowmesh_inference_tokens_total", {{"task_type", "echo"}, {"kind", "completion"}}), 7);
+  EXPECT_EQ(m["flowmesh_queue_depth"], 0);
+  EXPECT_EQ(m["flowmesh_tasks_in_flight"], 0);
+  EXPECT_EQ(m["flowmesh_workflows_active"], 0);
+  EXPECT_EQ(value("flowmesh_worker_slots", {{"node_id", node}, {"node", "local"}}), 4);
+  EXPECT_EQ(value("flowmesh_worker_slots_busy", {{"node_id", node}}), 0);
+  EXPECT_EQ(value("flowmesh_workers", {{"node_id", node}, {"status", "IDLE"}}), 1);
+  EXPECT_EQ(value("flowmesh_node_up", {{"node_id", node}}), 1);
+  std::string text = r->RenderText();
+  EXPECT_NE(text.find("# TYPE flowmesh_placement_latency_seconds histogram"), std::string::npos);
+  EXPECT_NE(text.find("flowmesh_placement_latency_seconds_count 2\n"), std::string::npos) << text;
+}
+
+// A task waiting for a worker counts in the queue depth; once placed, in flight.
+TEST_F(SchedulerTest, QueueDepthAndInFlightGauges) {
+  std::string node = RegisterNode();
+  ScriptedNode sup(bus_, node, [](const json&) { return "hang"; });
+  std::string wf = SubmitOnly(R"(apiVersion: flowmesh/v1
+kind: Workflow
+metadata: {name: one}
+spec: {taskType: echo}
+)");
+  json m;
+  ASSERT_TRUE(WaitUntil([&] {
+    sched_->Tick();
+    m = sched_->metrics_registry()->ToJson();
+    return m["flowmesh_queue_depth"] == 1;
+  }, 10)) << m.dump();
+  EXPECT_EQ(m["flowmesh_tasks_pending"], 1);
+  EXPECT_EQ(m["flowmesh_workflows_active"], 1);
+  WorkerUp(node, "wkr-1", 1);
+  ASSERT_FALSE(sup.WaitFor("dispatch").is_null());
+  sched_->Tick();
+  m = sched_->metrics_registry()->ToJson();
+  EXPECT_EQ(m["flowmesh_queue_depth"], 0);
+  EXPECT_EQ(m["flowmesh_tasks_in_flight"], 1);
+  std::string text = sched_->metrics_registry()->RenderText();
+  EXPECT_NE(text.find("flowmesh_worker_utilization{node_id=\"" + node + "\",node=\"local\"} 1\n"),
+            std::string::npos) << text;
+}
+
+// Nodes are UP while they heartbeat and DOWN once silent past the grace period; commands go
+// to nodes a supervisor heartbeats for, and not to a DOWN one.
+TEST_F(SchedulerTest, NodeLivenessAndWorkerCommandsOnAnyNode) {
+  std::string node = RegisterNode();
+  auto status = [&] { return sched_->NodesSnapshot()[node].value("status", ""); };
+  auto command = [&](const std::string& kind) {
+    std::promise<Result<json>> p;
+    sched_->NodeWorkerCommand(node, kind, "cpu-9", [&p](Result<json> r) { p.set_value(std::move(r)); });
+    return p.get_future().get();
+  };
+  EXPECT_EQ(status(), "UP");
+  EXPECT_EQ(command("start_worker").status().code(), StatusCode::kNotFound);  // no grpc_address, no heartbeat yet
+  ScriptedNode sup(bus_, node, [](const json&) { return "ok"; });
+  sched_->ApplyHeartbeat(json{{"node_id", node}, {"workers", json::array()}}.dump());
+  std::thread answer([&] {
+    json start = sup.WaitFor("start_worker");
+    ASSERT_FALSE(start.is_null());
+    EXPECT_EQ(start["name"], "cpu-9");
+    ASSERT_TRUE(bus_->Append(bus::kEventsStream,
+                             json{{"kind", "command_result"},
+                                  {"command_id", start["command_id"]},
+                                  {"ok", true}}
+                                 .dump())
+                    .ok());
+  });
+  EXPECT_TRUE(command("start_worker").ok());
+  answer.join();
+  Advance(kGrace * 1.2);
+  EXPECT_EQ(status(), "DOWN");
+  EXPECT_EQ(command("stop_worker").status().code(), StatusCode::kUnavailable);
+  sched_->ApplyHeartbeat(json{{"node_id", node}, {"workers", json::array()}}.dump());
+  sched_->Tick();
+  EXPECT_EQ(status(), "UP");
 }
 
 TEST_F(SchedulerTest, MalformedBusMessagesAndHeartbeatsAreDropped) {
