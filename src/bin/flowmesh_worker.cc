@@ -2,11 +2,13 @@
 // below (flag, FLOWMESH_WORKER_* variable, default, doc); see worker/worker.h.
 #include <signal.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
 #include "agent/agent_executor.h"
 #include "common/log.h"
+#include "common/process.h"
 #include "config/settings.h"
 #include "executors/data_retrieval.h"
 #include "executors/executor.h"
@@ -14,6 +16,7 @@
 #include "inference/inference_executor.h"
 #include "inference/model_cache.h"
 #include "inference/serve_executor.h"
+#include "training/training_executor.h"
 #include "worker/host_info.h"
 #include "worker/worker.h"
 
@@ -76,6 +79,13 @@ int main(int argc, char** argv) {
   t.Add("--data-dirs", "FLOWMESH_WORKER_DATA_DIRS", &data_dirs,
         "comma-separated directories data_retrieval tasks may read files and SQLite databases "
         "from (default: none)");
+  flowmesh::training::TrainingConfig training;
+  t.Add("--training-python", "FLOWMESH_WORKER_TRAINING_PYTHON", &training.python,
+        "python of the training venv (default: $FLOWMESH_CACHE_DIR or /var/cache/flowmesh, "
+        "then /ml-venv/bin/python; scripts/install-ml); sft, lora_sft and dpo are offered "
+        "only where it runs");
+  t.Add("--training-package-dir", "FLOWMESH_WORKER_TRAINING_PACKAGE_DIR", &training.package_dir,
+        "folder holding the flowmesh_train package (default: ../python beside this binary)");
   bool print_settings = false, print_backend = false;
   app.add_flag("--print-settings", print_settings, "print every setting as a Markdown table and exit");
   app.add_flag("--print-backend", print_backend, "print the engine's backend (cpu | cuda) and exit");
@@ -120,6 +130,14 @@ int main(int argc, char** argv) {
   flowmesh::inference::RegisterInferenceExecutors(executors, models);
   flowmesh::agent::RegisterAgentExecutor(executors, models);
   flowmesh::inference::RegisterServeExecutor(executors, models, serve);
+  if (training.python.empty()) {
+    const char* cache = std::getenv("FLOWMESH_CACHE_DIR");
+    training.python = std::string(cache && *cache ? cache : "/var/cache/flowmesh") + "/ml-venv/bin/python";
+  }
+  if (training.package_dir.empty()) training.package_dir = flowmesh::ExecutableDir() + "/../python";
+  if (auto trained = flowmesh::training::RegisterTrainingExecutors(executors, training); !trained.ok()) {
+    FM_LOG_INFO("training task types not offered: {}", trained.message());
+  }
   flowmesh::worker::Worker worker(config, std::move(executors));
   std::thread signal_thread([&] {
     int sig = 0;
