@@ -16,6 +16,7 @@
 #include "inference/inference_executor.h"
 #include "inference/model_cache.h"
 #include "inference/serve_executor.h"
+#include "training/lora_inference.h"
 #include "training/training_executor.h"
 #include "worker/host_info.h"
 #include "worker/worker.h"
@@ -86,6 +87,10 @@ int main(int argc, char** argv) {
         "only where it runs");
   t.Add("--training-package-dir", "FLOWMESH_WORKER_TRAINING_PACKAGE_DIR", &training.package_dir,
         "folder holding the flowmesh_train package (default: ../python beside this binary)");
+  std::string lora_gguf_cache;
+  t.Add("--lora-gguf-cache", "FLOWMESH_WORKER_LORA_GGUF_CACHE", &lora_gguf_cache,
+        "folder of the GGUFs made from LoRA adapters that inference tasks name (default: "
+        "$FLOWMESH_CACHE_DIR or /var/cache/flowmesh, then /lora-gguf)");
   bool print_settings = false, print_backend = false;
   app.add_flag("--print-settings", print_settings, "print every setting as a Markdown table and exit");
   app.add_flag("--print-backend", print_backend, "print the engine's backend (cpu | cuda) and exit");
@@ -130,13 +135,17 @@ int main(int argc, char** argv) {
   flowmesh::inference::RegisterInferenceExecutors(executors, models);
   flowmesh::agent::RegisterAgentExecutor(executors, models);
   flowmesh::inference::RegisterServeExecutor(executors, models, serve);
-  if (training.python.empty()) {
-    const char* cache = std::getenv("FLOWMESH_CACHE_DIR");
-    training.python = std::string(cache && *cache ? cache : "/var/cache/flowmesh") + "/ml-venv/bin/python";
-  }
+  const char* cache_env = std::getenv("FLOWMESH_CACHE_DIR");
+  std::string cache_dir = cache_env && *cache_env ? cache_env : "/var/cache/flowmesh";
+  if (training.python.empty()) training.python = cache_dir + "/ml-venv/bin/python";
   if (training.package_dir.empty()) training.package_dir = flowmesh::ExecutableDir() + "/../python";
   if (auto trained = flowmesh::training::RegisterTrainingExecutors(executors, training); !trained.ok()) {
     FM_LOG_INFO("training task types not offered: {}", trained.message());
+  } else if (auto lora = flowmesh::training::RegisterLoraInference(
+                 executors, {training, flowmesh::training::BuiltLlamaSourceDir(),
+                             lora_gguf_cache.empty() ? cache_dir + "/lora-gguf" : lora_gguf_cache});
+             !lora.ok()) {
+    FM_LOG_INFO("inference with LoRA adapters not offered: {}", lora.message());
   }
   flowmesh::worker::Worker worker(config, std::move(executors));
   std::thread signal_thread([&] {

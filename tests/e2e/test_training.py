@@ -163,6 +163,58 @@ class TrainingTest(StackTestCase):
             "after", self.node("short", "sft", {"max_steps": 2, "batch_size": 4}, f"{{items: {rows}}}"))
         self.assertEqual(s.wait_workflow(wf_id, timeout=240)["status"], "DONE")
 
+    def test_lora_adapter_to_gguf_to_inference(self):
+        s = self.stack
+        gguf_cache = tempfile.mkdtemp(prefix="fm-lora-gguf-")
+        self.addCleanup(shutil.rmtree, gguf_cache, True)
+        s.env["FLOWMESH_WORKER_LORA_GGUF_CACHE"] = gguf_cache
+        self.start()
+        rows = items_yaml([{"prompt": p, "response": a} for p, a in FACTS])
+        wf_id = self.submit_graph(
+            "adapt", self.node("adapter", "lora_sft", {"max_steps": 30, "batch_size": 4, "learning_rate": 1e-2,
+                                                       "seed": 11}, f"{{items: {rows}}}",
+                               "          lora: {r: 16, alpha: 32, dropout: 0, target_modules: all-linear}\n"))
+        wf = s.wait_workflow(wf_id, timeout=300)
+        task = self.by_name(wf_id)["adapter"]
+        self.assertEqual(wf["status"], "DONE", task.get("error"))
+        result = s.api("GET", f"{API}/results/{task['task_id']}")
+        self.assertLess(result["metrics"]["last_loss"], 0.2, result["metrics"])
+        # The adapter's files, as a user downloads them from the content store.
+        adapter = tempfile.mkdtemp(prefix="fm-adapter-")
+        self.addCleanup(shutil.rmtree, adapter, True)
+        for f in result["files"]:
+            if f["name"].startswith("final_lora/"):
+                status, _, raw = s.request("GET", f"{API}/results/{task['task_id']}/files/{f['name']}")
+                self.assertEqual(status, 200)
+                with open(os.path.join(adapter, f["name"].split("/", 1)[1]), "wb") as out:
+                    out.write(raw)
+
+        def infer(name, prompts):
+            doc = {"apiVersion": "flowmesh/v1", "kind": "Workflow", "metadata": {"name": name},
+                   "spec": {"taskType": "inference", "maxAttempts": 1,
+                            "model": {"source": {"type": "local", "identifier": self.model},
+                                      "adapters": [{"type": "lora", "path": adapter}]},
+                            "data": {"type": "list", "items": prompts},
+                            "inference": {"max_tokens": 24, "temperature": 0}}}
+            wf_id = s.api("POST", f"{API}/workflows", json.dumps(doc),
+                          headers={"Content-Type": "application/json"}, expect=201)["workflow_id"]
+            wf = s.wait_workflow(wf_id, timeout=300)
+            t = s.tasks(wf_id)[0]
+            self.assertEqual(wf["status"], "DONE", t.get("error"))
+            return t["task_id"], s.api("GET", f"{API}/results/{t['task_id']}")
+
+        # Greedy decoding on the merged GGUF gives the memorised answers.
+        first_id, first = infer("recall", [FACTS[0][0] + "\n", FACTS[2][0] + "\n"])
+        outputs = [item["output"] for item in first["items"]]
+        self.assertTrue(outputs[0].strip().startswith("The zorb is violet"), outputs)
+        self.assertTrue(outputs[1].strip().startswith("A flarn has seven legs"), outputs)
+        self.assertIn("converting the LoRA adapter", self.logs_text(first_id))
+        # Converted once: the next task naming the same files loads the same GGUF.
+        second_id, second = infer("recall-again", [FACTS[1][0] + "\n"])
+        self.assertTrue(second["items"][0]["output"].strip().startswith("The quib lives"), second["items"])
+        self.assertIn("already converted", self.logs_text(second_id))
+        self.assertEqual(len([n for n in os.listdir(gguf_cache) if n.endswith(".gguf")]), 1)
+
     def test_bad_hyperparameters_fail_before_compute(self):
         s = self.stack
         self.start()
