@@ -8,6 +8,7 @@
 
 #include "agent/agent_executor.h"
 #include "common/log.h"
+#include "common/process.h"
 #include "config/settings.h"
 #include "executors/data_retrieval.h"
 #include "executors/executor.h"
@@ -17,6 +18,8 @@
 #include "inference/serve_executor.h"
 #include "rag/collection_executor.h"
 #include "rag/rag_executor.h"
+#include "training/lora_inference.h"
+#include "training/training_executor.h"
 #include "worker/host_info.h"
 #include "worker/worker.h"
 
@@ -93,6 +96,17 @@ int main(int argc, char** argv) {
   t.Add("--collection-work-dir", "FLOWMESH_WORKER_COLLECTION_WORK_DIR", &collection_work_dir,
         "where collection builds write their files before storing them (default: the system's "
         "temporary directory)");
+  flowmesh::training::TrainingConfig training;
+  t.Add("--training-python", "FLOWMESH_WORKER_TRAINING_PYTHON", &training.python,
+        "python of the training venv (default: $FLOWMESH_CACHE_DIR or /var/cache/flowmesh, "
+        "then /ml-venv/bin/python; scripts/install-ml); sft, lora_sft and dpo are offered "
+        "only where it runs");
+  t.Add("--training-package-dir", "FLOWMESH_WORKER_TRAINING_PACKAGE_DIR", &training.package_dir,
+        "folder holding the flowmesh_train package (default: ../python beside this binary)");
+  std::string lora_gguf_cache;
+  t.Add("--lora-gguf-cache", "FLOWMESH_WORKER_LORA_GGUF_CACHE", &lora_gguf_cache,
+        "folder of the GGUFs made from LoRA adapters that inference tasks name (default: "
+        "$FLOWMESH_CACHE_DIR or /var/cache/flowmesh, then /lora-gguf)");
   bool print_settings = false, print_backend = false;
   app.add_flag("--print-settings", print_settings, "print every setting as a Markdown table and exit");
   app.add_flag("--print-backend", print_backend, "print the engine's backend (cpu | cuda) and exit");
@@ -145,6 +159,18 @@ int main(int argc, char** argv) {
   flowmesh::rag::RegisterRagExecutors(executors, models,
                                       flowmesh::rag::CollectionExecutorConfig{collection_work_dir});
   flowmesh::inference::RegisterServeExecutor(executors, models, serve);
+  const char* cache_env = std::getenv("FLOWMESH_CACHE_DIR");
+  std::string cache_dir = cache_env && *cache_env ? cache_env : "/var/cache/flowmesh";
+  if (training.python.empty()) training.python = cache_dir + "/ml-venv/bin/python";
+  if (training.package_dir.empty()) training.package_dir = flowmesh::ExecutableDir() + "/../python";
+  if (auto trained = flowmesh::training::RegisterTrainingExecutors(executors, training); !trained.ok()) {
+    FM_LOG_INFO("training task types not offered: {}", trained.message());
+  } else if (auto lora = flowmesh::training::RegisterLoraInference(
+                 executors, {training, flowmesh::training::BuiltLlamaSourceDir(),
+                             lora_gguf_cache.empty() ? cache_dir + "/lora-gguf" : lora_gguf_cache});
+             !lora.ok()) {
+    FM_LOG_INFO("inference with LoRA adapters not offered: {}", lora.message());
+  }
   flowmesh::worker::Worker worker(config, std::move(executors));
   std::thread signal_thread([&] {
     int sig = 0;

@@ -1,0 +1,61 @@
+// LoRA adapters for the embedded engine: an `inference` task whose model.adapters names a
+// peft LoRA adapter (type lora, `path`: a folder on the worker, as a lora_sft task's
+// final_lora/ files are laid out) over a transformers base model (model.source, type local:
+// the folder the adapter was trained on) gets the adapter merged into the base and converted
+// to GGUF once, by llama.cpp's convert_hf_to_gguf.py from the pinned tree (through
+// `python -m flowmesh_train.gguf` in the training venv). The GGUF is kept in a cache named
+// by the digest of every file of the base and the adapter, so later tasks naming the same
+// files load it at once; the task then runs on the ordinary inference executor with
+// model.source pointing at that file.
+//
+// Adapters named by task_id or url are refused (FailedPrecondition) for now: the worker
+// would have to fetch another task's result files, which needs the server to check that the
+// task may read them.
+//
+// GgufAdapterCache is thread-safe: conversions run one at a time.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "common/status.h"
+#include "common/thread_annotations.h"
+#include "executors/executor.h"
+#include "training/training_executor.h"
+
+namespace flowmesh::training {
+
+// The llama.cpp source tree the build used (CMake's FLOWMESH_LLAMA_SOURCE_DIR).
+const char* BuiltLlamaSourceDir();
+
+struct LoraInferenceConfig {
+  TrainingConfig training;    // the venv and the flowmesh_train package
+  std::string llama_cpp_dir;  // holds convert_hf_to_gguf.py and gguf-py
+  std::string cache_dir;      // converted GGUFs (<digest>.gguf)
+};
+
+class GgufAdapterCache {
+ public:
+  explicit GgufAdapterCache(LoraInferenceConfig config) : config_(std::move(config)) {}
+
+  // The GGUF of `model` (a task spec's model section) with its adapter merged, converting
+  // it when the cache lacks it. InvalidArgument / FailedPrecondition for adapters it cannot
+  // use (not retried); Unavailable when the conversion crashed; Cancelled.
+  Result<std::string> Prepare(const nlohmann::json& model, const std::atomic<bool>& cancelled,
+                              const std::function<void(std::string)>& log);
+
+ private:
+  LoraInferenceConfig config_;
+  Mutex convert_mu_;
+};
+
+// Replaces the `inference` executor of `registry` by one that first prepares the GGUF of a
+// task naming LoRA adapters (tasks without adapters run as before). OK when the venv's probe
+// passes and the llama.cpp tree has its converter; otherwise nothing changes and the status
+// says why.
+Status RegisterLoraInference(executors::ExecutorRegistry& registry, const LoraInferenceConfig& config);
+
+}  // namespace flowmesh::training

@@ -1,0 +1,76 @@
+#include "training/lora_inference.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace flowmesh::training {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// The refusals, which come before any conversion (no venv needed).
+class LoraInferenceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "fm-lora-test-XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    root_ = pattern;
+    fs::create_directories(root_ / "base");
+    std::ofstream(root_ / "base" / "config.json") << "{}";
+    fs::create_directories(root_ / "adapter");
+    std::ofstream(root_ / "adapter" / "adapter_config.json") << "{}";
+    config_.training.python = "/no/such/python";
+    config_.llama_cpp_dir = root_ / "llama.cpp";
+    config_.cache_dir = root_ / "cache";
+  }
+  void TearDown() override {
+    std::error_code ignored;
+    fs::remove_all(root_, ignored);
+  }
+
+  Result<std::string> Prepare(json model) {
+    GgufAdapterCache cache(config_);
+    std::atomic<bool> cancelled{false};
+    return cache.Prepare(model, cancelled, [](std::string) {});
+  }
+  json Model(json adapter, std::string base = "") {
+    return json{{"source", {{"type", "local"}, {"identifier", base.empty() ? (root_ / "base").string() : base}}},
+                {"adapters", json::array({adapter})}};
+  }
+
+  fs::path root_;
+  LoraInferenceConfig config_;
+};
+
+TEST_F(LoraInferenceTest, AdaptersByTaskOrUrlAreNotFetchedYet) {
+  auto by_task = Prepare(Model({{"type", "lora"}, {"task_id", "tsk-1"}}));
+  EXPECT_EQ(by_task.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(by_task.status().message().find("name their folder in `path`"), std::string::npos);
+  EXPECT_EQ(Prepare(Model({{"url", "https://x/y.tar"}})).status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(LoraInferenceTest, RefusesWhatCannotBeMerged) {
+  std::string adapter = (root_ / "adapter").string();
+  EXPECT_EQ(Prepare(Model({{"type", "vera"}, {"path", adapter}})).status().code(), StatusCode::kInvalidArgument);
+  auto no_adapter = Prepare(Model({{"type", "lora"}, {"path", (root_ / "base").string()}}));
+  EXPECT_EQ(no_adapter.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(no_adapter.status().message().find("adapter_config.json"), std::string::npos);
+  auto gguf_base = Prepare(Model({{"type", "lora"}, {"path", adapter}}, "/models/base.gguf"));
+  EXPECT_EQ(gguf_base.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(gguf_base.status().message().find("transformers folder"), std::string::npos);
+  json two = Model({{"path", adapter}});
+  two["adapters"].push_back({{"path", adapter}});
+  EXPECT_EQ(Prepare(two).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(LoraInferenceTest, RegistersOnlyOverAnInferenceExecutor) {
+  executors::ExecutorRegistry empty;
+  EXPECT_EQ(RegisterLoraInference(empty, config_).code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(std::string(BuiltLlamaSourceDir()), "");
+}
+
+}  // namespace
+}  // namespace flowmesh::training
