@@ -68,9 +68,15 @@
 #          (a mixture of 10,000 Gaussian clusters), cosine, k 10: recall_at_10 against exact
 #          search, single-thread queries_per_sec (and exact_queries_per_sec), build_sec,
 #          bytes_per_vector. `rag-faiss`: the same with faiss (needs libfaiss-dev).
+#   train  SFT tokens/s through the fabric (a private stack, one CPU worker, an sft task of 60
+#          steps on a random 4-layer 256-wide llama and 64 generated rows) against the same
+#          trl script run directly in the same venv (bench/train_direct.py), in
+#          BENCH_TRAIN_ROUNDS (5) interleaved rounds, best of each: fabric_tokens_per_sec,
+#          direct_tokens_per_sec, train_ratio_vs_direct, and the wall times with start-up.
+#          Needs the training venv (scripts/install-ml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name="${1:?usage: bench/run.sh NAME (echo|echo-auth|peers|parse|scheduler|dedup|inference|serve|rag|rag-faiss|fuzz-parser)}"
+name="${1:?usage: bench/run.sh NAME (echo|echo-auth|peers|parse|scheduler|dedup|inference|serve|rag|rag-faiss|fuzz-parser|train)}"
 case "$name" in
   echo)
     scripts/build release >&2  # incremental: never measure stale binaries
@@ -150,5 +156,8 @@ case "$name" in
     exec tests/fuzz/run_fuzzer.sh "${2:-60}" ;;
   inference)
     exec bench/inference.sh ;;
-  *) echo "unknown benchmark '$name' (known: echo, echo-auth, peers, parse, scheduler, dedup, inference, serve, rag, rag-faiss, fuzz-parser)" >&2; exit 2 ;;
+  train)
+    scripts/build release >&2
+    exec python3 bench/train_bench.py ;;
+  *) echo "unknown benchmark '$name' (known: echo, echo-auth, peers, parse, scheduler, dedup, inference, serve, rag, rag-faiss, fuzz-parser, train)" >&2; exit 2 ;;
 esac
