@@ -84,9 +84,15 @@
 #          mixture of earlier runs (the worst case), with the ef_search it needs for 0.95.
 #          Extra KEY=VALUE arguments go to bench/vector_bench.cc (sweep=1, m=, efc=, ef=,
 #          hard=0). `rag-faiss`: faiss on the hard set (needs libfaiss-dev).
+#   train  SFT tokens/s through the fabric (a private stack, one CPU worker, an sft task of 60
+#          steps on a random 4-layer 256-wide llama and 64 generated rows) against the same
+#          trl script run directly in the same venv (bench/train_direct.py), in
+#          BENCH_TRAIN_ROUNDS (5) interleaved rounds, best of each: fabric_tokens_per_sec,
+#          direct_tokens_per_sec, train_ratio_vs_direct, and the wall times with start-up.
+#          Needs the training venv (scripts/install-ml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name="${1:?usage: bench/run.sh NAME (echo|echo-auth|peers|parse|scheduler|dedup|metrics|inference|serve|ui|rag|rag-faiss|fuzz-parser)}"
+name="${1:?usage: bench/run.sh NAME (echo|echo-auth|peers|parse|scheduler|dedup|metrics|inference|serve|ui|rag|rag-faiss|fuzz-parser|train)}"
 case "$name" in
   echo)
     scripts/build release >&2  # incremental: never measure stale binaries
@@ -191,5 +197,8 @@ PY
     exec tests/fuzz/run_fuzzer.sh "${2:-60}" ;;
   inference)
     exec bench/inference.sh ;;
-  *) echo "unknown benchmark '$name' (known: echo, echo-auth, peers, parse, scheduler, dedup, metrics, inference, serve, ui, rag, rag-faiss, fuzz-parser)" >&2; exit 2 ;;
+  train)
+    scripts/build release >&2
+    exec python3 bench/train_bench.py ;;
+  *) echo "unknown benchmark '$name' (known: echo, echo-auth, peers, parse, scheduler, dedup, metrics, inference, serve, ui, rag, rag-faiss, fuzz-parser, train)" >&2; exit 2 ;;
 esac

@@ -54,7 +54,7 @@ def run(task_type, spec, channel, output_dir):
 
     from .models import device_kind, load
     from .progress import ProgressReporter
-    from transformers import set_seed
+    from transformers import PrinterCallback, set_seed
     from trl import DPOConfig, DPOTrainer
 
     started = time.monotonic()
@@ -75,6 +75,9 @@ def run(task_type, spec, channel, output_dir):
     trainer = DPOTrainer(model=model, ref_model=ref_model, args=config,
                          train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                          callbacks=[reporter])
+    # Progress goes over the protocol; transformers' own per-step print of the log dict would
+    # only add a task log line per step through the whole stack.
+    trainer.remove_callback(PrinterCallback)
     outcome = trainer.train()
     reporter.flush()
     after = preference_margins(trainer.model, tokenizer, rows)

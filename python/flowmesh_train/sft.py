@@ -23,7 +23,7 @@ def run(task_type, spec, channel, output_dir):
 
     from .models import device_kind, load
     from .progress import ProgressReporter
-    from transformers import set_seed
+    from transformers import PrinterCallback, set_seed
     from trl import SFTConfig, SFTTrainer
 
     started = time.monotonic()
@@ -51,6 +51,9 @@ def run(task_type, spec, channel, output_dir):
     reporter = ProgressReporter(channel, output_dir)
     trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, callbacks=[reporter])
+    # Progress goes over the protocol; transformers' own per-step print of the log dict would
+    # only add a task log line per step through the whole stack.
+    trainer.remove_callback(PrinterCallback)
     channel.log(f"training on {len(rows)} rows, {trainer.args.max_steps if args['max_steps'] > 0 else 'epochs'} steps")
     outcome = trainer.train()
     reporter.flush()

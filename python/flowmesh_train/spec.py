@@ -117,7 +117,7 @@ def _limit(data, rows):
 def sft_rows(spec):
     """Rows of {"text"} or {"prompt", "completion"} (the loss then covers the completion)."""
     data = section(spec, "data")
-    text_field = _field(data, "text_field") or _field(data, "prompt_column_text")
+    text_field = _field(data, "text_field")
     prompt_field = _field(data, "prompt_field") or data.get("prompt_column")
     response_field = _field(data, "response_field") or data.get("response_column")
     separator = _field(data, "separator")

@@ -17,8 +17,8 @@ extern char** environ;
 namespace flowmesh::training {
 namespace {
 
-constexpr int kPollSliceMs = 50;           // how often `cancelled` is looked at
-constexpr size_t kMaxLineBytes = 1 << 20;  // longer lines are split
+constexpr int kPollSliceMs = 50;                       // how often `cancelled` is looked at
+constexpr size_t kMaxLineBytes = 1 << 20;              // longer lines are split
 constexpr auto kDrainGrace = std::chrono::seconds(2);  // output read after the child exited
 
 void CloseFd(int* fd) {
@@ -100,7 +100,8 @@ bool ReadSome(int fd, LineBuffer* buffer, const BridgeProcess::LineSink& sink) {
 std::string BridgeExit::Describe() const {
   if (signaled) {
     const char* name = strsignal(signal);
-    return "was killed by signal " + std::to_string(signal) + (name ? std::string(" (") + name + ")" : "");
+    return "was killed by signal " + std::to_string(signal) +
+           (name ? std::string(" (") + name + ")" : "");
   }
   return "exited with code " + std::to_string(exit_code);
 }
@@ -202,8 +203,8 @@ void BridgeProcess::Reap(int* wait_status) {
   }
 }
 
-Result<BridgeExit> BridgeProcess::Pump(const std::atomic<bool>& cancelled, const LineSink& on_stdout,
-                                       const LineSink& on_stderr) {
+Result<BridgeExit> BridgeProcess::Pump(const std::atomic<bool>& cancelled,
+                                       const LineSink& on_stdout, const LineSink& on_stderr) {
   BridgeExit exit;
   LineBuffer out_buffer, err_buffer;
   LineSink err_sink = [&](std::string line) {
@@ -229,7 +230,8 @@ Result<BridgeExit> BridgeProcess::Pump(const std::atomic<bool>& cancelled, const
         drain_deadline = std::chrono::steady_clock::now() + kDrainGrace;
       }
     }
-    if (exited && ((!out_open && !err_open) || std::chrono::steady_clock::now() >= drain_deadline)) {
+    if (exited &&
+        ((!out_open && !err_open) || std::chrono::steady_clock::now() >= drain_deadline)) {
       break;
     }
     pollfd fds[2];
@@ -288,7 +290,8 @@ Result<std::string> RunToCompletion(const BridgeCommand& command, size_t max_byt
   FM_ASSIGN_OR_RETURN(BridgeExit exit, process->Pump(
                                            never,
                                            [&](std::string line) {
-                                             if (out.size() + line.size() < max_bytes) out += line + "\n";
+                                             if (out.size() + line.size() < max_bytes)
+                                               out += line + "\n";
                                            },
                                            nullptr));
   if (exit.signaled || exit.exit_code != 0) {

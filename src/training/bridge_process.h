@@ -29,8 +29,8 @@ struct BridgeCommand {
 
 struct BridgeExit {
   bool signaled = false;
-  int exit_code = -1;  // when !signaled
-  int signal = 0;      // when signaled
+  int exit_code = -1;                   // when !signaled
+  int signal = 0;                       // when signaled
   std::deque<std::string> stderr_tail;  // the last kStderrTailLines lines of stderr
   static constexpr size_t kStderrTailLines = 20;
   std::string Describe() const;  // "exited with code 1" / "was killed by signal 9 (Killed)"

@@ -9,9 +9,9 @@ namespace {
 using nlohmann::json;
 
 constexpr std::array<const char*, 11> kProgressFields = {
-    "step",         "max_steps",         "epoch",           "loss",
-    "learning_rate", "tokens",           "tokens_per_second", "elapsed_seconds",
-    "eta_seconds",  "rewards_accuracies", "rewards_margins"};
+    "step",           "max_steps",         "epoch",           "loss",        "learning_rate",
+    "tokens",         "tokens_per_second", "elapsed_seconds", "eta_seconds", "rewards_accuracies",
+    "rewards_margins"};
 
 bool IsString(const json& body, const char* key) {
   auto it = body.find(key);
@@ -30,7 +30,8 @@ Result<BridgeMessage> ParseBridgeLine(std::string_view line) {
   if (body.is_discarded() || !body.is_object()) {
     return InvalidArgument("bridge: not a JSON object: " + Cut(line));
   }
-  if (!IsString(body, "type")) return InvalidArgument("bridge: message without a type: " + Cut(line));
+  if (!IsString(body, "type"))
+    return InvalidArgument("bridge: message without a type: " + Cut(line));
   const std::string& type = body["type"].get_ref<const std::string&>();
   BridgeMessage message;
   if (type == "hello") {
@@ -43,7 +44,8 @@ Result<BridgeMessage> ParseBridgeLine(std::string_view line) {
     if (!IsString(body, "message")) return InvalidArgument("bridge: log without a message");
   } else if (type == "progress") {
     message.type = BridgeMessageType::kProgress;
-    if (!body.contains("step") || !body["step"].is_number_integer() || body["step"].get<int64_t>() < 0) {
+    if (!body.contains("step") || !body["step"].is_number_integer() ||
+        body["step"].get<int64_t>() < 0) {
       return InvalidArgument("bridge: progress without a step");
     }
   } else if (type == "checkpoint") {
@@ -68,7 +70,8 @@ Result<BridgeMessage> ParseBridgeLine(std::string_view line) {
 
 Status CheckHello(const json& hello) {
   auto it = hello.find("protocol");
-  if (it == hello.end() || !it->is_number_integer() || it->get<int64_t>() != kBridgeProtocolVersion) {
+  if (it == hello.end() || !it->is_number_integer() ||
+      it->get<int64_t>() != kBridgeProtocolVersion) {
     return FailedPrecondition("training bridge: the trainer speaks protocol " +
                               (it == hello.end() ? std::string("(none)") : it->dump()) +
                               ", this worker speaks " + std::to_string(kBridgeProtocolVersion) +

@@ -6,7 +6,6 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 #include <string_view>
 
@@ -37,7 +36,7 @@ struct StartMessage {
   std::string task_id;
   int attempt = 1;
   std::string task_type;
-  nlohmann::json spec;      // the resolved task spec
+  nlohmann::json spec;     // the resolved task spec
   std::string output_dir;  // every file the child leaves here becomes a result file
 };
 // The start message as one line (no trailing newline).

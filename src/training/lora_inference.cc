@@ -39,7 +39,8 @@ Result<std::string> FolderDigest(const fs::path& dir) {
     Sha256 one;
     while (in) {
       in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-      if (in.gcount() > 0) one.Update(std::string_view(buffer.data(), static_cast<size_t>(in.gcount())));
+      if (in.gcount() > 0)
+        one.Update(std::string_view(buffer.data(), static_cast<size_t>(in.gcount())));
     }
     all.Update(path.filename().string());
     all.Update(std::string_view("\0", 1));
@@ -52,7 +53,8 @@ Result<std::string> FolderDigest(const fs::path& dir) {
 // The inference executor, preceded by the conversion of the task's LoRA adapter.
 class LoraInferenceExecutor : public executors::Executor {
  public:
-  LoraInferenceExecutor(std::unique_ptr<executors::Executor> inner, std::shared_ptr<GgufAdapterCache> cache)
+  LoraInferenceExecutor(std::unique_ptr<executors::Executor> inner,
+                        std::shared_ptr<GgufAdapterCache> cache)
       : inner_(std::move(inner)), cache_(std::move(cache)) {}
 
   Result<json> Run(executors::TaskContext& ctx) override {
@@ -99,8 +101,10 @@ Result<std::string> GgufAdapterCache::Prepare(const json& model, const std::atom
   fs::path adapter_dir = StringField(adapter, "path");
   std::error_code ec;
   if (adapter_dir.empty() || !fs::exists(adapter_dir / "adapter_config.json", ec)) {
-    return InvalidArgument("model.adapters[0].path must be a folder holding a peft adapter "
-                           "(adapter_config.json), got '" + adapter_dir.string() + "'");
+    return InvalidArgument(
+        "model.adapters[0].path must be a folder holding a peft adapter "
+        "(adapter_config.json), got '" +
+        adapter_dir.string() + "'");
   }
   const json& source = model.contains("source") ? model["source"] : json();
   fs::path base = StringField(source, "identifier");
@@ -122,11 +126,19 @@ Result<std::string> GgufAdapterCache::Prepare(const json& model, const std::atom
   if (fs::exists(out, ec)) return out.string();  // converted while this task waited
   fs::create_directories(config_.cache_dir, ec);
   if (ec) return Internal("cannot create " + config_.cache_dir + ": " + ec.message());
-  log("[flowmesh] converting the LoRA adapter " + adapter_dir.string() + " merged into " + base.string() +
-      " to GGUF");
+  log("[flowmesh] converting the LoRA adapter " + adapter_dir.string() + " merged into " +
+      base.string() + " to GGUF");
   BridgeCommand command;
-  command.argv = {config_.training.python, "-m", "flowmesh_train.gguf", out.string(), "--base", base.string(),
-                  "--adapter", adapter_dir.string(), "--llama-cpp", config_.llama_cpp_dir};
+  command.argv = {config_.training.python,
+                  "-m",
+                  "flowmesh_train.gguf",
+                  out.string(),
+                  "--base",
+                  base.string(),
+                  "--adapter",
+                  adapter_dir.string(),
+                  "--llama-cpp",
+                  config_.llama_cpp_dir};
   command.env = {{"PYTHONPATH", config_.training.package_dir},
                  {"PYTHONDONTWRITEBYTECODE", "1"},
                  {"HF_HUB_OFFLINE", "1"},
@@ -147,11 +159,14 @@ Result<std::string> GgufAdapterCache::Prepare(const json& model, const std::atom
   return out.string();
 }
 
-Status RegisterLoraInference(executors::ExecutorRegistry& registry, const LoraInferenceConfig& config) {
-  if (!registry.Has("inference")) return FailedPrecondition("lora inference: no inference executor");
+Status RegisterLoraInference(executors::ExecutorRegistry& registry,
+                             const LoraInferenceConfig& config) {
+  if (!registry.Has("inference"))
+    return FailedPrecondition("lora inference: no inference executor");
   std::error_code ec;
   if (!fs::exists(fs::path(config.llama_cpp_dir) / "convert_hf_to_gguf.py", ec)) {
-    return FailedPrecondition("lora inference: no convert_hf_to_gguf.py in '" + config.llama_cpp_dir + "'");
+    return FailedPrecondition("lora inference: no convert_hf_to_gguf.py in '" +
+                              config.llama_cpp_dir + "'");
   }
   FM_RETURN_IF_ERROR(ProbeTraining(config.training));
   auto cache = std::make_shared<GgufAdapterCache>(config);

@@ -15,10 +15,9 @@
 // GgufAdapterCache is thread-safe: conversions run one at a time.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <atomic>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "common/status.h"
@@ -56,6 +55,7 @@ class GgufAdapterCache {
 // task naming LoRA adapters (tasks without adapters run as before). OK when the venv's probe
 // passes and the llama.cpp tree has its converter; otherwise nothing changes and the status
 // says why.
-Status RegisterLoraInference(executors::ExecutorRegistry& registry, const LoraInferenceConfig& config);
+Status RegisterLoraInference(executors::ExecutorRegistry& registry,
+                             const LoraInferenceConfig& config);
 
 }  // namespace flowmesh::training

@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <deque>
-#include <optional>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "common/hash.h"
 #include "spec/executor_options.h"
@@ -78,7 +78,8 @@ Result<json> ListFiles(const fs::path& output) {
   for (fs::recursive_directory_iterator it(output, ec), end; !ec && it != end; it.increment(ec)) {
     if (it->is_symlink(ec) || !it->is_regular_file(ec)) continue;
     if (found.size() >= kMaxFiles) {
-      return FailedPrecondition("the trainer wrote more than " + std::to_string(kMaxFiles) + " files");
+      return FailedPrecondition("the trainer wrote more than " + std::to_string(kMaxFiles) +
+                                " files");
     }
     found.emplace_back(fs::relative(it->path(), output, ec).generic_string(), it->path());
   }
@@ -102,7 +103,8 @@ Status StoreFiles(executors::TaskContext& ctx, const fs::path& output, json& fil
   }
   auto stored = ctx.put_files(outputs);
   if (!stored.ok()) {
-    return Unavailable("training: the trained files could not be stored: " + stored.status().message());
+    return Unavailable("training: the trained files could not be stored: " +
+                       stored.status().message());
   }
   for (size_t i = 0; i < files.size() && i < stored->size(); ++i) {
     const executors::StoredFile& s = (*stored)[i];
@@ -163,12 +165,9 @@ Result<json> TrainingExecutor::Run(executors::TaskContext& ctx) {
   BridgeCommand command;
   command.argv = {config_.python, "-m", "flowmesh_train"};
   command.working_dir = dir.path().string();
-  command.env = {{"PYTHONPATH", config_.package_dir},
-                 {"PYTHONUNBUFFERED", "1"},
-                 {"PYTHONDONTWRITEBYTECODE", "1"},
-                 {"TOKENIZERS_PARALLELISM", "false"},
-                 {"HF_HUB_DISABLE_TELEMETRY", "1"},
-                 {"WANDB_DISABLED", "true"},
+  command.env = {{"PYTHONPATH", config_.package_dir}, {"PYTHONUNBUFFERED", "1"},
+                 {"PYTHONDONTWRITEBYTECODE", "1"},    {"TOKENIZERS_PARALLELISM", "false"},
+                 {"HF_HUB_DISABLE_TELEMETRY", "1"},   {"WANDB_DISABLED", "true"},
                  {"TMPDIR", dir.path().string()}};
   FM_ASSIGN_OR_RETURN(std::unique_ptr<BridgeProcess> process, BridgeProcess::Start(command));
   if (ctx.log) ctx.log("[flowmesh] trainer started (pid " + std::to_string(process->pid()) + ")");
@@ -220,13 +219,15 @@ Result<json> TrainingExecutor::Run(executors::TaskContext& ctx) {
   if (talk.error) {
     Status status = ErrorStatus(*talk.error);
     if (status.code() == StatusCode::kUnavailable) {
-      return Unavailable(WithStderr(task_type_ + " training failed: " + status.message(), exit.stderr_tail));
+      return Unavailable(
+          WithStderr(task_type_ + " training failed: " + status.message(), exit.stderr_tail));
     }
     return Status(status.code(), task_type_ + ": " + status.message());
   }
   if (!talk.result || exit.signaled || exit.exit_code != 0) {
-    std::string what = !talk.hello ? "the trainer " + exit.Describe() + " before it spoke the protocol"
-                                   : "the trainer " + exit.Describe() + " without a result";
+    std::string what = !talk.hello
+                           ? "the trainer " + exit.Describe() + " before it spoke the protocol"
+                           : "the trainer " + exit.Describe() + " without a result";
     if (!sent.ok() && !talk.hello) what += " (" + sent.message() + ")";
     return Unavailable(WithStderr(task_type_ + " training crashed: " + what, exit.stderr_tail));
   }
@@ -242,7 +243,8 @@ Status ProbeTraining(const TrainingConfig& config) {
   if (config.python.empty()) return FailedPrecondition("training: no python configured");
   std::error_code ec;
   if (!fs::exists(fs::path(config.package_dir) / "flowmesh_train" / "__main__.py", ec)) {
-    return FailedPrecondition("training: no flowmesh_train package under '" + config.package_dir + "'");
+    return FailedPrecondition("training: no flowmesh_train package under '" + config.package_dir +
+                              "'");
   }
   BridgeCommand command;
   command.argv = {config.python, "-m", "flowmesh_train", "--probe"};
@@ -256,11 +258,13 @@ Status ProbeTraining(const TrainingConfig& config) {
   return CheckHello(probe);
 }
 
-Status RegisterTrainingExecutors(executors::ExecutorRegistry& registry, const TrainingConfig& config) {
+Status RegisterTrainingExecutors(executors::ExecutorRegistry& registry,
+                                 const TrainingConfig& config) {
   Status probe = ProbeTraining(config);
   if (!probe.ok()) return probe;
   for (const std::string& type : TrainingTaskTypes()) {
-    registry.Register(type, [type, config] { return std::make_unique<TrainingExecutor>(type, config); });
+    registry.Register(type,
+                      [type, config] { return std::make_unique<TrainingExecutor>(type, config); });
   }
   return Status::Ok();
 }

@@ -21,9 +21,9 @@
 namespace flowmesh::training {
 
 struct TrainingConfig {
-  std::string python;       // the ML venv's interpreter
-  std::string package_dir;  // the folder that holds the flowmesh_train package
-  std::string work_root;    // per-attempt folders; "" = the system temp dir
+  std::string python;              // the ML venv's interpreter
+  std::string package_dir;         // the folder that holds the flowmesh_train package
+  std::string work_root;           // per-attempt folders; "" = the system temp dir
   size_t max_log_bytes = 8 << 20;  // trainer output forwarded as logs per attempt
 };
 
@@ -51,6 +51,7 @@ Status ProbeTraining(const TrainingConfig& config);
 
 // Registers TrainingTaskTypes() when ProbeTraining passes; returns the probe's status (a
 // worker without the venv simply does not offer training).
-Status RegisterTrainingExecutors(executors::ExecutorRegistry& registry, const TrainingConfig& config);
+Status RegisterTrainingExecutors(executors::ExecutorRegistry& registry,
+                                 const TrainingConfig& config);
 
 }  // namespace flowmesh::training

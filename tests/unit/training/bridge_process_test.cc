@@ -28,18 +28,22 @@ bool GoneWithin(pid_t pid, std::chrono::seconds limit) {
   return false;
 }
 
-BridgeCommand Shell(const std::string& script) { return BridgeCommand{{"/bin/sh", "-c", script}, {}, ""}; }
+BridgeCommand Shell(const std::string& script) {
+  return BridgeCommand{{"/bin/sh", "-c", script}, {}, ""};
+}
 
 TEST(BridgeProcessTest, ForwardsLinesAndExitCode) {
-  BridgeCommand command = Shell("read line; echo \"got $line\"; echo \"$FM_X\" >&2; printf tail; exit 3");
+  BridgeCommand command =
+      Shell("read line; echo \"got $line\"; echo \"$FM_X\" >&2; printf tail; exit 3");
   command.env["FM_X"] = "from env";
   auto process = BridgeProcess::Start(command);
   ASSERT_TRUE(process.ok()) << process.status().ToString();
   ASSERT_TRUE((*process)->Send("hello").ok());
   std::vector<std::string> out, err;
   std::atomic<bool> cancelled{false};
-  auto exit = (*process)->Pump(cancelled, [&](std::string l) { out.push_back(l); },
-                               [&](std::string l) { err.push_back(l); });
+  auto exit = (*process)->Pump(
+      cancelled, [&](std::string l) { out.push_back(l); },
+      [&](std::string l) { err.push_back(l); });
   ASSERT_TRUE(exit.ok()) << exit.status().ToString();
   EXPECT_FALSE(exit->signaled);
   EXPECT_EQ(exit->exit_code, 3);
@@ -61,7 +65,8 @@ TEST(BridgeProcessTest, ReportsASignal) {
 }
 
 TEST(BridgeProcessTest, KeepsTheLastStderrLines) {
-  auto process = BridgeProcess::Start(Shell("i=0; while [ $i -lt 50 ]; do echo line$i >&2; i=$((i+1)); done"));
+  auto process =
+      BridgeProcess::Start(Shell("i=0; while [ $i -lt 50 ]; do echo line$i >&2; i=$((i+1)); done"));
   ASSERT_TRUE(process.ok());
   std::atomic<bool> cancelled{false};
   auto exit = (*process)->Pump(cancelled, nullptr, nullptr);
@@ -98,7 +103,8 @@ TEST(BridgeProcessTest, LeftoversOfAnExitedChildDoNotHoldThePump) {
   pid_t grandchild = 0;
   std::atomic<bool> cancelled{false};
   auto started = std::chrono::steady_clock::now();
-  auto exit = (*process)->Pump(cancelled, [&](std::string line) { grandchild = std::stoi(line); }, nullptr);
+  auto exit = (*process)->Pump(
+      cancelled, [&](std::string line) { grandchild = std::stoi(line); }, nullptr);
   ASSERT_TRUE(exit.ok());
   EXPECT_EQ(exit->exit_code, 4);
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30));

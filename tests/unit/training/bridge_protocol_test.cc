@@ -25,17 +25,20 @@ TEST(BridgeProtocolTest, ParsesEachMessageType) {
 }
 
 TEST(BridgeProtocolTest, RefusesMalformedLines) {
-  for (const char* line : {"", "not json", "[1,2]", R"({"no":"type"})", R"({"type":7})",
-                           R"({"type":"launch"})", R"({"type":"hello"})",
-                           R"({"type":"hello","protocol":"1"})", R"({"type":"log"})",
-                           R"({"type":"progress","step":-1})", R"({"type":"progress","step":1.5})",
-                           R"({"type":"checkpoint"})", R"({"type":"result","result":[1]})",
-                           R"({"type":"error","message":"no code"})"}) {
+  for (const char* line :
+       {"", "not json", "[1,2]", R"({"no":"type"})", R"({"type":7})", R"({"type":"launch"})",
+        R"({"type":"hello"})", R"({"type":"hello","protocol":"1"})", R"({"type":"log"})",
+        R"({"type":"progress","step":-1})", R"({"type":"progress","step":1.5})",
+        R"({"type":"checkpoint"})", R"({"type":"result","result":[1]})",
+        R"({"type":"error","message":"no code"})"}) {
     auto parsed = ParseBridgeLine(line);
     ASSERT_FALSE(parsed.ok()) << line;
     EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument) << line;
   }
-  EXPECT_NE(ParseBridgeLine(R"({"type":"launch"})").status().message().find("unknown message type 'launch'"),
+  EXPECT_NE(ParseBridgeLine(R"({"type":"launch"})")
+                .status()
+                .message()
+                .find("unknown message type 'launch'"),
             std::string::npos);
 }
 
@@ -47,7 +50,8 @@ TEST(BridgeProtocolTest, OtherProtocolVersionIsAPrecondition) {
 }
 
 TEST(BridgeProtocolTest, StartLineCarriesTheAttempt) {
-  StartMessage start{"tsk-1", 2, "lora_sft", json{{"training", {{"learning_rate", 0.1}}}}, "/tmp/o"};
+  StartMessage start{"tsk-1", 2, "lora_sft", json{{"training", {{"learning_rate", 0.1}}}},
+                     "/tmp/o"};
   std::string line = StartLine(start);
   EXPECT_EQ(line.find('\n'), std::string::npos);
   json body = json::parse(line);
@@ -66,18 +70,28 @@ TEST(BridgeProtocolTest, ErrorCodesDecideRetries) {
             StatusCode::kInvalidArgument);
   EXPECT_EQ(ErrorStatus(json{{"code", "failed_precondition"}, {"message", "m"}}).code(),
             StatusCode::kFailedPrecondition);
-  EXPECT_EQ(ErrorStatus(json{{"code", "internal"}, {"message", "m"}}).code(), StatusCode::kUnavailable);
+  EXPECT_EQ(ErrorStatus(json{{"code", "internal"}, {"message", "m"}}).code(),
+            StatusCode::kUnavailable);
   EXPECT_EQ(ErrorStatus(json{{"code", "resource_exhausted"}, {"message", "m"}}).code(),
             StatusCode::kUnavailable);
   EXPECT_EQ(ErrorStatus(json{{"code", "internal"}, {"message", "boom"}}).message(), "boom");
 }
 
 TEST(BridgeProtocolTest, ProgressUpdateKeepsKnownNumbers) {
-  json update = ProgressUpdate(json{{"type", "progress"}, {"step", 4}, {"max_steps", 30},
-                                    {"loss", 1.25}, {"tokens_per_second", 512.0},
-                                    {"eta_seconds", 3.5}, {"junk", 1}, {"epoch", "two"}});
-  EXPECT_EQ(update, (json{{"progress", {{"step", 4}, {"max_steps", 30}, {"loss", 1.25},
-                                        {"tokens_per_second", 512.0}, {"eta_seconds", 3.5}}}}));
+  json update = ProgressUpdate(json{{"type", "progress"},
+                                    {"step", 4},
+                                    {"max_steps", 30},
+                                    {"loss", 1.25},
+                                    {"tokens_per_second", 512.0},
+                                    {"eta_seconds", 3.5},
+                                    {"junk", 1},
+                                    {"epoch", "two"}});
+  EXPECT_EQ(update, (json{{"progress",
+                           {{"step", 4},
+                            {"max_steps", 30},
+                            {"loss", 1.25},
+                            {"tokens_per_second", 512.0},
+                            {"eta_seconds", 3.5}}}}));
 }
 
 }  // namespace

@@ -37,8 +37,10 @@ class LoraInferenceTest : public ::testing::Test {
     return cache.Prepare(model, cancelled, [](std::string) {});
   }
   json Model(json adapter, std::string base = "") {
-    return json{{"source", {{"type", "local"}, {"identifier", base.empty() ? (root_ / "base").string() : base}}},
-                {"adapters", json::array({adapter})}};
+    return json{
+        {"source",
+         {{"type", "local"}, {"identifier", base.empty() ? (root_ / "base").string() : base}}},
+        {"adapters", json::array({adapter})}};
   }
 
   fs::path root_;
@@ -49,12 +51,14 @@ TEST_F(LoraInferenceTest, AdaptersByTaskOrUrlAreNotFetchedYet) {
   auto by_task = Prepare(Model({{"type", "lora"}, {"task_id", "tsk-1"}}));
   EXPECT_EQ(by_task.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(by_task.status().message().find("name their folder in `path`"), std::string::npos);
-  EXPECT_EQ(Prepare(Model({{"url", "https://x/y.tar"}})).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Prepare(Model({{"url", "https://x/y.tar"}})).status().code(),
+            StatusCode::kFailedPrecondition);
 }
 
 TEST_F(LoraInferenceTest, RefusesWhatCannotBeMerged) {
   std::string adapter = (root_ / "adapter").string();
-  EXPECT_EQ(Prepare(Model({{"type", "vera"}, {"path", adapter}})).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Prepare(Model({{"type", "vera"}, {"path", adapter}})).status().code(),
+            StatusCode::kInvalidArgument);
   auto no_adapter = Prepare(Model({{"type", "lora"}, {"path", (root_ / "base").string()}}));
   EXPECT_EQ(no_adapter.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(no_adapter.status().message().find("adapter_config.json"), std::string::npos);

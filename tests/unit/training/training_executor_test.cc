@@ -30,7 +30,8 @@ bool GoneWithin(pid_t pid, std::chrono::seconds limit) {
       fclose(f);
       stat.assign(buffer, n);
       size_t close = stat.rfind(')');
-      if (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'Z') return true;
+      if (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'Z')
+        return true;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a condition
   }
@@ -57,20 +58,21 @@ class TrainingExecutorTest : public ::testing::Test {
   }
 
   Result<json> Run(const std::string& task_type, json spec, const std::string& cancel_on = "") {
-    executors::TaskContext ctx{"tsk-train",
-                               "wfl-1",
-                               1,
-                               task_type,
-                               spec,
-                               [&](std::string line) {
-                                 if (!cancel_on.empty() && line.find(cancel_on) != std::string::npos) {
-                                   cancel_line_ = line;
-                                   cancelled_ = true;
-                                 }
-                                 lines_.push_back(std::move(line));
-                               },
-                               [&](json update) { updates_.push_back(std::move(update)); },
-                               cancelled_};
+    executors::TaskContext ctx{
+        "tsk-train",
+        "wfl-1",
+        1,
+        task_type,
+        spec,
+        [&](std::string line) {
+          if (!cancel_on.empty() && line.find(cancel_on) != std::string::npos) {
+            cancel_line_ = line;
+            cancelled_ = true;
+          }
+          lines_.push_back(std::move(line));
+        },
+        [&](json update) { updates_.push_back(std::move(update)); },
+        cancelled_};
     ctx.put_files = [&](const std::vector<executors::OutputFile>& files) {
       std::vector<executors::StoredFile> stored;
       for (const auto& f : files) {
@@ -99,8 +101,9 @@ class TrainingExecutorTest : public ::testing::Test {
 };
 
 TEST_F(TrainingExecutorTest, ResultProgressLogsAndFiles) {
-  auto result = Run("lora_sft", json{{"fake", "ok"}, {"training", {{"learning_rate", "0.001"}}},
-                                     {"lora", {{"alpha", 16}}}});
+  auto result = Run(
+      "lora_sft",
+      json{{"fake", "ok"}, {"training", {{"learning_rate", "0.001"}}}, {"lora", {{"alpha", 16}}}});
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   EXPECT_EQ((*result)["task_type"], "lora_sft");
   EXPECT_EQ((*result)["lr"], 0.001);  // the published quoted number, read as a number
@@ -112,8 +115,9 @@ TEST_F(TrainingExecutorTest, ResultProgressLogsAndFiles) {
   EXPECT_EQ((*result)["files"][0]["stored"], true);
   EXPECT_EQ(uploaded_, (std::vector<std::string>{"final_lora/adapter.bin"}));
   ASSERT_EQ(updates_.size(), 3u);
-  EXPECT_EQ(updates_[2], (json{{"progress", {{"step", 3}, {"max_steps", 3}, {"loss", 0.0},
-                                             {"tokens_per_second", 100.5}}}}));
+  EXPECT_EQ(updates_[2],
+            (json{{"progress",
+                   {{"step", 3}, {"max_steps", 3}, {"loss", 0.0}, {"tokens_per_second", 100.5}}}}));
   EXPECT_TRUE(Logged("[trainer] training lora_sft"));
   EXPECT_TRUE(Logged("[trainer] checkpoint final_lora"));
   EXPECT_TRUE(Logged("[stderr] a stray line on stderr"));
@@ -146,7 +150,8 @@ TEST_F(TrainingExecutorTest, InternalErrorIsRetryableWithStderr) {
   auto result = Run("sft", json{{"fake", "internal"}});
   ASSERT_FALSE(result.ok());
   EXPECT_TRUE(executors::IsRetryable(result.status()));
-  EXPECT_NE(result.status().message().find("sft training failed: RuntimeError: boom"), std::string::npos);
+  EXPECT_NE(result.status().message().find("sft training failed: RuntimeError: boom"),
+            std::string::npos);
   EXPECT_NE(result.status().message().find("CUDA out of memory"), std::string::npos)
       << result.status().message();
 }
@@ -155,13 +160,15 @@ TEST_F(TrainingExecutorTest, CrashIsRetryableWithStderr) {
   auto result = Run("dpo", json{{"fake", "crash"}});
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), StatusCode::kUnavailable);
-  EXPECT_NE(result.status().message().find("dpo training crashed: the trainer was killed by signal 6"),
-            std::string::npos)
+  EXPECT_NE(
+      result.status().message().find("dpo training crashed: the trainer was killed by signal 6"),
+      std::string::npos)
       << result.status().message();
   EXPECT_NE(result.status().message().find("Segmentation fault"), std::string::npos);
   auto silent = Run("sft", json{{"fake", "silent_exit"}});
   EXPECT_EQ(silent.status().code(), StatusCode::kUnavailable);
-  EXPECT_NE(silent.status().message().find("exited with code 0 without a result"), std::string::npos)
+  EXPECT_NE(silent.status().message().find("exited with code 0 without a result"),
+            std::string::npos)
       << silent.status().message();
 }
 
@@ -187,7 +194,8 @@ TEST_F(TrainingExecutorTest, OtherProtocolVersionIsRefused) {
   auto result = Run("sft", json{{"fake", "ok"}});
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(result.status().message().find("protocol 2"), std::string::npos) << result.status().message();
+  EXPECT_NE(result.status().message().find("protocol 2"), std::string::npos)
+      << result.status().message();
 }
 
 TEST_F(TrainingExecutorTest, RegistersOnlyWhereTheProbePasses) {
