@@ -89,7 +89,8 @@ Status CheckCollectionName(const std::string& name) {
 Result<json> CollectionBuildDocument(const std::string& name, const json& body) {
   FM_RETURN_IF_ERROR(CheckCollectionName(name));
   if (!body.is_object()) return InvalidArgument("expected a JSON object {name, items, model, ...}");
-  for (const auto& [key, value] : body.items()) {
+  for (const auto& item : body.items()) {
+    const std::string& key = item.key();
     bool known = key == "name" || key == "items" || key == "data" || key == "model" ||
                  std::any_of(std::begin(kBuildOptions), std::end(kBuildOptions),
                              [&](const char* o) { return key == o; });
