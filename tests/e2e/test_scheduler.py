@@ -111,19 +111,19 @@ class SchedulerTest(StackTestCase):
         self.assertIn("gpus=2", task["error"])
         self.assertIn("gpus=0", task["error"])
 
-        # A task type no worker offers (sft on CPU workers) is accepted, then fails with the
+        # A task type no worker offers (ppo: no executor yet) is accepted, then fails with the
         # type and what the fleet offers instead of waiting forever.
         wf = s.submit("""apiVersion: flowmesh/v1
-kind: SFTTask
+kind: Workflow
 metadata: {name: train}
 spec:
-  taskType: sft
+  taskType: ppo
   model: {source: {type: huggingface, identifier: org/model}}
   data: {dataset_name: org/data}
 """)["workflow_id"]
         self.assertEqual(s.wait_workflow(wf, timeout=30)["status"], "FAILED")
         error = s.tasks(wf)[0]["error"]
-        self.assertTrue(error.startswith("no worker offers taskType sft; workers offer: "), error)
+        self.assertTrue(error.startswith("no worker offers taskType ppo; workers offer: "), error)
         self.assertIn("echo", error)
 
     def test_faster_worker_at_the_same_cost_wins(self):
