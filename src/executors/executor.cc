@@ -8,6 +8,31 @@
 
 namespace flowmesh::executors {
 
+Status StoreResultFiles(TaskContext& ctx, const std::string& dir, nlohmann::json& files,
+                        const std::string& what) {
+  if (!ctx.put_files || files.empty()) return Status::Ok();
+  std::vector<OutputFile> outputs;
+  for (const auto& f : files) {
+    std::string name = f["name"].get<std::string>();
+    outputs.push_back({name, dir + "/" + name});
+  }
+  auto stored = ctx.put_files(outputs);
+  if (!stored.ok()) {
+    return Unavailable(what + " could not be stored: " + stored.status().message());
+  }
+  for (size_t i = 0; i < files.size() && i < stored->size(); ++i) {
+    const StoredFile& s = (*stored)[i];
+    files[i]["stored"] = s.stored && s.digest == files[i]["sha256"];
+    if (!s.stored) {
+      files[i]["why_not"] = s.why_not;
+      if (ctx.log) ctx.log("[flowmesh] result file " + s.name + " not stored: " + s.why_not);
+    } else if (s.digest != files[i]["sha256"]) {
+      files[i]["why_not"] = "it changed while it was read";
+    }
+  }
+  return Status::Ok();
+}
+
 bool IsRetryable(const Status& status) {
   switch (status.code()) {
     case StatusCode::kInvalidArgument:

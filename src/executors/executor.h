@@ -51,6 +51,16 @@ struct StoredFile {
 using FileUploader =
     std::function<Result<std::vector<StoredFile>>(const std::vector<OutputFile>& files)>;
 
+// Keeps an attempt's result files in the server's content store through `put_files`:
+// `files` lists them as {name, sha256, ...} (each `name` relative to `dir`); each entry
+// gets `stored` (true when the store holds the bytes that were hashed) or `why_not`, and a
+// file not stored is logged. Without a server (`put_files` unset) the list is left as is.
+// Unavailable, worded with `what` ("python task: its output files"), when the server
+// could not take them.
+struct TaskContext;
+Status StoreResultFiles(TaskContext& ctx, const std::string& dir, nlohmann::json& files,
+                        const std::string& what);
+
 // A ready collection of the attempt's organisation by name (version 0: the newest ready
 // one), resolved by the server and loaded from the worker's cache
 // (worker/collection_client.h). NotFound when the organisation has no such collection.

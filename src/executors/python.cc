@@ -437,33 +437,6 @@ Result<json> ReadResult(const fs::path& output, const PythonTask& task, size_t m
               {"files", std::move(files)}};
 }
 
-// Keeps the listed files in the server's content store (ctx.put_files) and marks each
-// entry `stored` (or says why not). Without a server they stay listed with their digests.
-Status StoreFiles(TaskContext& ctx, const fs::path& output, json& files) {
-  if (!ctx.put_files || files.empty()) return Status::Ok();
-  std::vector<OutputFile> outputs;
-  for (const auto& f : files) {
-    std::string name = f["name"].get<std::string>();
-    outputs.push_back({name, (output / name).string()});
-  }
-  auto stored = ctx.put_files(outputs);
-  if (!stored.ok()) {
-    return Unavailable("python task: its output files could not be stored: " +
-                       stored.status().message());
-  }
-  for (size_t i = 0; i < files.size() && i < stored->size(); ++i) {
-    const StoredFile& s = (*stored)[i];
-    files[i]["stored"] = s.stored && s.digest == files[i]["sha256"];
-    if (!s.stored) {
-      files[i]["why_not"] = s.why_not;
-      if (ctx.log) ctx.log("[flowmesh] output file " + s.name + " not stored: " + s.why_not);
-    } else if (s.digest != files[i]["sha256"]) {
-      files[i]["why_not"] = "it changed while it was read";
-    }
-  }
-  return Status::Ok();
-}
-
 // Lays out the attempt's folder and returns the sandbox options that run it.
 Result<SandboxOptions> Prepare(const PythonTask& task, const fs::path& dir,
                                const PythonExecutorConfig& config, const Sandbox& sandbox) {
@@ -557,7 +530,8 @@ Result<json> PythonExecutor::Run(TaskContext& ctx) {
   }
   FM_ASSIGN_OR_RETURN(json result,
                       ReadResult(output, task, config_.max_result_bytes, options.limits.file_size));
-  FM_RETURN_IF_ERROR(StoreFiles(ctx, output, result["files"]));
+  FM_RETURN_IF_ERROR(
+      StoreResultFiles(ctx, output.string(), result["files"], "python task: its output files"));
   return result;
 }
 

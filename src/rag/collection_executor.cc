@@ -250,27 +250,14 @@ Result<json> CollectionExecutor::Run(executors::TaskContext& ctx) {
   FM_RETURN_IF_ERROR(WriteFile(dir / kEntriesFile, lines));
 
   json files = json::array();
-  std::vector<executors::OutputFile> outputs;
   for (const char* name : {kIndexFile, kEntriesFile}) {
     FM_ASSIGN_OR_RETURN(std::string bytes, ReadFile(dir / name));
     files.push_back(
         {{"name", name}, {"size", bytes.size()}, {"sha256", Sha256Hex(bytes)}, {"stored", false}});
-    outputs.push_back({name, (dir / name).string()});
   }
   if (ctx.put_files) {
-    auto stored = ctx.put_files(outputs);
-    if (!stored.ok()) {
-      return Unavailable("collection " + o.name +
-                         ": its files could not be stored: " + stored.status().message());
-    }
-    for (size_t i = 0; i < files.size() && i < stored->size(); ++i) {
-      const executors::StoredFile& s = (*stored)[i];
-      files[i]["stored"] = s.stored && s.digest == files[i]["sha256"];
-      if (!s.stored) {
-        files[i]["why_not"] = s.why_not;
-        ctx.log("[collection] " + s.name + " not stored: " + s.why_not);
-      }
-    }
+    FM_RETURN_IF_ERROR(executors::StoreResultFiles(ctx, dir.string(), files,
+                                                   "collection " + o.name + ": its files"));
   } else {
     for (auto& f : files) f["why_not"] = "no server to store it";
   }

@@ -93,30 +93,6 @@ Result<json> ListFiles(const fs::path& output) {
   return files;
 }
 
-// Keeps the files in the server's content store and marks each `stored` (or says why not).
-Status StoreFiles(executors::TaskContext& ctx, const fs::path& output, json& files) {
-  if (!ctx.put_files || files.empty()) return Status::Ok();
-  std::vector<executors::OutputFile> outputs;
-  for (const auto& f : files) {
-    std::string name = f["name"].get<std::string>();
-    outputs.push_back({name, (output / name).string()});
-  }
-  auto stored = ctx.put_files(outputs);
-  if (!stored.ok()) {
-    return Unavailable("training: the trained files could not be stored: " +
-                       stored.status().message());
-  }
-  for (size_t i = 0; i < files.size() && i < stored->size(); ++i) {
-    const executors::StoredFile& s = (*stored)[i];
-    files[i]["stored"] = s.stored && s.digest == files[i]["sha256"];
-    if (!s.stored) {
-      files[i]["why_not"] = s.why_not;
-      if (ctx.log) ctx.log("[flowmesh] trained file " + s.name + " not stored: " + s.why_not);
-    }
-  }
-  return Status::Ok();
-}
-
 std::string WithStderr(std::string message, const std::deque<std::string>& tail) {
   if (tail.empty()) return message;
   message += "; last lines of stderr:";
@@ -233,7 +209,8 @@ Result<json> TrainingExecutor::Run(executors::TaskContext& ctx) {
   }
   json result = std::move(*talk.result);
   FM_ASSIGN_OR_RETURN(json files, ListFiles(dir.output()));
-  FM_RETURN_IF_ERROR(StoreFiles(ctx, dir.output(), files));
+  FM_RETURN_IF_ERROR(executors::StoreResultFiles(ctx, dir.output().string(), files,
+                                                 "training: the trained files"));
   result["task_type"] = task_type_;
   result["files"] = std::move(files);
   return result;
