@@ -1,7 +1,8 @@
 """python -m flowmesh_train: one training attempt driven over stdin/stdout (see protocol.py).
 
-python -m flowmesh_train --probe prints the versions of the training packages as JSON and
-exits 0 when all of them are installed (the worker's check before it offers the task types).
+python -m flowmesh_train --probe prints the versions of the training packages as JSON, with
+the task types this venv can run, and exits 0 when the core packages are installed (the
+worker's check before it offers the task types: it offers those listed).
 """
 import importlib.metadata
 import importlib.util
@@ -14,12 +15,19 @@ from . import PROTOCOL_VERSION
 from .protocol import BridgeError, Channel
 
 PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
-TASK_TYPES = ("sft", "lora_sft", "dpo")
+# Packages some task types need beyond PACKAGES (import names differ: PIL is pillow).
+OPTIONAL = ("diffusers", "pillow")
+OMNI_TYPES = ("omni_text2image", "omni_text2speech", "omni_text2audio", "omni_text2general",
+              "omni_text2video")
+TASK_TYPES = ("sft", "lora_sft", "dpo", "ppo", "diffusion", "image_classification",
+              "image_classification_training") + OMNI_TYPES
+NEEDS = {"diffusion": ("diffusers", "pillow"), "omni_text2image": ("diffusers", "pillow"),
+         "image_classification": ("pillow",), "image_classification_training": ("pillow",)}
 
 
 def versions():
     found = {}
-    for name in PACKAGES:
+    for name in PACKAGES + OPTIONAL:
         try:
             found[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -27,11 +35,15 @@ def versions():
     return found
 
 
+def available_task_types(found):
+    return [t for t in TASK_TYPES if all(found.get(p) for p in NEEDS.get(t, ()))]
+
+
 def probe():
     found = versions()
-    print(json.dumps({"protocol": PROTOCOL_VERSION, "task_types": list(TASK_TYPES),
+    print(json.dumps({"protocol": PROTOCOL_VERSION, "task_types": available_task_types(found),
                       "packages": found}))
-    return 0 if all(found.values()) else 1
+    return 0 if all(found[p] for p in PACKAGES) else 1
 
 
 def run(channel):
@@ -47,6 +59,14 @@ def run(channel):
         from . import sft as trainer
     elif task_type == "dpo":
         from . import dpo as trainer
+    elif task_type == "ppo":
+        from . import ppo as trainer
+    elif task_type == "diffusion":
+        from . import diffusion as trainer
+    elif task_type in ("image_classification", "image_classification_training"):
+        from . import image_classification as trainer
+    elif task_type in OMNI_TYPES:
+        from . import omni as trainer
     else:
         raise BridgeError("invalid_argument", f"task type {task_type!r} is not trained here "
                           f"({', '.join(TASK_TYPES)})")

@@ -240,3 +240,72 @@ def lora_arguments(spec):
         "target_modules": targets[0] if targets == ["all-linear"] else [str(t) for t in targets],
         "use_rslora": bool(lora.get("use_rslora", False)),
     }
+
+
+def _text_of(record, number):
+    """The text of one prompt item: a string, a mapping with a text/prompt field, or a chat
+    message list (its last message's content)."""
+    if isinstance(record, str):
+        return record
+    if isinstance(record, list) and record and isinstance(record[-1], dict):
+        content = record[-1].get("content")
+        if isinstance(content, str):
+            return content
+    if isinstance(record, dict):
+        value = _pick(record, None, TEXT_KEYS + PROMPT_KEYS + ("query",))
+        if isinstance(value, (str, int, float)):
+            return str(value)
+    raise invalid(f"data item {number} must be a string, a mapping with text or prompt, or a "
+                  "chat message list")
+
+
+def prompts(spec, query_field=None):
+    """The prompts of spec.data (diffusion, omni, ppo): strings, mappings with text/prompt
+    (or `query_field`), chat message lists; `max_samples` caps them."""
+    data = section(spec, "data")
+    field = query_field or _field(data, "query_field") or _field(data, "text_field")
+    found = []
+    for number, record in enumerate(_raw_rows(data), start=1):
+        if field and isinstance(record, dict):
+            if record.get(field) is None:
+                raise invalid(f"data row {number} has no {field!r} field (keys: {sorted(record)})")
+            found.append(str(record[field]))
+        else:
+            found.append(_text_of(record, number))
+    found = _limit(data, found)
+    if any(not p.strip() for p in found):
+        raise invalid("data holds an empty prompt")
+    return found
+
+
+def integer(section_name, values, key, default, low=None, high=None):
+    """values[key] as an int in [low, high], else an invalid_argument naming it."""
+    value = values.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise invalid(f"{section_name}.{key} must be an integer, got {value!r}")
+    try:
+        value = int(value)
+    except (TypeError, ValueError) as exc:
+        raise invalid(f"{section_name}.{key} must be an integer, got {value!r}") from exc
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise invalid(f"{section_name}.{key} must be an integer from {low} to {high}, got {value}")
+    return value
+
+
+def number(section_name, values, key, default, low=None, high=None, low_exclusive=False):
+    """values[key] as a float in its range, else an invalid_argument naming it."""
+    value = values.get(key)
+    if value is None:
+        return default
+    try:
+        value = float(value)
+    except (TypeError, ValueError) as exc:
+        raise invalid(f"{section_name}.{key} must be a number, got {value!r}") from exc
+    if value != value or (low is not None and (value < low or (low_exclusive and value == low))) \
+            or (high is not None and value > high):
+        low_word = f"above {low}" if low_exclusive else f"from {low}"
+        raise invalid(f"{section_name}.{key} must be a number {low_word}"
+                      f"{'' if high is None else f' to {high}'}, got {value}")
+    return value
