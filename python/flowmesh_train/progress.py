@@ -18,9 +18,12 @@ def _finite(value):
 
 
 class ProgressReporter(TrainerCallback):
-    def __init__(self, channel, output_dir):
+    def __init__(self, channel, output_dir, loss_key="loss", extra=None):
         self.channel = channel
         self.output_dir = output_dir
+        self.loss_key = loss_key  # the log entry read as the loss (ppo: loss/policy_avg)
+        self.extra = extra or {}  # log key → progress field (ppo: objective/scores → reward)
+        self.histories = {name: [] for name in self.extra.values()}
         self.losses = []  # (step, loss) of every logged step
         self.began = None
         self.last_sent = 0.0
@@ -33,7 +36,7 @@ class ProgressReporter(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
-        loss = _finite(logs.get("loss"))
+        loss = _finite(logs.get(self.loss_key))
         if loss is None:  # the closing summary (train_runtime, ...): nothing new to report
             return
         if loss is not None:
@@ -56,6 +59,10 @@ class ProgressReporter(TrainerCallback):
             "elapsed_seconds": round(elapsed, 3),
             "eta_seconds": round(eta, 3) if eta is not None else None,
         }
+        for key, name in self.extra.items():
+            if _finite(logs.get(key)) is not None:
+                self.last[name] = _finite(logs[key])
+                self.histories[name].append((state.global_step, _finite(logs[key])))
         for key in ("rewards/accuracies", "rewards/margins"):
             if _finite(logs.get(key)) is not None:
                 self.last[key.replace("/", "_")] = _finite(logs[key])
@@ -85,6 +92,10 @@ class ProgressReporter(TrainerCallback):
         if os.path.isdir(folder):
             self.channel.send("checkpoint", step=state.global_step,
                               path=os.path.relpath(folder, self.output_dir))
+
+    def history(self, name):
+        """[[step, value], ...] of an `extra` field (the last 1000)."""
+        return [[s, round(v, 6)] for s, v in self.histories.get(name, [])[-1000:]]
 
     def summary(self):
         losses = [loss for _, loss in self.losses]
