@@ -113,13 +113,27 @@ struct Conversation {
 }  // namespace
 
 const std::vector<std::string>& TrainingTaskTypes() {
-  static const std::vector<std::string> kTypes = {"dpo", "lora_sft", "sft"};
+  static const std::vector<std::string> kTypes = {"diffusion",
+                                                  "dpo",
+                                                  "image_classification",
+                                                  "image_classification_training",
+                                                  "lora_sft",
+                                                  "omni_text2audio",
+                                                  "omni_text2general",
+                                                  "omni_text2image",
+                                                  "omni_text2speech",
+                                                  "omni_text2video",
+                                                  "ppo",
+                                                  "sft"};
   return kTypes;
 }
 
 Status CheckTrainingSpec(const std::string& task_type, json* spec) {
   if (!spec->is_object()) return InvalidArgument(task_type + ": the task spec must be a mapping");
-  std::vector<std::string> sections = {"training"};
+  // Generation (diffusion, omni_*) has no `training`; the trainer checks its `inference`
+  // and `omni` options before it imports torch.
+  std::vector<std::string> sections;
+  if (task_type != "diffusion" && task_type.rfind("omni_", 0) != 0) sections.push_back("training");
   if (task_type == "lora_sft") sections.push_back("lora");
   for (const std::string& name : sections) {
     const spec::OptionSection* declared = spec::FindSection(name);
@@ -216,7 +230,7 @@ Result<json> TrainingExecutor::Run(executors::TaskContext& ctx) {
   return result;
 }
 
-Status ProbeTraining(const TrainingConfig& config) {
+Result<std::vector<std::string>> ProbeTrainingTaskTypes(const TrainingConfig& config) {
   if (config.python.empty()) return FailedPrecondition("training: no python configured");
   std::error_code ec;
   if (!fs::exists(fs::path(config.package_dir) / "flowmesh_train" / "__main__.py", ec)) {
@@ -232,14 +246,28 @@ Status ProbeTraining(const TrainingConfig& config) {
   if (probe.is_discarded() || !probe.is_object()) {
     return FailedPrecondition("training: the probe printed no JSON: " + *out);
   }
-  return CheckHello(probe);
+  FM_RETURN_IF_ERROR(CheckHello(probe));
+  // A trainer from before `task_types` was added to the probe trains these three.
+  std::vector<std::string> offered = {"dpo", "lora_sft", "sft"};
+  if (auto listed = probe.find("task_types"); listed != probe.end() && listed->is_array()) {
+    offered.clear();
+    for (const std::string& type : TrainingTaskTypes()) {
+      for (const json& named : *listed) {
+        if (named.is_string() && named.get<std::string>() == type) offered.push_back(type);
+      }
+    }
+  }
+  return offered;
+}
+
+Status ProbeTraining(const TrainingConfig& config) {
+  return ProbeTrainingTaskTypes(config).status();
 }
 
 Status RegisterTrainingExecutors(executors::ExecutorRegistry& registry,
                                  const TrainingConfig& config) {
-  Status probe = ProbeTraining(config);
-  if (!probe.ok()) return probe;
-  for (const std::string& type : TrainingTaskTypes()) {
+  FM_ASSIGN_OR_RETURN(std::vector<std::string> offered, ProbeTrainingTaskTypes(config));
+  for (const std::string& type : offered) {
     registry.Register(type,
                       [type, config] { return std::make_unique<TrainingExecutor>(type, config); });
   }

@@ -1,4 +1,5 @@
-// The training executors (sft, lora_sft, dpo): each attempt runs `python -m flowmesh_train`
+// The executors of the training bridge (sft, lora_sft, dpo, ppo, image_classification, and
+// the generative diffusion and omni_* ones): each attempt runs `python -m flowmesh_train`
 // from the pinned ML venv (scripts/install-ml) through a BridgeProcess and speaks the
 // bridge protocol with it (bridge_protocol.h):
 //   - before any compute the spec's `training` and `lora` sections are checked against the
@@ -27,7 +28,7 @@ struct TrainingConfig {
   size_t max_log_bytes = 8 << 20;  // trainer output forwarded as logs per attempt
 };
 
-// The task types the bridge trains.
+// Every task type the bridge can run (sorted); a worker offers those its venv's probe lists.
 const std::vector<std::string>& TrainingTaskTypes();
 
 // Checks `spec`'s training (and, for lora_sft, lora) section against the option tables
@@ -45,12 +46,14 @@ class TrainingExecutor : public executors::Executor {
   TrainingConfig config_;
 };
 
-// OK when the interpreter runs `python -m flowmesh_train --probe` and every training
-// package is installed; FailedPrecondition saying what is missing otherwise.
+// The task types of TrainingTaskTypes() that `python -m flowmesh_train --probe` lists (a
+// venv without diffusers lists no diffusion), when the interpreter runs the probe and the
+// core training packages are installed; FailedPrecondition saying what is missing otherwise.
+Result<std::vector<std::string>> ProbeTrainingTaskTypes(const TrainingConfig& config);
 Status ProbeTraining(const TrainingConfig& config);
 
-// Registers TrainingTaskTypes() when ProbeTraining passes; returns the probe's status (a
-// worker without the venv simply does not offer training).
+// Registers the probed task types; returns the probe's status (a worker without the venv
+// simply does not offer training or generation, so the scheduler never places them there).
 Status RegisterTrainingExecutors(executors::ExecutorRegistry& registry,
                                  const TrainingConfig& config);
 

@@ -53,6 +53,7 @@ class TrainingExecutorTest : public ::testing::Test {
   }
   void TearDown() override {
     unsetenv("FAKE_PROTOCOL");
+    unsetenv("FAKE_TASK_TYPES");
     std::error_code ignored;
     fs::remove_all(root_, ignored);
   }
@@ -207,6 +208,28 @@ TEST_F(TrainingExecutorTest, RegistersOnlyWhereTheProbePasses) {
   missing.python = "/no/such/python";
   EXPECT_FALSE(RegisterTrainingExecutors(without, missing).ok());
   EXPECT_TRUE(without.RegisteredTaskTypes().empty());
+}
+
+TEST_F(TrainingExecutorTest, RegistersTheTaskTypesTheProbeLists) {
+  // A venv without diffusers lists no diffusion; names the worker does not know are dropped.
+  setenv("FAKE_TASK_TYPES", "sft,ppo,image_classification,omni_text2speech,bogus", 1);
+  executors::ExecutorRegistry registry;
+  EXPECT_TRUE(RegisterTrainingExecutors(registry, config_).ok());
+  unsetenv("FAKE_TASK_TYPES");
+  EXPECT_EQ(registry.RegisteredTaskTypes(),
+            (std::vector<std::string>{"image_classification", "omni_text2speech", "ppo", "sft"}));
+}
+
+TEST_F(TrainingExecutorTest, GenerationIsNotCheckedAsTraining) {
+  // diffusion has no `training` section to resolve; ppo's is checked like sft's.
+  json diffusion = {{"inference", {{"height", 64}}}};
+  EXPECT_TRUE(CheckTrainingSpec("diffusion", &diffusion).ok());
+  EXPECT_FALSE(diffusion.contains("training"));
+  json ppo = {{"training", {{"learning_rate", -1}}}};
+  Status refused = CheckTrainingSpec("ppo", &ppo);
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find("training.learning_rate"), std::string::npos)
+      << refused.message();
 }
 
 }  // namespace

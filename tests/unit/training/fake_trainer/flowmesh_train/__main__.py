@@ -13,7 +13,10 @@ def send(kind, **fields):
 
 
 if "--probe" in sys.argv:
-    print(json.dumps({"protocol": int(os.environ.get("FAKE_PROTOCOL", "1"))}))
+    probe = {"protocol": int(os.environ.get("FAKE_PROTOCOL", "1"))}
+    if os.environ.get("FAKE_TASK_TYPES") is not None:  # comma-separated; absent: no field
+        probe["task_types"] = [t for t in os.environ["FAKE_TASK_TYPES"].split(",") if t]
+    print(json.dumps(probe))
     sys.exit(0)
 
 send("hello", protocol=int(os.environ.get("FAKE_PROTOCOL", "1")))
