@@ -71,6 +71,8 @@ class SchedulerTest(StackTestCase):
     def test_heterogeneous_workers(self):
         s = self.stack
         s.env["FLOWMESH_UNPLACEABLE_GRACE_S"] = "2"
+        # Workers without the training venv: they offer no ppo (the type no worker offers).
+        s.env["FLOWMESH_WORKER_TRAINING_PYTHON"] = "/nonexistent/ml-venv/bin/python"
         s.up()
         self.start_worker("cheap", 1, 2, ["small"])
         self.start_worker("dear", 5, 2, ["large"])
@@ -111,7 +113,7 @@ class SchedulerTest(StackTestCase):
         self.assertIn("gpus=2", task["error"])
         self.assertIn("gpus=0", task["error"])
 
-        # A task type no worker offers (ppo: no executor yet) is accepted, then fails with the
+        # A task type no worker offers (ppo: these workers lack the venv) is accepted, then fails with the
         # type and what the fleet offers instead of waiting forever.
         wf = s.submit("""apiVersion: flowmesh/v1
 kind: Workflow
