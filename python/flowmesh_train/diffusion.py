@@ -29,9 +29,17 @@ def options(spec, prompts):
     for side in ("height", "width"):
         if o[side] is not None and o[side] % 8:
             raise invalid(f"inference.{side} must be a multiple of 8, got {o[side]}")
-    for key in ("negative_prompt", "system_prompt"):
-        if o[key] is not None and not isinstance(o[key], str):
-            raise invalid(f"inference.{key} must be a string")
+    if o["system_prompt"] is not None and not isinstance(o["system_prompt"], str):
+        raise invalid("inference.system_prompt must be a string")
+    negative = o["negative_prompt"]
+    if negative is None or isinstance(negative, str):
+        o["negative_prompt"] = [negative or ""] * len(prompts)
+    elif (isinstance(negative, list) and len(negative) == len(prompts)
+          and all(isinstance(n, str) for n in negative)):
+        o["negative_prompt"] = list(negative)
+    else:
+        raise invalid(f"inference.negative_prompt must be a string or one string per prompt "
+                      f"({len(prompts)})")
     if len(prompts) * o["num_images_per_prompt"] > MAX_IMAGES:
         raise invalid(f"{len(prompts)} prompts × inference.num_images_per_prompt "
                       f"{o['num_images_per_prompt']} is more than {MAX_IMAGES} images in one task")
@@ -122,7 +130,7 @@ def _embeddings(pipe, device, prompts, o):
         return pipe.encode_prompt(**kwargs)
 
     count = o["num_images_per_prompt"]
-    encoded = encode(prompts, [o["negative_prompt"] or ""] * len(prompts), count)
+    encoded = encode(prompts, o["negative_prompt"], count)
     positive, negative = encoded[0], encoded[1]
     extra = {}
     if len(encoded) > 3:
@@ -158,8 +166,7 @@ def generate(pipe, device, prompts, o, channel):
     try:
         kwargs.update(_embeddings(pipe, device, prompts, o))
     except (AttributeError, TypeError):  # a pipeline without encode_prompt: plain prompts
-        kwargs.update(prompt=prompts, negative_prompt=[o["negative_prompt"]] * len(prompts)
-                      if o["negative_prompt"] else None,
+        kwargs.update(prompt=prompts, negative_prompt=o["negative_prompt"],
                       num_images_per_prompt=o["num_images_per_prompt"])
     try:
         images = pipe(callback_on_step_end=on_step, **kwargs).images
