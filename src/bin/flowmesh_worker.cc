@@ -167,7 +167,8 @@ int main(int argc, char** argv) {
     FM_LOG_INFO("training task types not offered: {}", trained.message());
   } else if (auto lora = flowmesh::training::RegisterLoraInference(
                  executors, {training, flowmesh::training::BuiltLlamaSourceDir(),
-                             lora_gguf_cache.empty() ? cache_dir + "/lora-gguf" : lora_gguf_cache});
+                             lora_gguf_cache.empty() ? cache_dir + "/lora-gguf" : lora_gguf_cache,
+                             models_config.sources.hf_hub_dir});
              !lora.ok()) {
     FM_LOG_INFO("inference with LoRA adapters not offered: {}", lora.message());
   }

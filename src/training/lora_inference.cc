@@ -61,13 +61,16 @@ class LoraInferenceExecutor : public executors::Executor {
     json* model = ctx.spec.is_object() && ctx.spec.contains("model") ? &ctx.spec["model"] : nullptr;
     bool adapted = model != nullptr && model->is_object() && model->contains("adapters") &&
                    (*model)["adapters"].is_array() && !(*model)["adapters"].empty();
+    auto log = [&](std::string line) {
+      if (ctx.log) ctx.log(std::move(line));
+    };
     if (adapted) {
-      auto log = [&](std::string line) {
-        if (ctx.log) ctx.log(std::move(line));
-      };
       FM_ASSIGN_OR_RETURN(std::string gguf, cache_->Prepare(*model, ctx.cancelled, log));
       (*model)["source"] = json{{"type", "local"}, {"identifier", gguf}};
       model->erase("adapters");
+    } else if (model != nullptr && model->is_object()) {
+      FM_ASSIGN_OR_RETURN(std::string gguf, cache_->PrepareSnapshot(*model, ctx.cancelled, log));
+      if (!gguf.empty()) (*model)["source"] = json{{"type", "local"}, {"identifier", gguf}};
     }
     return inner_->Run(ctx);
   }
@@ -117,28 +120,79 @@ Result<std::string> GgufAdapterCache::Prepare(const json& model, const std::atom
   FM_ASSIGN_OR_RETURN(std::string base_digest, FolderDigest(base));
   FM_ASSIGN_OR_RETURN(std::string adapter_digest, FolderDigest(adapter_dir));
   std::string key = Sha256Hex(base_digest + "+" + adapter_digest);
-  fs::path out = fs::path(config_.cache_dir) / (key + ".gguf");
+  return Convert(fs::path(config_.cache_dir) / (key + ".gguf"),
+                 {"--base", base.string(), "--adapter", adapter_dir.string()},
+                 "the LoRA adapter " + adapter_dir.string() + " merged into " + base.string(),
+                 cancelled, log);
+}
+
+Result<std::string> GgufAdapterCache::PrepareSnapshot(const json& model,
+                                                      const std::atomic<bool>& cancelled,
+                                                      const std::function<void(std::string)>& log) {
+  const json& source = model.contains("source") ? model["source"] : json();
+  std::string type = StringField(source, "type");
+  std::string id = StringField(source, "identifier");
+  if (config_.hf_hub_dir.empty() || (type != "huggingface" && type != "hf") ||
+      id.find('/') == std::string::npos || id.find("..") != std::string::npos || id[0] == '/') {
+    return std::string();
+  }
+  std::string folder = "models--";
+  for (char c : id) folder += c == '/' ? std::string("--") : std::string(1, c);
+  fs::path repo = fs::path(config_.hf_hub_dir) / folder;
+  std::string revision = StringField(source, "revision");
+  std::vector<fs::path> candidates;
+  std::error_code ec;
+  {
+    std::ifstream ref(repo / "refs" / (revision.empty() ? "main" : revision));
+    std::string commit;
+    if (ref >> commit) candidates.push_back(repo / "snapshots" / commit);
+  }
+  if (!revision.empty()) {
+    candidates.push_back(repo / "snapshots" / revision);
+  } else if (fs::is_directory(repo / "snapshots", ec)) {
+    std::vector<fs::path> all;
+    for (fs::directory_iterator it(repo / "snapshots", ec), end; !ec && it != end; it.increment(ec)) {
+      all.push_back(it->path());
+    }
+    std::sort(all.begin(), all.end());
+    candidates.insert(candidates.end(), all.begin(), all.end());
+  }
+  for (const fs::path& snapshot : candidates) {
+    if (!fs::exists(snapshot / "config.json", ec)) continue;
+    bool safetensors = false;
+    for (fs::directory_iterator it(snapshot, ec), end; !ec && it != end; it.increment(ec)) {
+      std::string ext = it->path().extension().string();
+      if (ext == ".gguf") return std::string();  // the engine loads that one itself
+      safetensors = safetensors || ext == ".safetensors";
+    }
+    if (!safetensors) continue;
+    // A snapshot folder is named by its commit: its files never change.
+    std::string key = Sha256Hex("huggingface:" + id + "@" + snapshot.filename().string());
+    return Convert(fs::path(config_.cache_dir) / (key + ".gguf"), {"--base", snapshot.string()},
+                   "huggingface:" + id + " (snapshot " + snapshot.filename().string() + ")",
+                   cancelled, log);
+  }
+  return std::string();
+}
+
+Result<std::string> GgufAdapterCache::Convert(const fs::path& out, std::vector<std::string> args,
+                                              const std::string& what,
+                                              const std::atomic<bool>& cancelled,
+                                              const std::function<void(std::string)>& log) {
+  std::error_code ec;
   if (fs::exists(out, ec)) {
-    log("[flowmesh] LoRA adapter already converted: " + out.string());
+    log("[flowmesh] " + what + " already converted: " + out.string());
     return out.string();
   }
   MutexLock lock(convert_mu_);
   if (fs::exists(out, ec)) return out.string();  // converted while this task waited
   fs::create_directories(config_.cache_dir, ec);
   if (ec) return Internal("cannot create " + config_.cache_dir + ": " + ec.message());
-  log("[flowmesh] converting the LoRA adapter " + adapter_dir.string() + " merged into " +
-      base.string() + " to GGUF");
+  log("[flowmesh] converting " + what + " to GGUF");
   BridgeCommand command;
-  command.argv = {config_.training.python,
-                  "-m",
-                  "flowmesh_train.gguf",
-                  out.string(),
-                  "--base",
-                  base.string(),
-                  "--adapter",
-                  adapter_dir.string(),
-                  "--llama-cpp",
-                  config_.llama_cpp_dir};
+  command.argv = {config_.training.python, "-m", "flowmesh_train.gguf", out.string()};
+  command.argv.insert(command.argv.end(), args.begin(), args.end());
+  command.argv.insert(command.argv.end(), {"--llama-cpp", config_.llama_cpp_dir});
   command.env = {{"PYTHONPATH", config_.training.package_dir},
                  {"PYTHONDONTWRITEBYTECODE", "1"},
                  {"HF_HUB_OFFLINE", "1"},
@@ -151,11 +205,11 @@ Result<std::string> GgufAdapterCache::Prepare(const json& model, const std::atom
   };
   FM_ASSIGN_OR_RETURN(BridgeExit exit, process->Pump(cancelled, nullptr, forward));
   if (exit.signaled || exit.exit_code != 0 || !fs::exists(out, ec)) {
-    std::string message = "the conversion of the LoRA adapter to GGUF " + exit.Describe();
+    std::string message = "the conversion of " + what + " to GGUF " + exit.Describe();
     for (const auto& line : exit.stderr_tail) message += "\n" + line;
     return Unavailable(message);
   }
-  log("[flowmesh] LoRA GGUF ready: " + out.string());
+  log("[flowmesh] GGUF ready: " + out.string());
   return out.string();
 }
 

@@ -8,6 +8,10 @@
 // files load it at once; the task then runs on the ordinary inference executor with
 // model.source pointing at that file.
 //
+// The same executor converts a `model.source: {type: huggingface}` model that the local
+// Hugging Face cache holds as a transformers snapshot (config.json and safetensors, no
+// .gguf): once per snapshot (its commit names the cached GGUF), then the task loads that.
+//
 // Adapters named by task_id or url are refused (FailedPrecondition) for now: the worker
 // would have to fetch another task's result files, which needs the server to check that the
 // task may read them.
@@ -16,9 +20,11 @@
 #pragma once
 
 #include <atomic>
+#include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "common/thread_annotations.h"
@@ -34,6 +40,7 @@ struct LoraInferenceConfig {
   TrainingConfig training;    // the venv and the flowmesh_train package
   std::string llama_cpp_dir;  // holds convert_hf_to_gguf.py and gguf-py
   std::string cache_dir;      // converted GGUFs (<digest>.gguf)
+  std::string hf_hub_dir;     // the Hugging Face cache (hub/); "" = no snapshot conversion
 };
 
 class GgufAdapterCache {
@@ -46,7 +53,19 @@ class GgufAdapterCache {
   Result<std::string> Prepare(const nlohmann::json& model, const std::atomic<bool>& cancelled,
                               const std::function<void(std::string)>& log);
 
+  // The GGUF of a huggingface `model` whose cached snapshot has safetensors and no GGUF,
+  // converting it when the cache lacks it; "" when the model is not such a snapshot (the
+  // engine resolves it as before). Unavailable when the conversion crashed; Cancelled.
+  Result<std::string> PrepareSnapshot(const nlohmann::json& model,
+                                      const std::atomic<bool>& cancelled,
+                                      const std::function<void(std::string)>& log);
+
  private:
+  // Runs `python -m flowmesh_train.gguf out <args>` unless `out` exists (one at a time).
+  Result<std::string> Convert(const std::filesystem::path& out, std::vector<std::string> args,
+                              const std::string& what, const std::atomic<bool>& cancelled,
+                              const std::function<void(std::string)>& log);
+
   LoraInferenceConfig config_;
   Mutex convert_mu_;
 };
