@@ -105,7 +105,8 @@ int main(int argc, char** argv) {
         "folder holding the flowmesh_train package (default: ../python beside this binary)");
   std::string lora_gguf_cache;
   t.Add("--lora-gguf-cache", "FLOWMESH_WORKER_LORA_GGUF_CACHE", &lora_gguf_cache,
-        "folder of the GGUFs made from LoRA adapters that inference tasks name (default: "
+        "folder of the GGUFs made from LoRA adapters and Hugging Face safetensors snapshots "
+        "that inference tasks name (default: "
         "$FLOWMESH_CACHE_DIR or /var/cache/flowmesh, then /lora-gguf)");
   bool print_settings = false, print_backend = false;
   app.add_flag("--print-settings", print_settings, "print every setting as a Markdown table and exit");

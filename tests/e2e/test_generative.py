@@ -197,6 +197,33 @@ class GenerativeTest(StackTestCase):
         self.assertEqual(result["image"], {"path": "generated_image.png"})
         self.assertEqual(png_size(self.file(tasks["image"], "generated_image.png")), (40, 32))
 
+    def test_huggingface_safetensors_converted_once(self):
+        # A Hugging Face cache holding the model as transformers safetensors, no GGUF: the
+        # worker converts it once (llama.cpp's convert_hf_to_gguf.py) and the engine runs it.
+        hub = tempfile.mkdtemp(prefix="fm-hf-hub-")
+        gguf_cache = tempfile.mkdtemp(prefix="fm-hf-gguf-")
+        self.addCleanup(shutil.rmtree, hub, True)
+        self.addCleanup(shutil.rmtree, gguf_cache, True)
+        commit = "0123456789abcdef0123456789abcdef01234567"
+        repo = os.path.join(hub, "models--flowmesh-test--tiny-llama")
+        shutil.copytree(self.path("llama"), os.path.join(repo, "snapshots", commit))
+        os.makedirs(os.path.join(repo, "refs"))
+        with open(os.path.join(repo, "refs", "main"), "w") as f:
+            f.write(commit)
+        self.stack.env.update({"HF_HUB_CACHE": hub, "FLOWMESH_OFFLINE": "1",
+                               "FLOWMESH_WORKER_LORA_GGUF_CACHE": gguf_cache})
+        self.start()
+        spec = {"taskType": "inference",
+                "model": {"source": {"type": "huggingface", "identifier": "flowmesh-test/tiny-llama"}},
+                "data": {"type": "list", "items": ["Write a kind note:"]},
+                "inference": {"max_tokens": 6, "temperature": 0}}
+        first = self.run_graph("hf-first", {"infer": spec})["infer"]
+        self.assertEqual(len(self.result(first)["items"]), 1)
+        self.assertIn("converting huggingface:flowmesh-test/tiny-llama", self.logs_text(first))
+        again = self.run_graph("hf-again", {"infer": {**spec, "cache": "never"}})["infer"]
+        self.assertIn("already converted", self.logs_text(again))
+        self.assertEqual(len([n for n in os.listdir(gguf_cache) if n.endswith(".gguf")]), 1)
+
     def test_bad_options_fail_before_compute(self):
         self.start()
         # Out of the option table's range: refused at submit.
