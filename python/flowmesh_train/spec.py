@@ -264,8 +264,16 @@ def prompts(spec, query_field=None):
     (or `query_field`), chat message lists; `max_samples` caps them."""
     data = section(spec, "data")
     field = query_field or _field(data, "query_field") or _field(data, "text_field")
+    records = []
+    for record in _raw_rows(data):
+        # An upstream reference (`{node, path: items.*.output}`) materialises to one item
+        # holding the list of that node's outputs: its strings are prompts each.
+        if isinstance(record, list) and record and all(isinstance(r, str) for r in record):
+            records.extend(record)
+        else:
+            records.append(record)
     found = []
-    for number, record in enumerate(_raw_rows(data), start=1):
+    for number, record in enumerate(records, start=1):
         if field and isinstance(record, dict):
             if record.get(field) is None:
                 raise invalid(f"data row {number} has no {field!r} field (keys: {sorted(record)})")

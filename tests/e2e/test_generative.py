@@ -106,10 +106,12 @@ class GenerativeTest(StackTestCase):
 
     def test_ppo_runs_its_steps(self):
         self.start()
-        tasks = self.run_graph("ppo", {"ppo": {
-            "taskType": "ppo",
+        # The prompts come from an upstream node's results.
+        tasks = self.run_graph("ppo", {"prompts": {"taskType": "echo", "data": {"type": "list", "items": PROMPTS}},
+                                       "ppo": {
+            "taskType": "ppo", "dependsOn": ["prompts"],
             "model": {"source": {"type": "local", "identifier": self.path("llama")}},
-            "data": {"prompts": PROMPTS},
+            "data": {"type": "list", "items": [{"node": "prompts", "path": "items.*.output"}]},
             "training": {"learning_rate": 1e-4, "batch_size": 2, "steps": 3, "ppo_epochs": 2, "seed": 4},
             "generation": {"max_new_tokens": 8, "temperature": 0.7}}})
         task = tasks["ppo"]
