@@ -90,9 +90,12 @@
 #          BENCH_TRAIN_ROUNDS (5) interleaved rounds, best of each: fabric_tokens_per_sec,
 #          direct_tokens_per_sec, train_ratio_vs_direct, and the wall times with start-up.
 #          Needs the training venv (scripts/install-ml).
+#   generate  diffusion wall time through the fabric against the same diffusers call run
+#          directly (bench/generate_bench.py: a tiny random pipeline, interleaved rounds,
+#          best of each) and whether both wrote the same PNG. Needs the training venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name="${1:?usage: bench/run.sh NAME (echo|echo-auth|peers|parse|scheduler|dedup|metrics|inference|serve|ui|rag|rag-faiss|fuzz-parser|train)}"
+name="${1:?usage: bench/run.sh NAME (echo|echo-auth|peers|parse|scheduler|dedup|metrics|inference|serve|ui|rag|rag-faiss|fuzz-parser|train|generate)}"
 case "$name" in
   echo)
     scripts/build release >&2  # incremental: never measure stale binaries
@@ -200,5 +203,7 @@ PY
   train)
     scripts/build release >&2
     exec python3 bench/train_bench.py ;;
-  *) echo "unknown benchmark '$name' (known: echo, echo-auth, peers, parse, scheduler, dedup, metrics, inference, serve, ui, rag, rag-faiss, fuzz-parser, train)" >&2; exit 2 ;;
+  generate)
+    exec python3 bench/generate_bench.py ;;
+  *) echo "unknown benchmark '$name' (known: echo, echo-auth, peers, parse, scheduler, dedup, metrics, inference, serve, ui, rag, rag-faiss, fuzz-parser, train, generate)" >&2; exit 2 ;;
 esac
