@@ -2,7 +2,7 @@
 diffusion task submitted over the API) against the same diffusers pipeline called directly
 in the same venv, in BENCH_GEN_ROUNDS (3) interleaved rounds (alternating which runs first),
 best of each. The pipeline is the tiny random Stable Diffusion of python -m flowmesh_train.tiny
---kind diffusion; BENCH_GEN_STEPS (20) steps at BENCH_GEN_SIZE (128) pixels square, one
+--kind diffusion; BENCH_GEN_STEPS (10) steps at BENCH_GEN_SIZE (64) pixels square, one
 image, seeded. Prints key=value lines: fabric_wall_s (submit to DONE), direct_wall_s (a fresh
 python: imports, load and generation, as the bridge's trainer does), their ratio, the
 trainer's own generation seconds, and whether both made the same PNG (same_image)."""
@@ -21,8 +21,8 @@ from harness import SOURCE_DIR, Stack, wait_until  # noqa: E402
 CACHE = os.environ.get("FLOWMESH_CACHE_DIR") or "/var/cache/flowmesh"
 ML_PYTHON = os.environ.get("FLOWMESH_WORKER_TRAINING_PYTHON") or os.path.join(CACHE, "ml-venv", "bin", "python")
 ROUNDS = int(os.environ.get("BENCH_GEN_ROUNDS", "3"))
-STEPS = int(os.environ.get("BENCH_GEN_STEPS", "20"))
-SIZE = int(os.environ.get("BENCH_GEN_SIZE", "128"))
+STEPS = int(os.environ.get("BENCH_GEN_STEPS", "10"))
+SIZE = int(os.environ.get("BENCH_GEN_SIZE", "64"))
 PROMPT = "a lighthouse on a cliff at dawn"
 # The direct run: what a user would write with diffusers, the same options and generator.
 DIRECT = """
