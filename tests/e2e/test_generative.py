@@ -33,6 +33,16 @@ def build_models(folder):
     with open(corpus, "w") as f:
         f.write("\n".join(PROMPTS + ["a kind and sunny note", "hello friend, the cat is happy"]) + "\n")
     ml("-m", "flowmesh_train.tiny", os.path.join(folder, "llama"), "--corpus", corpus, "--seed", "3")
+    # A reward model: a two-label (NEGATIVE, POSITIVE) classifier on the same backbone.
+    ml("-c", f"""
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+torch.manual_seed(5)
+m = AutoModelForSequenceClassification.from_pretrained({os.path.join(folder, "llama")!r}, num_labels=2,
+        id2label={{0: "NEGATIVE", 1: "POSITIVE"}}, label2id={{"NEGATIVE": 0, "POSITIVE": 1}})
+m.save_pretrained({os.path.join(folder, "reward")!r})
+AutoTokenizer.from_pretrained({os.path.join(folder, "llama")!r}).save_pretrained({os.path.join(folder, "reward")!r})
+""")
     ml("-m", "flowmesh_train.tiny", os.path.join(folder, "sd"), "--kind", "diffusion", "--seed", "1")
     ml("-m", "flowmesh_train.tiny", os.path.join(folder, "vit"), "--kind", "vit", "--seed", "2")
     # A separable image set in imagefolder layout: reddish against bluish 16x16 squares.
@@ -107,13 +117,17 @@ class GenerativeTest(StackTestCase):
     def test_ppo_runs_its_steps(self):
         self.start()
         # The prompts come from an upstream node's results.
-        tasks = self.run_graph("ppo", {"prompts": {"taskType": "echo", "data": {"type": "list", "items": PROMPTS}},
-                                       "ppo": {
-            "taskType": "ppo", "dependsOn": ["prompts"],
-            "model": {"source": {"type": "local", "identifier": self.path("llama")}},
-            "data": {"type": "list", "items": [{"node": "prompts", "path": "items.*.output"}]},
-            "training": {"learning_rate": 1e-4, "batch_size": 2, "steps": 3, "ppo_epochs": 2, "seed": 4},
-            "generation": {"max_new_tokens": 8, "temperature": 0.7}}})
+        spec = {"taskType": "ppo", "dependsOn": ["prompts"],
+                "model": {"source": {"type": "local", "identifier": self.path("llama")}},
+                "data": {"type": "list", "items": [{"node": "prompts", "path": "items.*.output"}]},
+                "training": {"learning_rate": 1e-4, "batch_size": 2, "steps": 3, "ppo_epochs": 2, "seed": 4},
+                "generation": {"max_new_tokens": 8, "temperature": 0.7}}
+        tasks = self.run_graph("ppo", {
+            "prompts": {"taskType": "echo", "data": {"type": "list", "items": PROMPTS}},
+            "ppo": spec,
+            "again": {**spec, "cache": "never"},
+            "rewarded": {**spec, "reward_model": {"identifier": self.path("reward"), "type": "sentiment"},
+                         "training": {**spec["training"], "steps": 2}}})
         task = tasks["ppo"]
         result = self.result(task)
         self.assertEqual(result["global_step"], 3, result)
@@ -128,6 +142,16 @@ class GenerativeTest(StackTestCase):
         logs = self.logs_text(task)
         self.assertIn("PPO on 4 prompts: 3 steps of 2 rollouts", logs)
         self.assertIn("no reward_model: rewards come from an untrained", logs)
+        # Seeded: the same rollouts, rewards, losses and weights again.
+        again = self.result(tasks["again"])
+        self.assertEqual(again["metrics"]["reward_history"], result["metrics"]["reward_history"])
+        self.assertEqual(again["metrics"]["loss_history"], result["metrics"]["loss_history"])
+        self.assertEqual({f["name"]: f["sha256"] for f in again["files"]}["final_model/model.safetensors"],
+                         files["final_model/model.safetensors"]["sha256"])
+        # A reward model scores the decoded text.
+        rewarded = self.result(tasks["rewarded"])
+        self.assertEqual((rewarded["global_step"], rewarded["reward_model"]), (2, self.path("reward")))
+        self.assertIn(f"reward: {self.path('reward')} (sentiment)", self.logs_text(tasks["rewarded"]))
 
     def test_diffusion_writes_the_asked_size_deterministically(self):
         self.start()
