@@ -206,11 +206,13 @@ Result<json> TrainingExecutor::Run(executors::TaskContext& ctx) {
   FM_ASSIGN_OR_RETURN(BridgeExit exit, process->Pump(ctx.cancelled, on_stdout, on_stderr));
 
   if (!talk.hello_status.ok()) return talk.hello_status;
+  const bool generates = task_type_ == "diffusion" || task_type_.rfind("omni_", 0) == 0;
+  const std::string activity = generates ? "generation" : "training";
   if (talk.error) {
     Status status = ErrorStatus(*talk.error);
     if (status.code() == StatusCode::kUnavailable) {
-      return Unavailable(
-          WithStderr(task_type_ + " training failed: " + status.message(), exit.stderr_tail));
+      return Unavailable(WithStderr(task_type_ + " " + activity + " failed: " + status.message(),
+                                    exit.stderr_tail));
     }
     return Status(status.code(), task_type_ + ": " + status.message());
   }
@@ -219,7 +221,8 @@ Result<json> TrainingExecutor::Run(executors::TaskContext& ctx) {
                            ? "the trainer " + exit.Describe() + " before it spoke the protocol"
                            : "the trainer " + exit.Describe() + " without a result";
     if (!sent.ok() && !talk.hello) what += " (" + sent.message() + ")";
-    return Unavailable(WithStderr(task_type_ + " training crashed: " + what, exit.stderr_tail));
+    return Unavailable(
+        WithStderr(task_type_ + " " + activity + " crashed: " + what, exit.stderr_tail));
   }
   json result = std::move(*talk.result);
   FM_ASSIGN_OR_RETURN(json files, ListFiles(dir.output()));
