@@ -151,7 +151,8 @@ Result<std::string> GgufAdapterCache::PrepareSnapshot(const json& model,
     candidates.push_back(repo / "snapshots" / revision);
   } else if (fs::is_directory(repo / "snapshots", ec)) {
     std::vector<fs::path> all;
-    for (fs::directory_iterator it(repo / "snapshots", ec), end; !ec && it != end; it.increment(ec)) {
+    for (fs::directory_iterator it(repo / "snapshots", ec), end; !ec && it != end;
+         it.increment(ec)) {
       all.push_back(it->path());
     }
     std::sort(all.begin(), all.end());
