@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/hash.h"
+
 namespace flowmesh::training {
 namespace {
 
@@ -74,6 +76,57 @@ TEST_F(LoraInferenceTest, RegistersOnlyOverAnInferenceExecutor) {
   executors::ExecutorRegistry empty;
   EXPECT_EQ(RegisterLoraInference(empty, config_).code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(std::string(BuiltLlamaSourceDir()), "");
+}
+
+// Hugging Face snapshots: which ones are converted, and the cache of converted ones.
+class SnapshotConversionTest : public LoraInferenceTest {
+ protected:
+  static constexpr const char* kCommit = "0123456789abcdef0123456789abcdef01234567";
+  void SetUp() override {
+    LoraInferenceTest::SetUp();
+    config_.hf_hub_dir = (root_ / "hub").string();
+    snapshot_ = root_ / "hub" / "models--org--tiny" / "snapshots" / kCommit;
+    fs::create_directories(snapshot_);
+    std::ofstream(snapshot_ / "config.json") << "{}";
+    std::ofstream(snapshot_ / "model.safetensors") << "weights";
+    fs::create_directories(root_ / "hub" / "models--org--tiny" / "refs");
+    std::ofstream(root_ / "hub" / "models--org--tiny" / "refs" / "main") << kCommit;
+  }
+  Result<std::string> PrepareSnapshot(json model, std::vector<std::string>* log = nullptr) {
+    GgufAdapterCache cache(config_);
+    std::atomic<bool> cancelled{false};
+    return cache.PrepareSnapshot(model, cancelled, [log](std::string line) {
+      if (log) log->push_back(std::move(line));
+    });
+  }
+  static json Hf(std::string id) {
+    return json{{"source", {{"type", "huggingface"}, {"identifier", std::move(id)}}}};
+  }
+  fs::path snapshot_;
+};
+
+TEST_F(SnapshotConversionTest, OnlySafetensorsSnapshotsAreConverted) {
+  // Not a huggingface source, not in the cache, or no hub configured: left to the engine.
+  EXPECT_EQ(PrepareSnapshot(json{{"source", {{"type", "local"}, {"identifier", "/m"}}}}).value(),
+            "");
+  EXPECT_EQ(PrepareSnapshot(Hf("org/absent")).value(), "");
+  EXPECT_EQ(PrepareSnapshot(Hf("../escape")).value(), "");
+  // The snapshot is converted: with no python here, the converter cannot start.
+  EXPECT_FALSE(PrepareSnapshot(Hf("org/tiny")).ok());
+  // Already converted (the cache is named by the snapshot's commit): loaded at once.
+  fs::create_directories(config_.cache_dir);
+  fs::path cached = fs::path(config_.cache_dir) /
+                    (Sha256Hex(std::string("huggingface:org/tiny@") + kCommit) + ".gguf");
+  std::ofstream(cached) << "gguf";
+  std::vector<std::string> log;
+  EXPECT_EQ(PrepareSnapshot(Hf("org/tiny"), &log).value(), cached.string());
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_NE(log[0].find("already converted"), std::string::npos) << log[0];
+  // A snapshot that has a GGUF of its own is the engine's to load.
+  std::ofstream(snapshot_ / "model-q8_0.gguf") << "gguf";
+  EXPECT_EQ(PrepareSnapshot(Hf("org/tiny")).value(), "");
+  config_.hf_hub_dir.clear();
+  EXPECT_EQ(PrepareSnapshot(Hf("org/tiny")).value(), "");
 }
 
 }  // namespace
