@@ -161,8 +161,14 @@ bool Deterministic(const std::string& task_type, const json& task_spec) {
     auto c = api.find("cache");
     return c != api.end() && c->is_boolean() && c->get<bool>();
   }
-  if (task_type == "sft" || task_type == "lora_sft" || task_type == "dpo" || task_type == "ppo") {
+  if (task_type == "sft" || task_type == "lora_sft" || task_type == "dpo" || task_type == "ppo" ||
+      task_type == "image_classification" || task_type == "image_classification_training") {
     return has_number(section("training"), "seed");
+  }
+  // A seeded diffusers run draws its noise from a CPU generator: the same PNG bytes.
+  if (task_type == "diffusion") return has_number(section("inference"), "seed");
+  if (task_type == "omni_text2image") {
+    return has_number(section("omni"), "seed") || has_number(section("omni_text2image"), "seed");
   }
   return false;
 }

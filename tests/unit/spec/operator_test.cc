@@ -45,5 +45,16 @@ TEST(BatchKeyTest, IgnoresDataAndSamplingButNotEngineOptions) {
   EXPECT_NE(BatchKey("inference", a), BatchKey("inference", d));
 }
 
+TEST(DeterministicTest, SeededGenerationAndImageTrainingRepeat) {
+  auto spec = [](const char* text) { return nlohmann::json::parse(text); };
+  EXPECT_TRUE(Deterministic("diffusion", spec(R"({"inference": {"seed": 7}})")));
+  EXPECT_FALSE(Deterministic("diffusion", spec(R"({"inference": {"height": 64}})")));
+  EXPECT_TRUE(Deterministic("omni_text2image", spec(R"({"omni": {"seed": 1}})")));
+  EXPECT_FALSE(Deterministic("omni_text2speech", spec(R"({"omni": {"seed": 1}})")));
+  EXPECT_TRUE(Deterministic("image_classification", spec(R"({"training": {"seed": 3}})")));
+  EXPECT_FALSE(Deterministic("image_classification_training", spec(R"({"training": {}})")));
+  EXPECT_FALSE(Deterministic("diffusion", spec(R"({"inference": {"seed": 7}, "cache": "never"})")));
+}
+
 }  // namespace
 }  // namespace flowmesh::spec
