@@ -65,9 +65,10 @@ class LoraInferenceExecutor : public executors::Executor {
       auto log = [&](std::string line) {
         if (ctx.log) ctx.log(std::move(line));
       };
-      FM_ASSIGN_OR_RETURN(std::string gguf, cache_->Prepare(*model, ctx.cancelled, log));
-      (*model)["source"] = json{{"type", "local"}, {"identifier", gguf}};
-      model->erase("adapters");
+      FM_ASSIGN_OR_RETURN(LoraGguf gguf, cache_->Prepare(*model, ctx.cancelled, log));
+      // The inference executor applies a GGUF adapter per request on the base's engine.
+      (*model)["source"] = json{{"type", "local"}, {"identifier", gguf.base}};
+      (*model)["adapters"] = json::array({json{{"type", "lora"}, {"path", gguf.adapter}, {"kwargs", {{"scale", gguf.scale}}}}});
     }
     return inner_->Run(ctx);
   }
@@ -81,8 +82,8 @@ class LoraInferenceExecutor : public executors::Executor {
 
 const char* BuiltLlamaSourceDir() { return FLOWMESH_LLAMA_SOURCE_DIR_VALUE; }
 
-Result<std::string> GgufAdapterCache::Prepare(const json& model, const std::atomic<bool>& cancelled,
-                                              const std::function<void(std::string)>& log) {
+Result<LoraGguf> GgufAdapterCache::Prepare(const json& model, const std::atomic<bool>& cancelled,
+                                           const std::function<void(std::string)>& log) {
   const json& adapters = model["adapters"];
   if (adapters.size() != 1) {
     return InvalidArgument("model.adapters: one LoRA adapter per task is supported, got " +
@@ -98,6 +99,14 @@ Result<std::string> GgufAdapterCache::Prepare(const json& model, const std::atom
         "model.adapters[0]: adapters named by task_id or url are not fetched by workers yet; "
         "download the lora_sft task's final_lora/ files and name their folder in `path`");
   }
+  LoraGguf out;
+  const json* kwargs = adapter.contains("kwargs") ? &adapter["kwargs"] : nullptr;
+  if (kwargs && kwargs->is_object() && kwargs->contains("scale")) {
+    if (!(*kwargs)["scale"].is_number()) {
+      return InvalidArgument("model.adapters[0].kwargs.scale must be a number");
+    }
+    out.scale = (*kwargs)["scale"].get<float>();
+  }
   fs::path adapter_dir = StringField(adapter, "path");
   std::error_code ec;
   if (adapter_dir.empty() || !fs::exists(adapter_dir / "adapter_config.json", ec)) {
@@ -110,35 +119,43 @@ Result<std::string> GgufAdapterCache::Prepare(const json& model, const std::atom
   fs::path base = StringField(source, "identifier");
   if (base.empty() || !fs::exists(base / "config.json", ec)) {
     return InvalidArgument(
-        "model.adapters: a LoRA adapter is merged into its base model, so model.source must be "
+        "model.adapters: a LoRA adapter applies to its base model, so model.source must be "
         "the transformers folder of that model (type local, a folder with config.json), got '" +
         base.string() + "'");
   }
   FM_ASSIGN_OR_RETURN(std::string base_digest, FolderDigest(base));
   FM_ASSIGN_OR_RETURN(std::string adapter_digest, FolderDigest(adapter_dir));
-  std::string key = Sha256Hex(base_digest + "+" + adapter_digest);
-  fs::path out = fs::path(config_.cache_dir) / (key + ".gguf");
+  // The base once per base model (every adapter of it shares the engine that loads it);
+  // the adapter once per (base, adapter).
+  fs::path base_gguf = fs::path(config_.cache_dir) / (base_digest + ".gguf");
+  fs::path adapter_gguf =
+      fs::path(config_.cache_dir) / (Sha256Hex(base_digest + "+" + adapter_digest) + ".lora.gguf");
+  FM_RETURN_IF_ERROR(Convert(base_gguf, {"--base", base.string()}, "the base model " + base.string(),
+                             cancelled, log));
+  FM_RETURN_IF_ERROR(Convert(adapter_gguf, {"--base", base.string(), "--lora", adapter_dir.string()},
+                             "the LoRA adapter " + adapter_dir.string(), cancelled, log));
+  out.base = base_gguf.string();
+  out.adapter = adapter_gguf.string();
+  return out;
+}
+
+Status GgufAdapterCache::Convert(const fs::path& out, const std::vector<std::string>& args,
+                                 const std::string& what, const std::atomic<bool>& cancelled,
+                                 const std::function<void(std::string)>& log) {
+  std::error_code ec;
   if (fs::exists(out, ec)) {
-    log("[flowmesh] LoRA adapter already converted: " + out.string());
-    return out.string();
+    log("[flowmesh] " + what + " already converted: " + out.string());
+    return Status::Ok();
   }
   MutexLock lock(convert_mu_);
-  if (fs::exists(out, ec)) return out.string();  // converted while this task waited
+  if (fs::exists(out, ec)) return Status::Ok();  // converted while this task waited
   fs::create_directories(config_.cache_dir, ec);
   if (ec) return Internal("cannot create " + config_.cache_dir + ": " + ec.message());
-  log("[flowmesh] converting the LoRA adapter " + adapter_dir.string() + " merged into " +
-      base.string() + " to GGUF");
+  log("[flowmesh] converting " + what + " to GGUF");
   BridgeCommand command;
-  command.argv = {config_.training.python,
-                  "-m",
-                  "flowmesh_train.gguf",
-                  out.string(),
-                  "--base",
-                  base.string(),
-                  "--adapter",
-                  adapter_dir.string(),
-                  "--llama-cpp",
-                  config_.llama_cpp_dir};
+  command.argv = {config_.training.python, "-m", "flowmesh_train.gguf", out.string()};
+  command.argv.insert(command.argv.end(), args.begin(), args.end());
+  command.argv.insert(command.argv.end(), {"--llama-cpp", config_.llama_cpp_dir});
   command.env = {{"PYTHONPATH", config_.training.package_dir},
                  {"PYTHONDONTWRITEBYTECODE", "1"},
                  {"HF_HUB_OFFLINE", "1"},
@@ -151,12 +168,12 @@ Result<std::string> GgufAdapterCache::Prepare(const json& model, const std::atom
   };
   FM_ASSIGN_OR_RETURN(BridgeExit exit, process->Pump(cancelled, nullptr, forward));
   if (exit.signaled || exit.exit_code != 0 || !fs::exists(out, ec)) {
-    std::string message = "the conversion of the LoRA adapter to GGUF " + exit.Describe();
+    std::string message = "the conversion of " + what + " to GGUF " + exit.Describe();
     for (const auto& line : exit.stderr_tail) message += "\n" + line;
     return Unavailable(message);
   }
-  log("[flowmesh] LoRA GGUF ready: " + out.string());
-  return out.string();
+  log("[flowmesh] GGUF ready: " + out.string());
+  return Status::Ok();
 }
 
 Status RegisterLoraInference(executors::ExecutorRegistry& registry,
@@ -164,9 +181,11 @@ Status RegisterLoraInference(executors::ExecutorRegistry& registry,
   if (!registry.Has("inference"))
     return FailedPrecondition("lora inference: no inference executor");
   std::error_code ec;
-  if (!fs::exists(fs::path(config.llama_cpp_dir) / "convert_hf_to_gguf.py", ec)) {
-    return FailedPrecondition("lora inference: no convert_hf_to_gguf.py in '" +
-                              config.llama_cpp_dir + "'");
+  for (const char* script : {"convert_hf_to_gguf.py", "convert_lora_to_gguf.py"}) {
+    if (!fs::exists(fs::path(config.llama_cpp_dir) / script, ec)) {
+      return FailedPrecondition(std::string("lora inference: no ") + script + " in '" +
+                                config.llama_cpp_dir + "'");
+    }
   }
   FM_RETURN_IF_ERROR(ProbeTraining(config.training));
   auto cache = std::make_shared<GgufAdapterCache>(config);
