@@ -94,6 +94,7 @@ void Engine::Impl::Admit() {
     int best_slot = -1;
     size_t best_len = 0;
     for (size_t i = 0; i < slots.size(); ++i) {
+      if (slots[i].adapter_key != s.adapter_key) continue;  // KV of other weights
       const auto& c = slots[i].cached;
       size_t n = 0, limit = std::min(c.size(), s.prompt.size());
       while (n < limit && c[n] == s.prompt[n]) ++n;
@@ -155,6 +156,7 @@ void Engine::Impl::Admit() {
       }
     }
     slot.busy = true;
+    slot.adapter_key = s.adapter_key;
     slot.last_used = ++clock;
     s.slot = free_slot;
     s.prompt_fed = best_len;
@@ -199,7 +201,31 @@ void Engine::Impl::Finish(Seq& s, const std::string& reason, const std::string& 
   s.gen->Publish(delta, &c);
 }
 
+std::string Engine::Impl::NextAdapterSet() const {
+  // The smallest set after the last one decoded, else the smallest: every set in turn.
+  const std::string* first = nullptr;
+  const std::string* next = nullptr;
+  for (const auto& s : active) {
+    const std::string& k = s->adapter_key;
+    if (!first || k < *first) first = &k;
+    if (k > last_step_adapters && (!next || k < *next)) next = &k;
+  }
+  return next ? *next : first ? *first : std::string();
+}
+
 void Engine::Impl::Step() {
+  // Sequences with other LoRA adapters need other weights: one set per step.
+  const std::string set = NextAdapterSet();
+  last_step_adapters = set;
+  if (set != applied_adapters) {
+    for (auto& s : active) {
+      if (s->adapter_key != set) continue;
+      llama_set_adapters_lora(ctx, s->adapters.empty() ? nullptr : s->adapters.data(), s->adapters.size(),
+                              s->scales.empty() ? nullptr : s->scales.data());
+      applied_adapters = set;
+      break;
+    }
+  }
   batch.n_tokens = 0;
   auto add = [this](llama_token t, llama_pos pos, llama_seq_id seq, bool logits) {
     int i = batch.n_tokens++;
@@ -213,6 +239,7 @@ void Engine::Impl::Step() {
   int budget = options.n_batch;
   for (auto& s : active) {
     s->batch_index = -1;
+    if (s->adapter_key != set) continue;
     if (s->prompt_fed == s->prompt.size() && s->pending >= 0 && budget > 0) {
       s->batch_index = add(s->pending, static_cast<llama_pos>(slots[s->slot].cached.size()), s->slot, true);
       --budget;
@@ -220,7 +247,7 @@ void Engine::Impl::Step() {
   }
   std::vector<std::pair<Seq*, size_t>> chunks;  // prompt tokens fed this step
   for (auto& s : active) {
-    if (s->prompt_fed >= s->prompt.size() || budget <= 0) continue;
+    if (s->adapter_key != set || s->prompt_fed >= s->prompt.size() || budget <= 0) continue;
     size_t n = std::min<size_t>(s->prompt.size() - s->prompt_fed, static_cast<size_t>(budget));
     for (size_t k = 0; k < n; ++k) {
       size_t p = s->prompt_fed + k;

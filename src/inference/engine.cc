@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <fstream>
@@ -103,6 +104,11 @@ static std::string ShareKey(const std::vector<llama_token>& tokens, const Sampli
   for (int32_t id : p.stop_token_ids) add(&id, sizeof id);
   key += '\0';
   key += p.grammar;
+  for (const auto& a : p.adapters) {
+    key += '\0';
+    key += a.path;
+    add(&a.scale, sizeof a.scale);
+  }
   return key;
 }
 
@@ -245,6 +251,8 @@ Result<std::shared_ptr<Generation>> Engine::Submit(const std::string& prompt, co
     if (!grammar) return InvalidArgument("the grammar does not parse (GBNF, start symbol root)");
     llama_sampler_free(grammar);
   }
+  auto seq = std::make_unique<Impl::Seq>();
+  FM_RETURN_IF_ERROR(e.ResolveAdapters(params, *seq));
   FM_ASSIGN_OR_RETURN(auto tokens, e.Tokenize(prompt, /*add_special=*/true));
   if (tokens.empty()) return InvalidArgument("the prompt is empty");
   if (static_cast<int>(tokens.size()) >= e.n_ctx_seq) {
@@ -271,7 +279,6 @@ Result<std::shared_ptr<Generation>> Engine::Submit(const std::string& prompt, co
       }
     }
   }
-  auto seq = std::make_unique<Impl::Seq>();
   seq->gen = std::make_shared<Generation>();
   std::shared_ptr<Generation> first_handle;
   if (shareable) {
@@ -304,6 +311,35 @@ Result<std::shared_ptr<Generation>> Engine::Submit(const std::string& prompt, co
   }
   e.cv.notify_all();
   return gen;
+}
+
+Status Engine::Impl::ResolveAdapters(const SamplingParams& params, Seq& seq) {
+  for (const auto& a : params.adapters) {
+    if (!std::isfinite(a.scale)) return InvalidArgument("LoRA adapter scale must be finite: " + a.path);
+    llama_adapter_lora* adapter = nullptr;
+    {
+      MutexLock lock(adapters_mu);
+      auto it = loaded_adapters.find(a.path);
+      if (it != loaded_adapters.end()) {
+        adapter = it->second;
+      } else {
+        // llama.cpp reads the file and checks it against the model (architecture, tensor
+        // shapes); it logs why it refuses one.
+        adapter = llama_adapter_lora_init(model, a.path.c_str());
+        if (!adapter) {
+          return InvalidArgument("not a LoRA adapter (GGUF) for this model: " + a.path +
+                                 " (wrong architecture or shapes, or not an adapter file)");
+        }
+        loaded_adapters.emplace(a.path, adapter);
+      }
+    }
+    seq.adapters.push_back(adapter);
+    seq.scales.push_back(a.scale);
+    char scale[32];
+    std::snprintf(scale, sizeof scale, "%.9g", static_cast<double>(a.scale));
+    seq.adapter_key += a.path + "*" + scale + "\n";
+  }
+  return Status::Ok();
 }
 
 void Engine::Cancel(const std::shared_ptr<Generation>& generation) {

@@ -43,6 +43,14 @@ struct EngineOptions {
   static Result<EngineOptions> FromJson(const nlohmann::json& llamacpp);
 };
 
+// A LoRA adapter in GGUF (as llama.cpp's convert_lora_to_gguf.py writes it for this model's
+// architecture and shapes) applied to one request at `scale`. An engine loads each adapter
+// file once and keeps it; the base weights stay shared by every request.
+struct LoraAdapter {
+  std::string path;
+  float scale = 1.0f;
+};
+
 struct SamplingParams {
   float temperature = 1.0f;  // 0: greedy
   float top_p = 1.0f;
@@ -63,6 +71,10 @@ struct SamplingParams {
   // Greedy or seeded requests identical to a running one share its sequence unless this is
   // off (a task with `cache: never`, or a server with de-duplication off).
   bool share = true;
+  // Applied to this sequence only: requests with other adapters (or none) decode in their
+  // own steps of the same loop, on the same weights and KV budget. A file that is not an
+  // adapter for this model makes Submit fail with InvalidArgument.
+  std::vector<LoraAdapter> adapters;
 };
 
 struct Completion {

@@ -57,10 +57,15 @@ struct Engine::Impl {
     size_t streamed = 0;         // bytes of `bytes` handed out as deltas
     llama_sampler* chain = nullptr;
     std::string share_key;       // set when identical requests may join it
+    // Its LoRA adapters (loaded) and their scales; `adapter_key` names the set ("": none).
+    std::vector<llama_adapter_lora*> adapters;
+    std::vector<float> scales;
+    std::string adapter_key;
   };
   struct Slot {
     bool busy = false;
     std::vector<llama_token> cached;  // tokens whose KV this sequence id holds, by position
+    std::string adapter_key;          // the adapters that KV was computed with
     uint64_t last_used = 0;
   };
 
@@ -95,6 +100,14 @@ struct Engine::Impl {
   std::unordered_map<std::string, std::weak_ptr<Generation>> shared FM_GUARDED_BY(share_mu);
   std::atomic<uint64_t> shared_hits{0};
 
+  // LoRA adapters by path, loaded on first use; llama_model_free frees them.
+  Mutex adapters_mu;
+  std::unordered_map<std::string, llama_adapter_lora*> loaded_adapters FM_GUARDED_BY(adapters_mu);
+  // Loop-thread: the adapter set the context has applied, and the last set a step decoded
+  // (steps take turns between the sets of the running sequences).
+  std::string applied_adapters;
+  std::string last_step_adapters;
+
   Mutex embed_mu;
   llama_context* embed_ctx FM_GUARDED_BY(embed_mu) = nullptr;
 
@@ -107,6 +120,7 @@ struct Engine::Impl {
     if (loop.joinable()) loop.join();
     if (batch.token) llama_batch_free(batch);
     if (embed_ctx) llama_free(embed_ctx);
+
     if (ctx) llama_free(ctx);
     if (model) llama_model_free(model);
   }
@@ -131,6 +145,13 @@ struct Engine::Impl {
   void Finish(Seq& s, const std::string& reason, const std::string& error);
 
   void Step();
+
+  // The adapter set the next step decodes: after `last_step_adapters` in order, among the
+  // sets of the running sequences (each set gets its turn).
+  std::string NextAdapterSet() const;
+
+  // Loads (once) the adapters `params` names; InvalidArgument for a file that is not one.
+  Status ResolveAdapters(const SamplingParams& params, Seq& seq);
 
   // Samples the next token of `s`; returns true when the sequence finished (reported).
   bool Sample(Seq& s);

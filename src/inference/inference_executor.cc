@@ -114,7 +114,36 @@ Result<SamplingParams> SamplingFromSpec(const json& task_spec) {
   if (Field(inf, "do_sample").is_boolean() && !inf["do_sample"].get<bool>()) {
     p.temperature = 0;  // greedy, over any temperature
   }
+  FM_ASSIGN_OR_RETURN(p.adapters, AdaptersFromSpec(task_spec));
   return p;
+}
+
+Result<std::vector<LoraAdapter>> AdaptersFromSpec(const json& task_spec) {
+  std::vector<LoraAdapter> out;
+  const json& adapters = Field(Field(task_spec, "model"), "adapters");
+  if (!adapters.is_array()) return out;
+  for (size_t i = 0; i < adapters.size(); ++i) {
+    const json& a = adapters[i];
+    const std::string where = "model.adapters[" + std::to_string(i) + "]";
+    const json& path = Field(a, "path");
+    std::string file = path.is_string() ? path.get<std::string>() : "";
+    if (file.size() < 5 || file.compare(file.size() - 5, 5, ".gguf") != 0) {
+      // peft folders are converted first where the worker has the training venv
+      // (training/lora_inference.h); task_id and url are not fetched.
+      return FailedPrecondition(where +
+                                ": this worker applies LoRA adapters given as llama.cpp GGUF files "
+                                "(path: …/adapter.gguf); a peft adapter folder needs a worker with "
+                                "the training venv to convert it");
+    }
+    LoraAdapter adapter{file, 1.0f};
+    const json& scale = Field(Field(a, "kwargs"), "scale");
+    if (!scale.is_null()) {
+      if (!scale.is_number()) return InvalidArgument(where + ".kwargs.scale must be a number");
+      adapter.scale = scale.get<float>();
+    }
+    out.push_back(std::move(adapter));
+  }
+  return out;
 }
 
 Result<json> InferenceExecutor::Run(executors::TaskContext& ctx) {

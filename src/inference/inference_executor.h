@@ -18,6 +18,10 @@ namespace flowmesh::inference {
 
 // Parses a task spec's `inference` object (unknown keys and bad values are errors).
 Result<SamplingParams> SamplingFromSpec(const nlohmann::json& task_spec);
+// model.adapters as the engine applies them: llama.cpp LoRA GGUF files (`path` ending in
+// .gguf, kwargs.scale default 1). FailedPrecondition for other adapters (peft folders are
+// converted first by training/lora_inference.h where the worker has the training venv).
+Result<std::vector<LoraAdapter>> AdaptersFromSpec(const nlohmann::json& task_spec);
 
 class InferenceExecutor : public executors::Executor {
  public:

@@ -65,9 +65,10 @@ class LoraInferenceExecutor : public executors::Executor {
       if (ctx.log) ctx.log(std::move(line));
     };
     if (adapted) {
-      FM_ASSIGN_OR_RETURN(std::string gguf, cache_->Prepare(*model, ctx.cancelled, log));
-      (*model)["source"] = json{{"type", "local"}, {"identifier", gguf}};
-      model->erase("adapters");
+      FM_ASSIGN_OR_RETURN(LoraGguf gguf, cache_->Prepare(*model, ctx.cancelled, log));
+      // The inference executor applies a GGUF adapter per request on the base's engine.
+      (*model)["source"] = json{{"type", "local"}, {"identifier", gguf.base}};
+      (*model)["adapters"] = json::array({json{{"type", "lora"}, {"path", gguf.adapter}, {"kwargs", {{"scale", gguf.scale}}}}});
     } else if (model != nullptr && model->is_object()) {
       FM_ASSIGN_OR_RETURN(std::string gguf, cache_->PrepareSnapshot(*model, ctx.cancelled, log));
       if (!gguf.empty()) (*model)["source"] = json{{"type", "local"}, {"identifier", gguf}};
@@ -84,8 +85,8 @@ class LoraInferenceExecutor : public executors::Executor {
 
 const char* BuiltLlamaSourceDir() { return FLOWMESH_LLAMA_SOURCE_DIR_VALUE; }
 
-Result<std::string> GgufAdapterCache::Prepare(const json& model, const std::atomic<bool>& cancelled,
-                                              const std::function<void(std::string)>& log) {
+Result<LoraGguf> GgufAdapterCache::Prepare(const json& model, const std::atomic<bool>& cancelled,
+                                           const std::function<void(std::string)>& log) {
   const json& adapters = model["adapters"];
   if (adapters.size() != 1) {
     return InvalidArgument("model.adapters: one LoRA adapter per task is supported, got " +
@@ -101,6 +102,14 @@ Result<std::string> GgufAdapterCache::Prepare(const json& model, const std::atom
         "model.adapters[0]: adapters named by task_id or url are not fetched by workers yet; "
         "download the lora_sft task's final_lora/ files and name their folder in `path`");
   }
+  LoraGguf out;
+  const json* kwargs = adapter.contains("kwargs") ? &adapter["kwargs"] : nullptr;
+  if (kwargs && kwargs->is_object() && kwargs->contains("scale")) {
+    if (!(*kwargs)["scale"].is_number()) {
+      return InvalidArgument("model.adapters[0].kwargs.scale must be a number");
+    }
+    out.scale = (*kwargs)["scale"].get<float>();
+  }
   fs::path adapter_dir = StringField(adapter, "path");
   std::error_code ec;
   if (adapter_dir.empty() || !fs::exists(adapter_dir / "adapter_config.json", ec)) {
@@ -113,17 +122,23 @@ Result<std::string> GgufAdapterCache::Prepare(const json& model, const std::atom
   fs::path base = StringField(source, "identifier");
   if (base.empty() || !fs::exists(base / "config.json", ec)) {
     return InvalidArgument(
-        "model.adapters: a LoRA adapter is merged into its base model, so model.source must be "
+        "model.adapters: a LoRA adapter applies to its base model, so model.source must be "
         "the transformers folder of that model (type local, a folder with config.json), got '" +
         base.string() + "'");
   }
   FM_ASSIGN_OR_RETURN(std::string base_digest, FolderDigest(base));
   FM_ASSIGN_OR_RETURN(std::string adapter_digest, FolderDigest(adapter_dir));
-  std::string key = Sha256Hex(base_digest + "+" + adapter_digest);
-  return Convert(fs::path(config_.cache_dir) / (key + ".gguf"),
-                 {"--base", base.string(), "--adapter", adapter_dir.string()},
-                 "the LoRA adapter " + adapter_dir.string() + " merged into " + base.string(),
-                 cancelled, log);
+  // The base once per base model (every adapter of it shares the engine that loads it);
+  // the adapter once per (base, adapter).
+  fs::path base_gguf = fs::path(config_.cache_dir) / (base_digest + ".gguf");
+  fs::path adapter_gguf =
+      fs::path(config_.cache_dir) / (Sha256Hex(base_digest + "+" + adapter_digest) + ".lora.gguf");
+  FM_ASSIGN_OR_RETURN(out.base, Convert(base_gguf, {"--base", base.string()},
+                                         "the base model " + base.string(), cancelled, log));
+  FM_ASSIGN_OR_RETURN(out.adapter,
+                      Convert(adapter_gguf, {"--base", base.string(), "--lora", adapter_dir.string()},
+                              "the LoRA adapter " + adapter_dir.string(), cancelled, log));
+  return out;
 }
 
 Result<std::string> GgufAdapterCache::PrepareSnapshot(const json& model,
@@ -219,9 +234,11 @@ Status RegisterLoraInference(executors::ExecutorRegistry& registry,
   if (!registry.Has("inference"))
     return FailedPrecondition("lora inference: no inference executor");
   std::error_code ec;
-  if (!fs::exists(fs::path(config.llama_cpp_dir) / "convert_hf_to_gguf.py", ec)) {
-    return FailedPrecondition("lora inference: no convert_hf_to_gguf.py in '" +
-                              config.llama_cpp_dir + "'");
+  for (const char* script : {"convert_hf_to_gguf.py", "convert_lora_to_gguf.py"}) {
+    if (!fs::exists(fs::path(config.llama_cpp_dir) / script, ec)) {
+      return FailedPrecondition(std::string("lora inference: no ") + script + " in '" +
+                                config.llama_cpp_dir + "'");
+    }
   }
   FM_RETURN_IF_ERROR(ProbeTraining(config.training));
   auto cache = std::make_shared<GgufAdapterCache>(config);

@@ -1,12 +1,14 @@
 // LoRA adapters for the embedded engine: an `inference` task whose model.adapters names a
 // peft LoRA adapter (type lora, `path`: a folder on the worker, as a lora_sft task's
-// final_lora/ files are laid out) over a transformers base model (model.source, type local:
-// the folder the adapter was trained on) gets the adapter merged into the base and converted
-// to GGUF once, by llama.cpp's convert_hf_to_gguf.py from the pinned tree (through
-// `python -m flowmesh_train.gguf` in the training venv). The GGUF is kept in a cache named
-// by the digest of every file of the base and the adapter, so later tasks naming the same
-// files load it at once; the task then runs on the ordinary inference executor with
-// model.source pointing at that file.
+// final_lora/ files are laid out; optional kwargs.scale, default 1) over a transformers base
+// model (model.source, type local: the folder the adapter was trained on) gets the base and
+// the adapter converted to GGUF once each, by llama.cpp's convert_hf_to_gguf.py and
+// convert_lora_to_gguf.py from the pinned tree (through `python -m flowmesh_train.gguf` in
+// the training venv). The files are kept in a cache named by the digests of the files of the
+// base (and the adapter), so later tasks naming the same files use them at once. The task
+// then runs on the ordinary inference executor with model.source the base's GGUF and the
+// adapter's GGUF in model.adapters: the engine applies it per request, so tasks with other
+// adapters of the same base (or none) share one loaded model.
 //
 // The same executor converts a `model.source: {type: huggingface}` model that the local
 // Hugging Face cache holds as a transformers snapshot (config.json and safetensors, no
@@ -21,6 +23,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <vector>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -43,15 +46,21 @@ struct LoraInferenceConfig {
   std::string hf_hub_dir;     // the Hugging Face cache (hub/); "" = no snapshot conversion
 };
 
+struct LoraGguf {
+  std::string base;     // the base model's GGUF
+  std::string adapter;  // the adapter's llama.cpp LoRA GGUF
+  float scale = 1.0f;
+};
+
 class GgufAdapterCache {
  public:
   explicit GgufAdapterCache(LoraInferenceConfig config) : config_(std::move(config)) {}
 
-  // The GGUF of `model` (a task spec's model section) with its adapter merged, converting
-  // it when the cache lacks it. InvalidArgument / FailedPrecondition for adapters it cannot
-  // use (not retried); Unavailable when the conversion crashed; Cancelled.
-  Result<std::string> Prepare(const nlohmann::json& model, const std::atomic<bool>& cancelled,
-                              const std::function<void(std::string)>& log);
+  // The GGUFs of `model` (a task spec's model section): its base and its adapter, converting
+  // what the cache lacks. InvalidArgument / FailedPrecondition for adapters it cannot use
+  // (not retried); Unavailable when a conversion crashed; Cancelled.
+  Result<LoraGguf> Prepare(const nlohmann::json& model, const std::atomic<bool>& cancelled,
+                           const std::function<void(std::string)>& log);
 
   // The GGUF of a huggingface `model` whose cached snapshot has safetensors and no GGUF,
   // converting it when the cache lacks it; "" when the model is not such a snapshot (the

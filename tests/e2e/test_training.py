@@ -189,11 +189,12 @@ class TrainingTest(StackTestCase):
                 with open(os.path.join(adapter, f["name"].split("/", 1)[1]), "wb") as out:
                     out.write(raw)
 
-        def infer(name, prompts):
+        def infer(name, prompts, kwargs=None):
+            adapter_ref = {"type": "lora", "path": adapter, **({"kwargs": kwargs} if kwargs else {})}
             doc = {"apiVersion": "flowmesh/v1", "kind": "Workflow", "metadata": {"name": name},
                    "spec": {"taskType": "inference", "maxAttempts": 1,
                             "model": {"source": {"type": "local", "identifier": self.model},
-                                      "adapters": [{"type": "lora", "path": adapter}]},
+                                      "adapters": [adapter_ref]},
                             "data": {"type": "list", "items": prompts},
                             "inference": {"max_tokens": 24, "temperature": 0}}}
             wf_id = s.api("POST", f"{API}/workflows", json.dumps(doc),
@@ -203,17 +204,26 @@ class TrainingTest(StackTestCase):
             self.assertEqual(wf["status"], "DONE", t.get("error"))
             return t["task_id"], s.api("GET", f"{API}/results/{t['task_id']}")
 
-        # Greedy decoding on the merged GGUF gives the memorised answers.
+        # Greedy decoding on the base GGUF with the adapter applied gives the memorised answers.
         first_id, first = infer("recall", [FACTS[0][0] + "\n", FACTS[2][0] + "\n"])
         outputs = [item["output"] for item in first["items"]]
         self.assertTrue(outputs[0].strip().startswith("The zorb is violet"), outputs)
         self.assertTrue(outputs[1].strip().startswith("A flarn has seven legs"), outputs)
         self.assertIn("converting the LoRA adapter", self.logs_text(first_id))
-        # Converted once: the next task naming the same files loads the same GGUF.
+        # Converted once: the next task naming the same files uses the same GGUFs.
         second_id, second = infer("recall-again", [FACTS[1][0] + "\n"])
         self.assertTrue(second["items"][0]["output"].strip().startswith("The quib lives"), second["items"])
         self.assertIn("already converted", self.logs_text(second_id))
-        self.assertEqual(len([n for n in os.listdir(gguf_cache) if n.endswith(".gguf")]), 1)
+        converted = sorted(n for n in os.listdir(gguf_cache) if n.endswith(".gguf"))
+        self.assertEqual(len(converted), 2, converted)  # the base and the adapter
+        self.assertEqual(len([n for n in converted if n.endswith(".lora.gguf")]), 1, converted)
+        # The adapter applies per request on the base's engine: at scale 0 the same files
+        # give the base model's answer, with nothing converted or loaded again.
+        third_id, third = infer("base-only", [FACTS[0][0] + "\n"], kwargs={"scale": 0})
+        self.assertFalse(third["items"][0]["output"].strip().startswith("The zorb is violet"), third["items"])
+        self.assertNotIn("converting", self.logs_text(third_id))
+        self.assertEqual(len([n for n in os.listdir(gguf_cache) if n.endswith(".gguf")]), 2)
+        self.assertEqual(first["model"], third["model"])
 
     def test_bad_hyperparameters_fail_before_compute(self):
         s = self.stack

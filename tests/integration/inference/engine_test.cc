@@ -292,6 +292,62 @@ TEST(EngineTest, EmbeddingsAreNormalised) {
   EXPECT_NE((*v)[0], (*v)[1]);
 }
 
+SamplingParams WithLora(SamplingParams p, const std::string& path, float scale = 1.0f) {
+  p.adapters.push_back({path, scale});
+  return p;
+}
+
+TEST(EngineTest, ALoraAdapterChangesOnlyTheRequestsThatNameIt) {
+  auto engine = Load();
+  ASSERT_TRUE(engine);
+  const std::string prompt = "the adapter question";
+  Completion base = Generate(*engine, prompt, Greedy(24));
+  Completion lora_alone = Generate(*engine, prompt, WithLora(Greedy(24), testing::TinyLora(11)));
+  EXPECT_EQ(lora_alone.finish_reason, "length");
+  EXPECT_NE(lora_alone.tokens, base.tokens);
+  // The base request after it does not reuse KV computed with the adapter's weights.
+  Completion base_again = Generate(*engine, prompt, Greedy(24));
+  EXPECT_EQ(base_again.tokens, base.tokens);
+
+  // Running together (base, two adapters, one at scale 0) on one engine: each gets the
+  // tokens it gets alone, and scale 0 is the base model.
+  std::vector<SamplingParams> mix = {Greedy(24), WithLora(Greedy(24), testing::TinyLora(11)),
+                                     WithLora(Greedy(24), testing::TinyLora(12)),
+                                     WithLora(Greedy(24), testing::TinyLora(12), 0.0f)};
+  std::vector<std::shared_ptr<Generation>> gens;
+  for (const auto& p : mix) {
+    auto gen = engine->Submit(prompt, p);
+    ASSERT_TRUE(gen.ok()) << gen.status().ToString();
+    gens.push_back(*gen);
+  }
+  for (auto& g : gens) {
+    while (!g->WaitFor(std::chrono::seconds(60))) {
+    }
+  }
+  EXPECT_EQ(gens[0]->completion().tokens, base.tokens);
+  EXPECT_EQ(gens[1]->completion().tokens, lora_alone.tokens);
+  EXPECT_NE(gens[2]->completion().tokens, base.tokens);
+  EXPECT_NE(gens[2]->completion().tokens, lora_alone.tokens);
+  EXPECT_EQ(gens[3]->completion().tokens, base.tokens);
+  auto other = Load();
+  ASSERT_TRUE(other);
+  EXPECT_EQ(Generate(*other, prompt, WithLora(Greedy(24), testing::TinyLora(12))).tokens,
+            gens[2]->completion().tokens);
+}
+
+TEST(EngineTest, AFileThatIsNotAnAdapterForTheModelIsRefused) {
+  auto engine = Load();
+  ASSERT_TRUE(engine);
+  for (const std::string& bad : {testing::NarrowLora(), testing::TinyModel(), std::string("/nonexistent.gguf")}) {
+    auto gen = engine->Submit("hello", WithLora(Greedy(4), bad));
+    ASSERT_FALSE(gen.ok()) << bad;
+    EXPECT_EQ(gen.status().code(), StatusCode::kInvalidArgument) << gen.status().ToString();
+    EXPECT_NE(gen.status().message().find(bad), std::string::npos) << gen.status().ToString();
+  }
+  // The engine goes on serving.
+  EXPECT_EQ(Generate(*engine, "hello", Greedy(4)).completion_tokens, 4);
+}
+
 TEST(EngineTest, CorruptAndTruncatedFilesAreErrors) {
   auto dir = std::filesystem::temp_directory_path() / ("fm-corrupt-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);

@@ -74,6 +74,37 @@ TEST(InferenceExecutorTest, ResultShapeChatAndSystemPrompt) {
   EXPECT_EQ(cache->FreeSequenceSlots(), 8);
 }
 
+TEST(InferenceExecutorTest, GgufLoraAdaptersApplyPerTaskOnOneLoadedModel) {
+  auto cache = Cache();
+  InferenceExecutor executor(cache);
+  std::atomic<bool> cancelled{false};
+  json inference = {{"max_tokens", 12}, {"temperature", 0}};
+  auto output = [&](const json& spec) {
+    auto ran = RunTask(executor, spec, cancelled);
+    EXPECT_TRUE(ran.result.ok()) << ran.result.status().ToString();
+    return ran.result.ok() ? (*ran.result)["items"][0]["output"].get<std::string>() : "";
+  };
+  json base = Spec({"what the adapter knows"}, inference);
+  json adapted = base;
+  adapted["model"]["adapters"] = {{{"type", "lora"}, {"path", testing::TinyLora(11)}}};
+  json off = adapted;
+  off["model"]["adapters"][0]["kwargs"] = {{"scale", 0}};
+  std::string plain = output(base);
+  EXPECT_NE(output(adapted), plain);
+  EXPECT_EQ(output(off), plain);
+  // One engine served all three.
+  EXPECT_EQ(cache->LoadedModels(), std::vector<std::string>{"local:" + testing::TinyModel()});
+
+  json folder = base;
+  folder["model"]["adapters"] = {{{"type", "lora"}, {"path", "/adapters/final_lora"}}};
+  auto refused = RunTask(executor, folder, cancelled);
+  EXPECT_EQ(refused.result.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.result.status().message().find("model.adapters[0]"), std::string::npos);
+  json wrong = base;
+  wrong["model"]["adapters"] = {{{"type", "lora"}, {"path", testing::NarrowLora()}}};
+  EXPECT_EQ(RunTask(executor, wrong, cancelled).result.status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(InferenceExecutorTest, NChoicesWithSeeds) {
   InferenceExecutor executor(Cache());
   std::atomic<bool> cancelled{false};

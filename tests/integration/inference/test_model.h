@@ -28,4 +28,11 @@ inline std::string TestModel(const std::string& name, const std::string& args) {
 // 64-dim, 2 layers, f32: fast, and batch/alone arithmetic stays comparable.
 inline std::string TinyModel() { return TestModel("tiny", "--dim 64 --layers 2 --type f32 --seed 7"); }
 
+// Random LoRA adapters (rank 8) for TinyModel's shapes, and one for a 32-dim model.
+inline std::string TinyLora(int seed) {
+  return TestModel("tiny-lora-" + std::to_string(seed),
+                   "--dim 64 --layers 2 --type f32 --lora-rank 8 --seed " + std::to_string(seed));
+}
+inline std::string NarrowLora() { return TestModel("narrow-lora", "--dim 32 --layers 2 --type f32 --lora-rank 4"); }
+
 }  // namespace flowmesh::inference::testing

@@ -33,7 +33,7 @@ class LoraInferenceTest : public ::testing::Test {
     fs::remove_all(root_, ignored);
   }
 
-  Result<std::string> Prepare(json model) {
+  Result<LoraGguf> Prepare(json model) {
     GgufAdapterCache cache(config_);
     std::atomic<bool> cancelled{false};
     return cache.Prepare(model, cancelled, [](std::string) {});
@@ -57,7 +57,7 @@ TEST_F(LoraInferenceTest, AdaptersByTaskOrUrlAreNotFetchedYet) {
             StatusCode::kFailedPrecondition);
 }
 
-TEST_F(LoraInferenceTest, RefusesWhatCannotBeMerged) {
+TEST_F(LoraInferenceTest, RefusesWhatCannotBeApplied) {
   std::string adapter = (root_ / "adapter").string();
   EXPECT_EQ(Prepare(Model({{"type", "vera"}, {"path", adapter}})).status().code(),
             StatusCode::kInvalidArgument);
@@ -67,6 +67,9 @@ TEST_F(LoraInferenceTest, RefusesWhatCannotBeMerged) {
   auto gguf_base = Prepare(Model({{"type", "lora"}, {"path", adapter}}, "/models/base.gguf"));
   EXPECT_EQ(gguf_base.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(gguf_base.status().message().find("transformers folder"), std::string::npos);
+  auto bad_scale = Prepare(Model({{"path", adapter}, {"kwargs", {{"scale", "big"}}}}));
+  EXPECT_EQ(bad_scale.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad_scale.status().message().find("kwargs.scale"), std::string::npos);
   json two = Model({{"path", adapter}});
   two["adapters"].push_back({{"path", adapter}});
   EXPECT_EQ(Prepare(two).status().code(), StatusCode::kInvalidArgument);
